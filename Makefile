@@ -1,0 +1,42 @@
+# Two commands do all the set-up: `make run` (the app) and `make test` (the whole suite).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+ARGS ?=
+
+.PHONY: run test lint bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+$(STAMP): requirements.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+$(DEV_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $(STAMP) $@
+
+## Start the app on the models shipped in models/ (localhost:8501). ARGS="--models-dir D" to change.
+run: $(STAMP)
+	$(BIN)/streamlit run streamlit_app.py -- $(ARGS)
+
+## Serve the app to the LAN (all interfaces). Set SANDBOX_TOKEN to ask visitors for a token.
+serve-lan: $(STAMP)
+	$(BIN)/streamlit run streamlit_app.py --server.address 0.0.0.0 -- $(ARGS)
+
+## Run the whole test suite (library, AppTest pages, browser tests) and the linter.
+test: $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(ARGS)
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .cache test-artifacts

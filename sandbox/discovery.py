@@ -1,0 +1,189 @@
+"""Find experiments and their trained runs under a models directory.
+
+An experiment is a folder ``models/<experiment>/`` (see EXPERIMENT_CONTRACT.md); a run is a
+folder ``trained/<run>/`` inside it. Runs are named ``"<experiment>/<run>"`` everywhere in the
+sandbox. Requests name runs by that id and :func:`find_run` looks the id up in what discovery
+found: no request ever builds a filesystem path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sandbox.settings import models_dir as default_models_dir
+
+# Folders inside models/ that are never experiments.
+_SKIP_PREFIXES = (".", "_")
+
+
+class UnknownRunError(KeyError):
+    """A run id that is not one of the runs discovered under the models directory."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it a plain sentence
+        return str(self.args[0]) if self.args else "unknown run"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One trained run: ``<experiment>/trained/<name>/``."""
+
+    experiment: str
+    name: str
+    dir: Path
+
+    @property
+    def id(self) -> str:
+        return f"{self.experiment}/{self.name}"
+
+    @property
+    def experiment_root(self) -> Path:
+        return self.dir.parent.parent
+
+    @property
+    def weights(self) -> Path:
+        return self.dir / "model.pth"
+
+    @property
+    def model_config_path(self) -> Path:
+        return self.dir / "model_config.json"
+
+    @property
+    def train_config_path(self) -> Path:
+        return self.dir / "train_config.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / "log_data.csv"
+
+    @property
+    def readme_path(self) -> Path:
+        return self.dir / "README.md"
+
+    def model_config(self) -> dict:
+        """The saved ModelConfig fields; raises ``ValueError`` naming the file if unreadable."""
+        return read_json_object(self.model_config_path)
+
+    def train_config(self) -> dict | None:
+        """The saved TrainConfig fields, or None when the run has none."""
+        if not self.train_config_path.is_file():
+            return None
+        return read_json_object(self.train_config_path)
+
+    def readme(self) -> str | None:
+        if not self.readme_path.is_file():
+            return None
+        return self.readme_path.read_text(encoding="utf-8", errors="replace")
+
+    def weights_stamp(self) -> tuple[int, int]:
+        """(size, mtime_ns) of the weights file: part of every cache key for this run."""
+        try:
+            st = self.weights.stat()
+        except OSError:
+            return (-1, -1)
+        return (st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment folder and the runs found in it."""
+
+    name: str
+    root: Path
+    runs: tuple[Run, ...] = field(default_factory=tuple)
+
+    def fingerprint(self) -> str:
+        """A short hash of the experiment's Python files (paths, sizes, mtimes).
+
+        Cheap enough to compute on every page run; it changes whenever code is edited, so
+        cached workers built from older code are not reused.
+        """
+        h = hashlib.sha1()
+        for path in sorted(self.root.rglob("*.py")):
+            if "trained" in path.relative_to(self.root).parts:
+                continue
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            h.update(f"{path.relative_to(self.root)}:{st.st_size}:{st.st_mtime_ns};".encode())
+        return h.hexdigest()[:12]
+
+
+def read_json_object(path: Path) -> dict:
+    """Read a JSON file that must hold an object; errors name the file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{path.name} is missing") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path.name} cannot be read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{path.name} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path.name} must hold a JSON object, not {type(data).__name__}")
+    return data
+
+
+def _is_experiment_dir(path: Path) -> bool:
+    if not path.is_dir() or path.name.startswith(_SKIP_PREFIXES):
+        return False
+    return any((path / marker).exists() for marker in ("config.py", "modules", "trained"))
+
+
+def discover(models_dir: Path | str | None = None) -> list[Experiment]:
+    """All experiments under ``models_dir`` (sorted by name), each with its runs.
+
+    Symbolic links that point outside the models directory are ignored, so a request can
+    never reach a folder the person who started the app did not put there.
+    """
+    base = default_models_dir(models_dir)
+    if not base.is_dir():
+        return []
+    experiments = []
+    for path in sorted(base.iterdir(), key=lambda p: p.name):
+        if not _is_experiment_dir(path) or not _inside(path, base):
+            continue
+        runs = []
+        trained = path / "trained"
+        if trained.is_dir():
+            for run_dir in sorted(trained.iterdir(), key=lambda p: p.name):
+                if run_dir.is_dir() and not run_dir.name.startswith(_SKIP_PREFIXES) and _inside(
+                    run_dir, base
+                ):
+                    runs.append(Run(experiment=path.name, name=run_dir.name, dir=run_dir))
+        experiments.append(Experiment(name=path.name, root=path, runs=tuple(runs)))
+    return experiments
+
+
+def all_runs(models_dir: Path | str | None = None) -> list[Run]:
+    """Every run of every experiment, in a stable order."""
+    return [run for exp in discover(models_dir) for run in exp.runs]
+
+
+def find_experiment(models_dir: Path | str | None, name: str) -> Experiment:
+    """The experiment called ``name``; raises ``UnknownRunError`` if discovery did not find it."""
+    for exp in discover(models_dir):
+        if exp.name == name:
+            return exp
+    raise UnknownRunError(f"no experiment called {name!r} in the models directory")
+
+
+def find_run(models_dir: Path | str | None, run_id: str) -> Run:
+    """The run whose id is ``run_id`` (``"<experiment>/<run>"``), looked up among discovered runs."""
+    for run in all_runs(models_dir):
+        if run.id == run_id:
+            return run
+    raise UnknownRunError(f"no run called {run_id!r} in the models directory")
+
+
+def _inside(path: Path, base: Path) -> bool:
+    try:
+        path.resolve().relative_to(base)
+    except ValueError:
+        return False
+    return True

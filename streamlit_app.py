@@ -1,0 +1,48 @@
+"""micro-GPT sandbox: the entry script (`streamlit run streamlit_app.py -- [--models-dir D]`).
+
+It only declares the pages (st.navigation) and the overview home page. All logic lives in
+the `sandbox` library; pages are widgets and layout.
+"""
+
+from pathlib import Path
+
+import streamlit as st
+
+from pages import common
+
+st.set_page_config(page_title="micro-GPT sandbox", page_icon=":material/science:", layout="wide")
+
+HERE = Path(__file__).parent
+# (file, title, icon); a page appears once its file exists.
+PAGES = [
+    ("pages/models.py", "Models", ":material/view_list:"),
+    ("pages/loss_curves.py", "Loss curves", ":material/show_chart:"),
+    ("pages/evaluation.py", "Evaluation", ":material/fact_check:"),
+    ("pages/playground.py", "Playground", ":material/edit_note:"),
+]
+
+
+def home() -> None:
+    """Overview: what is in the models directory and where to go next."""
+    st.title("micro-GPT sandbox")
+    st.caption(
+        "Small GPT experiments side by side: browse runs, overlay loss curves, evaluate on the "
+        "same text and sample from several models at once."
+    )
+    summary = common.zoo_summary()
+    cols = st.columns(3)
+    cols[0].metric("Experiments", summary["experiments"])
+    cols[1].metric("Trained runs", summary["runs"])
+    cols[2].metric("Device", common.device_name())
+    st.caption(f"Models directory: `{common.models_dir()}`")
+    if summary["runs"] == 0:
+        st.info("No trained runs found. Add an experiment folder under the models directory.")
+    st.dataframe(common.runs_overview(), hide_index=True, width="stretch")
+    for file, title, icon in PAGES:
+        if (HERE / file).exists():
+            st.page_link(file, label=title, icon=icon)
+
+
+pages = [st.Page(home, title="Overview", icon=":material/home:", default=True)]
+pages += [st.Page(file, title=title, icon=icon) for file, title, icon in PAGES if (HERE / file).exists()]
+st.navigation(pages).run()
