@@ -1,0 +1,106 @@
+"""The bundled corpus: deterministic, big enough, varied, with rare non-ASCII text."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from sandbox import corpus
+
+
+@pytest.fixture(scope="module")
+def splits() -> tuple[list[str], list[str]]:
+    return corpus.bundled_split("train"), corpus.bundled_split("validation")
+
+
+def test_same_seed_same_text_and_prefix_stable() -> None:
+    a = corpus.generate_stories(50, seed=7)
+    assert a == corpus.generate_stories(50, seed=7)
+    # Story i depends only on (seed, i): a shorter run is a prefix of a longer one.
+    assert corpus.generate_stories(20, seed=7) == a[:20]
+
+
+def test_different_seed_different_text() -> None:
+    a = corpus.generate_stories(20, seed=1)
+    b = corpus.generate_stories(20, seed=2)
+    assert all(x != y for x, y in zip(a, b, strict=True))
+
+
+def test_generator_uses_no_global_random_state() -> None:
+    import random
+
+    random.seed(0)
+    before = random.random()
+    random.seed(0)
+    corpus.generate_stories(5, seed=3)
+    assert random.random() == before
+
+
+def test_negative_count_is_an_error() -> None:
+    with pytest.raises(ValueError):
+        corpus.generate_stories(-1)
+
+
+def test_size_within_bounds(splits) -> None:
+    train, val = splits
+    total = sum(len(s.encode("utf-8")) for s in train + val)
+    assert 3_000_000 <= total <= 5_000_000
+    assert all(100 <= len(s) <= 3000 for s in train + val)
+
+
+def test_split_is_about_95_5_and_disjoint(splits) -> None:
+    train, val = splits
+    share = len(val) / (len(train) + len(val))
+    assert 0.04 <= share <= 0.06
+    assert not set(train) & set(val)
+
+
+def test_split_is_cached_but_returns_fresh_lists(splits) -> None:
+    train, _ = splits
+    again = corpus.bundled_split("train")
+    assert again == train and again is not train
+    again.clear()
+    assert corpus.bundled_split("train") == train
+
+
+def test_unknown_split_is_an_error() -> None:
+    with pytest.raises(ValueError, match="unknown split"):
+        corpus.bundled_split("test")
+
+
+def test_word_variety_is_rich(splits) -> None:
+    train, val = splits
+    words = {w.lower() for w in re.findall(r"[^\W\d_]+", "\n".join(train + val))}
+    assert len(words) >= 8000
+
+
+def test_dialogue_and_paragraphs_present(splits) -> None:
+    train, _ = splits
+    with_quotes = sum(1 for s in train if re.search(r'"[^"\n]+" (said|asked|replied)', s))
+    assert with_quotes / len(train) > 0.5
+    assert sum(1 for s in train if "\n" in s) / len(train) > 0.5
+
+
+def test_non_ascii_present_but_rare(splits) -> None:
+    train, val = splits
+    text = "\n".join(train + val)
+    non_ascii = [c for c in text if ord(c) > 127]
+    assert {"ë", "é", "—"} <= set(non_ascii)
+    assert any(ord(c) > 0xFFFF for c in non_ascii)  # an emoji, outside the BMP
+    assert len(non_ascii) / len(text) < 0.005
+    stories_with = sum(1 for s in train + val if any(ord(c) > 127 for c in s))
+    assert 0 < stories_with / len(train + val) < 0.15
+
+
+def test_fingerprint_is_short_stable_and_seed_dependent() -> None:
+    fp = corpus.corpus_fingerprint(1337)
+    assert fp == corpus.corpus_fingerprint(1337)
+    assert re.fullmatch(r"[0-9a-f]{12}", fp)
+    assert fp != corpus.corpus_fingerprint(1338)
+
+
+def test_fingerprint_changes_with_version(monkeypatch) -> None:
+    fp = corpus.corpus_fingerprint(1337)
+    monkeypatch.setattr(corpus, "CORPUS_VERSION", corpus.CORPUS_VERSION + 1)
+    assert corpus.corpus_fingerprint(1337) != fp
