@@ -1,0 +1,178 @@
+"""The doctor: every rule of the experiment contract, checked, each failure one sentence.
+
+Static checks (files present, Python that compiles, JSON that parses, config keys that
+ModelConfig declares) need no worker and run in the app's process without importing any
+experiment code. The dynamic check loads each run in the experiment's worker and runs one
+short forward pass (`sandbox.runhost` applies the contract step by step); ``quick`` skips it.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sandbox.discovery import Experiment, Run, discover
+from sandbox.protocol import WorkerError
+
+# Hints for findings whose rule is known but whose sentence came from elsewhere.
+HINTS = {
+    "layout": "Follow the layout in EXPERIMENT_CONTRACT.md: config.py, modules/model.py, tokenizers/, trained/<run>/.",
+    "config": "Make config.py import cleanly and define a dataclass ModelConfig whose fields match model_config.json.",
+    "run files": "Each run folder needs model.pth and model_config.json (train_config.json, log_data.csv, README.md optional).",
+    "weights": "Save the weights with torch.save(model.state_dict(), 'model.pth') from the same code version.",
+    "tokenizer": "tokenizers/<cfg.tokenizer>/tokenizer.py must define get_tokenizer(size).",
+    "tokenizer data": "Ship the tokenizer model files; they are opened relative to the experiment root.",
+    "special ids": "bos and eos must be rows of the model's embedding; pad may lie outside (it is never fed).",
+    "model": "modules/model.py must define class Model(cfg).",
+    "forward": "model(input_ids) must return (logits, None) with logits (batch, seq, vocab).",
+    "worker": "The worker process failed; see the detail for its last output.",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem: where, which rule, what is wrong, how to fix it."""
+
+    experiment: str
+    run: str | None
+    rule: str
+    file: str
+    sentence: str
+    hint: str = ""
+    severity: str = "error"  # "error" stops the run from loading; "warning" does not
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _compile_error(path: Path, rel: str) -> str | None:
+    try:
+        ast.parse(path.read_text(encoding="utf-8"), filename=rel)
+    except SyntaxError as exc:
+        return f"{rel} has a syntax error on line {exc.lineno}: {exc.msg}."
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"{rel} cannot be read ({exc})."
+    return None
+
+
+def model_config_fields(config_py: Path) -> set[str] | None:
+    """Annotated fields of ``class ModelConfig`` in config.py, read from its syntax tree.
+
+    None when the class cannot be found statically (the dynamic check then decides).
+    """
+    try:
+        tree = ast.parse(config_py.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == "ModelConfig":
+            if node.bases:
+                return None  # inherited fields: leave it to the worker
+            return {
+                stmt.target.id
+                for stmt in node.body
+                if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
+            }
+    return None
+
+
+def static_findings(exp: Experiment) -> list[Finding]:
+    """Checks that read files only."""
+    out: list[Finding] = []
+
+    def add(run: str | None, rule: str, file: str, sentence: str, severity: str = "error") -> None:
+        out.append(Finding(exp.name, run, rule, file, sentence, HINTS.get(rule, ""), severity))
+
+    for rel, rule in (("config.py", "config"), ("modules/model.py", "model")):
+        path = exp.root / rel
+        if not path.is_file():
+            add(None, "layout", rel, f"{rel} is missing.")
+        elif (err := _compile_error(path, rel)) is not None:
+            add(None, rule, rel, err)
+    if not (exp.root / "tokenizers").is_dir():
+        add(None, "layout", "tokenizers/", "The tokenizers/ folder is missing.")
+    if not exp.runs:
+        add(None, "layout", "trained/", "There are no trained runs under trained/.", "warning")
+    fields = model_config_fields(exp.root / "config.py")
+    for run in exp.runs:
+        out.extend(_run_static(exp, run, fields))
+    return out
+
+
+def _run_static(exp: Experiment, run: Run, fields: set[str] | None) -> list[Finding]:
+    out = []
+    rel = f"trained/{run.name}"
+
+    def add(rule: str, file: str, sentence: str, severity: str = "error") -> None:
+        out.append(Finding(exp.name, run.name, rule, file, sentence, HINTS.get(rule, ""), severity))
+
+    if not run.weights.is_file():
+        add("weights", f"{rel}/model.pth", f"{rel}/model.pth is missing.")
+    try:
+        data = run.model_config()
+    except ValueError as exc:
+        add("run files", f"{rel}/model_config.json", f"{rel}/{exc}.")
+        data = None
+    if data is not None and fields is not None:
+        unknown = sorted(set(data) - fields)
+        if unknown:
+            add(
+                "config",
+                f"{rel}/model_config.json",
+                f"{rel}/model_config.json has keys that ModelConfig in config.py does not define: "
+                f"{', '.join(unknown)}.",
+            )
+    if run.train_config_path.is_file():
+        try:
+            json.loads(run.train_config_path.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as exc:
+            add("run files", f"{rel}/train_config.json", f"{rel}/train_config.json is not valid JSON ({exc}).", "warning")
+    return out
+
+
+def dynamic_findings(exp: Experiment, client) -> tuple[list[Finding], dict[str, dict]]:
+    """Load each run in the experiment's worker; returns findings and each loaded run's info."""
+    out, infos = [], {}
+    for run in exp.runs:
+        try:
+            infos[run.name] = client.request("info", run=run.name)
+        except WorkerError as exc:
+            rule = exc.rule or "worker"
+            out.append(
+                Finding(exp.name, run.name, rule, exc.file or exp.name, str(exc), exc.hint or HINTS.get(rule, ""))
+            )
+            continue
+        if infos[run.name].get("pad_outside_model"):
+            out.append(
+                Finding(
+                    exp.name,
+                    run.name,
+                    "special ids",
+                    f"tokenizers/{infos[run.name].get('tokenizer')}/tokenizer.py",
+                    f"pad id {infos[run.name]['pad_id']} lies outside the model's output "
+                    f"({infos[run.name]['vocab_size']} logits); the sandbox never feeds it.",
+                    "Nothing to do: noted because a loop that pads batches would crash on it.",
+                    "warning",
+                )
+            )
+    return out, infos
+
+
+def check_experiment(exp: Experiment, pool=None, quick: bool = False) -> tuple[list[Finding], dict[str, dict]]:
+    """All findings for one experiment (static, then dynamic unless ``quick`` or static errors)."""
+    findings = static_findings(exp)
+    infos: dict[str, dict] = {}
+    blocking = any(f.severity == "error" and f.run is None for f in findings)
+    if quick or blocking or pool is None or not exp.runs:
+        return findings, infos
+    broken_runs = {f.run for f in findings if f.severity == "error" and f.run}
+    healthy = Experiment(exp.name, exp.root, tuple(r for r in exp.runs if r.name not in broken_runs))
+    dyn, infos = dynamic_findings(healthy, pool.client(exp))
+    return findings + dyn, infos
+
+
+def check_zoo(models_dir: Path | str | None = None, pool=None, quick: bool = False) -> dict[str, list[Finding]]:
+    """Findings per experiment name for the whole models directory."""
+    return {exp.name: check_experiment(exp, pool, quick)[0] for exp in discover(models_dir)}

@@ -1,0 +1,101 @@
+"""Autoregressive generation for one loaded run, as a stream of token events.
+
+Runs inside the experiment's worker. When the model's forward takes ``cache_len`` (contract
+fact 5) its KV cache is used: the context is fed once, then one token per step. Otherwise the
+whole context is recomputed each step. Both paths use the same window over the text, so they
+pick the same tokens: when the context outgrows ``max_seq_len`` the window slides forward by
+half of it (re-filling the cache once per ``max_seq_len / 2`` tokens, not once per token).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import torch
+
+from sandbox.runhost import LoadedRun
+from sandbox.sampling import SamplingSettings, make_generator, sample_next
+
+
+def token_piece(tokenizer, token_id: int) -> str:
+    """The text of one token on its own (a partial UTF-8 byte shows as U+FFFD)."""
+    try:
+        return tokenizer.decode([int(token_id)])
+    except Exception:  # noqa: BLE001 — ids the tokenizer cannot decode alone, e.g. specials
+        return ""
+
+
+def generate(
+    run: LoadedRun,
+    prompt_ids: list[int],
+    settings: SamplingSettings,
+    *,
+    use_cache: bool = True,
+    alternatives: int = 5,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Iterator[dict]:
+    """Yield one event per new token, then a final ``{"done": True, ...}`` event.
+
+    Token events: ``id``, ``piece``, ``prob`` (the model's probability of the token at
+    temperature 1), ``alts`` (the ``alternatives`` most likely tokens with their
+    probabilities) and ``text`` (the whole continuation so far, decoded at once so that
+    multi-byte characters split across tokens come out right).
+    """
+    if not prompt_ids:
+        raise ValueError("the prompt must hold at least one token (bos)")
+    max_len = run.max_seq_len
+    keep = max(1, max_len // 2)
+    ids = list(prompt_ids)
+    start = max(0, len(ids) - max_len)
+    cached = use_cache and run.takes_cache_len
+    generator = make_generator(settings.seed)
+    eos = run.tokenizer.eos_id
+    new: list[int] = []
+    cache_len = 0  # tokens of ids[start:] already in the model's KV cache
+    reason = "length"
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for _ in range(settings.max_new_tokens):
+            if should_stop():
+                reason = "cancelled"
+                break
+            if len(ids) - start > max_len:
+                start = len(ids) - keep
+                cache_len = 0
+            context = ids[start:]
+            if cached:
+                fresh = context[cache_len:]
+                x = torch.tensor([fresh], dtype=torch.long, device=run.device)
+                out = run.model(x, cache_len)
+                cache_len = len(context)
+            else:
+                x = torch.tensor([context], dtype=torch.long, device=run.device)
+                out = run.model(x)
+            logits = (out[0] if isinstance(out, (tuple, list)) else out)[0, -1].float()
+            token = sample_next(logits, settings, generator)
+            probs = torch.softmax(logits, dim=-1)
+            top = torch.topk(probs, min(alternatives, probs.shape[-1]))
+            ids.append(token)
+            new.append(token)
+            yield {
+                "id": token,
+                "piece": token_piece(run.tokenizer, token),
+                "prob": float(probs[token]),
+                "alts": [
+                    (int(i), token_piece(run.tokenizer, int(i)), float(p))
+                    for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
+                ],
+                "text": run.tokenizer.decode(new),
+            }
+            if settings.stop_at_eos and eos is not None and token == int(eos):
+                reason = "eos"
+                break
+    yield {
+        "done": True,
+        "reason": reason,
+        "n_tokens": len(new),
+        "used_cache": cached,
+        "seconds": time.perf_counter() - t0,
+        "ids": new,
+    }

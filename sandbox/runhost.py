@@ -1,0 +1,391 @@
+"""Load the runs of ONE experiment the way the contract says, inside its worker process.
+
+Every step that can fail because an experiment breaks the contract raises a
+`ContractViolation` naming the rule and the file, in one plain sentence. This module imports
+experiment code (`config`, `modules.model`, `tokenizers.<name>.tokenizer`), so it must only
+ever run in a worker whose cwd is the experiment root (see `sandbox.worker`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import json
+import os
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sandbox.protocol import ContractViolation
+
+# Special-token attributes every tokenizer must have (contract fact 4).
+TOKENIZER_ATTRS = ("encode", "decode", "bos_id", "eos_id", "pad_id")
+
+
+@dataclass
+class LoadedRun:
+    """A run ready to use: model on the device in eval mode, its config and tokenizer."""
+
+    name: str
+    model: torch.nn.Module
+    cfg: Any
+    tokenizer: Any
+    device: str
+    stamp: tuple[int, int]
+    takes_cache_len: bool
+    embedding_rows: int | None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def max_seq_len(self) -> int:
+        return int(getattr(self.cfg, "max_seq_len", 0) or 0) or 1024
+
+    @property
+    def max_batch_size(self) -> int | None:
+        value = getattr(self.cfg, "max_batch_size", None)
+        return int(value) if value else None
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Logits ``(batch, seq, vocab)`` from the inference path: input ids alone, positionally.
+
+        Never passes targets (that switches on dropout in the contract's models).
+        """
+        out = self.model(input_ids)
+        logits = out[0] if isinstance(out, (tuple, list)) else out
+        return logits
+
+
+def _short_exc(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _import(module: str, file: str, rule: str) -> Any:
+    """Import experiment code, turning every failure into a sentence about ``file``."""
+    try:
+        return importlib.import_module(module)
+    except SyntaxError as exc:
+        raise ContractViolation(
+            rule,
+            file,
+            f"{file} has a syntax error on line {exc.lineno}: {exc.msg}.",
+            "Fix the line named; the experiment's own scripts will fail on it too.",
+        ) from None
+    except ModuleNotFoundError as exc:
+        if exc.name and (exc.name == module or module.startswith(exc.name + ".")):
+            raise ContractViolation(
+                rule, file, f"{file} is missing (the contract expects it).", "Add the file."
+            ) from None
+        raise ContractViolation(
+            rule,
+            file,
+            f"{file} failed to import: {_short_exc(exc)}.",
+            "Install the package it needs in the sandbox's environment, or remove the import.",
+        ) from None
+    except Exception as exc:  # noqa: BLE001 — any error in trusted experiment code becomes a sentence
+        raise ContractViolation(
+            rule, file, f"{file} raised {_short_exc(exc)} when imported.", ""
+        ) from None
+
+
+def purge_experiment_modules() -> None:
+    """Drop modules an earlier import (or the parent) may have left under the contract's names."""
+    import sys
+
+    for name in list(sys.modules):
+        top = name.split(".")[0]
+        if top in {"config", "modules", "tokenizers", "tools"}:
+            del sys.modules[name]
+
+
+class RunHost:
+    """Loads and caches the runs of the experiment at ``root`` (the process cwd)."""
+
+    def __init__(self, root: Path, device: str):
+        self.root = Path(root)
+        self.device = device
+        self._runs: dict[str, LoadedRun] = {}
+
+    def run_dir(self, name: str) -> Path:
+        """The folder of run ``name``: only a direct child of ``trained/`` is accepted."""
+        trained = self.root / "trained"
+        if not trained.is_dir() or name not in os.listdir(trained):
+            raise ContractViolation(
+                "layout", f"trained/{name}", f"There is no run folder trained/{name}.", ""
+            )
+        return trained / name
+
+    def load(self, name: str) -> LoadedRun:
+        """The run ``name``, loaded once and reloaded when its weights file changes."""
+        run_dir = self.run_dir(name)
+        weights = run_dir / "model.pth"
+        try:
+            st = weights.stat()
+            stamp = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            raise ContractViolation(
+                "weights",
+                f"trained/{name}/model.pth",
+                f"trained/{name}/model.pth is missing.",
+                "Train the run or copy its weights there.",
+            ) from None
+        cached = self._runs.get(name)
+        if cached is not None and cached.stamp == stamp:
+            return cached
+        self._runs.pop(name, None)
+        loaded = self._load(name, run_dir, stamp)
+        self._runs[name] = loaded
+        return loaded
+
+    # -- the contract, step by step -------------------------------------------------------
+
+    def _load(self, name: str, run_dir: Path, stamp: tuple[int, int]) -> LoadedRun:
+        rel = f"trained/{name}"
+        cfg = self._config(rel, run_dir)
+        tokenizer = self._tokenizer(cfg)
+        model = self._model(cfg)
+        self._weights(rel, run_dir, model)
+        model.to(self.device).eval()
+        takes_cache = "cache_len" in inspect.signature(model.forward).parameters
+        emb_rows = _embedding_rows(model, getattr(cfg, "vocab_len", None))
+        loaded = LoadedRun(
+            name=name,
+            model=model,
+            cfg=cfg,
+            tokenizer=tokenizer,
+            device=self.device,
+            stamp=stamp,
+            takes_cache_len=takes_cache,
+            embedding_rows=emb_rows,
+        )
+        self._check_special_ids(loaded)
+        loaded.info = self._probe(loaded)
+        return loaded
+
+    def _config(self, rel: str, run_dir: Path) -> Any:
+        config = _import("config", "config.py", "config")
+        model_config = getattr(config, "ModelConfig", None)
+        if model_config is None or not dataclasses.is_dataclass(model_config):
+            raise ContractViolation(
+                "config", "config.py", "config.py defines no dataclass called ModelConfig.", ""
+            )
+        path = run_dir / "model_config.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ContractViolation(
+                "run files", f"{rel}/model_config.json", f"{rel}/model_config.json is missing.", ""
+            ) from None
+        except (ValueError, OSError) as exc:
+            raise ContractViolation(
+                "run files",
+                f"{rel}/model_config.json",
+                f"{rel}/model_config.json is not valid JSON ({_short_exc(exc)}).",
+                "",
+            ) from None
+        if not isinstance(data, dict):
+            raise ContractViolation(
+                "run files", f"{rel}/model_config.json", f"{rel}/model_config.json must hold an object.", ""
+            )
+        fields = {f.name for f in dataclasses.fields(model_config) if f.init}
+        unknown = sorted(set(data) - fields)
+        if unknown:
+            raise ContractViolation(
+                "config",
+                f"{rel}/model_config.json",
+                f"{rel}/model_config.json has keys that ModelConfig in config.py does not define: "
+                f"{', '.join(unknown)}.",
+                "Remove the keys, or add the fields to ModelConfig if the run needs them.",
+            )
+        try:
+            cfg = model_config(**data)
+        except Exception as exc:  # noqa: BLE001 — the config's own validation, reported as a sentence
+            raise ContractViolation(
+                "config",
+                f"{rel}/model_config.json",
+                f"ModelConfig(**{rel}/model_config.json) raised {_short_exc(exc)}.",
+                "",
+            ) from None
+        # Saved JSON may name a device that is not here ("mps", "cuda"): use ours.
+        if hasattr(cfg, "device"):
+            cfg.device = self.device
+        return cfg
+
+    def _tokenizer(self, cfg: Any) -> Any:
+        name = getattr(cfg, "tokenizer", None)
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ContractViolation(
+                "tokenizer", "config.py", "ModelConfig has no usable `tokenizer` name.", ""
+            )
+        file = f"tokenizers/{name}/tokenizer.py"
+        module = _import(f"tokenizers.{name}.tokenizer", file, "tokenizer")
+        get_tokenizer = getattr(module, "get_tokenizer", None)
+        if get_tokenizer is None:
+            raise ContractViolation("tokenizer", file, f"{file} defines no get_tokenizer(size).", "")
+        try:
+            tokenizer = get_tokenizer(size=cfg.vocab_len)
+        except FileNotFoundError as exc:
+            missing = exc.filename or str(exc)
+            raise ContractViolation(
+                "tokenizer data",
+                str(missing),
+                f"The tokenizer data file {missing} is missing (opened by {file} relative to the "
+                "experiment root).",
+                "Train or copy the tokenizer model; check its size naming ({size} vs {size-3}).",
+            ) from None
+        except Exception as exc:  # noqa: BLE001 — trusted code; report its failure as a sentence
+            raise ContractViolation(
+                "tokenizer", file, f"get_tokenizer(size={cfg.vocab_len}) raised {_short_exc(exc)}.", ""
+            ) from None
+        missing = [a for a in TOKENIZER_ATTRS if not hasattr(tokenizer, a)]
+        if missing:
+            raise ContractViolation(
+                "tokenizer", file, f"The tokenizer from {file} lacks {', '.join(missing)}.", ""
+            )
+        return tokenizer
+
+    def _model(self, cfg: Any) -> torch.nn.Module:
+        module = _import("modules.model", "modules/model.py", "model")
+        model_cls = getattr(module, "Model", None)
+        if model_cls is None:
+            raise ContractViolation("model", "modules/model.py", "modules/model.py defines no class Model.", "")
+        try:
+            return model_cls(cfg)
+        except Exception as exc:  # noqa: BLE001 — trusted code; report its failure as a sentence
+            raise ContractViolation(
+                "model", "modules/model.py", f"Model(cfg) raised {_short_exc(exc)}.", ""
+            ) from None
+
+    def _weights(self, rel: str, run_dir: Path, model: torch.nn.Module) -> None:
+        file = f"{rel}/model.pth"
+        try:
+            state = torch.load(run_dir / "model.pth", map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 — corrupt or non-tensor pickles land here
+            raise ContractViolation(
+                "weights",
+                file,
+                f"{file} cannot be loaded as plain tensors ({_short_exc(exc)}).",
+                "Save it with torch.save(model.state_dict(), path).",
+            ) from None
+        if not isinstance(state, dict):
+            raise ContractViolation("weights", file, f"{file} does not hold a state_dict.", "")
+        result = model.load_state_dict(state, strict=False)
+        expected = model.state_dict()
+        shape_errors = [
+            f"{k} {tuple(v.shape)} vs {tuple(expected[k].shape)}"
+            for k, v in state.items()
+            if k in expected and hasattr(v, "shape") and tuple(v.shape) != tuple(expected[k].shape)
+        ]
+        if result.missing_keys or result.unexpected_keys or shape_errors:
+            parts = []
+            if result.missing_keys:
+                parts.append("missing keys: " + ", ".join(result.missing_keys[:8]))
+            if result.unexpected_keys:
+                parts.append("unexpected keys: " + ", ".join(result.unexpected_keys[:8]))
+            if shape_errors:
+                parts.append("shape mismatches: " + ", ".join(shape_errors[:8]))
+            raise ContractViolation(
+                "weights",
+                file,
+                f"{file} does not match Model(cfg) ({'; '.join(parts)}).",
+                "The weights come from another config or code version of the model.",
+            )
+
+    def _check_special_ids(self, run: LoadedRun) -> None:
+        rows = run.embedding_rows
+        if rows is None:
+            return
+        for attr in ("bos_id", "eos_id"):
+            value = getattr(run.tokenizer, attr)
+            if value is not None and not 0 <= int(value) < rows:
+                raise ContractViolation(
+                    "special ids",
+                    f"tokenizers/{run.cfg.tokenizer}/tokenizer.py",
+                    f"The tokenizer's {attr} ({value}) lies outside the model's embedding "
+                    f"({rows} rows), so the model cannot read it.",
+                    "Size the embedding for the special ids, or change the tokenizer's ids.",
+                )
+
+    def _probe(self, run: LoadedRun) -> dict:
+        """One short forward pass: checks the output shape and learns the logits' width."""
+        bos = int(run.tokenizer.bos_id)
+        ids = torch.tensor([[bos] * min(4, run.max_seq_len)], dtype=torch.long, device=self.device)
+        try:
+            with torch.inference_mode():
+                out = run.model(ids)
+        except Exception as exc:  # noqa: BLE001 — a forward that raises is a contract failure
+            raise ContractViolation(
+                "forward",
+                "modules/model.py",
+                f"model(input_ids) raised {_short_exc(exc)} on a (1, {ids.shape[1]}) input.",
+                "The inference path must accept input ids alone.",
+            ) from None
+        logits = out[0] if isinstance(out, (tuple, list)) else out
+        if not isinstance(logits, torch.Tensor) or logits.dim() != 3 or tuple(logits.shape[:2]) != (1, ids.shape[1]):
+            shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+            raise ContractViolation(
+                "forward",
+                "modules/model.py",
+                f"model(input_ids) returned logits of shape {shape}; expected (1, {ids.shape[1]}, vocab).",
+                "Return (logits, None) with logits (batch, seq, vocab).",
+            )
+        vocab = int(logits.shape[-1])
+        n_params = sum(p.numel() for p in {id(p): p for p in run.model.parameters()}.values())
+        tok = run.tokenizer
+        pad = getattr(tok, "pad_id", None)
+        return {
+            "run": run.name,
+            "n_params": int(n_params),
+            "vocab_size": vocab,
+            "vocab_len": int(getattr(run.cfg, "vocab_len", vocab)),
+            "embedding_rows": run.embedding_rows,
+            "max_seq_len": run.max_seq_len,
+            "max_batch_size": run.max_batch_size,
+            "bos_id": int(tok.bos_id),
+            "eos_id": int(tok.eos_id) if tok.eos_id is not None else None,
+            "pad_id": int(pad) if pad is not None else None,
+            "pad_outside_model": pad is not None and int(pad) >= vocab,
+            "takes_cache_len": run.takes_cache_len,
+            "tokenizer": getattr(run.cfg, "tokenizer", ""),
+            "device": self.device,
+            "config": config_dict(run.cfg),
+        }
+
+
+def config_dict(cfg: Any) -> dict:
+    """All config values: dataclass fields plus class attributes such as ``dropout_rate``."""
+    values = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+    for name, value in vars(type(cfg)).items():
+        if not name.startswith("_") and name not in values and isinstance(value, (int, float, str, bool)):
+            values[name] = value
+    return {k: v if isinstance(v, (int, float, str, bool, type(None))) else repr(v) for k, v in values.items()}
+
+
+def _embedding_rows(model: torch.nn.Module, vocab_len: int | None) -> int | None:
+    """Rows of the token embedding: the nn.Embedding whose size is closest to ``vocab_len``.
+
+    (A GPT-2-style model also has a position embedding; it must not be mistaken for it.)
+    """
+    rows = [int(m.num_embeddings) for m in model.modules() if isinstance(m, torch.nn.Embedding)]
+    if not rows:
+        return None
+    if vocab_len is None:
+        return max(rows)
+    return min(rows, key=lambda r: (abs(r - vocab_len), -r))
+
+
+def describe_exception(exc: BaseException) -> dict:
+    """The error part of a failed reply."""
+    if isinstance(exc, ContractViolation):
+        return {**exc.as_dict(), "traceback": ""}
+    return {
+        "sentence": _short_exc(exc),
+        "rule": "",
+        "file": "",
+        "hint": "",
+        "traceback": "".join(traceback.format_exception(exc))[-4000:],
+    }

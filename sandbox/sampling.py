@@ -1,0 +1,85 @@
+"""Next-token sampling: temperature, top-k, top-p, min-p, seeded.
+
+Pure torch on one distribution at a time. The filters run in the order most libraries use
+(temperature, then top-k, top-p, min-p) and never remove the most likely token, so the
+sampling distribution is never empty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+MAX_NEW_TOKENS_CAP = 1024
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """One set of sampling settings, shared by every column of the Playground."""
+
+    temperature: float = 1.0  # 0 = greedy
+    top_k: int = 0  # 0 = off; else keep exactly the k most likely tokens
+    top_p: float = 1.0  # 1 = off; else the smallest set whose probability reaches p
+    min_p: float = 0.0  # 0 = off; else keep tokens with prob >= min_p * max prob
+    max_new_tokens: int = 100
+    seed: int = 0
+    stop_at_eos: bool = True
+
+    def __post_init__(self) -> None:
+        if not (self.temperature >= 0):
+            raise ValueError("temperature must be >= 0")
+        if self.top_k < 0:
+            raise ValueError("top_k must be >= 0")
+        if not 0 < self.top_p <= 1:
+            raise ValueError("top_p must be in (0, 1]")
+        if not 0 <= self.min_p <= 1:
+            raise ValueError("min_p must be in [0, 1]")
+        if not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS_CAP:
+            raise ValueError(f"max_new_tokens must be between 1 and {MAX_NEW_TOKENS_CAP}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def filter_logits(logits: torch.Tensor, s: SamplingSettings) -> torch.Tensor:
+    """Temperature-scaled logits (1-D) with every filtered-out token set to -inf."""
+    logits = logits.float()
+    if s.temperature > 0:
+        logits = logits / s.temperature
+    vocab = logits.shape[-1]
+    keep = torch.ones(vocab, dtype=torch.bool, device=logits.device)
+    if 0 < s.top_k < vocab:
+        # Exactly k tokens, by index (a threshold on the k-th value would keep ties too).
+        keep = torch.zeros_like(keep)
+        keep[torch.topk(logits, s.top_k).indices] = True
+    probs = torch.softmax(logits.masked_fill(~keep, float("-inf")), dim=-1)
+    if s.top_p < 1.0:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        mass_before = torch.cumsum(sorted_probs, dim=-1) - sorted_probs
+        # A token stays while the mass of the more likely tokens is still below p.
+        keep_sorted = mass_before < s.top_p
+        keep_sorted[0] = True
+        nucleus = torch.zeros_like(keep)
+        nucleus[order[keep_sorted]] = True
+        keep &= nucleus
+    if s.min_p > 0.0:
+        keep &= probs >= s.min_p * probs.max()
+    return logits.masked_fill(~keep, float("-inf"))
+
+
+def sample_next(logits: torch.Tensor, s: SamplingSettings, generator: torch.Generator) -> int:
+    """One token id from 1-D ``logits``: argmax when temperature is 0, else a seeded draw.
+
+    Drawing happens on the CPU with ``generator``, so the same seed gives the same tokens
+    whatever device computed the logits.
+    """
+    if s.temperature == 0:
+        return int(torch.argmax(logits))
+    probs = torch.softmax(filter_logits(logits, s), dim=-1).cpu()
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+def make_generator(seed: int) -> torch.Generator:
+    """A CPU generator seeded for one generation."""
+    return torch.Generator(device="cpu").manual_seed(int(seed))

@@ -1,0 +1,258 @@
+"""Tiny experiments written to the contract, built in a temp folder for tests.
+
+Two of them share every top-level module name (`config`, `modules`, `tokenizers`) but differ
+in tokenizer, vocabulary, forward signature and file naming, like the real zoo. Weights are
+random (seeded) tensors saved from here, so no experiment code is imported by the tests.
+Fault switches: a file named CRASH or HANG in the experiment root makes the next forward
+call `os._exit(3)` or sleep for an hour.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+import torch
+
+ALPHABET = "abcdefghijklmnopqrstuvwxyz .,!?'\n"
+
+CONFIG_A = """
+from dataclasses import dataclass
+
+
+@dataclass
+class ModelConfig:
+    vocab_len: int = 36
+    dim: int = 16
+    max_seq_len: int = 64
+    tokenizer: str = "char"
+    device: str = "mps"
+    dropout_rate = 0.1  # class attribute, not a field: absent from the JSON
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 4
+    gradient_accumulation_steps: int = 2
+"""
+
+LAYERS = """
+import os
+import time
+
+import torch
+from torch import nn
+
+
+def faults():
+    if os.path.exists("CRASH"):
+        os._exit(3)
+    if os.path.exists("HANG"):
+        time.sleep(3600)
+
+
+class Mixer(nn.Module):
+    \"\"\"Causal running mean of the inputs, then a linear map: context matters.\"\"\"
+
+    def __init__(self, dim):
+        super().__init__()
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x, prefix_sum=None, offset=0):
+        total = x.cumsum(1)
+        if prefix_sum is not None:
+            total = total + prefix_sum
+        count = torch.arange(1, x.shape[1] + 1, device=x.device).view(1, -1, 1) + offset
+        return x + torch.tanh(self.proj(total / count))
+"""
+
+MODEL_A = """
+import torch.nn.functional as F
+from torch import nn
+
+from modules.layers import Mixer, faults
+
+
+class Model(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+        self.emb = nn.Embedding(cfg.vocab_len, cfg.dim)
+        self.mix = Mixer(cfg.dim)
+        self.head = nn.Linear(cfg.dim, cfg.vocab_len, bias=False)
+
+    def forward(self, input_ids, target_ids=None):
+        faults()
+        x = self.mix(self.emb(input_ids))
+        if target_ids is not None:
+            assert input_ids.shape[1] == self.cfg.max_seq_len
+            x = F.dropout(x, self.cfg.dropout_rate, training=True)
+        logits = self.head(x)
+        if target_ids is None:
+            return logits, None
+        return logits, F.cross_entropy(logits.flatten(0, 1), target_ids.flatten())
+"""
+
+TOKENIZER = """
+class CharTokenizer:
+    \"\"\"Characters of a fixed alphabet; anything else becomes a space (lossy).\"\"\"
+
+    def __init__(self, alphabet, specials_at):
+        self.alphabet = alphabet
+        self.index = {c: i for i, c in enumerate(alphabet)}
+        self.bos_id, self.eos_id, self.pad_id = specials_at, specials_at + 1, specials_at + 2
+
+    def encode(self, text, bos=True, eos=False, pad=None):
+        ids = [self.index.get(c, self.index[" "]) for c in text]
+        ids = ([self.bos_id] if bos else []) + ids + ([self.eos_id] if eos else [])
+        if pad is not None:
+            ids += [self.pad_id] * (pad - len(ids))
+        return ids
+
+    def decode(self, ids):
+        return "".join(self.alphabet[i] for i in ids if 0 <= i < len(self.alphabet))
+
+
+def get_tokenizer(size):
+    # Opened relative to the experiment root, as real experiments do.
+    with open(f"__PATH__", encoding="utf-8") as f:
+        alphabet = f.read()
+    return CharTokenizer(alphabet, __SPECIALS__)
+"""
+
+# Experiment B: KV-cache-style forward, max_batch_size 1, {size} naming, pad outside the model.
+CONFIG_B = """
+from dataclasses import dataclass
+
+
+@dataclass
+class ModelConfig:
+    vocab_len: int = 33
+    dim: int = 24
+    max_seq_len: int = 48
+    max_batch_size: int = 1
+    tokenizer: str = "letters"
+    device: str = "cuda"
+"""
+
+MODEL_B = """
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from modules.layers import Mixer, faults
+
+
+class Model(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+        self.emb = nn.Embedding(cfg.vocab_len + 2, cfg.dim)  # bos and eos inside, pad outside
+        self.mix = Mixer(cfg.dim)
+        self.out = nn.Linear(cfg.dim, cfg.vocab_len + 2, bias=False)
+        self.register_buffer("cache", torch.zeros(cfg.max_batch_size, cfg.max_seq_len, cfg.dim), persistent=False)
+
+    def forward(self, input_ids, cache_len=0, target_ids=None):
+        faults()
+        batch, seq = input_ids.shape
+        assert batch <= self.cfg.max_batch_size, "batch larger than max_batch_size"
+        assert cache_len + seq <= self.cfg.max_seq_len
+        x = self.emb(input_ids)
+        prefix = self.cache[:batch, :cache_len].sum(1, keepdim=True) if cache_len else None
+        self.cache[:batch, cache_len : cache_len + seq] = x
+        logits = self.out(self.mix(x, prefix, cache_len))
+        if target_ids is None:
+            return logits, None
+        return logits, F.cross_entropy(logits.flatten(0, 1), target_ids.flatten())
+"""
+
+
+def _tokenizer_source(path_pattern: str, specials_expr: str) -> str:
+    return TOKENIZER.replace("__PATH__", path_pattern).replace("__SPECIALS__", specials_expr)
+
+
+def _write(root: Path, rel: str, text: str) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+
+
+def _state_a(cfg: dict, seed: int) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    d, v = cfg["dim"], cfg["vocab_len"]
+    return {
+        "emb.weight": torch.randn(v, d, generator=g),
+        "mix.proj.weight": torch.randn(d, d, generator=g) / d**0.5,
+        "mix.proj.bias": torch.zeros(d),
+        "head.weight": torch.randn(v, d, generator=g) / d**0.5,
+    }
+
+
+def _state_b(cfg: dict, seed: int) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    d, v = cfg["dim"], cfg["vocab_len"] + 2
+    return {
+        "emb.weight": torch.randn(v, d, generator=g),
+        "mix.proj.weight": torch.randn(d, d, generator=g) / d**0.5,
+        "mix.proj.bias": torch.zeros(d),
+        "out.weight": torch.randn(v, d, generator=g) / d**0.5,
+    }
+
+
+LOG_A = "Step,Time Elapsed,Tokens Per Second,Train Loss,Validation Loss,Perplexity,Learning Rate,Norm\n"
+LOG_B = "Step,Learning Rate,Train Loss,Validation Loss,Perplexity,Time Elapsed\n"
+
+
+def make_toy_a(models: Path, name: str = "toy_a", runs: tuple[str, ...] = ("run1",)) -> Path:
+    """Experiment A: char tokenizer at tokenizers/char/models/{size-3}.model, specials last."""
+    root = models / name
+    _write(root, "config.py", CONFIG_A)
+    _write(root, "modules/__init__.py", "")
+    _write(root, "modules/layers.py", LAYERS)
+    _write(root, "modules/model.py", MODEL_A)
+    _write(root, "tokenizers/char/tokenizer.py", _tokenizer_source("tokenizers/char/models/{size - 3}.model", "size - 3"))
+    cfg = {"vocab_len": 36, "dim": 16, "max_seq_len": 64, "tokenizer": "char", "device": "mps"}
+    (root / "tokenizers/char/models").mkdir(parents=True, exist_ok=True)
+    (root / f"tokenizers/char/models/{cfg['vocab_len'] - 3}.model").write_text(ALPHABET, encoding="utf-8")
+    for i, run in enumerate(runs):
+        d = root / "trained" / run
+        d.mkdir(parents=True, exist_ok=True)
+        torch.save(_state_a(cfg, seed=i), d / "model.pth")
+        (d / "model_config.json").write_text(json.dumps(cfg))
+        (d / "train_config.json").write_text(json.dumps({"batch_size": 4, "gradient_accumulation_steps": 2}))
+        rows = "".join(f"{s},{s * 0.5},{1000 + s},{3.5 - s / 100},{3.6 - s / 120},{2.7},{1e-3},{0.5}\n" for s in range(0, 200, 10))
+        (d / "log_data.csv").write_text(LOG_A + rows)
+        (d / "README.md").write_text(f"# {run}\nA toy run.\n")
+    return root
+
+
+def make_toy_b(models: Path, name: str = "toy_b", runs: tuple[str, ...] = ("cached",)) -> Path:
+    """Experiment B: same module names, {size} naming, pad == vocab_len + 2, KV-style forward."""
+    root = models / name
+    letters = "abcdefghijklmnopqrstuvwxyz .,!?\n"  # 32 chars + 1 below = 33 regular ids
+    letters += "-"
+    _write(root, "config.py", CONFIG_B)
+    _write(root, "modules/__init__.py", "")
+    _write(root, "modules/layers.py", LAYERS)
+    _write(root, "modules/model.py", MODEL_B)
+    _write(root, "tokenizers/letters/tokenizer.py", _tokenizer_source("tokenizers/letters/models/{size}.model", "size"))
+    cfg = {"vocab_len": 33, "dim": 24, "max_seq_len": 48, "max_batch_size": 1, "tokenizer": "letters", "device": "cuda"}
+    (root / "tokenizers/letters/models").mkdir(parents=True, exist_ok=True)
+    (root / f"tokenizers/letters/models/{cfg['vocab_len']}.model").write_text(letters, encoding="utf-8")
+    for i, run in enumerate(runs):
+        d = root / "trained" / run
+        d.mkdir(parents=True, exist_ok=True)
+        torch.save(_state_b(cfg, seed=100 + i), d / "model.pth")
+        (d / "model_config.json").write_text(json.dumps(cfg))
+        rows = "".join(f"{s},{1e-3},{3.3 - s / 90},{3.4 - s / 100},{2.9},{s * 0.7}\n" for s in range(0, 200, 10))
+        (d / "log_data.csv").write_text(LOG_B + rows)
+    return root
+
+
+def copy_experiment(src: Path, models: Path, name: str) -> Path:
+    """A copy of ``src`` under ``models/name``, to break on purpose."""
+    dst = models / name
+    shutil.copytree(src, dst)
+    return dst
