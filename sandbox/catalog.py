@@ -1,0 +1,83 @@
+"""The runs table: one row per run with what a researcher compares first.
+
+Everything here is read from files without importing experiment code: configs from JSON,
+parameter counts from the weights (``torch.load(weights_only=True)`` reads plain tensors
+only), final losses from the training log. Results are cached by file size and mtime.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from sandbox.discovery import Run, discover
+
+_PARAM_CACHE: dict[tuple[str, int, int], int] = {}
+
+COLUMNS = [
+    "run_id", "experiment", "run", "parameters", "tokenizer", "vocab", "context",
+    "final_train_loss", "final_val_loss", "status", "problems",
+]
+
+
+def count_parameters(run: Run) -> int | None:
+    """Elements in the saved state dict, tensors that share storage (tied weights) once."""
+    size, mtime = run.weights_stamp()
+    if size < 0:
+        return None
+    key = (str(run.weights), size, mtime)
+    if key not in _PARAM_CACHE:
+        state = torch.load(run.weights, map_location="cpu", weights_only=True)
+        seen: set[tuple[int, int]] = set()
+        total = 0
+        for tensor in state.values():
+            if not isinstance(tensor, torch.Tensor):
+                continue
+            ident = (tensor.untyped_storage().data_ptr(), tensor.storage_offset())
+            if ident in seen:
+                continue
+            seen.add(ident)
+            total += tensor.numel()
+        _PARAM_CACHE[key] = total
+    return _PARAM_CACHE[key]
+
+
+def final_losses(run: Run) -> tuple[float | None, float | None]:
+    """Last finite train and validation loss of the run's log (None when absent)."""
+    from sandbox import logs
+
+    if not run.log_path.is_file():
+        return None, None
+    return logs.final_values(run.log_path, ("train_loss", "val_loss"))
+
+
+def run_row(run: Run, findings: list | None = None) -> dict:
+    """One row of the runs table; problems never raise, they fill the ``problems`` column."""
+    problems = [f.sentence for f in (findings or []) if f.run in (None, run.name) and f.severity == "error"]
+    row = {"run_id": run.id, "experiment": run.experiment, "run": run.name}
+    try:
+        cfg = run.model_config()
+    except ValueError as exc:
+        cfg = {}
+        problems.append(f"trained/{run.name}/{exc}.")
+    row.update(tokenizer=cfg.get("tokenizer"), vocab=cfg.get("vocab_len"), context=cfg.get("max_seq_len"))
+    try:
+        row["parameters"] = count_parameters(run)
+    except Exception as exc:  # noqa: BLE001 — a corrupt weights file is a problem to show, not a crash
+        row["parameters"] = None
+        problems.append(f"trained/{run.name}/model.pth cannot be read ({type(exc).__name__}).")
+    try:
+        row["final_train_loss"], row["final_val_loss"] = final_losses(run)
+    except Exception as exc:  # noqa: BLE001 — same for a log the reader cannot parse
+        row["final_train_loss"] = row["final_val_loss"] = None
+        problems.append(f"trained/{run.name}/log_data.csv cannot be read ({type(exc).__name__}).")
+    row["status"] = "ok" if not problems else "broken"
+    row["problems"] = problems
+    return row
+
+
+def runs_table(models_dir: Path | str | None = None, findings: dict | None = None) -> list[dict]:
+    """Rows for every run under ``models_dir``; ``findings`` maps experiment -> doctor findings."""
+    findings = findings or {}
+    return [run_row(run, findings.get(exp.name)) for exp in discover(models_dir) for run in exp.runs]
