@@ -52,3 +52,35 @@ def runs_overview() -> pd.DataFrame:
         for run in exp.runs
     ]
     return pd.DataFrame(rows, columns=["experiment", "run", "has log"])
+
+
+@st.cache_resource(show_spinner=False, on_release=lambda pool: pool.close_all())
+def worker_pool():
+    """The process-wide pool of experiment workers (shared by every browser session).
+
+    Each worker is keyed inside the pool by experiment root, a fingerprint of its code and
+    the device; a worker reloads a run by itself when the run's weights file changes.
+    """
+    from sandbox.loader import WorkerPool
+
+    return WorkerPool(max_workers=4, device=device_name())
+
+
+def client_for(run_id: str):
+    """(worker client, run) for a run id chosen from the list; unknown ids raise UnknownRunError."""
+    run = discovery.find_run(models_dir(), run_id)
+    exp = discovery.find_experiment(models_dir(), run.experiment)
+    return worker_pool().client(exp), run
+
+
+def show_error(exc: Exception, where: str = "") -> None:
+    """A worker or contract error as one red box with the sentence, and details folded away."""
+    prefix = f"**{where}**: " if where else ""
+    st.error(prefix + str(exc))
+    hint = getattr(exc, "hint", "")
+    detail = getattr(exc, "detail", "")
+    if hint:
+        st.caption(f"Fix: {hint}")
+    if detail:
+        with st.expander("Details"):
+            st.code(detail, language="text")
