@@ -52,9 +52,14 @@ def final_losses(run: Run) -> tuple[float | None, float | None]:
     return logs.final_values(run.log_path, ("train_loss", "val_loss"))
 
 
-def run_row(run: Run, findings: list | None = None) -> dict:
-    """One row of the runs table; problems never raise, they fill the ``problems`` column."""
-    problems = [f.sentence for f in (findings or []) if f.run in (None, run.name) and f.severity == "error"]
+def run_row(run: Run, findings: list[dict] | None = None) -> dict:
+    """One row of the runs table; problems never raise, they fill the ``problems`` column.
+
+    ``findings`` are the doctor's findings for the run's experiment, as dicts.
+    """
+    problems = [
+        f["sentence"] for f in findings or [] if f["run"] in (None, run.name) and f["severity"] == "error"
+    ]
     row = {"run_id": run.id, "experiment": run.experiment, "run": run.name}
     try:
         cfg = run.model_config()
@@ -78,6 +83,21 @@ def run_row(run: Run, findings: list | None = None) -> dict:
 
 
 def runs_table(models_dir: Path | str | None = None, findings: dict | None = None) -> list[dict]:
-    """Rows for every run under ``models_dir``; ``findings`` maps experiment -> doctor findings."""
+    """Rows for every run under ``models_dir``; ``findings`` maps experiment -> finding dicts."""
     findings = findings or {}
     return [run_row(run, findings.get(exp.name)) for exp in discover(models_dir) for run in exp.runs]
+
+
+def config_diff(configs: dict[str, dict]) -> list[dict]:
+    """Rows ``{"key", <run_id>: value, ...}`` for the keys whose values differ between runs.
+
+    A key missing from a run counts as different (shown as None). Keys in sorted order.
+    """
+    keys = sorted(set().union(*configs.values())) if configs else []
+    rows = []
+    for key in keys:
+        values = {run_id: cfg.get(key) for run_id, cfg in configs.items()}
+        present = [key in cfg for cfg in configs.values()]
+        if len({repr(v) for v in values.values()}) > 1 or not all(present):
+            rows.append({"key": key, **values})
+    return rows

@@ -36,7 +36,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from sandbox.discovery import discover
 
     base = models_dir(args.models_dir)
-    findings = {exp.name: check_experiment(exp, quick=True)[0] for exp in discover(base)}
+    findings = {exp.name: [f.as_dict() for f in check_experiment(exp, quick=True)[0]] for exp in discover(base)}
     rows = catalog.runs_table(base, findings)
     if args.json:
         experiments = sorted({r["experiment"] for r in rows} | set(findings))

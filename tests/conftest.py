@@ -31,3 +31,24 @@ def pool():
     p = WorkerPool(max_workers=4, device="cpu", timeout=60)
     yield p
     p.close_all()
+
+
+@pytest.fixture
+def app_at(monkeypatch):
+    """Factory for an AppTest of the app pointed at a models folder; caches cleared around it.
+
+    Clearing `st.cache_resource` releases the worker pool (its on_release closes the workers),
+    so no worker outlives the test.
+    """
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    def make(models: Path, timeout: float = 300) -> AppTest:
+        monkeypatch.setenv("SANDBOX_MODELS_DIR", str(models))
+        st.cache_resource.clear()
+        st.cache_data.clear()
+        return AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=timeout)
+
+    yield make
+    st.cache_resource.clear()
+    st.cache_data.clear()

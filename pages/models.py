@@ -1,0 +1,144 @@
+"""Models: every run in one table, a run's details, a config diff, and the doctor's report."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from pages import common
+from sandbox import catalog
+from sandbox.doctor import check_experiment
+
+st.title("Models")
+
+
+@st.cache_data(show_spinner="Checking experiments against the contract…", max_entries=64)
+def doctor_report(exp_name: str, fingerprint: str, stamps: tuple, quick: bool) -> tuple[list[dict], dict]:
+    """Doctor findings for one experiment; cached until its code or any weights file changes."""
+    exp = next(e for e in common.experiments() if e.name == exp_name)
+    pool = None if quick else common.worker_pool()
+    findings, infos = check_experiment(exp, pool, quick=quick)
+    return [f.as_dict() for f in findings], infos
+
+
+experiments = common.experiments()
+if not experiments:
+    st.info(f"No experiments under `{common.models_dir()}`. Add one as a folder (or git submodule) there.")
+    st.stop()
+
+full_check = st.toggle(
+    "Load every run (doctor with a forward pass)",
+    value=True,
+    help="Off: static checks only (files, syntax, JSON, config keys): no worker is started.",
+)
+reports = {}
+for exp in experiments:
+    stamps = tuple(run.weights_stamp() for run in exp.runs)
+    try:
+        reports[exp.name] = doctor_report(exp.name, exp.fingerprint(), stamps, not full_check)
+    except Exception as exc:  # noqa: BLE001 — one experiment's failure must not stop the page
+        common.show_error(exc, exp.name)
+        reports[exp.name] = ([], {})
+
+findings_by_exp = {name: rep[0] for name, rep in reports.items()}
+rows = catalog.runs_table(common.models_dir(), findings_by_exp)
+table = pd.DataFrame(rows, columns=catalog.COLUMNS)
+table["problems"] = table["problems"].map(lambda ps: "; ".join(ps) if isinstance(ps, list) else "")
+
+# -- the runs table ------------------------------------------------------------------------
+names = [e.name for e in experiments]
+picked = st.multiselect("Experiments", names, default=names, key="models_experiments")
+shown = table[table["experiment"].isin(picked)]
+st.dataframe(
+    shown.drop(columns=["run_id"]),
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "parameters": st.column_config.NumberColumn("parameters", format="localized"),
+        "final_train_loss": st.column_config.NumberColumn("final train loss", format="%.4f"),
+        "final_val_loss": st.column_config.NumberColumn("final val loss", format="%.4f"),
+        "status": st.column_config.TextColumn("status"),
+    },
+)
+
+tab_detail, tab_diff, tab_doctor = st.tabs(["Run details", "Config diff", "Doctor"])
+
+# -- one run in detail ----------------------------------------------------------------------
+with tab_detail:
+    run_ids = list(shown["run_id"])
+    if not run_ids:
+        st.info("No runs in the selected experiments.")
+    else:
+        run_id = st.selectbox("Run", run_ids, key="models_detail_run")
+        run = next(r for e in experiments for r in e.runs if r.id == run_id)
+        left, right = st.columns(2)
+        with left:
+            st.subheader("Model config")
+            try:
+                st.json(run.model_config())
+            except ValueError as exc:
+                st.error(str(exc))
+            info = reports.get(run.experiment, ([], {}))[1].get(run.name)
+            if info:
+                st.caption(
+                    f"Loaded: {info['n_params']:,} parameters · {info['vocab_size']} logits · "
+                    f"context {info['max_seq_len']} · device {info['device']}"
+                )
+                st.json({k: v for k, v in info["config"].items()}, expanded=False)
+        with right:
+            st.subheader("Train config")
+            try:
+                train_cfg = run.train_config()
+                st.json(train_cfg) if train_cfg is not None else st.caption("No train_config.json.")
+            except ValueError as exc:
+                st.error(str(exc))
+            st.subheader("Training log")
+            row = table[table["run_id"] == run_id].iloc[0]
+            if run.log_path.is_file():
+                st.caption(
+                    f"Final train loss {row['final_train_loss']} · final validation loss {row['final_val_loss']}"
+                )
+            else:
+                st.caption("No log_data.csv.")
+        readme = run.readme()
+        if readme:
+            with st.expander("README.md", expanded=True):
+                st.markdown(readme)
+
+# -- config diff ----------------------------------------------------------------------------
+with tab_diff:
+    chosen = st.multiselect(
+        "Runs to compare", list(table["run_id"]), default=list(table["run_id"])[:2], key="models_diff_runs"
+    )
+    if len(chosen) < 2:
+        st.info("Pick two or more runs.")
+    else:
+        configs = {}
+        for rid in chosen:
+            run = next(r for e in experiments for r in e.runs if r.id == rid)
+            try:
+                configs[rid] = run.model_config()
+            except ValueError as exc:
+                st.warning(f"{rid}: {exc}")
+        diff = catalog.config_diff(configs)
+        if diff:
+            st.caption("Only the keys whose values differ are shown.")
+            st.dataframe(pd.DataFrame(diff).astype(str), hide_index=True, width="stretch")
+        else:
+            st.success("The configs are identical.")
+
+# -- doctor ---------------------------------------------------------------------------------
+with tab_doctor:
+    for exp in experiments:
+        findings = findings_by_exp.get(exp.name, [])
+        errors = [f for f in findings if f["severity"] == "error"]
+        label = f"{exp.name}: " + ("ok" if not errors else f"{len(errors)} problem(s)")
+        with st.expander(label, expanded=bool(errors)):
+            if not findings:
+                st.success("Follows the contract." + (" Every run loads and runs a forward pass." if full_check else ""))
+            for f in findings:
+                where = f"`{f['file']}`" + (f" (run {f['run']})" if f["run"] else "")
+                box = st.error if f["severity"] == "error" else st.warning
+                box(f"{f['sentence']}  \nRule: *{f['rule']}* · {where}")
+                if f["hint"]:
+                    st.caption(f"Fix: {f['hint']}")

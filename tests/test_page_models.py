@@ -1,0 +1,59 @@
+"""AppTest of the home page and the Models page, on toy experiments (healthy and broken)."""
+
+from __future__ import annotations
+
+import toyzoo
+
+
+def _texts(at) -> str:
+    parts = [m.value for m in at.markdown] + [e.value for e in at.error] + [w.value for w in at.warning]
+    parts += [c.value for c in at.caption]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_home_page_counts_the_zoo(app_at, toy_models):
+    at = app_at(toy_models).run()
+    assert not at.exception
+    assert at.title[0].value == "micro-GPT sandbox"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Experiments"] == "2" and metrics["Trained runs"] == "2"
+
+
+def test_models_page_lists_runs_and_diffs_configs(app_at, toy_models):
+    at = app_at(toy_models).run()
+    at.switch_page("pages/models.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert set(table["run"]) == {"run1", "cached"}
+    assert set(table["status"]) == {"ok"}
+    assert table.set_index("run").loc["run1", "parameters"] == 1424
+    # The config diff shows only keys that differ (both runs picked by default).
+    diff = at.dataframe[1].value
+    assert "vocab_len" in set(diff["key"]) and "dim" in set(diff["key"])
+    assert "max_batch_size" in set(diff["key"])  # present in one run only
+    assert "pad id 35 lies outside the model's output" in _texts(at)
+
+
+def test_broken_experiment_shows_its_problem_and_the_page_goes_on(app_at, tmp_path):
+    toyzoo.make_toy_a(tmp_path)
+    broken = toyzoo.make_toy_b(tmp_path, name="broken_b")
+    (broken / "modules/model.py").write_text("def oops(:\n")
+    at = app_at(tmp_path).run()
+    at.switch_page("pages/models.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("experiment")
+    assert table.loc["toy_a", "status"] == "ok"
+    assert table.loc["broken_b", "status"] == "broken"
+    assert "modules/model.py has a syntax error on line 1" in table.loc["broken_b", "problems"]
+    assert "modules/model.py has a syntax error on line 1" in _texts(at)
+
+
+def test_static_only_doctor_starts_no_worker(app_at, toy_models):
+    from pages import common
+
+    at = app_at(toy_models).run()
+    at.switch_page("pages/models.py").run()
+    at.toggle[0].set_value(False).run()
+    assert not at.exception
+    assert at.dataframe[0].value.shape[0] == 2
+    assert common.worker_pool().live_workers() <= 2
