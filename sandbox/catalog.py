@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from sandbox.discovery import Run, discover
@@ -49,7 +50,13 @@ def final_losses(run: Run) -> tuple[float | None, float | None]:
 
     if not run.log_path.is_file():
         return None, None
-    return logs.final_values(run.log_path, ("train_loss", "val_loss"))
+    frame = logs.read_log(run.log_path).frame
+    out = []
+    for metric in (logs.TRAIN_LOSS, logs.VAL_LOSS):
+        values = frame[metric].to_numpy() if metric in frame else np.array([])
+        finite = values[np.isfinite(values)]
+        out.append(float(finite[-1]) if finite.size else None)
+    return out[0], out[1]
 
 
 def run_row(run: Run, findings: list[dict] | None = None) -> dict:
