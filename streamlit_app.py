@@ -45,4 +45,11 @@ def home() -> None:
 
 pages = [st.Page(home, title="Overview", icon=":material/home:", default=True)]
 pages += [st.Page(file, title=title, icon=icon) for file, title, icon in PAGES if (HERE / file).exists()]
-st.navigation(pages).run()
+# st.navigation is called on every run, so the files in pages/ are never reachable by URL on
+# their own (which would skip the token check).
+if common.access_ok():
+    page = st.navigation(pages)
+    common.screenshot_mode()
+else:
+    page = st.navigation([st.Page(common.token_form, title="Sign in")], position="hidden")
+page.run()

@@ -84,3 +84,57 @@ def show_error(exc: Exception, where: str = "") -> None:
     if detail:
         with st.expander("Details"):
             st.code(detail, language="text")
+
+
+def access_ok() -> bool:
+    """True when the app is open, or this browser session has already given the access token."""
+    from sandbox.auth import expected_token
+
+    return expected_token() is None or bool(st.session_state.get("access_ok"))
+
+
+def token_form() -> None:
+    """The only page a visitor sees until the right token is given (once per browser session)."""
+    from sandbox.auth import expected_token, token_matches
+
+    st.title("micro-GPT sandbox")
+    given = st.text_input("Access token", type="password", key="access_token")
+    if given:
+        expected = expected_token()
+        if expected is not None and token_matches(given, expected):
+            st.session_state["access_ok"] = True
+            del st.session_state["access_token"]  # do not keep the secret in session state
+            st.rerun()
+        st.error("That token does not match the one this sandbox was started with.")
+    st.caption("Ask whoever started the sandbox for the token.")
+
+
+SCREENSHOT_CSS = """
+<style>
+/* Screenshot mode: hide the app's chrome and every control, keep content; larger text. */
+[data-testid="stSidebar"], [data-testid="stHeader"], [data-testid="stToolbar"],
+[data-testid="stSidebarCollapsedControl"], [data-testid="stDecoration"],
+.stMultiSelect, .stSelectbox, .stSlider, .stButton, .stToggle, .stRadio, .stTextInput,
+.stTextArea, .stNumberInput, .stCheckbox, .stDownloadButton, .stFileUploader,
+.stSegmentedControl, .stPills, .stFormSubmitButton, [data-testid="stForm"] { display: none !important; }
+.st-key-screenshot_exit, .st-key-screenshot_exit .stButton { display: block !important; }
+html, body, [data-testid="stAppViewContainer"] { font-size: 20px; }
+[data-testid="stMarkdownContainer"] p, [data-testid="stCaptionContainer"] { font-size: 1.15rem; }
+</style>
+"""
+
+
+def screenshot_mode() -> bool:
+    """The sidebar toggle for clean figures; the state is in the URL (`?screenshot=1`)."""
+    on = st.query_params.get("screenshot") == "1"
+    if on:
+        st.html(SCREENSHOT_CSS)
+        with st.container(key="screenshot_exit"):
+            if st.button("Exit screenshot mode", type="tertiary"):
+                del st.query_params["screenshot"]
+                st.rerun()
+        return True
+    if st.sidebar.toggle("Screenshot mode", help="Hide controls and enlarge text for a clean figure."):
+        st.query_params["screenshot"] = "1"
+        st.rerun()
+    return False
