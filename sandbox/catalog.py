@@ -108,3 +108,27 @@ def config_diff(configs: dict[str, dict]) -> list[dict]:
         if len({repr(v) for v in values.values()}) > 1 or not all(present):
             rows.append({"key": key, **values})
     return rows
+
+
+def tokens_seen(run: Run) -> tuple[float | None, str]:
+    """Tokens the run trained on: the log's own column if any, else computed from its configs.
+
+    Returns (value, how): how is "logged", "computed: <detail>" or a reason it is unknown.
+    """
+    from sandbox import logs
+    from sandbox.curves import tokens_per_step
+
+    if not run.log_path.is_file():
+        return None, "no log"
+    frame = logs.read_log(run.log_path).frame
+    if frame.empty:
+        return None, "empty log"
+    if logs.TOKENS_SEEN in frame:
+        values = frame[logs.TOKENS_SEEN].to_numpy()
+        finite = values[np.isfinite(values)]
+        if finite.size:
+            return float(finite[-1]), "logged"
+    per_step, how = tokens_per_step(run)
+    if per_step is None:
+        return None, how
+    return float(frame[logs.STEP].iloc[-1]) * per_step, f"computed: {how}"

@@ -81,6 +81,59 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def cmd_params(args: argparse.Namespace) -> int:
+    """Parameters (total, embedding, non-embedding, per part) and compute of one run."""
+    from sandbox import compute
+    from sandbox.discovery import find_experiment, find_run
+
+    base = models_dir(args.models_dir)
+    run = find_run(base, args.run)
+    pool = _pool(args)
+    try:
+        breakdown = pool.client(find_experiment(base, run.experiment)).request("params", run=run.name)
+    finally:
+        pool.close_all()
+    tokens, how = catalog.tokens_seen(run)
+    figures = compute.summary(breakdown, run.model_config(), tokens)
+    if args.json:
+        print(json.dumps({"run": run.id, "params": breakdown, "compute": {**figures, "tokens_seen_source": how}}, indent=2))
+        return 0
+    print(f"{run.id}")
+    print(f"  total          {breakdown['total']:>12,}")
+    print(f"  embedding      {breakdown['embedding']:>12,}")
+    print(f"  non-embedding  {breakdown['non_embedding']:>12,}")
+    for part, n in breakdown["parts"].items():
+        print(f"    {part:<12} {n:>12,}  ({n / breakdown['total']:.1%})")
+    print(f"  tied head: {'yes' if breakdown['tied_head'] else 'no'}")
+    for key, label in (("train_flops_per_token", "training FLOPs/token"), ("inference_flops_per_token", "inference FLOPs/token"), ("train_compute", "training compute (FLOPs)")):
+        value = figures[key]
+        print(f"  {label:<26} {'unknown' if value is None else f'{value:.4g}'}")
+    print(f"  tokens seen: {'unknown' if tokens is None else f'{tokens:.4g}'} ({how})")
+    print(f"  {compute.FORMULA}")
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """File-by-file code diff of experiment B against experiment A."""
+    from sandbox.codediff import diff_experiments
+    from sandbox.discovery import UnknownRunError, find_experiment
+
+    base = models_dir(args.models_dir)
+    try:
+        a, b = find_experiment(base, args.a), find_experiment(base, args.b)
+    except UnknownRunError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for d in diff_experiments(a, b):
+        counts = f" (+{d.added} -{d.removed})" if d.status == "changed" else ""
+        print(f"{d.path}: {d.status}{counts}")
+    for d in diff_experiments(a, b):
+        if d.diff:
+            print()
+            print(d.diff, end="")
+    return 0
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models-dir", default=None, help="models directory (default: models/ or $SANDBOX_MODELS_DIR)")
 
@@ -96,10 +149,25 @@ def _setup_doctor(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best present)")
 
 
+def _setup_params(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("--run", required=True, help="EXPERIMENT/RUN")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--device", default=None)
+
+
+def _setup_diff(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("a", help="base experiment")
+    p.add_argument("b", help="experiment to compare with the base")
+
+
 # name -> (help, parser setup, command)
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "list": ("list experiments and runs", _setup_list, cmd_list),
     "doctor": ("check experiments against the contract", _setup_doctor, cmd_doctor),
+    "params": ("parameter and compute accounting of one run", _setup_params, cmd_params),
+    "diff": ("code diff of two experiments", _setup_diff, cmd_diff),
 }
 
 
