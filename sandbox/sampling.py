@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 MAX_NEW_TOKENS_CAP = 1024
+TOP_P_SLACK = 1e-6  # rounding allowance when comparing float32 cumulative mass with top_p
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,15 @@ class SamplingSettings:
 
 
 def filter_logits(logits: torch.Tensor, s: SamplingSettings) -> torch.Tensor:
-    """Temperature-scaled logits (1-D) with every filtered-out token set to -inf."""
+    """Temperature-scaled logits (1-D) with every filtered-out token set to -inf.
+
+    The result is shifted so that its largest value is 0 (softmax does not change).
+    """
     logits = logits.float()
     if s.temperature > 0:
-        logits = logits / s.temperature
+        # Shift the maximum to 0 first: a tiny temperature then sends the other logits to
+        # -inf instead of overflowing them all to +inf (softmax of inf - inf is NaN).
+        logits = (logits - logits.max()) / s.temperature
     vocab = logits.shape[-1]
     keep = torch.ones(vocab, dtype=torch.bool, device=logits.device)
     if 0 < s.top_k < vocab:
@@ -57,8 +63,10 @@ def filter_logits(logits: torch.Tensor, s: SamplingSettings) -> torch.Tensor:
     if s.top_p < 1.0:
         sorted_probs, order = torch.sort(probs, descending=True)
         mass_before = torch.cumsum(sorted_probs, dim=-1) - sorted_probs
-        # A token stays while the mass of the more likely tokens is still below p.
-        keep_sorted = mass_before < s.top_p
+        # A token stays while the mass of the more likely tokens is still below p. The
+        # float32 sum is only good to ~1e-7: a set whose mass reaches p exactly must not
+        # take one more token because its sum came out as p - 1e-8.
+        keep_sorted = mass_before < s.top_p - TOP_P_SLACK
         keep_sorted[0] = True
         nucleus = torch.zeros_like(keep)
         nucleus[order[keep_sorted]] = True
