@@ -138,3 +138,13 @@ def screenshot_mode() -> bool:
         st.query_params["screenshot"] = "1"
         st.rerun()
     return False
+
+
+def cached_bpb(run_ids: list[str]) -> dict[str, float]:
+    """Bits per byte of runs from the newest cached evaluation, when the evaluation page cached one."""
+    try:
+        from sandbox import evaluation
+    except ImportError:
+        return {}
+    finder = getattr(evaluation, "latest_bpb", None)
+    return finder(models_dir(), run_ids) if finder else {}

@@ -6,7 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from pages import common
-from sandbox import catalog
+from sandbox import catalog, comparison, export, figures
+from sandbox.codediff import default_base, diff_experiments
 from sandbox.doctor import check_experiment
 
 st.title("Models")
@@ -61,7 +62,28 @@ st.dataframe(
     },
 )
 
-tab_detail, tab_diff, tab_doctor = st.tabs(["Run details", "Config diff", "Doctor"])
+@st.cache_data(show_spinner="Counting parameters in the run's worker…", max_entries=256)
+def run_figures(run_id: str, fingerprint: str, stamp: tuple) -> dict:
+    """Parameter breakdown (from the loaded model) and compute of one run."""
+    client, run = common.client_for(run_id)
+    breakdown = client.request("params", run=run.name)
+    return {"breakdown": breakdown, **comparison.run_figures(run, breakdown)}
+
+
+def figures_for(run_id: str) -> dict | None:
+    run = next(r for e in experiments for r in e.runs if r.id == run_id)
+    exp = next(e for e in experiments if e.name == run.experiment)
+    try:
+        return run_figures(run_id, exp.fingerprint(), run.weights_stamp())
+    except Exception as exc:  # noqa: BLE001 — a broken run shows its error; the others go on
+        common.show_error(exc, run_id)
+        return None
+
+
+healthy = list(table.loc[table["status"] == "ok", "run_id"])
+tab_detail, tab_diff, tab_code, tab_cost, tab_card, tab_doctor = st.tabs(
+    ["Run details", "Config diff", "What changed", "Parameters & compute", "Compare two runs", "Doctor"]
+)
 
 # -- one run in detail ----------------------------------------------------------------------
 with tab_detail:
@@ -126,6 +148,96 @@ with tab_diff:
             st.dataframe(pd.DataFrame(diff).astype(str), hide_index=True, width="stretch")
         else:
             st.success("The configs are identical.")
+
+# -- what an experiment changed ---------------------------------------------------------------
+with tab_code:
+    if len(experiments) < 2:
+        st.info("One experiment only: nothing to compare its code with.")
+    else:
+        by_name = {e.name: e for e in experiments}
+        target_name = st.selectbox("Experiment", names, index=len(names) - 1, key="code_target")
+        guess = default_base(by_name[target_name], experiments)
+        others = [n for n in names if n != target_name]
+        base_name = st.selectbox(
+            "Compared with (base)", others, index=others.index(guess.name) if guess else 0, key="code_base",
+            help="Default: the experiment it was forked from (named in its README, else the most similar).",
+        )
+        diffs = diff_experiments(by_name[base_name], by_name[target_name])
+        changed = [d for d in diffs if d.status != "unchanged"]
+        st.caption(
+            f"{len(changed)} of {len(diffs)} files of config.py, modules/ and tokenizer code differ. "
+            f"Unchanged: {', '.join(f'`{d.path}`' for d in diffs if d.status == 'unchanged') or 'none'}."
+        )
+        for d in changed:
+            counts = f" +{d.added} −{d.removed}" if d.status == "changed" else ""
+            with st.expander(f"`{d.path}` — {d.status}{counts}", expanded=d.status == "changed"):
+                if d.diff:
+                    st.code(d.diff, language="diff")
+
+# -- parameters and compute -------------------------------------------------------------------
+with tab_cost:
+    from sandbox.compute import FORMULA
+
+    st.caption(f"Counted from each loaded model (tied weights once). {FORMULA}; inference 2·N + 2·n_layers·context·d_model.")
+    cost_rows, parts = [], []
+    for rid in healthy:
+        fig = figures_for(rid)
+        if fig is None:
+            continue
+        cost_rows.append({k: v for k, v in fig.items() if k != "breakdown"})
+        parts += [{"run_id": rid, "part": p, "parameters": n} for p, n in fig["breakdown"]["parts"].items()]
+    if cost_rows:
+        cost = pd.DataFrame(cost_rows)
+        st.dataframe(
+            cost[["run_id", "parameters", "non_embedding", "embedding", "train_flops_per_token", "tokens_seen", "tokens_seen_source", "train_compute", "final_val_loss", "best_val_loss"]],
+            hide_index=True, width="stretch",
+            column_config={c: st.column_config.NumberColumn(format="%.3e") for c in ("train_flops_per_token", "tokens_seen", "train_compute")},
+        )
+        st.dataframe(
+            pd.DataFrame(parts).pivot_table(index="part", columns="run_id", values="parameters", fill_value=0),
+            width="stretch",
+        )
+        points = comparison.scaling_points(cost_rows)
+        left, right = st.columns(2)
+        scatter_params = figures.scaling_scatter(points, "non_embedding", "non-embedding parameters")
+        scatter_compute = figures.scaling_scatter(points, "train_compute", "training compute (FLOPs)")
+        left.altair_chart(scatter_params, width="content")
+        right.altair_chart(scatter_compute, width="content")
+        missing = points[points["train_compute"].isna()]["run_id"].tolist()
+        if missing:
+            st.caption(f"No training compute for: {', '.join(missing)} (tokens seen unknown).")
+
+# -- a comparison card ----------------------------------------------------------------------------
+with tab_card:
+    if len(healthy) < 2:
+        st.info("Two loadable runs are needed for a comparison.")
+    else:
+        c1, c2 = st.columns(2)
+        a_id = c1.selectbox("Run A", healthy, index=0, key="card_a")
+        b_id = c2.selectbox("Run B", healthy, index=len(healthy) - 1, key="card_b")
+        fa, fb = figures_for(a_id), figures_for(b_id)
+        if fa and fb and a_id != b_id:
+            ra = next(r for e in experiments for r in e.runs if r.id == a_id)
+            rb = next(r for e in experiments for r in e.runs if r.id == b_id)
+            card = comparison.summary_card(
+                ra, rb,
+                next(e for e in experiments if e.name == ra.experiment),
+                next(e for e in experiments if e.name == rb.experiment),
+                fa, fb, common.cached_bpb([a_id, b_id]),
+            )
+            with st.container(border=True):
+                st.markdown(f"#### {a_id} vs {b_id}")
+                st.dataframe(comparison.card_table(card), hide_index=True, width="stretch")
+                st.markdown(f"**Code:** {card['code_note']}." + "".join(f"\n- `{f}`" for f in card["changed_files"]))
+                if card["config_diff"]:
+                    st.markdown("**Config keys that differ:** " + ", ".join(f"`{r['key']}`" for r in card["config_diff"]))
+            md = comparison.card_markdown(card)
+            d1, d2 = st.columns(2)
+            d1.download_button("Markdown", md, file_name="comparison.md", mime="text/markdown")
+            png = export.to_png(figures.table_chart(comparison.card_table(card), f"{a_id} vs {b_id}", col_width=190))
+            d2.download_button("PNG", png, file_name="comparison.png", mime="image/png")
+        elif a_id == b_id:
+            st.info("Pick two different runs.")
 
 # -- doctor ---------------------------------------------------------------------------------
 with tab_doctor:

@@ -57,3 +57,25 @@ def test_static_only_doctor_starts_no_worker(app_at, toy_models):
     assert not at.exception
     assert at.dataframe[0].value.shape[0] == 2
     assert common.worker_pool().live_workers() <= 2
+
+
+def test_code_diff_scatter_and_summary_card(app_at, toy_models):
+    at = app_at(toy_models).run()
+    at.switch_page("pages/models.py").run()
+    assert not at.exception
+    # What changed: toy_b against toy_a; model.py and config.py differ, layers.py does not.
+    diff_boxes = [e.label for e in at.expander]
+    assert any("modules/model.py" in label and "changed" in label for label in diff_boxes)
+    assert any("`modules/layers.py`" in c.value for c in at.caption if "Unchanged" in c.value)
+    codes = [c.value for c in at.code]
+    assert any("+++ toy_b/modules/model.py" in c for c in codes)
+    # Parameters & compute: the breakdown from the workers and two scatter charts.
+    frames = [d.value for d in at.dataframe]
+    cost = next(f for f in frames if "non_embedding" in getattr(f, "columns", []))
+    assert dict(zip(cost["run_id"], cost["parameters"], strict=True)) == {"toy_a/run1": 1424, "toy_b/cached": 2280}
+    assert len(at.get("arrow_vega_lite_chart")) + len(at.get("vega_lite_chart")) >= 2
+    # The comparison card: A vs B with the differing figures.
+    card = next(f for f in frames if "B − A" in getattr(f, "columns", []))
+    row = card.set_index("metric").loc["parameters"]
+    assert (row["toy_a/run1"], row["toy_b/cached"]) == ("1,424", "2,280")
+    assert any("model-code files differ" in m.value for m in at.markdown)

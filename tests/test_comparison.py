@@ -1,0 +1,37 @@
+"""The comparison card and the scaling points, on toy runs."""
+
+from __future__ import annotations
+
+from sandbox import comparison, figures
+from sandbox.discovery import find_experiment, find_run
+
+
+def test_card_markdown_names_what_differs(toy_models, pool):
+    ea, eb = find_experiment(toy_models, "toy_a"), find_experiment(toy_models, "toy_b")
+    ra, rb = find_run(toy_models, "toy_a/run1"), find_run(toy_models, "toy_b/cached")
+    fa = comparison.run_figures(ra, pool.client(ea).request("params", run="run1"))
+    fb = comparison.run_figures(rb, pool.client(eb).request("params", run="cached"))
+    # toy_a logs no tokens column: computed from train_config (4 x 2 x 64 per step).
+    assert fa["tokens_seen"] == 190 * 4 * 2 * 64 and fa["tokens_seen_source"].startswith("computed")
+    assert fb["tokens_seen"] is None  # toy_b has no train_config.json: unknown, not faked
+    assert fa["best_val_loss"] == min(3.6 - s / 120 for s in range(0, 200, 10))
+    card = comparison.summary_card(ra, rb, ea, eb, fa, fb, {"toy_a/run1": 2.5})
+    md = comparison.card_markdown(card)
+    assert "### toy_a/run1 vs toy_b/cached" in md
+    assert "| parameters | 1,424 | 2,280 | +60.1% |" in md
+    assert "`vocab_len`: 36 → 33" in md
+    assert "modules/model.py (changed" in md
+    assert "| eval bits per byte | 2.5000 | – | – |" in md
+    points = comparison.scaling_points([fa, fb])
+    chart = figures.scaling_scatter(points, "non_embedding", "non-embedding parameters")
+    assert len(chart.to_dict()["layer"]) == 2
+
+
+def test_table_chart_renders_every_cell():
+    import pandas as pd
+
+    frame = pd.DataFrame({"run": ["a/x", "b/y"], "loss": [1.5, None]})
+    spec = figures.table_chart(frame, "t").to_dict()
+    values = next(iter(spec["datasets"].values()))
+    texts = {v["text"] for v in values}
+    assert {"run", "loss", "a/x", "b/y", "1.5", ""} <= texts
