@@ -1,0 +1,582 @@
+"""Evaluate runs on the same documents through their workers (the Evaluation page and CLI).
+
+Method, per run (each run in its experiment's own worker process, so colliding module names
+cannot mix models up):
+
+1. Every document is tokenized by the run's own tokenizer with its bos token: ids
+   ``T[0] = bos, T[1..n]``. The n text tokens are the targets; each is scored exactly once.
+2. Windows of at most ``max_seq_len`` inputs cover the targets. By default they do not
+   overlap: window w feeds ``T[wL : wL+L]`` and predicts ``T[wL+1 : wL+L+1]``. The first
+   target of a later window, ``T[wL+1]``, is therefore predicted from that window's own
+   first input ``T[wL]`` alone (the previous window's last target, reused as context, never
+   re-scored), and context grows again from there. With ``overlap = c > 0`` every later
+   window is filled with up to ``L`` inputs and only its last ``L - c`` positions are scored
+   (the rest is context), exactly as lm-evaluation-harness's rolling loglikelihood does with
+   ``context_len = c + 1``: each token is still scored once, with at least c tokens of context.
+3. Logits come from ``model(input_ids)`` alone (never targets, which switch on dropout);
+   the worker batches windows of equal length up to the config's ``max_batch_size``, so no
+   pad id ever enters a model and no padded position is ever counted.
+4. The worker returns, per position, the NLL of the true token and its rank; this module
+   sums them per document and per position in the window (`sandbox.metrics`).
+
+Results are cached per run as JSON under ``cache_dir()/eval/``, keyed by the run's
+fingerprint (experiment code + weights size/mtime), the data fingerprint and the settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sandbox import metrics
+from sandbox.discovery import Experiment, Run, UnknownRunError, find_experiment, find_run
+from sandbox.protocol import WorkerError
+from sandbox.settings import cache_dir
+
+EVAL_VERSION = 1  # bump when the method changes: older cache entries are then ignored
+DEFAULT_KS = (1, 5, 10)
+MAX_DETAIL_CHARS = 4000  # per-token views read at most this much of a document
+
+Progress = Callable[[str, int, int], None]  # (run id, windows done, windows in all)
+
+
+class EvaluationCancelled(Exception):
+    """The cancel flag was raised; the worker streams were closed (and so cancelled)."""
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Everything besides the run and the data that can change the numbers."""
+
+    kmax: int = 10  # top-k hits are kept for every k in 1..kmax
+    overlap: int = 0  # tokens of already-scored context each later window carries (0: disjoint)
+    batch_size: int | None = None  # windows per forward pass (capped by max_batch_size)
+    autocast: str | None = None  # "bf16" / "fp16" on CUDA; ignored elsewhere
+    device: str = "auto"  # the pool's device, for the cache key
+
+    def __post_init__(self) -> None:
+        if self.kmax < 1:
+            raise ValueError(f"kmax must be at least 1, not {self.kmax}")
+        if self.overlap < 0:
+            raise ValueError(f"overlap must be >= 0, not {self.overlap}")
+        if self.autocast not in (None, "bf16", "fp16"):
+            raise ValueError(f"autocast must be bf16, fp16 or None, not {self.autocast!r}")
+
+
+# -- windows ---------------------------------------------------------------------------------
+
+
+def plan_windows(n_targets: int, max_len: int, overlap: int = 0) -> np.ndarray:
+    """Windows over one document of ``n_targets`` targets (ids ``T[0..n_targets]``, bos first).
+
+    Returns an int array ``(W, 3)`` of ``(start, end, first)``: the window feeds
+    ``T[start:end]``, predicts ``T[start+1:end+1]`` and scores its positions ``first..``.
+    Together the windows score every target exactly once (see the module docstring).
+    """
+    if max_len < 1:
+        raise ValueError(f"max_len must be at least 1, not {max_len}")
+    if n_targets <= 0:
+        return np.zeros((0, 3), dtype=np.int64)
+    if overlap == 0 or n_targets <= max_len:
+        start = np.arange(0, n_targets, max_len)
+        end = np.minimum(start + max_len, n_targets)
+        return np.column_stack([start, end, np.zeros_like(start)])
+    if overlap >= max_len:
+        raise ValueError(f"overlap ({overlap}) must be smaller than the context ({max_len})")
+    step = max_len - overlap  # new targets per later window
+    # Targets scored before each later window; the last window may score fewer.
+    done = np.arange(max_len, n_targets, step)
+    end = np.minimum(done + step, n_targets)
+    start = end - max_len
+    later = np.column_stack([start, end, done - start])
+    return np.vstack([[[0, max_len, 0]], later])
+
+
+@dataclass
+class Windows:
+    """All windows of all documents, flattened, with where each came from."""
+
+    inputs: list[list[int]]
+    targets: list[list[int]]
+    doc: np.ndarray  # (W,) document index
+    first: np.ndarray  # (W,) first scored position
+
+    @property
+    def scored(self) -> int:
+        return int(sum(len(t) for t in self.targets) - self.first.sum())
+
+
+def make_windows(docs_ids: list[list[int]], max_len: int, overlap: int = 0) -> Windows:
+    """Windows for every document (see `plan_windows`)."""
+    inputs, targets, doc, first = [], [], [], []
+    for d, ids in enumerate(docs_ids):
+        for start, end, f in plan_windows(len(ids) - 1, max_len, overlap):
+            inputs.append(ids[start:end])
+            targets.append(ids[start + 1 : end + 1])
+            doc.append(d)
+            first.append(f)
+    return Windows(inputs, targets, np.asarray(doc, dtype=np.int64), np.asarray(first, dtype=np.int64))
+
+
+# -- results ---------------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    """One run's evaluation, or the error that stopped it."""
+
+    run_id: str
+    info: dict = field(default_factory=dict)
+    sums: metrics.DocSums | None = None
+    positions: dict[str, np.ndarray] | None = None  # count, nll, hits per position in the window
+    n_chars: int = 0
+    changed_chars: int = 0  # characters the tokenizer's round trip did not give back
+    windows: int = 0
+    seconds: float = 0.0
+    cached: bool = False
+    error: dict | None = None  # {"message", "hint", "detail"}
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.sums is not None
+
+    @property
+    def tokens(self) -> int:
+        return int(self.sums.tokens.sum()) if self.sums is not None else 0
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else math.nan
+
+    def to_dict(self) -> dict:
+        return {
+            "run_id": self.run_id,
+            "info": self.info,
+            "sums": self.sums.to_dict() if self.sums is not None else None,
+            "positions": {k: v.tolist() for k, v in self.positions.items()} if self.positions else None,
+            "n_chars": self.n_chars,
+            "changed_chars": self.changed_chars,
+            "windows": self.windows,
+            "seconds": self.seconds,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunResult:
+        pos = data.get("positions")
+        return cls(
+            run_id=data["run_id"],
+            info=data.get("info") or {},
+            sums=metrics.DocSums.from_dict(data["sums"]) if data.get("sums") else None,
+            positions={k: np.asarray(v) for k, v in pos.items()} if pos else None,
+            n_chars=int(data.get("n_chars", 0)),
+            changed_chars=int(data.get("changed_chars", 0)),
+            windows=int(data.get("windows", 0)),
+            seconds=float(data.get("seconds", 0.0)),
+            error=data.get("error"),
+        )
+
+
+def _error(exc: BaseException) -> dict:
+    return {
+        "message": str(exc),
+        "hint": getattr(exc, "hint", ""),
+        "detail": getattr(exc, "detail", ""),
+    }
+
+
+# -- cache -----------------------------------------------------------------------------------
+
+
+def run_fingerprint(experiment: Experiment, run: Run) -> str:
+    """Experiment code fingerprint + weights size/mtime: changes when either changes."""
+    size, mtime = run.weights_stamp()
+    return f"{experiment.fingerprint()}:{size}:{mtime}"
+
+
+def cache_key(run_id: str, run_fp: str, data_fp: str, settings: EvalSettings) -> str:
+    """The file name (sha1) of one run's cached result."""
+    payload = {"v": EVAL_VERSION, "run": run_id, "run_fp": run_fp, "data": data_fp, **asdict(settings)}
+    return hashlib.sha1(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _cache_path(key: str, root: Path | None) -> Path:
+    return (root if root is not None else cache_dir() / "eval") / f"{key}.json"
+
+
+def load_cached(key: str, root: Path | None = None) -> RunResult | None:
+    """A cached result, or None when there is none (an unreadable entry counts as none)."""
+    try:
+        path = _cache_path(key, root)
+        data = json.loads(path.read_text(encoding="utf-8"))
+        result = RunResult.from_dict(data)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    result.cached = True
+    return result
+
+
+def save_cached(key: str, result: RunResult, root: Path | None = None) -> str | None:
+    """Write a result atomically; returns a warning sentence instead of raising on failure."""
+    try:
+        path = _cache_path(key, root)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(result.to_dict(), f)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError as exc:
+        return f"The result of {result.run_id} could not be cached ({exc.strerror or exc}); it is shown but not saved."
+    return None
+
+
+# -- one run ---------------------------------------------------------------------------------
+
+
+def score_documents(
+    client: Any,
+    run_name: str,
+    docs_ids: list[list[int]],
+    doc_bytes: np.ndarray,
+    max_len: int,
+    settings: EvalSettings,
+    on_batch: Callable[[int, int], None] = lambda done, total: None,
+    cancel: Callable[[], bool] = lambda: False,
+) -> tuple[metrics.DocSums, dict[str, np.ndarray], int]:
+    """Per-document and per-position sums of one run over tokenized documents."""
+    windows = make_windows(docs_ids, max_len, settings.overlap)
+    total = len(windows.inputs)
+    on_batch(0, total)
+    parts: list[tuple[np.ndarray, ...]] = []
+    stream = client.stream(
+        "score",
+        run=run_name,
+        windows=windows.inputs,
+        targets=windows.targets,
+        batch_size=settings.batch_size,
+        autocast=settings.autocast,
+    )
+    done = 0
+    try:
+        for item in stream:
+            index = np.asarray(item["index"], dtype=np.int64)
+            nll, rank = item["nll"], item["rank"]
+            position = np.arange(nll.shape[1])
+            keep = position[None, :] >= windows.first[index][:, None]  # context-only positions out
+            parts.append(
+                (nll[keep], rank[keep], np.broadcast_to(windows.doc[index][:, None], keep.shape)[keep],
+                 np.broadcast_to(position, keep.shape)[keep])
+            )
+            done += len(index)
+            on_batch(done, total)  # may raise (Streamlit's stop/rerun): the finally cancels
+            if cancel():
+                raise EvaluationCancelled("evaluation cancelled")
+    finally:
+        stream.close()  # closing the worker stream cancels the request there
+    if parts:
+        nll, rank, doc, pos = (np.concatenate(c) for c in zip(*parts, strict=True))
+    else:
+        nll, rank, doc, pos = (np.zeros(0, dtype=t) for t in (np.float32, np.int32, np.int64, np.int64))
+    expected = windows.scored
+    if nll.size != expected:
+        raise RuntimeError(f"{nll.size} positions came back for {expected} targets (a stream ended early)")
+    sums = metrics.document_sums(nll, rank, doc, doc_bytes, settings.kmax)
+    return sums, metrics.position_sums(nll, rank, pos, max_len, settings.kmax), total
+
+
+def evaluate_run(
+    client: Any,
+    run: Run,
+    docs: list[str],
+    settings: EvalSettings,
+    *,
+    run_fp: str,
+    data_fp: str,
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] = lambda: False,
+    use_cache: bool = True,
+    cache_root: Path | None = None,
+) -> RunResult:
+    """Evaluate one run (errors of the worker propagate; `evaluate` turns them into rows)."""
+    key = cache_key(run.id, run_fp, data_fp, settings)
+    if use_cache and (hit := load_cached(key, cache_root)) is not None:
+        if progress:
+            progress(run.id, hit.windows, hit.windows)
+        return hit
+    info = client.request("info", run=run.name)  # loads the run: not part of the timing
+    t0 = time.perf_counter()
+    docs_ids = client.request("encode", run=run.name, texts=docs, bos=True)
+    decoded = [client.request("decode", run=run.name, ids=ids[1:]) for ids in docs_ids]
+    changed = sum(metrics.changed_characters(d, r) for d, r in zip(docs, decoded, strict=True))
+    doc_bytes = np.fromiter((len(d.encode("utf-8")) for d in docs), dtype=np.int64, count=len(docs))
+    sums, positions, n_windows = score_documents(
+        client,
+        run.name,
+        docs_ids,
+        doc_bytes,
+        int(info["max_seq_len"]),
+        settings,
+        on_batch=(lambda done, total: progress(run.id, done, total)) if progress else (lambda d, t: None),
+        cancel=cancel,
+    )
+    result = RunResult(
+        run_id=run.id,
+        info={k: info.get(k) for k in ("n_params", "vocab_size", "tokenizer", "max_seq_len", "max_batch_size", "device")},
+        sums=sums,
+        positions=positions,
+        n_chars=sum(map(len, docs)),
+        changed_chars=changed,
+        windows=n_windows,
+        seconds=time.perf_counter() - t0,
+    )
+    if use_cache and (warning := save_cached(key, result, cache_root)):
+        result.warnings.append(warning)
+    return result
+
+
+# -- several runs ----------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    """The results of several runs on the same documents, and how they were obtained."""
+
+    results: list[RunResult]
+    settings: EvalSettings
+    data: dict  # source, documents, fingerprint, bytes, chars
+
+    def result(self, run_id: str) -> RunResult:
+        return next(r for r in self.results if r.run_id == run_id)
+
+    def summary(self, ks: list[int], *, n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+        """One row per run: top-k, loss, perplexity, bits/byte with 95 % intervals, speed."""
+        return summary_table(self.results, ks, n_resamples=n_resamples, seed=seed)
+
+    def to_json(self, ks: list[int], *, n_resamples: int = 1000, seed: int = 0) -> str:
+        """Everything: settings, data, the summary rows and each run's raw sums."""
+        table = self.summary(ks, n_resamples=n_resamples, seed=seed)
+        payload = {
+            "method_version": EVAL_VERSION,
+            "settings": asdict(self.settings),
+            "data": self.data,
+            "ks": list(ks),
+            "summary": json.loads(table.to_json(orient="records")),
+            "runs": [r.to_dict() for r in self.results],
+        }
+        return json.dumps(payload, indent=1)
+
+
+def summary_table(results: list[RunResult], ks: list[int], *, n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """The results table: a row per run, NaN and an ``error`` sentence where a run failed."""
+    rows = []
+    for r in results:
+        row: dict[str, Any] = {"run": r.run_id}
+        if r.ok:
+            point = metrics.metrics(r.sums, list(ks))
+            intervals = metrics.bootstrap(r.sums, list(ks), n_resamples=n_resamples, seed=seed)
+            for name in metrics.metric_names(list(ks)):
+                row[name] = point[name]
+                row[f"{name}_lo"], row[f"{name}_hi"] = intervals[name]
+            row.update(
+                documents=len(r.sums.tokens),
+                tokens=r.tokens,
+                roundtrip_changed=r.changed_chars / r.n_chars if r.n_chars else 0.0,
+                tokens_per_s=r.tokens_per_s,
+                parameters=r.info.get("n_params"),
+                tokenizer=r.info.get("tokenizer"),
+                vocab=r.info.get("vocab_size"),
+                cached=r.cached,
+            )
+        row["error"] = r.error["message"] if r.error else ""
+        rows.append(row)
+    columns = ["run", *[c for n in metrics.metric_names(list(ks)) for c in (n, f"{n}_lo", f"{n}_hi")]]
+    columns += ["documents", "tokens", "roundtrip_changed", "tokens_per_s", "parameters", "tokenizer", "vocab", "cached", "error"]
+    return pd.DataFrame(rows).reindex(columns=columns)
+
+
+def accuracy_by_k(results: list[RunResult], *, n_resamples: int = 300, seed: int = 0) -> pd.DataFrame:
+    """Long table (run, k, accuracy, lo, hi) for every k in 1..kmax."""
+    frames = []
+    for r in results:
+        if not r.ok:
+            continue
+        ks = list(range(1, r.sums.kmax + 1))
+        point = metrics.metrics(r.sums, ks)
+        ci = metrics.bootstrap(r.sums, ks, n_resamples=n_resamples, seed=seed)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "run": r.run_id,
+                    "k": ks,
+                    "accuracy": [point[f"top{k}"] for k in ks],
+                    "lo": [ci[f"top{k}"][0] for k in ks],
+                    "hi": [ci[f"top{k}"][1] for k in ks],
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run", "k", "accuracy", "lo", "hi"])
+
+
+def by_position(results: list[RunResult], ks: list[int]) -> pd.DataFrame:
+    """Long table (run, position, tokens, loss, top{k}...) per position in the context window."""
+    frames = []
+    for r in results:
+        if not r.ok or not r.positions:
+            continue
+        count = r.positions["count"]
+        used = count > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frame = pd.DataFrame({"run": r.run_id, "position": np.flatnonzero(used), "tokens": count[used],
+                                  "loss": r.positions["nll"][used] / count[used]})
+            for k in ks:
+                if k <= r.positions["hits"].shape[1]:
+                    frame[f"top{k}"] = r.positions["hits"][used, k - 1] / count[used]
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["run", "position", "tokens", "loss"])
+
+
+def evaluate(
+    pool: Any,
+    run_ids: list[str],
+    docs: list[str],
+    settings: EvalSettings,
+    *,
+    models_dir: Path | str | None = None,
+    data_label: str = "",
+    progress: Progress | None = None,
+    cancel: Callable[[], bool] = lambda: False,
+    use_cache: bool = True,
+    cache_root: Path | None = None,
+) -> Report:
+    """Evaluate every run on the same ``docs``; a run that fails gets an error row, the rest go on.
+
+    ``pool`` is a `sandbox.loader.WorkerPool`: each experiment gets its own worker process.
+    Raises `EvaluationCancelled` when ``cancel()`` turns true (streams are closed first).
+    """
+    from sandbox.data import data_fingerprint
+
+    data_fp = data_fingerprint(docs)
+    results = []
+    for run_id in run_ids:
+        try:
+            run = find_run(models_dir, run_id)
+            exp = find_experiment(models_dir, run.experiment)
+            result = evaluate_run(
+                pool.client(exp),
+                run,
+                docs,
+                settings,
+                run_fp=run_fingerprint(exp, run),
+                data_fp=data_fp,
+                progress=progress,
+                cancel=cancel,
+                use_cache=use_cache,
+                cache_root=cache_root,
+            )
+        except (WorkerError, UnknownRunError) as exc:
+            result = RunResult(run_id=run_id, error=_error(exc))
+        results.append(result)
+    data = {
+        "source": data_label,
+        "documents": len(docs),
+        "fingerprint": data_fp,
+        "bytes": int(sum(len(d.encode("utf-8")) for d in docs)),
+        "chars": int(sum(map(len, docs))),
+    }
+    return Report(results=results, settings=settings, data=data)
+
+
+# -- one document in detail --------------------------------------------------------------------
+
+
+def document_details(
+    client: Any,
+    run_name: str,
+    text: str,
+    *,
+    max_len: int,
+    overlap: int = 0,
+    top_n: int = 10,
+    n_positions: int = 64,
+) -> dict:
+    """Per-token view of one document for one run.
+
+    Returns ``ids`` (bos first), ``pieces`` (each token decoded alone), per-target ``nll`` and
+    ``rank``, ``top_ids``/``top_probs``/``top_pieces`` for the first ``n_positions`` targets,
+    the ``decoded`` text and ``char_nll``: each token's loss spread evenly over its characters
+    and carried onto the characters of ``text`` (see `sandbox.metrics.char_losses`).
+    """
+    text = text[:MAX_DETAIL_CHARS]
+    ids = client.request("encode", run=run_name, texts=[text], bos=True)[0]
+    windows = make_windows([ids], max_len, overlap)
+    n = len(ids) - 1
+    nll, rank = np.zeros(n), np.zeros(n, dtype=np.int64)
+    p = min(n_positions, n, max_len)
+    top_ids, top_probs = np.zeros((p, top_n), dtype=np.int64), np.zeros((p, top_n))
+    starts = [int(w[0]) for w in plan_windows(n, max_len, overlap)]
+    stream = client.stream(
+        "score", run=run_name, windows=windows.inputs, targets=windows.targets, top_n_positions=p, top_n=top_n
+    )
+    try:
+        for item in stream:
+            for row, w in enumerate(item["index"]):
+                first, length = int(windows.first[w]), len(windows.inputs[w])
+                at = slice(starts[w] + first, starts[w] + length)
+                nll[at] = item["nll"][row, first:length]
+                rank[at] = item["rank"][row, first:length]
+                if w == 0 and p:
+                    width = item["top_ids"].shape[-1]
+                    top_ids[:, :width] = item["top_ids"][row, :p]
+                    top_probs[:, :width] = item["top_probs"][row, :p]
+    finally:
+        stream.close()
+    unique = sorted(set(ids) | set(top_ids.ravel().tolist()))
+    piece_of = dict(zip(unique, client.request("pieces", run=run_name, ids=unique), strict=True))
+    decoded = client.request("decode", run=run_name, ids=ids[1:])
+    prefixes = [client.request("decode", run=run_name, ids=ids[1 : i + 1]) for i in range(1, n + 1)]
+    ends = decoded_prefix_ends(prefixes, decoded)
+    char_nll = metrics.align_to_original(text, decoded, metrics.char_losses(len(decoded), ends, nll))
+    return {
+        "ids": ids,
+        "pieces": [piece_of[i] for i in ids],
+        "nll": nll,
+        "rank": rank,
+        "top_ids": top_ids,
+        "top_probs": top_probs,
+        "top_pieces": [[piece_of[int(i)] for i in row] for row in top_ids],
+        "decoded": decoded,
+        "text": text,
+        "char_nll": char_nll,
+    }
+
+
+def decoded_prefix_ends(prefixes: list[str], full: str) -> np.ndarray:
+    """Character length of each decoded prefix, not counting a dangling partial character.
+
+    A prefix that ends inside a multi-byte character decodes with a trailing U+FFFD that the
+    full text does not have there; it is not counted, so that token adds no character and its
+    loss goes to the token that completes the character.
+    """
+    ends = np.empty(len(prefixes), dtype=np.int64)
+    for i, prefix in enumerate(prefixes):
+        n = len(prefix)
+        while n and prefix[n - 1] == "\ufffd" and (n > len(full) or full[n - 1] != "\ufffd"):
+            n -= 1
+        ends[i] = n
+    return ends

@@ -1,0 +1,320 @@
+"""Evaluation through the workers: exact numbers on known logits, windows, batching, cache."""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import toyzoo
+
+from sandbox import evaluation as ev
+from sandbox import metrics
+from sandbox.discovery import find_experiment
+from sandbox.loader import WorkerPool
+
+# -- a fixture experiment whose logits are known -----------------------------------------------
+
+FIXED_CONFIG = """
+from dataclasses import dataclass
+
+
+@dataclass
+class ModelConfig:
+    vocab_len: int = 7
+    max_seq_len: int = 8
+    tokenizer: str = "abcd"
+    device: str = "cpu"
+"""
+
+# The same logits at every position, whatever the input: the run's weights are those logits.
+FIXED_MODEL = """
+import torch
+from torch import nn
+
+
+class Model(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.logits = nn.Parameter(torch.zeros(cfg.vocab_len))
+
+    def forward(self, input_ids, targets=None):
+        return self.logits.expand(*input_ids.shape, -1), None
+"""
+
+# "a" "b" "c" "d" are ids 0..3, then bos 4, eos 5, pad 6; anything else becomes "a".
+FIXED_TOKENIZER = """
+class Tokenizer:
+    bos_id, eos_id, pad_id = 4, 5, 6
+
+    def encode(self, text, bos=True, eos=False, pad=None):
+        return ([4] if bos else []) + ["abcd".index(c) if c in "abcd" else 0 for c in text]
+
+    def decode(self, ids):
+        return "".join("abcd"[i] for i in ids if 0 <= i < 4)
+
+
+def get_tokenizer(size):
+    return Tokenizer()
+"""
+
+# p(a) = 1/2, p(b) = 1/4, p(c) = p(d) = 1/8, specials ~0.
+PEAKED = torch.log(torch.tensor([4.0, 2.0, 1.0, 1.0, 0.0, 0.0, 0.0])).clamp(min=-1e4)
+
+
+def make_fixed(models: Path) -> Path:
+    root = models / "fixed"
+    for rel, text in {
+        "config.py": FIXED_CONFIG,
+        "modules/__init__.py": "",
+        "modules/model.py": FIXED_MODEL,
+        "tokenizers/abcd/tokenizer.py": FIXED_TOKENIZER,
+    }.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    for run, logits in (("peaked", PEAKED), ("uniform", torch.zeros(7))):
+        d = root / "trained" / run
+        d.mkdir(parents=True)
+        torch.save({"logits": logits}, d / "model.pth")
+        (d / "model_config.json").write_text(json.dumps({"vocab_len": 7, "max_seq_len": 8, "tokenizer": "abcd"}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory) -> Path:
+    models = tmp_path_factory.mktemp("eval_models")
+    make_fixed(models)
+    toyzoo.make_toy_a(models)
+    toyzoo.make_toy_b(models)
+    return models
+
+
+@pytest.fixture(scope="module")
+def mpool():
+    """One CPU pool for the module: each worker starts once."""
+    p = WorkerPool(max_workers=4, device="cpu", timeout=60)
+    yield p
+    p.close_all()
+
+
+def run_eval(pool, zoo, run_ids, docs, **kw) -> ev.Report:
+    settings = ev.EvalSettings(**kw)
+    return ev.evaluate(pool, run_ids, docs, settings, models_dir=zoo, use_cache=False)
+
+
+# Mixed-length stories; several are longer than the toys' contexts (64 and 48 tokens).
+DOCS = [
+    "the cat sat on the mat.",
+    "once upon a time a little fox ran to the river, and the river was cold! " * 3,
+    "hi",
+    "what a day. " * 12,
+    "a bee, a tree, a sea and a key? yes.",
+]
+
+
+# -- windows -----------------------------------------------------------------------------------
+
+
+def lm_eval_rolling_windows(token_list, prefix_token, max_seq_len, context_len):
+    """lm-evaluation-harness's get_rolling_token_windows + make_disjoint_window, restated."""
+    pred_len = max_seq_len - context_len + 1
+    first = min(max_seq_len, len(token_list))
+    out = [([prefix_token] + token_list[: first - 1], token_list[:first])]
+    predicted = first
+    while predicted < len(token_list):
+        m = min(len(token_list) - predicted, pred_len)
+        end = predicted + m
+        out.append((token_list[end - max_seq_len - 1 : end - 1], token_list[end - m : end]))
+        predicted += m
+    return out
+
+
+@pytest.mark.parametrize("n", [1, 5, 8, 9, 16, 17, 40])
+@pytest.mark.parametrize("overlap", [0, 1, 3, 7])
+def test_windows_score_every_target_exactly_once(n, overlap) -> None:
+    ids = [-1] + list(range(100, 100 + n))  # bos, then n targets
+    windows = ev.make_windows([ids], max_len=8, overlap=overlap)
+    scored = [t for inp, tgt, f in zip(windows.inputs, windows.targets, windows.first, strict=True) for t in tgt[f:]]
+    assert scored == ids[1:]
+    assert windows.scored == n
+    assert all(1 <= len(w) <= 8 and len(w) == len(t) for w, t in zip(windows.inputs, windows.targets, strict=True))
+    for inp, tgt in zip(windows.inputs, windows.targets, strict=True):
+        assert inp[1:] == tgt[:-1]  # teacher forcing: each input predicts the next id
+    if overlap:
+        # Same inputs and scored targets as lm-evaluation-harness with context_len = overlap + 1.
+        ref = lm_eval_rolling_windows(ids[1:], -1, 8, overlap + 1)
+        mine = [(inp, tgt[f:]) for inp, tgt, f in zip(windows.inputs, windows.targets, windows.first, strict=True)]
+        assert mine == ref
+    else:
+        # Disjoint: a later window's first input is the previous window's last target.
+        assert all(windows.first == 0)
+        for prev, nxt in zip(windows.targets, windows.inputs[1:], strict=False):
+            assert nxt[0] == prev[-1]
+
+
+# -- exact numbers -----------------------------------------------------------------------------
+
+
+def test_fixed_logits_give_hand_computed_numbers(mpool, zoo) -> None:
+    # "abcd" -> targets a, b, c, d with p = 1/2, 1/4, 1/8, 1/8: 1 + 2 + 3 + 3 = 9 bits over
+    # 4 bytes. Ranks 0, 1, 2, 2 (c and d tie; only strictly larger logits count).
+    # "dd" + 9 x "a" is 11 targets: longer than max_seq_len 8, so two windows.
+    docs = ["abcd", "dd" + "a" * 9]
+    report = run_eval(mpool, zoo, ["fixed/peaked"], docs, kmax=4)
+    result = report.results[0]
+    assert result.ok, result.error
+    np.testing.assert_array_equal(result.sums.tokens, [4, 11])
+    np.testing.assert_allclose(result.sums.nll, [9 * math.log(2), (2 * 3 + 9) * math.log(2)], rtol=1e-6)
+    np.testing.assert_array_equal(result.sums.hits, [[1, 2, 4, 4], [9, 9, 11, 11]])
+    m = metrics.metrics(result.sums, [1, 2, 3])
+    assert m["top1"] == pytest.approx(10 / 15)
+    assert m["top2"] == pytest.approx(11 / 15)
+    assert m["top3"] == pytest.approx(1.0)
+    assert m["loss"] == pytest.approx(24 * math.log(2) / 15, rel=1e-6)
+    assert m["perplexity"] == pytest.approx(2 ** (24 / 15), rel=1e-6)
+    assert m["bits_per_byte"] == pytest.approx(24 / 15, rel=1e-6)  # 24 bits, 4 + 11 bytes
+    assert result.changed_chars == 0
+    # Per position (4 + 8 + 3 targets): the second window of document 2 starts again at 0.
+    np.testing.assert_array_equal(result.positions["count"], [3, 3, 3, 2, 1, 1, 1, 1])
+
+
+def test_uniform_model_loss_is_ln_vocab(mpool, zoo) -> None:
+    report = run_eval(mpool, zoo, ["fixed/uniform"], ["abcdabcd", "dcba" * 5])
+    m = metrics.metrics(report.results[0].sums, [1])
+    assert m["loss"] == pytest.approx(math.log(7), rel=1e-6, abs=0)  # 7 = width of the logits
+    assert m["perplexity"] == pytest.approx(7.0, rel=1e-6)
+    assert m["top1"] == 1.0  # all logits tie: no entry is strictly larger than the target's
+
+
+def test_lossy_round_trip_is_measured(mpool, zoo) -> None:
+    report = run_eval(mpool, zoo, ["fixed/peaked"], ["abxd", "aaaa"])
+    result = report.results[0]
+    assert (result.changed_chars, result.n_chars) == (1, 8)
+    row = report.summary([1]).iloc[0]
+    assert row["roundtrip_changed"] == pytest.approx(1 / 8)
+
+
+def test_every_token_scored_once_on_real_toys(mpool, zoo) -> None:
+    for overlap in (0, 16):
+        report = run_eval(mpool, zoo, ["toy_a/run1", "toy_b/cached"], DOCS, overlap=overlap)
+        for result in report.results:
+            assert result.ok, result.error
+            exp = find_experiment(zoo, result.run_id.split("/")[0])
+            ids = mpool.client(exp).request("encode", run=result.run_id.split("/")[1], texts=DOCS)
+            assert result.tokens == sum(map(len, ids)) - len(DOCS)
+            np.testing.assert_array_equal(result.sums.tokens, [len(i) - 1 for i in ids])
+            assert result.positions["count"].sum() == result.tokens
+
+
+def test_colliding_experiments_together_equal_each_alone(zoo) -> None:
+    runs = ["toy_a/run1", "toy_b/cached"]
+    alone = {}
+    for run_id in runs:
+        pool = WorkerPool(device="cpu")
+        try:
+            alone[run_id] = run_eval(pool, zoo, [run_id], DOCS).results[0]
+        finally:
+            pool.close_all()
+    pool = WorkerPool(device="cpu")
+    try:
+        together = run_eval(pool, zoo, runs, DOCS)
+    finally:
+        pool.close_all()
+    for result in together.results:
+        np.testing.assert_array_equal(result.sums.nll, alone[result.run_id].sums.nll)
+        np.testing.assert_array_equal(result.sums.hits, alone[result.run_id].sums.hits)
+    a, b = together.results
+    assert not np.allclose(a.sums.nll, b.sums.nll)  # two different models, really
+
+
+def test_batched_documents_equal_each_document_alone(mpool, zoo) -> None:
+    """Very different lengths in one evaluation (batch 8) = each document evaluated alone."""
+    docs = ["ab", "the quick brown fox jumps over the lazy dog. " * 4, "hello there.", "x" * 63]
+    together = run_eval(mpool, zoo, ["toy_a/run1"], docs, batch_size=8).results[0]
+    for i, doc in enumerate(docs):
+        alone = run_eval(mpool, zoo, ["toy_a/run1"], [doc], batch_size=1).results[0]
+        np.testing.assert_allclose(together.sums.nll[i], alone.sums.nll[0], rtol=1e-5)
+        np.testing.assert_array_equal(together.sums.hits[i], alone.sums.hits[0])
+    # A naive padded batch (right-padded with the pad id, pad targets counted) gets another answer.
+    client = mpool.client(find_experiment(zoo, "toy_a"))
+    info = client.request("info", run="run1")
+    ids = client.request("encode", run="run1", texts=[docs[0], docs[2]])
+    width = max(map(len, ids))
+    padded = [i + [info["pad_id"]] * (width - len(i)) for i in ids]
+    items = client.request("score", run="run1", windows=[p[:-1] for p in padded], targets=[p[1:] for p in padded])
+    naive_loss = np.concatenate([it["nll"].ravel() for it in items]).mean()
+    honest = run_eval(mpool, zoo, ["toy_a/run1"], [docs[0], docs[2]]).results[0]
+    assert abs(naive_loss - metrics.metrics(honest.sums, [1])["loss"]) > 0.05
+
+
+def test_worker_error_gives_an_error_row_and_the_others_go_on(mpool, zoo, tmp_path) -> None:
+    broken = toyzoo.copy_experiment(zoo / "toy_a", tmp_path, "broken")
+    toyzoo.make_toy_b(tmp_path)
+    (broken / "modules/model.py").write_text("def oops(:\n")
+    report = ev.evaluate(mpool, ["broken/run1", "toy_b/cached", "missing/run"], DOCS[:2], ev.EvalSettings(),
+                         models_dir=tmp_path, use_cache=False)
+    errors = {r.run_id: r.error for r in report.results}
+    assert "syntax error on line 1" in errors["broken/run1"]["message"]
+    assert errors["toy_b/cached"] is None
+    assert "no run called 'missing/run'" in errors["missing/run"]["message"]
+    table = report.summary([1, 5])
+    assert list(table["run"]) == ["broken/run1", "toy_b/cached", "missing/run"]
+    assert np.isfinite(table.set_index("run").loc["toy_b/cached", ["top1", "loss", "bits_per_byte"]].astype(float)).all()
+
+
+def test_cancel_flag_stops_and_the_worker_stays_usable(mpool, zoo) -> None:
+    seen = []
+    with pytest.raises(ev.EvaluationCancelled):
+        ev.evaluate(mpool, ["toy_b/cached"], DOCS * 4, ev.EvalSettings(), models_dir=zoo, use_cache=False,
+                    progress=lambda run, done, total: seen.append((done, total)), cancel=lambda: len(seen) > 2)
+    assert seen[-1][0] < seen[-1][1]  # it stopped before the end
+    again = run_eval(mpool, zoo, ["toy_b/cached"], DOCS)
+    assert again.results[0].ok
+
+
+def test_cache_makes_a_repeat_free_and_a_failed_write_only_warns(mpool, zoo, tmp_path) -> None:
+    settings = ev.EvalSettings(kmax=5)
+    first = ev.evaluate(mpool, ["fixed/peaked"], ["abcd"], settings, models_dir=zoo, cache_root=tmp_path)
+    assert not first.results[0].cached and not first.results[0].warnings
+    assert len(list(tmp_path.glob("*.json"))) == 1
+    calls = []
+    second = ev.evaluate(mpool, ["fixed/peaked"], ["abcd"], settings, models_dir=zoo, cache_root=tmp_path,
+                         progress=lambda *a: calls.append(a))
+    assert second.results[0].cached
+    np.testing.assert_array_equal(second.results[0].sums.nll, first.results[0].sums.nll)
+    # Other data or other settings: another key.
+    third = ev.evaluate(mpool, ["fixed/peaked"], ["abcd"], ev.EvalSettings(kmax=4), models_dir=zoo, cache_root=tmp_path)
+    assert not third.results[0].cached
+    # A cache folder that cannot be written (here: a file is in its way).
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    failed = ev.evaluate(mpool, ["fixed/peaked"], ["abcd"], settings, models_dir=zoo, cache_root=blocker / "eval")
+    assert failed.results[0].ok
+    assert "could not be cached" in failed.results[0].warnings[0]
+
+
+def test_exports_and_tables(mpool, zoo) -> None:
+    report = run_eval(mpool, zoo, ["fixed/peaked", "fixed/uniform"], ["abcd", "dcba"], kmax=3)
+    payload = json.loads(report.to_json([1, 3], n_resamples=50))
+    assert [row["run"] for row in payload["summary"]] == ["fixed/peaked", "fixed/uniform"]
+    assert payload["data"]["documents"] == 2 and payload["data"]["bytes"] == 8
+    csv = report.summary([1, 3], n_resamples=50).to_csv(index=False)
+    assert csv.splitlines()[0].startswith("run,top1,top1_lo,top1_hi,top3")
+    by_k = ev.accuracy_by_k(report.results, n_resamples=50)
+    assert list(by_k[by_k["run"] == "fixed/uniform"]["accuracy"]) == [1.0, 1.0, 1.0]
+    pos = ev.by_position(report.results, [1])
+    assert set(pos["position"]) == {0, 1, 2, 3}
+
+
+def test_document_details_line_up_with_the_text(mpool, zoo) -> None:
+    client = mpool.client(find_experiment(zoo, "fixed"))
+    d = ev.document_details(client, "peaked", "abcdda", max_len=4, top_n=3, n_positions=4)
+    np.testing.assert_allclose(d["nll"], np.log([2, 4, 8, 8, 8, 2]), rtol=1e-6)
+    assert d["top_pieces"][0][:2] == ["a", "b"] and d["top_pieces"][0][2] in {"c", "d"}  # c, d tie
+    np.testing.assert_allclose(d["top_probs"][0], [0.5, 0.25, 0.125], rtol=1e-6)
+    assert d["pieces"][1:] == list("abcdda")
+    np.testing.assert_allclose(d["char_nll"], d["nll"])  # one character per token
