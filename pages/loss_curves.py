@@ -1,0 +1,182 @@
+"""Loss curves: the training logs of any runs overlaid, smoothed, live and exportable.
+
+Widgets and layout only: reading logs, the URL, curves and charts live in `sandbox`.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from pages import common
+from sandbox import livewatch, lossview
+from sandbox.colors import run_color
+from sandbox.curves import X_AXES, CurveSettings, goal
+from sandbox.discovery import Run
+
+LIVE_SECONDS = 2.0  # how often the chart looks for new log rows while the tab is open
+
+st.title("Loss curves")
+st.caption(
+    "Training logs of any runs from any experiments in one chart. Click a legend entry to "
+    "highlight a run; scroll to zoom the x axis, drag to pan, double-click to reset."
+)
+
+ss = st.session_state
+runs = {run.id: run for exp in common.experiments() for run in exp.runs}
+with_logs = [rid for rid, run in runs.items() if run.log_path.is_file()]
+watcher = livewatch.shared_watcher(common.models_dir())
+ss["lc_tree"] = watcher.tree_version()  # the live part reruns the page when this moves
+
+if not with_logs:
+    st.info(
+        f"No run under `{common.models_dir()}` has a training log (`log_data.csv`) yet. "
+        "Runs appear here as soon as they log their first row."
+    )
+    st.stop()
+
+
+def metric_options(run_ids) -> list[str]:
+    return lossview.metric_options(run_ids, runs)
+
+
+# -- the URL -> the widgets: on the first visit, and whenever the link was changed ------------
+current = {key: st.query_params.get_all(key) for key in st.query_params}
+mine = {k: v for k, v in current.items() if k in lossview.QUERY_KEYS}
+if mine != ss.get("lc_url"):
+    if mine:
+        chosen, warnings = lossview.settings_from_query(
+            mine, with_logs, metric_options, all_run_ids=list(runs)
+        )
+    else:
+        chosen, warnings = lossview.default_settings(with_logs, metric_options(with_logs)), []
+    ss.update(
+        lc_runs=list(chosen.runs),
+        lc_metrics=list(chosen.metrics),
+        lc_x=chosen.x,
+        lc_logx=chosen.log_x,
+        lc_logy=chosen.log_y,
+        lc_smooth=chosen.smoothing,
+        lc_trim=chosen.trim,
+    )
+    for warning in warnings:
+        st.warning(warning, icon=":material/link_off:")
+elif set(ss.get("lc_runs", [])) == set(ss.get("lc_all", [])):
+    ss["lc_runs"] = with_logs  # "all runs" stays all runs when a new one starts logging
+ss["lc_all"] = with_logs
+# A run whose log went away cannot stay selected (the widget would refuse the value).
+ss["lc_runs"] = [r for r in ss.get("lc_runs", []) if r in with_logs]
+
+# -- the widgets ------------------------------------------------------------------------------
+top = st.columns([3, 2])
+picked = top[0].multiselect("Runs", with_logs, key="lc_runs", placeholder="Choose runs")
+options = metric_options(picked or with_logs)
+ss["lc_metrics"] = [m for m in ss.get("lc_metrics", []) if m in options]
+metrics = top[1].multiselect("Metrics", options, key="lc_metrics", placeholder="Choose metrics")
+row = st.columns([3, 1, 1, 2, 2], vertical_alignment="bottom")
+x_key = row[0].radio(
+    "X axis", list(X_AXES), format_func=lambda k: X_AXES[k].title, horizontal=True, key="lc_x"
+)
+log_x = row[1].toggle("Log x", key="lc_logx")
+log_y = row[2].toggle("Log y", key="lc_logy")
+smoothing = row[3].slider(
+    "Smoothing", 0.0, lossview.MAX_SMOOTHING, step=0.01, key="lc_smooth",
+    help="TensorBoard's debiased exponential moving average; the raw curve stays faded behind.",
+)  # fmt: skip
+trim = row[4].slider(
+    "Trim first %", 0.0, lossview.MAX_TRIM, step=1.0, key="lc_trim",
+    help="Hide the first part of every curve (the steep start squashes the rest).",
+)  # fmt: skip
+
+settings = CurveSettings(
+    runs=tuple(picked),
+    metrics=tuple(metrics),
+    x=x_key,
+    log_x=log_x,
+    log_y=log_y,
+    smoothing=float(smoothing),
+    trim=float(trim),
+)
+wanted = lossview.settings_to_query(settings)
+others = {k: v for k, v in current.items() if k not in lossview.QUERY_KEYS}
+if {**others, **wanted} != current:
+    st.query_params.from_dict({**others, **wanted})
+ss["lc_url"] = wanted
+
+
+# -- the live part: redrawn every LIVE_SECONDS, reading only logs that changed -----------------
+def show(view: lossview.LossView) -> None:
+    """Chart, notes, summary tables and downloads of one built view."""
+    curves = view.curves
+    if curves.unavailable:
+        listed = "; ".join(f"**{rid}**: {why}" for rid, why in curves.unavailable.items())
+        title = X_AXES[view.settings.x].title.lower()
+        st.info(f"Not drawn against {title}: {listed}.", icon=":material/info:")
+    for rid, how in curves.computed.items():
+        st.caption(f"{curves.x_title} of **{rid}** computed from its configs: {how}.")
+    if curves.draw.empty:
+        st.info("Nothing to draw for this choice (no logged values, or all trimmed away).")
+    else:
+        st.altair_chart(
+            view.chart, key="lc_chart", width="stretch" if len(view.settings.metrics) == 1 else "content"
+        )
+    for note in curves.notes:
+        st.caption(note)
+    log_notes = [note for notes in view.log_notes.values() for note in notes]
+    if log_notes:
+        with st.expander(f"{len(log_notes)} note(s) about these logs", icon=":material/warning:"):
+            st.markdown("\n".join(f"- {note}" for note in log_notes))
+
+    for metric, table in view.summary.items():
+        best = {"min": "best = lowest", "max": "best = highest"}.get(goal(metric), "no best value")
+        st.markdown(f"**{metric}** · {best} · from the full logs")
+        st.dataframe(_styled(table), hide_index=True, width="stretch")
+
+    with st.container(horizontal=True):
+        st.download_button(
+            "Chart as PNG", view.png, "loss_curves.png", "image/png", key="lc_png",
+            on_click="ignore", icon=":material/image:",
+        )  # fmt: skip
+        st.download_button(
+            "Chart as SVG", view.svg, "loss_curves.svg", "image/svg+xml", key="lc_svg",
+            on_click="ignore", icon=":material/image:",
+        )  # fmt: skip
+        st.download_button(
+            "Data as CSV", view.csv, "loss_curves.csv", "text/csv", key="lc_csv",
+            on_click="ignore", icon=":material/table:",
+        )  # fmt: skip
+
+
+def _styled(table):
+    """Run names in their chart colour; a diverged final value reads "nan", a blank "–"."""
+
+    def number(fmt: str):
+        return lambda v: "–" if pd.isna(v) else format(v, fmt)
+
+    value, step = number(".4g"), number(",.0f")
+    formats = {"best": value, "best step": step, "final step": step, "diverged at step": step}
+    return (
+        table.style.map(lambda rid: f"color: {run_color(str(rid))}", subset=["run"])
+        .format({**formats, "final": "{:.4g}".format})  # NaN/inf as logged: the run diverged
+    )
+
+
+@st.fragment(run_every=LIVE_SECONDS)
+def live(settings: CurveSettings, chosen: list[Run]) -> None:
+    if watcher.tree_version() != ss.get("lc_tree"):
+        st.rerun()  # a run or a log appeared or went: the picker above must change too
+    versions = watcher.versions(run.log_path for run in chosen)
+    show(lossview.build(chosen, settings, versions))
+    st.caption(
+        f"Live: redrawn when a log changes (checked every {LIVE_SECONDS:g} s, "
+        f"{'file watcher' if watcher.mode == 'watchdog' else 'polling'})."
+        + (f" {watcher.reason}." if watcher.reason else "")
+    )
+
+
+if not picked:
+    st.info("Choose at least one run.")
+elif not metrics:
+    st.info("Choose at least one metric.")
+else:
+    live(settings, [runs[rid] for rid in picked])

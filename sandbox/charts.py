@@ -1,0 +1,182 @@
+"""Altair charts of training curves: pure functions from a prepared table to a chart.
+
+The table is :attr:`sandbox.curves.Curves.draw`: one row per drawn point with columns
+run, metric, x, step, value (NaN at a gap), smoothed, tokens, onset and marker_y (where a
+NaN/inf stretch starts, and the last finite value before it).
+
+Building an Altair chart costs tens of milliseconds of schema work, and a live page
+redraws every two seconds with new data but the same layout, so the layout is built once
+per distinct set of options and each call attaches its data to a shallow copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import altair as alt
+import pandas as pd
+
+from sandbox.colors import DIVERGED_COLOR, color_scale
+
+# Path marks break at NaN/null instead of joining the points around a gap, and the
+# scales ignore the gaps (a diverged run must not squash everyone else's curve).
+_BREAK = "break-paths-filter-domains"
+_VALUE_FORMAT = ".4~g"
+_COUNT_FORMAT = ",.0f"
+
+
+def loss_chart(
+    draw: pd.DataFrame,
+    *,
+    metrics: Sequence[str],
+    x_key: str = "step",
+    x_title: str = "Step",
+    log_x: bool = False,
+    log_y: bool = False,
+    smoothed: bool = False,
+    run_ids: Sequence[str] | None = None,
+    height: int = 320,
+    panel_width: int = 430,
+) -> alt.TopLevelMixin:
+    """Curves of every run, one panel per metric (a single panel fills its container).
+
+    Layers, bottom to top: the raw line (faded when ``smoothed``), the smoothed line, an
+    invisible point per datum that lights up nearest the pointer and carries the tooltip
+    (run, step, tokens, value), and a red rule plus cross where a run's values turn
+    NaN/inf. Clicking a legend entry highlights that run; the mouse wheel zooms the x
+    axis and dragging pans it. ``x_key`` is the x axis' key (see ``curves.X_AXES``).
+    """
+    has_tokens = x_key != "tokens" and "tokens" in draw and bool(draw["tokens"].notna().any())
+    has_onsets = "onset" in draw and bool(draw["onset"].any())
+    run_ids = tuple(run_ids) if run_ids is not None else tuple(pd.unique(draw["run"].astype(str)))
+    layout = _layout(
+        tuple(metrics), x_key, x_title, log_x, log_y, smoothed, run_ids,
+        has_tokens, has_onsets, height, panel_width,
+    )  # fmt: skip
+    chart = layout.copy(deep=False)
+    chart.data = draw[_columns(x_key, smoothed, has_tokens, has_onsets)]
+    return chart
+
+
+def clear_cache() -> None:
+    """Forget the built chart layouts (benchmarks, tests)."""
+    _layout.cache_clear()
+
+
+def _columns(x_key: str, smoothed: bool, has_tokens: bool, has_onsets: bool) -> list[str]:
+    """Only the columns the chart reads: everything else would be sent to the browser."""
+    columns = ["run", "metric", "step", "value"]
+    if x_key != "step":
+        columns.append("x")
+    if has_tokens:
+        columns.append("tokens")
+    if smoothed:
+        columns.append("smoothed")
+    if has_onsets:
+        columns += ["onset", "marker_y"]
+    return columns
+
+
+@lru_cache(maxsize=64)
+def _layout(
+    metrics: tuple[str, ...],
+    x_key: str,
+    x_title: str,
+    log_x: bool,
+    log_y: bool,
+    smoothed: bool,
+    run_ids: tuple[str, ...],
+    has_tokens: bool,
+    has_onsets: bool,
+    height: int,
+    panel_width: int,
+) -> alt.TopLevelMixin:
+    """The chart without data (see :func:`loss_chart`); cached, so never mutate it."""
+    x_field = "step:Q" if x_key == "step" else "x:Q"
+    x_scale = alt.Scale(type="log" if log_x else "linear", zero=False, nice=False)
+    y_scale = alt.Scale(type="log" if log_y else "linear", zero=False)
+    y_title = metrics[0] if len(metrics) == 1 else None
+
+    picked = alt.selection_point(name="picked_run", fields=["run"], bind="legend")
+    hover = alt.selection_point(
+        name="hover", on="pointerover", clear="pointerout", nearest=True, empty=False
+    )
+    zoom = alt.selection_interval(name="zoom", bind="scales", encodings=["x"])
+
+    base = alt.Chart().encode(
+        x=alt.X(x_field, title=x_title, scale=x_scale),
+        color=alt.Color(
+            "run:N",
+            title="Run",
+            scale=color_scale(run_ids),
+            legend=alt.Legend(
+                orient="bottom", columns=3, labelLimit=320, symbolType="stroke", symbolOpacity=1
+            ),
+        ),
+    )
+    line_y = "smoothed:Q" if smoothed else "value:Q"
+    layers = [
+        base.mark_line(invalid=_BREAK, strokeWidth=1.2)
+        .encode(
+            y=alt.Y("value:Q", title=y_title, scale=y_scale),
+            opacity=alt.condition(picked, alt.value(0.25 if smoothed else 1.0), alt.value(0.05)),
+        )
+        .add_params(picked, zoom)
+    ]
+    if smoothed:
+        layers.append(
+            base.mark_line(invalid=_BREAK, strokeWidth=1.8).encode(
+                y=alt.Y(line_y, title=y_title, scale=y_scale),
+                opacity=alt.condition(picked, alt.value(1.0), alt.value(0.08)),
+            )
+        )
+    tooltip = [
+        alt.Tooltip("run:N", title="run"),
+        alt.Tooltip("metric:N", title="metric"),
+        alt.Tooltip("step:Q", title="step", format=_COUNT_FORMAT),
+    ]
+    if x_key == "tokens":
+        tooltip.append(alt.Tooltip("x:Q", title="tokens", format=_COUNT_FORMAT))
+    elif has_tokens:
+        tooltip.append(alt.Tooltip("tokens:Q", title="tokens", format=_COUNT_FORMAT))
+    if x_key not in ("step", "tokens"):
+        tooltip.append(alt.Tooltip("x:Q", title=x_title, format=",.4~g"))
+    tooltip.append(alt.Tooltip("value:Q", title="value", format=_VALUE_FORMAT))
+    if smoothed:
+        tooltip.append(alt.Tooltip("smoothed:Q", title="smoothed", format=_VALUE_FORMAT))
+    layers.append(
+        base.mark_point(filled=True, size=45, invalid=_BREAK)
+        .encode(
+            y=alt.Y(line_y, title=y_title, scale=y_scale),
+            opacity=alt.condition(hover, alt.value(1.0), alt.value(0.0)),
+            tooltip=tooltip,
+        )
+        .add_params(hover)
+    )
+    if has_onsets:
+        diverged = alt.Chart().transform_filter("datum.onset")
+        marker_tooltip = [
+            alt.Tooltip("run:N", title="diverged run"),
+            alt.Tooltip("metric:N", title="metric"),
+            alt.Tooltip("step:Q", title="first NaN/inf at step", format=_COUNT_FORMAT),
+        ]
+        layers += [
+            diverged.mark_rule(color=DIVERGED_COLOR, strokeDash=[4, 3], opacity=0.7).encode(
+                x=alt.X(x_field), tooltip=marker_tooltip
+            ),
+            diverged.mark_point(shape="cross", color=DIVERGED_COLOR, filled=True, size=120).encode(
+                x=alt.X(x_field), y=alt.Y("marker_y:Q", scale=y_scale), tooltip=marker_tooltip
+            ),
+        ]
+
+    # A placeholder that loss_chart replaces with the rows (facets need data at the top).
+    chart = alt.layer(*layers, data=alt.NamedData(name="curves"))
+    if len(metrics) <= 1:
+        return chart.properties(width="container", height=height + 60)
+    return (
+        chart.properties(width=panel_width, height=height)
+        .facet(facet=alt.Facet("metric:N", sort=list(metrics), title=None), columns=2)
+        .resolve_scale(y="independent")
+        .configure_header(labelFontSize=13, labelFontWeight="bold")
+    )

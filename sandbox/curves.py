@@ -1,0 +1,426 @@
+"""Turn parsed logs into curves: x axis, trimming, smoothing, downsampling, summary.
+
+Work is done per (run, metric) series on whole numpy columns of the parsed logs (a loop
+over series, never over rows), so that a view of 50 runs × 10,000 rows never builds a
+million-row table: only what is drawn (a few thousand points) becomes a DataFrame. The
+full-resolution rows behind the chart are assembled on demand (CSV download).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from sandbox import logs
+from sandbox.discovery import Run
+
+# Drawing budget: a series is drawn with at most MAX_POINTS points, and fewer when many
+# series share the chart so that the browser gets about TOTAL_POINTS points in all.
+MAX_POINTS = 2000
+MIN_POINTS = 200
+TOTAL_POINTS = 20_000
+
+
+# ---------------------------------------------------------------------------------------
+# X axes: a small table. A new axis (e.g. "training FLOPs") is one more entry.
+
+
+def _positive(config: Mapping | None, keys: tuple[str, ...]) -> tuple[str, float] | None:
+    """The first of ``keys`` in ``config`` holding a positive number, as (key, value)."""
+    for key in keys:
+        value = (config or {}).get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            return key, float(value)
+    return None
+
+
+_BATCH_KEYS = ("batch_size", "micro_batch_size", "train_batch_size")
+_ACCUM_KEYS = ("gradient_accumulation_steps", "grad_accum_steps", "accumulation_steps", "grad_accum")
+_SEQ_KEYS = ("max_seq_len", "seq_len", "context_length", "context_len", "block_size", "sequence_length")
+
+
+def tokens_per_step(run: Run) -> tuple[float | None, str]:
+    """Tokens one optimizer step consumes, from the run's saved configs, and how it was found.
+
+    batch_size × gradient_accumulation_steps (1 if absent) × context length, where the
+    context length is ``max_seq_len`` of model_config.json or a sequence-length field of
+    train_config.json. Returns (None, reason) when the configs do not say.
+    """
+    try:
+        train = run.train_config()
+    except ValueError as exc:
+        return None, f"its train_config.json cannot be used ({exc})"
+    if train is None:
+        return None, "it has no train_config.json to compute tokens from"
+    try:
+        model = run.model_config()
+    except ValueError:
+        model = {}
+    batch = _positive(train, _BATCH_KEYS)
+    if batch is None:
+        return None, "its train_config.json has no batch_size"
+    seq = _positive(model, _SEQ_KEYS) or _positive(train, _SEQ_KEYS)
+    if seq is None:
+        return None, "neither config names a context length (max_seq_len)"
+    accum = _positive(train, _ACCUM_KEYS) or ("gradient_accumulation_steps (absent, so 1)", 1.0)
+    per_step = batch[1] * accum[1] * seq[1]
+    how = f"step × {batch[0]} {batch[1]:g} × {accum[0]} {accum[1]:g} × {seq[0]} {seq[1]:g}"
+    return per_step, how
+
+
+@dataclass(frozen=True)
+class XAxis:
+    """One choice of x axis.
+
+    ``column`` is the log column holding logged values; where a run does not log
+    it, ``per_step`` (if any) gives a per-step multiplier from the run's configs, so that
+    x = step × multiplier, labelled as computed. Runs with neither are listed, not faked.
+    """
+
+    key: str
+    title: str
+    column: str
+    per_step: Callable[[Run], tuple[float | None, str]] | None = None
+
+
+X_AXES: dict[str, XAxis] = {
+    axis.key: axis
+    for axis in (
+        XAxis("step", "Step", logs.STEP),
+        XAxis("time", "Wall-clock time (s)", logs.TIME_ELAPSED),
+        XAxis("tokens", "Tokens seen", logs.TOKENS_SEEN, per_step=tokens_per_step),
+        # Next: XAxis("flops", "Training FLOPs", "flops", per_step=flops_per_step).
+    )
+}
+
+
+@dataclass(frozen=True)
+class CurveSettings:
+    """What the person chose to see; every field is a plain value (hashable, URL-able)."""
+
+    runs: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = (logs.VAL_LOSS, logs.TRAIN_LOSS)
+    x: str = "step"
+    log_x: bool = False
+    log_y: bool = False
+    smoothing: float = 0.0  # TensorBoard's weight, in [0, 1)
+    trim: float = 0.0  # percent of each series dropped from its start
+
+
+@dataclass
+class _Series:
+    """One drawn series: row indices into its run's log, and the values computed on them."""
+
+    run: str
+    metric: str
+    rows: np.ndarray  # indices into the run's parsed log columns
+    log: logs.RunLog
+    x: np.ndarray  # x of every row of the run's log
+    tokens: np.ndarray | None  # tokens seen of every row (logged or computed), if known
+    smoothed: np.ndarray  # one per entry of ``rows``
+
+
+@dataclass
+class Curves:
+    """The prepared view: downsampled points to draw, summary tables and notes.
+
+    ``draw`` has one row per drawn point: run, metric, x, step, value (NaN at a gap),
+    smoothed, tokens, and ``onset``/``marker_y`` where a NaN/inf stretch starts and the
+    last finite value before it. :attr:`full` is every row behind the chart.
+    """
+
+    draw: pd.DataFrame
+    summary: dict[str, pd.DataFrame]
+    x_title: str
+    notes: list[str] = field(default_factory=list)  # e.g. points hidden on a log axis
+    unavailable: dict[str, str] = field(default_factory=dict)  # run -> why it has no x
+    computed: dict[str, str] = field(default_factory=dict)  # run -> how its x was computed
+    series: list[_Series] = field(default_factory=list, repr=False)
+
+    @property
+    def full(self) -> pd.DataFrame:
+        """Every row behind the chart (after x, trim and log-axis filtering), unsampled."""
+        parts = []
+        for s in self.series:
+            cols = s.log.columns
+            value = cols[s.metric][s.rows]
+            flags = s.log.nonfinite.get(s.metric)
+            time = cols[logs.TIME_ELAPSED][s.rows] if logs.TIME_ELAPSED in cols else np.nan
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "run": s.run,
+                        "metric": s.metric,
+                        "step": cols[logs.STEP][s.rows],
+                        "time": time,
+                        "tokens": s.tokens[s.rows] if s.tokens is not None else np.nan,
+                        "x": s.x[s.rows],
+                        "value": value,
+                        "smoothed": s.smoothed,
+                        "diverged": flags[s.rows] if flags is not None else False,
+                    }
+                )
+            )
+        if not parts:
+            return pd.DataFrame(columns=FULL_COLUMNS)
+        return pd.concat(parts, ignore_index=True)
+
+
+FULL_COLUMNS = ["run", "metric", "step", "time", "tokens", "x", "value", "smoothed", "diverged"]
+
+
+# ---------------------------------------------------------------------------------------
+# Series helpers
+
+
+def smooth(values: np.ndarray, weight: float) -> np.ndarray:
+    """TensorBoard's debiased exponential moving average of one series.
+
+    ``last = last*w + (1-w)*v; n += 1; smoothed = last / (1 - w**n)``, skipping non-finite
+    values (they are returned unchanged and do not advance ``n``). That is exactly pandas'
+    ``ewm(alpha=1-w, adjust=True, ignore_na=True)`` on the finite values.
+    """
+    values = np.asarray(values, dtype=float)
+    if weight <= 0 or values.size == 0:
+        return values.copy()
+    finite = np.isfinite(values)
+    ema = pd.Series(np.where(finite, values, np.nan)).ewm(alpha=1 - weight, adjust=True, ignore_na=True)
+    return np.where(finite, ema.mean().to_numpy(), values)
+
+
+def downsample_mask(values: np.ndarray, cap: int) -> np.ndarray:
+    """Which points of one series to draw: min/max-preserving bucketing down to ``cap``.
+
+    The series (in x order) is cut into about (cap-2)/2 equal buckets; each keeps its
+    smallest and largest finite value, and the series keeps its first and last point, so
+    at most ``cap`` points survive and no spike disappears. The first point of every
+    NaN/inf stretch is kept as well, so that a diverged stretch stays a visible gap.
+    Buckets are rows of a padded 2-D view, so this is a handful of numpy passes.
+    """
+    values = np.asarray(values, dtype=float)
+    n = values.size
+    finite = np.isfinite(values)
+    keep = ~finite & np.r_[True, finite[:-1]] if n else np.zeros(0, dtype=bool)
+    if n <= cap:
+        keep[:] = True
+        return keep
+    width = -(-n // max((cap - 2) // 2, 1))  # rows per bucket, rounded up
+    buckets = -(-n // width)
+    pad = buckets * width - n
+    start = np.arange(buckets) * width
+    for fill, pick in ((np.inf, np.argmin), (-np.inf, np.argmax)):
+        grid = np.concatenate([np.where(finite, values, fill), np.full(pad, fill)])
+        index = start + pick(grid.reshape(buckets, width), axis=1)
+        index = index[index < n]
+        keep[index[finite[index]]] = True  # an all-NaN bucket has no extreme
+    keep[0] = keep[-1] = True
+    return keep
+
+
+def points_per_series(n_series: int) -> int:
+    """The drawing cap for one series when ``n_series`` share the chart."""
+    return int(np.clip(TOTAL_POINTS // max(n_series, 1), MIN_POINTS, MAX_POINTS))
+
+
+# ---------------------------------------------------------------------------------------
+# Preparing a view
+
+
+def _run_x(log: logs.RunLog, run: Run | None, axis: XAxis) -> tuple[np.ndarray | None, str, str]:
+    """x of every row of one run's log (None if unavailable), how it was computed, why not."""
+    column = log.columns.get(axis.column)
+    if column is not None and not np.isnan(column).all():
+        return column, "", ""
+    if axis.per_step is None or run is None:
+        return None, "", f"its log has no {axis.title.lower()} column"
+    per_step, how = axis.per_step(run)
+    if per_step is None:
+        return None, "", how
+    return log.columns[logs.STEP] * per_step, how, ""
+
+
+def _onsets(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where NaN/inf stretches start, and the last finite value before each (NaN if none)."""
+    finite = np.isfinite(values)
+    onset = ~finite & np.r_[True, finite[:-1]]
+    last_finite = np.maximum.accumulate(np.where(finite, np.arange(values.size), -1))
+    before = np.r_[-1, last_finite[:-1]]
+    marker = np.where(before >= 0, values[np.maximum(before, 0)], np.nan)
+    return onset, np.where(onset, marker, np.nan)
+
+
+def prepare(
+    logs_by_run: Mapping[str, logs.RunLog],
+    runs: Mapping[str, Run],
+    settings: CurveSettings,
+    max_points: int | None = None,
+) -> Curves:
+    """Curves of ``settings.runs`` × ``settings.metrics`` from their parsed logs.
+
+    The summary uses every logged value of each series (no trim, no downsampling); the
+    drawing uses the chosen x axis, trim and log-axis filters, smoothing on the full
+    series, then at most ``max_points`` points per series (default: a share of a total
+    budget, see :func:`points_per_series`).
+    """
+    axis = X_AXES.get(settings.x, X_AXES["step"])
+    run_ids = [rid for rid in settings.runs if rid in logs_by_run]
+    metrics = list(settings.metrics)
+    n_series = sum(m in logs_by_run[rid].columns for rid in run_ids for m in metrics)
+    cap = max_points or points_per_series(n_series)
+    notes: list[str] = []
+    unavailable: dict[str, str] = {}
+    computed: dict[str, str] = {}
+    hidden_x = hidden_y = 0
+    summary_rows: list[dict] = []
+    series: list[_Series] = []
+    draw: dict[str, list[np.ndarray]] = {k: [] for k in DRAW_COLUMNS}
+
+    for run_code, rid in enumerate(run_ids):
+        log = logs_by_run[rid]
+        names = [m for m in metrics if m in log.columns]
+        if not names or not log.rows:
+            continue
+        step = log.columns[logs.STEP]
+        x, how, why = _run_x(log, runs.get(rid), axis)
+        if how:
+            computed[rid] = how
+        if why:
+            unavailable[rid] = why
+        tokens = x if axis.key == "tokens" else _run_x(log, runs.get(rid), X_AXES["tokens"])[0]
+        for metric in names:
+            value = log.columns[metric]
+            flags = log.nonfinite.get(metric)
+            present = np.isfinite(value) if flags is None else np.isfinite(value) | flags
+            if not present.any():
+                continue
+            summary_rows.append(_summary_row(rid, metric, step[present], value[present]))
+            if x is None:
+                continue
+            rows = np.flatnonzero(present & np.isfinite(x))
+            rows = rows[int(len(rows) * settings.trim / 100.0) :]
+            if settings.log_x:
+                visible = x[rows] > 0
+                hidden_x += int((~visible).sum())
+                rows = rows[visible]
+            if settings.log_y:
+                visible = ~(value[rows] <= 0)  # NaN compares False: a gap stays a gap
+                hidden_y += int((~visible).sum())
+                rows = rows[visible]
+            if rows.size == 0:
+                continue
+            v = value[rows]
+            smoothed = smooth(v, settings.smoothing)
+            series.append(_Series(rid, metric, rows, log, x, tokens, smoothed))
+            pick = np.flatnonzero(downsample_mask(v, cap)) if v.size > cap else slice(None)
+            finite = np.isfinite(v)
+            kept = rows[pick]
+            draw["run"].append(np.full(kept.size, run_code, dtype=np.int32))
+            draw["metric"].append(np.full(kept.size, metrics.index(metric), dtype=np.int32))
+            draw["x"].append(x[kept])
+            draw["step"].append(step[kept])
+            draw["tokens"].append(tokens[kept] if tokens is not None else np.full(kept.size, np.nan))
+            draw["value"].append(np.where(finite, v, np.nan)[pick])
+            draw["smoothed"].append(np.where(np.isfinite(smoothed), smoothed, np.nan)[pick])
+            if finite.all():  # the usual case: nothing diverged
+                draw["onset"].append(np.zeros(kept.size, dtype=bool))
+                draw["marker_y"].append(np.full(kept.size, np.nan))
+            else:
+                onset, marker = _onsets(v)
+                draw["onset"].append(onset[pick])
+                draw["marker_y"].append(marker[pick])
+
+    if hidden_x:
+        notes.append(f"{hidden_x} point(s) at x ≤ 0 are hidden on the log x axis.")
+    if hidden_y:
+        notes.append(f"{hidden_y} value(s) ≤ 0 are hidden on the log y axis.")
+    return Curves(
+        draw=_draw_frame(draw, run_ids, metrics),
+        summary=_summary_tables(summary_rows, run_ids, metrics),
+        x_title=axis.title + (" (computed)" if computed else ""),
+        notes=notes,
+        unavailable=unavailable,
+        computed=computed,
+        series=series,
+    )
+
+
+DRAW_COLUMNS = ["run", "metric", "x", "step", "tokens", "value", "smoothed", "onset", "marker_y"]
+
+
+def _draw_frame(parts: dict[str, list[np.ndarray]], run_ids: list[str], metrics: list[str]) -> pd.DataFrame:
+    def column(name: str, dtype) -> np.ndarray:
+        return np.concatenate(parts[name]) if parts[name] else np.array([], dtype=dtype)
+
+    return pd.DataFrame(
+        {
+            "run": pd.Categorical.from_codes(column("run", np.int32), categories=run_ids),
+            "metric": pd.Categorical.from_codes(column("metric", np.int32), categories=metrics),
+            **{name: column(name, float) for name in ("x", "step", "tokens", "value", "smoothed")},
+            "onset": column("onset", bool),
+            "marker_y": column("marker_y", float),
+        }
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Summary table
+
+_LOWER_IS_BETTER = ("loss", "perplexity", "ppl", "error", "bpb", "bpc")
+_HIGHER_IS_BETTER = ("accuracy", "acc", "tokens/s", "throughput", "score")
+
+
+def goal(metric: str) -> str | None:
+    """"min" or "max" when a metric has a better direction, else None (e.g. learning rate)."""
+    name = metric.lower()
+    if any(word in name for word in _LOWER_IS_BETTER):
+        return "min"
+    if any(word in name for word in _HIGHER_IS_BETTER):
+        return "max"
+    return None
+
+
+SUMMARY_COLUMNS = ["run", "final", "best", "best step", "rank", "final step", "diverged at step", "points"]
+
+
+def _summary_row(run: str, metric: str, step: np.ndarray, value: np.ndarray) -> dict:
+    """Final, best (by the metric's direction) and divergence of one full series."""
+    finite = np.isfinite(value)
+    direction = goal(metric)
+    best = best_step = np.nan
+    if direction is not None and finite.any():
+        masked = value if finite.all() else np.where(finite, value, np.inf if direction == "min" else -np.inf)
+        i = int(np.argmin(masked) if direction == "min" else np.argmax(masked))
+        best, best_step = value[i], step[i]
+    return {
+        "run": run,
+        "metric": metric,
+        "final": value[-1],
+        "best": best,
+        "best step": best_step,
+        "final step": step[-1],
+        "diverged at step": np.nan if finite.all() else step[~finite][0],
+        "points": int(value.size),
+    }
+
+
+def _summary_tables(rows: list[dict], run_ids: list[str], metrics: list[str]) -> dict[str, pd.DataFrame]:
+    """Per metric, one row per run, best first; "final" is the last value logged, even NaN/inf."""
+    if not rows:
+        return {}
+    table = pd.DataFrame(rows)
+    up = table["metric"].map(goal) == "max"
+    # Rank by the best value, in each metric's own direction (higher is better: negate).
+    table["rank"] = (
+        table["best"].where(~up, -table["best"]).groupby(table["metric"]).rank(method="min").astype("Int64")
+    )
+    table["run"] = pd.Categorical(table["run"], categories=run_ids)
+    out = {}
+    for metric in metrics:
+        sub = table[table["metric"] == metric]
+        if len(sub):
+            sub = sub.sort_values(["rank", "run"], na_position="last")
+            out[metric] = sub[SUMMARY_COLUMNS].reset_index(drop=True)
+    return out

@@ -1,0 +1,196 @@
+"""The Loss curves view: settings <-> URL, and logs -> curves -> chart, memoized.
+
+The page is widgets and layout; this module decides what a link means and builds what
+the page shows. A built view is kept for the same settings and the same log versions, so
+a page that redraws every two seconds while nothing changed costs a dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from functools import cached_property
+
+import altair as alt
+import pandas as pd
+
+from sandbox import charts, curves, export, logs, querystate
+from sandbox.curves import X_AXES, CurveSettings
+from sandbox.discovery import Run
+
+MAX_SMOOTHING = 0.99
+MAX_TRIM = 90.0
+DEFAULT_METRICS = (logs.VAL_LOSS, logs.TRAIN_LOSS)
+# The page's own URL parameters; any other parameter belongs to the app (e.g. screenshot
+# mode) and is left alone.
+QUERY_KEYS = ("run", "metric", "x", "logx", "logy", "smooth", "trim")
+
+
+class LossView:
+    """Everything the page draws for one settings + log versions."""
+
+    def __init__(self, settings: CurveSettings, runs: Sequence[Run]) -> None:
+        self.settings = settings
+        self.runs = {run.id: run for run in runs}
+        self.logs = logs.read_logs({run.id: run.log_path for run in runs})
+        self.curves = curves.prepare(self.logs, self.runs, settings)
+
+    @property
+    def log_notes(self) -> dict[str, tuple[str, ...]]:
+        """Problems found in each run's log, as sentences (runs without problems left out)."""
+        return {rid: log.notes for rid, log in self.logs.items() if log.notes}
+
+    @cached_property
+    def chart(self) -> alt.TopLevelMixin:
+        s = self.settings
+        return charts.loss_chart(
+            self.curves.draw,
+            metrics=list(s.metrics),
+            x_key=s.x,
+            x_title=self.curves.x_title,
+            log_x=s.log_x,
+            log_y=s.log_y,
+            smoothed=s.smoothing > 0,
+            run_ids=list(s.runs),
+        )
+
+    @property
+    def summary(self) -> dict[str, pd.DataFrame]:
+        return self.curves.summary
+
+    @cached_property
+    def spec(self) -> dict:
+        """The standalone Vega-Lite spec, data inline (the chart is schema-checked in tests)."""
+        return export.inline_spec(self.chart, validate=False)
+
+    # Downloads: called only when the person clicks (Streamlit's deferred download data).
+    def png(self) -> bytes:
+        return export.to_png(self.chart)
+
+    def svg(self) -> str:
+        return export.to_svg(self.chart)
+
+    def csv(self) -> bytes:
+        return export.to_csv(self.curves.full)
+
+
+_MEMO: OrderedDict[tuple, LossView] = OrderedDict()
+_MEMO_LOCK = threading.Lock()
+_MEMO_SIZE = 16
+
+
+def build(runs: Sequence[Run], settings: CurveSettings, versions: tuple | None = None) -> LossView:
+    """The view of ``runs`` for ``settings``, rebuilt only when a log or a setting changed.
+
+    ``versions`` identifies the logs' current contents (e.g. a file watcher's change
+    counters); by default their (size, mtime) are used, which costs one stat per log.
+    """
+    if versions is None:
+        versions = tuple(logs.file_stamp(run.log_path) for run in runs)
+    key = (settings, tuple(run.id for run in runs), versions)
+    with _MEMO_LOCK:
+        view = _MEMO.get(key)
+        if view is not None:
+            _MEMO.move_to_end(key)
+            return view
+    view = LossView(settings, runs)
+    with _MEMO_LOCK:
+        _MEMO[key] = view
+        while len(_MEMO) > _MEMO_SIZE:
+            _MEMO.popitem(last=False)
+    return view
+
+
+def clear_memo() -> None:
+    with _MEMO_LOCK:
+        _MEMO.clear()
+
+
+# ---------------------------------------------------------------------------------------
+# Settings and the URL
+
+
+def default_settings(run_ids: Sequence[str], metric_options: Sequence[str]) -> CurveSettings:
+    """All runs that have logs, validation and train loss (or the first metric there is)."""
+    metrics = tuple(m for m in DEFAULT_METRICS if m in metric_options) or tuple(metric_options[:1])
+    return CurveSettings(runs=tuple(run_ids), metrics=metrics)
+
+
+def settings_from_query(
+    params: Mapping[str, Sequence[str]],
+    run_ids: Sequence[str],
+    metric_options: Callable[[Sequence[str]], Sequence[str]],
+    *,
+    all_run_ids: Sequence[str] = (),
+) -> tuple[CurveSettings, list[str]]:
+    """Settings from a link's query parameters, and a warning per value that was ignored.
+
+    ``run_ids`` are the runs that can be drawn (they have a log); ``all_run_ids`` every
+    run found, so that a run without a log yet gets its own explanation.
+    ``metric_options(runs)`` lists the metrics those runs log. Anything missing or invalid
+    falls back to :func:`default_settings`.
+    """
+    warnings: list[str] = []
+    raw_runs = querystate.as_list(params.get("run"))
+    no_log = [r for r in raw_runs if r in set(all_run_ids) and r not in set(run_ids)]
+    runs, bad = querystate.parse_choices(
+        [r for r in raw_runs if r not in no_log],
+        run_ids,
+        what="run",
+        why="it is not a run found in the models directory",
+    )
+    warnings += bad
+    warnings += [f"Run {querystate.shown(r)} has no training log yet; it is not drawn." for r in no_log]
+    if not runs:
+        runs = list(run_ids)
+    options = list(metric_options(runs))
+    defaults = default_settings(runs, options)
+    metrics, bad = querystate.parse_choices(
+        params.get("metric"), options, what="metric", why="the chosen runs do not log it"
+    )
+    warnings += bad
+    x, warn_x = querystate.parse_choice(
+        params.get("x"), X_AXES, "step", what="x axis", why=f"use one of {', '.join(X_AXES)}"
+    )
+    log_x, warn_lx = querystate.parse_bool(params.get("logx"), False, what="log x")
+    log_y, warn_ly = querystate.parse_bool(params.get("logy"), False, what="log y")
+    smoothing, warn_s = querystate.parse_number(
+        params.get("smooth"), 0.0, MAX_SMOOTHING, 0.0, what="smoothing"
+    )
+    trim, warn_t = querystate.parse_number(params.get("trim"), 0.0, MAX_TRIM, 0.0, what="trim")
+    warnings += [w for w in (warn_x, warn_lx, warn_ly, warn_s, warn_t) if w]
+    settings = replace(
+        defaults,
+        metrics=tuple(metrics) or defaults.metrics,
+        x=x,
+        log_x=log_x,
+        log_y=log_y,
+        smoothing=smoothing,
+        trim=trim,
+    )
+    return settings, warnings
+
+
+def settings_to_query(settings: CurveSettings) -> dict[str, list[str]]:
+    """Query parameters that :func:`settings_from_query` turns back into ``settings``.
+
+    Every value is a list (repeated parameters), the shape ``st.query_params.get_all``
+    reads back, so that the page can compare what is in the URL with what it wrote.
+    """
+    return {
+        "run": list(settings.runs),
+        "metric": list(settings.metrics),
+        "x": [settings.x],
+        "logx": ["1" if settings.log_x else "0"],
+        "logy": ["1" if settings.log_y else "0"],
+        "smooth": [f"{settings.smoothing:g}"],
+        "trim": [f"{settings.trim:g}"],
+    }
+
+
+def metric_options(run_ids: Sequence[str], runs: Mapping[str, Run]) -> list[str]:
+    """Metrics logged by any of ``run_ids`` (canonical first); reads are cached per file."""
+    paths = {rid: runs[rid].log_path for rid in run_ids if rid in runs}
+    return logs.metric_names(logs.read_logs(paths).values())

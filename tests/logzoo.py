@@ -1,0 +1,77 @@
+"""Synthetic training logs for the Loss curves tests: both real header variants and broken logs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+V1 = ["Step", "Time Elapsed", "Tokens Per Second", "Train Loss", "Validation Loss",
+      "Perplexity", "Learning Rate", "Norm"]  # fmt: skip
+V2 = ["Step", "Learning Rate", "Train Loss", "Validation Loss", "Perplexity", "Time Elapsed"]
+
+
+def curve_frame(header: list[str], rows: int = 50, scale: float = 1.0, every: int = 10) -> pd.DataFrame:
+    """A decreasing loss curve logged every ``every`` steps under ``header``."""
+    step = np.arange(rows) * every
+    loss = scale * (1.5 + 3.0 * np.exp(-step / (rows * every / 4)))
+    values = {
+        "Step": step,
+        "Time Elapsed": step * 0.5,
+        "Tokens Per Second": np.full(rows, 1000.0) + step,
+        "Train Loss": loss,
+        "Validation Loss": loss + 0.1,
+        "Perplexity": np.exp(loss + 0.1),
+        "Learning Rate": np.full(rows, 1e-3),
+        "Norm": np.linspace(2.0, 0.5, rows),
+        "Tokens Seen": step * 1024,
+    }
+    return pd.DataFrame({h: values[h] for h in header})
+
+
+def add_run(models: Path, experiment: str, name: str, log: str | bytes | None,
+            train: dict | None = None, model: dict | None = None) -> Path:  # fmt: skip
+    """A run folder with configs and (unless None) a log_data.csv holding ``log``."""
+    run_dir = models / experiment / "trained" / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (models / experiment / "config.py").write_text("# toy experiment\n")
+    (run_dir / "model_config.json").write_text(json.dumps(model or {"max_seq_len": 64}))
+    if train is not None:
+        (run_dir / "train_config.json").write_text(json.dumps(train))
+    if log is not None:
+        data = log.encode() if isinstance(log, str) else log
+        (run_dir / "log_data.csv").write_bytes(data)
+    return run_dir
+
+
+def broken_log() -> str:
+    """A log with every problem at once: text cell, NaN/inf from step 300, a resumed step,
+    and a half-written last line."""
+    frame = curve_frame(V2, rows=50)
+    text = frame.to_csv(index=False)
+    lines = text.splitlines()
+    cells = lines[5].split(",")  # step 40
+    cells[2] = "oops"  # Train Loss
+    lines[5] = ",".join(cells)
+    for i in range(31, 51):  # steps 300..490 diverged
+        cells = lines[i].split(",")
+        cells[2], cells[3] = "nan", "inf"
+        lines[i] = ",".join(cells)
+    lines.append("100,0.001,9.0,9.1,9.2,50")  # step 100 logged again after a resume
+    return "\n".join(lines) + "\n" + "500,0.001,2."
+
+
+def make_zoo(models: Path) -> dict[str, Path]:
+    """alpha/v1 (header variant 1 + Tokens Seen), beta/v2 (variant 2 + train_config),
+    beta/broken (every problem), beta/fresh (no log yet)."""
+    return {
+        "alpha/v1": add_run(models, "alpha", "v1", curve_frame([*V1, "Tokens Seen"]).to_csv(index=False)),
+        "beta/v2": add_run(
+            models, "beta", "v2", curve_frame(V2, scale=1.1).to_csv(index=False),
+            train={"batch_size": 4, "gradient_accumulation_steps": 2},
+        ),  # fmt: skip
+        "beta/broken": add_run(models, "beta", "broken", broken_log()),
+        "beta/fresh": add_run(models, "beta", "fresh", None),
+    }

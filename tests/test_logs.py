@@ -1,0 +1,211 @@
+"""sandbox.logs: header normalization, every bad-log case, the cache and the long table."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import logzoo  # noqa: E402
+
+from sandbox import logs  # noqa: E402
+
+V1_HEADER = "Step,Time Elapsed,Tokens Per Second,Train Loss,Validation Loss,Perplexity,Learning Rate,Norm"
+V2_HEADER = "Step,Learning Rate,Train Loss,Validation Loss,Perplexity,Time Elapsed"
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    logs.clear_cache()
+    yield
+    logs.clear_cache()
+
+
+def parse(text: str | bytes, label: str = "exp/trained/run/log_data.csv") -> logs.RunLog:
+    return logs.parse_log(text.encode() if isinstance(text, str) else text, label)
+
+
+def test_header_variant_one_is_normalized():
+    log = parse(V1_HEADER + "\n0,1.5,900,5.0,5.1,164.0,0.001,1.2\n10,3.0,950,4.0,4.1,60.3,0.0009,0.9\n")
+    assert list(log.columns) == [
+        "step", "time elapsed", "tokens/s", "train loss", "validation loss", "perplexity",
+        "learning rate", "grad norm",
+    ]  # fmt: skip
+    assert log.columns["grad norm"].tolist() == [1.2, 0.9]
+    assert log.columns["tokens/s"].tolist() == [900, 950]
+    assert log.headers["grad norm"] == "Norm"
+    assert log.notes == ()
+
+
+def test_header_variant_two_is_normalized():
+    log = parse(V2_HEADER + "\n0,0.001,5.0,5.1,164.0,1.5\n10,0.0009,4.0,4.1,60.3,3.0\n")
+    assert set(log.columns) == {
+        "step", "learning rate", "train loss", "validation loss", "perplexity", "time elapsed",
+    }  # fmt: skip
+    assert list(log.columns)[0] == "step"
+    assert log.columns["time elapsed"].tolist() == [1.5, 3.0]
+    assert log.metrics == ["learning rate", "train loss", "validation loss", "perplexity", "time elapsed"]
+
+
+def test_shipped_variant_with_tokens_seen_and_unknown_columns_kept():
+    frame = logzoo.curve_frame([*logzoo.V1, "Tokens Seen"])
+    frame["my_custom_metric"] = np.arange(len(frame)) * 2.0
+    log = parse(frame.to_csv(index=False))
+    assert log.columns["tokens seen"].tolist() == frame["Tokens Seen"].tolist()
+    assert log.columns["my_custom_metric"].tolist() == frame["my_custom_metric"].tolist()
+    assert logs.metric_names([log])[:2] == ["train loss", "validation loss"]
+    assert logs.metric_names([log])[-1] == "my_custom_metric"
+
+
+@pytest.mark.parametrize(
+    ("header", "canonical"),
+    [
+        ("Norm", "grad norm"), ("Grad Norm", "grad norm"), ("grad_norm", "grad norm"),
+        ("val_loss", "validation loss"), ("Validation Loss", "validation loss"),
+        ("Tokens Per Second", "tokens/s"), ("tokens/s", "tokens/s"), ("Time Elapsed", "time elapsed"),
+        ("TRAIN LOSS", "train loss"), ("lr", "learning rate"), ("Tokens Seen", "tokens seen"),
+        ("iter", "step"), ("ppl", "perplexity"), ("accuracy", None), ("Notes", None),
+    ],
+)  # fmt: skip
+def test_canonical_names_match_aliases_case_insensitively(header, canonical):
+    assert logs.canonical_name(header) == canonical
+
+
+def test_empty_file():
+    log = parse(b"")
+    assert log.rows == 0
+    assert any("exp/trained/run/log_data.csv is empty" in n for n in log.notes)
+
+
+def test_header_only():
+    log = parse(V2_HEADER + "\n")
+    assert log.rows == 0
+    assert "train loss" in log.metrics
+    assert any("header but no rows" in n for n in log.notes)
+
+
+def test_partial_last_line_is_skipped_and_said():
+    log = parse(V2_HEADER + "\n0,0.001,5.0,5.1,164.0,1.5\n10,0.001,4.0,4.1,60.3,3.0\n20,0.001,3.")
+    assert log.columns["step"].tolist() == [0, 10]
+    assert any("last line" in n and "incomplete" in n for n in log.notes)
+    complete = parse(V2_HEADER + "\n0,0.001,5.0,5.1,164.0,1.5\n")
+    assert not any("incomplete" in n for n in complete.notes)
+
+
+def test_non_numeric_cells_are_left_out_and_named():
+    log = parse("Step,Train Loss,Comment\n0,5.0,start\n10,abc,ok\n20,3.0,fine\n")
+    assert np.isnan(log.columns["train loss"][1])
+    assert log.columns["train loss"][[0, 2]].tolist() == [5.0, 3.0]
+    assert "train loss" not in log.nonfinite  # text is not a diverged value
+    assert any("'Train Loss'" in n and "'abc'" in n and "log_data.csv" in n for n in log.notes)
+    assert "Comment" not in log.columns
+    assert any("'Comment'" in n and "not numeric" in n for n in log.notes)
+
+
+def test_nan_and_inf_are_kept_flagged_and_said():
+    log = parse("Step,Train Loss,Validation Loss\n0,5,5\n10,nan,\n20,inf,4\n30,-Infinity,\n40,4,3.9\n")
+    train = log.columns["train loss"]
+    assert np.isnan(train[1]) and train[2] == np.inf and train[3] == -np.inf
+    assert log.nonfinite["train loss"].tolist() == [False, True, True, True, False]
+    assert "validation loss" not in log.nonfinite  # empty cells: not logged, not diverged
+    assert any("'Train Loss'" in n and "first at step 10" in n and "diverged" in n for n in log.notes)
+
+    long = logs.long_table({"exp/run": log}, ["train loss", "validation loss"])
+    val = long[long["metric"] == "validation loss"]
+    assert val["step"].tolist() == [0, 20, 40]  # empty cells are simply absent
+    train_rows = long[long["metric"] == "train loss"]
+    assert train_rows["diverged"].tolist() == [False, True, True, True, False]
+    assert train_rows["value"].isna().sum() == 1 and np.isinf(train_rows["value"]).sum() == 2
+
+
+def test_duplicated_steps_last_one_wins_and_is_said():
+    log = parse("Step,Train Loss\n0,5\n10,4\n20,3\n10,3.9\n20,2.9\n30,2.5\n")
+    assert log.columns["step"].tolist() == [0, 10, 20, 30]
+    assert log.columns["train loss"].tolist() == [5, 3.9, 2.9, 2.5]
+    assert any("2 step(s) more than once" in n and "resumed" in n for n in log.notes)
+
+
+def test_rows_with_the_wrong_number_of_fields_are_skipped():
+    log = parse("Step,Train Loss\n0,5\n10,4,extra\n20\n30,2.5\n")
+    assert log.columns["step"].tolist() == [0, 30]
+    assert any("2 line(s)" in n and "wrong number of fields" in n for n in log.notes)
+
+
+def test_log_without_a_step_column_uses_row_numbers():
+    log = parse("loss\n3\n2\n")
+    assert log.columns["step"].tolist() == [0, 1]
+    assert any("no Step column" in n for n in log.notes)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"\x00\xff\xfe garbage", b",,,\n,,,\n", b'a,b\n1,"unterminated\n', b"Step,Loss\n1,\xff\xfe\n", b"\n\n\n"],
+)
+def test_garbage_never_raises(data):
+    log = parse(data)
+    assert isinstance(log, logs.RunLog)
+    assert log.rows == len(log.columns["step"])
+
+
+def test_the_broken_fixture_log_says_everything():
+    log = parse(logzoo.broken_log())
+    joined = " ".join(log.notes)
+    for phrase in ("incomplete", "'oops'", "more than once", "diverged"):
+        assert phrase in joined
+    assert log.columns["step"].tolist() == sorted(set(log.columns["step"].tolist()))
+    assert log.columns["train loss"][log.columns["step"] == 100].tolist() == [9.0]
+
+
+def test_read_log_is_cached_until_the_file_changes(tmp_path):
+    path = tmp_path / "exp" / "trained" / "run" / "log_data.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text(V2_HEADER + "\n0,0.001,5.0,5.1,164.0,1.5\n")
+    first = logs.read_log(path)
+    assert logs.read_log(path) is first  # unchanged: no second parse
+    with path.open("a") as f:
+        f.write("10,0.001,4.0,4.1,60.3,3.0\n")
+    second = logs.read_log(path)
+    assert second is not first
+    assert second.columns["step"].tolist() == [0, 10]
+    assert second.label == "exp/trained/run/log_data.csv"
+    st = path.stat()
+    assert second.stamp == (st.st_size, st.st_mtime_ns)
+
+
+def test_read_log_of_a_missing_file_is_a_note(tmp_path):
+    log = logs.read_log(tmp_path / "nope" / "trained" / "r" / "log_data.csv")
+    assert log.rows == 0
+    assert log.notes and "does not exist" in log.notes[0]
+
+
+def test_read_logs_keeps_the_order_and_reads_each_file(tmp_path):
+    paths = {}
+    for i in range(5):
+        path = tmp_path / f"r{i}.csv"
+        path.write_text(logzoo.curve_frame(logzoo.V2, rows=10 + i).to_csv(index=False))
+        paths[f"e/r{i}"] = path
+    result = logs.read_logs(paths)
+    assert list(result) == list(paths)
+    assert [log.rows for log in result.values()] == [10, 11, 12, 13, 14]
+    os.utime(paths["e/r0"], ns=(1, 1))  # a changed mtime alone is a new version
+    assert logs.read_logs(paths)["e/r0"] is not result["e/r0"]
+
+
+def test_long_table_is_one_sorted_block_per_run_and_metric():
+    a = parse(V2_HEADER + "\n0,0.001,5.0,5.1,164.0,1.5\n10,0.0009,4.0,4.1,60.3,3.0\n")
+    b = parse(logzoo.curve_frame([*logzoo.V1, "Tokens Seen"], rows=3).to_csv(index=False))
+    long = logs.long_table({"e/a": a, "e/b": b}, ["validation loss", "train loss"])
+    assert list(long.columns) == logs.LONG_COLUMNS
+    assert len(long) == 2 * 2 + 3 * 2
+    blocks = long[["run", "metric"]].astype(str).drop_duplicates().values.tolist()
+    assert blocks == [
+        ["e/a", "validation loss"], ["e/a", "train loss"], ["e/b", "validation loss"], ["e/b", "train loss"],
+    ]  # fmt: skip
+    assert long[long["run"] == "e/a"]["time"].tolist() == [1.5, 3.0, 1.5, 3.0]
+    assert long[long["run"] == "e/a"]["tokens"].isna().all()  # not logged by variant two
+    assert long[long["run"] == "e/b"]["tokens"].tolist()[:3] == [0, 10240, 20480]
