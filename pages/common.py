@@ -148,3 +148,24 @@ def cached_bpb(run_ids: list[str]) -> dict[str, float]:
         return {}
     finder = getattr(evaluation, "latest_bpb", None)
     return finder(models_dir(), run_ids) if finder else {}
+
+
+@st.cache_resource(show_spinner=False, on_release=lambda pool: pool.close_all())
+def lane_pool(lane: int):
+    """Extra workers for the Playground: lane 1, 2, 3 each hold one more worker per experiment.
+
+    A worker answers one request at a time, so two runs of one experiment generate side by
+    side only with a worker each (lane 0 is `worker_pool`; see `sandbox.playground.assign_lanes`).
+    """
+    from sandbox.loader import WorkerPool
+
+    return WorkerPool(max_workers=2, device=device_name())
+
+
+def client_in_lane(run_id: str, lane: int):
+    """`client_for`, but on the worker of ``lane`` (0: the shared pool)."""
+    if lane == 0:
+        return client_for(run_id)
+    run = discovery.find_run(models_dir(), run_id)
+    exp = discovery.find_experiment(models_dir(), run.experiment)
+    return lane_pool(lane).client(exp), run

@@ -134,6 +134,121 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stable(text: str) -> str:
+    """``text`` without a trailing U+FFFD: a multi-byte character whose last bytes are still to come."""
+    return text.rstrip("\ufffd")
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Continue a prompt with one run; the text goes to stdout as it is generated."""
+    import os
+
+    from sandbox.discovery import UnknownRunError, find_experiment, find_run
+    from sandbox.playground import column_events
+    from sandbox.prompts import cap_max_new_tokens
+    from sandbox.protocol import WorkerError
+    from sandbox.sampling import SamplingSettings
+
+    base = models_dir(args.models_dir)
+    try:
+        run = find_run(base, args.run)
+    except UnknownRunError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    max_new, notice = cap_max_new_tokens(args.max_new_tokens)
+    if notice:
+        print(f"note: {notice.text}", file=sys.stderr)
+    try:
+        settings = SamplingSettings(
+            temperature=args.temperature,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            min_p=args.min_p,
+            max_new_tokens=max_new,
+            seed=args.seed,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    pool = _pool(args)
+    printed = ""
+    events = column_events(pool.client(find_experiment(base, run.experiment)), run.name, args.prompt, settings)
+    try:
+        for event in events:
+            if "prompt" in event:
+                for n in event["prompt"]["notices"]:
+                    print(f"{n['level']}: {n['text']}", file=sys.stderr)
+            elif event.get("done"):
+                print(
+                    f"[{run.id}: {event['n_tokens']} tokens in {event['seconds']:.2f} s, {event['reason']}]",
+                    file=sys.stderr,
+                )
+            elif "text" in event:
+                text = _stable(event["text"])
+                if text.startswith(printed):
+                    sys.stdout.write(text[len(printed) :])
+                    sys.stdout.flush()
+                    printed = text
+        print()
+    except WorkerError as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"  fix: {exc.hint}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep Python's exit-time flush
+        # of stdout from raising again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    finally:
+        events.close()  # cancels the worker's generation if we stopped early (Ctrl-C)
+        pool.close_all()
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate runs on the same documents: top-k accuracy, loss, perplexity and bits per byte,
+    each with a 95 % bootstrap interval over documents (the numbers of the Evaluation page)."""
+    from sandbox import evaluation
+    from sandbox.data import DataSourceError, load_documents, sample_documents
+    from sandbox.device import pick_device
+
+    try:
+        docs = sample_documents(load_documents(args.data), args.docs if args.docs > 0 else None, args.seed)
+        settings = evaluation.EvalSettings(
+            kmax=max(args.k), overlap=args.overlap, batch_size=args.batch_size,
+            autocast=args.autocast, device=pick_device(args.device),
+        )
+    except (DataSourceError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    def progress(run_id: str, done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            print(f"\r{run_id}: {done}/{total} windows", end="\n" if done == total else "", file=sys.stderr)
+
+    pool = _pool(args)
+    try:
+        report = evaluation.evaluate(
+            pool, args.runs, docs, settings, models_dir=models_dir(args.models_dir),
+            data_label=args.data, progress=progress, use_cache=not args.no_cache,
+        )
+    finally:
+        pool.close_all()
+    if args.json:
+        print(report.to_json(args.k))
+    else:
+        print(f"{len(docs)} documents of {args.data} ({report.data['bytes']:,} bytes), seed {args.seed}")
+        text = evaluation.summary_text(report.summary(args.k), args.k)
+        print(_table(text.drop(columns="error").to_dict("records"), [c for c in text.columns if c != "error"]))
+    for result in report.results:
+        for warning in result.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        if result.error:
+            print(f"error: {result.run_id}: {result.error['message']}", file=sys.stderr)
+    return 1 if any(r.error for r in report.results) else 0
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models-dir", default=None, help="models directory (default: models/ or $SANDBOX_MODELS_DIR)")
 
@@ -162,12 +277,46 @@ def _setup_diff(p: argparse.ArgumentParser) -> None:
     p.add_argument("b", help="experiment to compare with the base")
 
 
+def _setup_generate(p: argparse.ArgumentParser) -> None:
+    from sandbox.playstate import DEFAULT_SETTINGS as D
+
+    _common(p)
+    p.add_argument("--run", required=True, help="EXPERIMENT/RUN")
+    p.add_argument("--prompt", default="", help="text to continue (empty: start from bos)")
+    p.add_argument("--max-new-tokens", type=int, default=D.max_new_tokens)
+    p.add_argument("--seed", type=int, default=D.seed)
+    p.add_argument("--temperature", type=float, default=D.temperature, help="0 = greedy")
+    p.add_argument("--top-k", type=int, default=D.top_k, help="0 = off")
+    p.add_argument("--top-p", type=float, default=D.top_p, help="1 = off")
+    p.add_argument("--min-p", type=float, default=D.min_p, help="0 = off")
+    p.add_argument("--device", default=None)
+
+
+def _setup_eval(p: argparse.ArgumentParser) -> None:
+    from sandbox.evaluation import DEFAULT_KS
+
+    _common(p)
+    p.add_argument("--runs", nargs="+", required=True, metavar="EXP/RUN", help="runs to evaluate")
+    p.add_argument("--data", default="bundled", help="bundled (validation split), a .txt/.jsonl/.parquet path, or hf:...")
+    p.add_argument("--docs", type=int, default=200, help="documents to sample (0 or less: all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the document sample")
+    p.add_argument("--k", type=int, nargs="+", default=list(DEFAULT_KS), help="top-k accuracies to report")
+    p.add_argument("--overlap", type=int, default=0, help="context tokens carried into each later window")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--autocast", choices=["bf16", "fp16"], default=None, help="on CUDA only")
+    p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best present)")
+    p.add_argument("--no-cache", action="store_true", help="recompute even when a cached result exists")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
 # name -> (help, parser setup, command)
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "list": ("list experiments and runs", _setup_list, cmd_list),
     "doctor": ("check experiments against the contract", _setup_doctor, cmd_doctor),
+    "eval": ("top-k accuracy, loss, perplexity, bits/byte of runs", _setup_eval, cmd_eval),
     "params": ("parameter and compute accounting of one run", _setup_params, cmd_params),
     "diff": ("code diff of two experiments", _setup_diff, cmd_diff),
+    "generate": ("continue a prompt with one run", _setup_generate, cmd_generate),
 }
 
 

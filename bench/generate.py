@@ -1,0 +1,149 @@
+"""Generation speed through the worker against a bare in-process loop, per run.
+
+Worker: what the Playground does, `WorkerClient.stream("generate")` from this process to the
+run's worker (token events with the top-5 alternatives and the decoded text, over a pipe),
+timed from the request to the final event.
+Bare: the same run loaded in a fresh process that holds only that experiment (its root first
+on sys.path and as cwd, as the contract asks), then a plain loop: forward (with the KV cache
+when the model takes ``cache_len``, the same sliding window) + `sample_next`. No events, no
+decoding, no pipe.
+
+Both use the same settings and seed and produce the same number of tokens (eos does not
+stop them), so they also must pick the same tokens; the bench checks that. They run one
+after the other, never at the same time. Goal from the issue: worker >= 0.9 x bare.
+
+    python bench/generate.py [--run EXP/RUN ...] [--tokens N] [--repeats R] [--models-dir D]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sandbox.sampling import SamplingSettings  # noqa: E402
+
+GOAL = 0.9
+PROMPT = "Once upon a time, a little fox"
+
+
+def bare(root: str, run_name: str, settings: SamplingSettings, repeats: int) -> dict:
+    """Time the bare loop in THIS process (started by `main` with only one experiment in it)."""
+    import torch
+
+    os.chdir(root)
+    sys.path.insert(0, root)
+    from sandbox.runhost import RunHost, purge_experiment_modules
+    from sandbox.sampling import make_generator, sample_next
+
+    purge_experiment_modules()
+    run = RunHost(Path(root), "cpu").load(run_name)
+    prompt = run.tokenizer.encode(PROMPT, bos=True)
+    max_len, keep = run.max_seq_len, max(1, run.max_seq_len // 2)
+
+    def loop() -> list[int]:
+        ids = list(prompt)
+        start, cache_len = max(0, len(ids) - max_len), 0
+        gen = make_generator(settings.seed)
+        with torch.inference_mode():
+            for _ in range(settings.max_new_tokens):
+                if len(ids) - start > max_len:  # the same window as sandbox.generation
+                    start, cache_len = len(ids) - keep, 0
+                context = ids[start:]
+                if run.takes_cache_len:
+                    out = run.model(torch.tensor([context[cache_len:]], dtype=torch.long), cache_len)
+                    cache_len = len(context)
+                else:
+                    out = run.model(torch.tensor([context], dtype=torch.long))
+                logits = (out[0] if isinstance(out, (tuple, list)) else out)[0, -1]
+                ids.append(sample_next(logits, settings, gen))
+        return ids[len(prompt) :]
+
+    loop()  # warm-up
+    times, new = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        new = loop()
+        times.append(time.perf_counter() - t0)
+    return {"seconds": times, "ids": new}
+
+
+def through_worker(root: Path, run_name: str, settings: SamplingSettings, repeats: int) -> dict:
+    """Time generation through the run's worker, from this (app-like) process."""
+    from sandbox.loader import WorkerClient
+
+    client = WorkerClient(root, "cpu")
+    try:
+        prompt = client.request("encode", run=run_name, texts=[PROMPT])[0]
+        args = {"run": run_name, "prompt_ids": prompt, "settings": settings.as_dict()}
+        client.request("generate", **args)  # warm-up (loads the run)
+        times, inside, new = [], [], []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for event in client.stream("generate", **args):
+                if event.get("done"):
+                    new, seconds = event["ids"], event["seconds"]
+            times.append(time.perf_counter() - t0)
+            inside.append(seconds)
+        return {"seconds": times, "inside": inside, "ids": new}
+    finally:
+        client.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", action="append", help="EXP/RUN (repeatable; default: every run)")
+    parser.add_argument("--models-dir", default=None)
+    parser.add_argument("--tokens", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--top-k", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bare-child", nargs=2, metavar=("ROOT", "RUN"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    settings = SamplingSettings(
+        temperature=args.temperature, top_k=args.top_k, max_new_tokens=args.tokens, seed=args.seed, stop_at_eos=False
+    )
+    if args.bare_child:  # the child process: one experiment only
+        print(json.dumps(bare(*args.bare_child, settings, args.repeats)))
+        return 0
+
+    from sandbox.discovery import discover
+
+    runs = [(exp, run) for exp in discover(args.models_dir) for run in exp.runs if run.weights.is_file()]
+    if args.run:
+        runs = [(e, r) for e, r in runs if r.id in args.run]
+    if not runs:
+        print("no trained runs found")
+        return 1
+    print(f"{args.tokens} tokens, temperature {args.temperature}, top-k {args.top_k}, median of {args.repeats}, cpu")
+    print(f"{'run':28} {'bare tok/s':>11} {'worker tok/s':>13} {'ratio':>6} {'in-worker tok/s':>16}  same tokens")
+    worst = None
+    for exp, run in runs:
+        child = [sys.executable, __file__, "--bare-child", str(exp.root), run.name]
+        child += ["--tokens", str(args.tokens), "--repeats", str(args.repeats), "--seed", str(args.seed)]
+        child += ["--temperature", str(args.temperature), "--top-k", str(args.top_k)]
+        out = subprocess.run(child, capture_output=True, text=True, check=True, cwd=ROOT)
+        b = json.loads(out.stdout.strip().splitlines()[-1])
+        w = through_worker(exp.root, run.name, settings, args.repeats)
+        bare_rate = args.tokens / statistics.median(b["seconds"])
+        worker_rate = args.tokens / statistics.median(w["seconds"])
+        inside_rate = args.tokens / statistics.median(w["inside"])
+        ratio = worker_rate / bare_rate
+        worst = ratio if worst is None else min(worst, ratio)
+        same = "yes" if b["ids"] == w["ids"] else "NO"
+        print(f"{run.id:28} {bare_rate:11.0f} {worker_rate:13.0f} {ratio:6.2f} {inside_rate:16.0f}  {same}")
+    print(f"worst ratio worker/bare: {worst:.2f} (goal >= {GOAL})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,344 @@
+"""Playground: one prompt through several runs side by side, every column streamed at once.
+
+Widgets and layout only. The columns' streams run in threads (`sandbox.multistream`); this
+script's single loop polls them and redraws each column's placeholder ~15 times a second.
+Stop (or any rerun) arrives as an exception at the next st.* call; the loop's ``finally``
+stops the threads, which close their worker streams and so cancel the generations.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from html import escape
+
+import streamlit as st
+
+from pages import common
+from sandbox import playstate, tokenview, transcript
+from sandbox.discovery import UnknownRunError
+from sandbox.multistream import MultiStream
+from sandbox.playground import ColumnState, assign_lanes, column_events, error_summary
+from sandbox.prompts import PreparedPrompt, prepare_prompt
+from sandbox.protocol import WorkerError
+from sandbox.sampling import SamplingSettings
+
+try:  # the shared per-run colours, when that module is present
+    from sandbox.colors import run_color
+except ImportError:  # pragma: no cover — older checkouts
+
+    def run_color(run_id: str) -> str:
+        return "#888888"
+
+
+DRAW_EVERY = 1 / 15  # seconds between redraws while streaming
+POLL = 0.05  # longest wait for a stream message; keeps Stop responsive
+FIELDS = ("temperature", "top_k", "top_p", "min_p", "max_new_tokens", "seed")
+
+st.title("Playground")
+st.caption("One prompt, several runs, side by side. Each column streams from its own worker.")
+
+run_ids = common.run_ids()
+if not run_ids:
+    st.info(f"No trained runs under `{common.models_dir()}`.")
+    st.stop()
+
+
+# -- state: the link (first visit), else what this session had ------------------------------
+def _seed_widgets(state: playstate.PlaygroundState) -> None:
+    """Put ``state`` into the widgets' keys (widgets forget their values when a page is left)."""
+    ss = st.session_state
+    ss["pg_runs"] = [r for r in state.runs if r in run_ids]
+    ss["pg_prompt"] = state.prompt
+    for name in FIELDS:
+        ss[f"pg_{name}"] = getattr(state.settings, name)
+    ss["pg_eos"] = state.settings.stop_at_eos
+    ss["pg_tokens"] = state.token_view
+    ss["pg_split"] = state.prompt_view
+    for run, override in state.overrides.items():
+        ss[f"pg_own::{run}"] = True
+        for name, value in override.items():
+            ss[f"pg_ov::{run}::{name}"] = value
+
+
+if "pg_state" not in st.session_state:
+    params = {key: st.query_params.get_all(key) for key in st.query_params}
+    first, warnings = playstate.state_from_query(params, run_ids)
+    st.session_state["pg_state"] = first
+    st.session_state["pg_url_warnings"] = warnings
+if "pg_runs" not in st.session_state:
+    _seed_widgets(st.session_state["pg_state"])
+for warning in st.session_state.get("pg_url_warnings", []):
+    st.warning(warning)
+
+
+# -- controls ---------------------------------------------------------------------------------
+def _range(name: str) -> dict:
+    lo, hi, integer = playstate.RANGES[name]
+    return {"min_value": int(lo), "max_value": int(hi)} if integer else {"min_value": float(lo), "max_value": float(hi)}
+
+
+def sampling_inputs(prefix: str, names: tuple[str, ...]) -> None:
+    """One input per sampling field in ``names``, keyed ``{prefix}{name}``."""
+    cols = st.columns(len(names))
+    helps = {
+        "temperature": "0 = greedy (always the most likely token).",
+        "top_k": "Keep exactly the k most likely tokens; 0 = off.",
+        "top_p": "Keep the smallest set of tokens whose probability reaches p; 1 = off.",
+        "min_p": "Keep tokens at least min-p times as likely as the most likely one; 0 = off.",
+        "max_new_tokens": f"At most {playstate.RANGES['max_new_tokens'][1]}.",
+        "seed": "Same seed, same settings: same text.",
+    }
+    for col, name in zip(cols, names, strict=True):
+        label = playstate._LABELS[name].capitalize()
+        key = f"{prefix}{name}"
+        if name in ("temperature", "top_p", "min_p"):
+            col.slider(label, step=0.01, key=key, help=helps[name], **_range(name))
+        else:
+            col.number_input(label, step=1, key=key, help=helps[name], **_range(name))
+
+
+picked = st.multiselect(
+    "Runs (1–4, from any experiments)",
+    run_ids,
+    key="pg_runs",
+    max_selections=playstate.MAX_RUNS,
+    placeholder="Choose runs to compare",
+)
+prompt = st.text_area(
+    "Prompt",
+    key="pg_prompt",
+    max_chars=playstate.MAX_PROMPT_CHARS,
+    height=100,
+    help="Empty: the models start from their bos token. Longer than a model's context: cut from the left.",
+)
+with st.expander("Sampling (shared by all columns)", expanded=True):
+    sampling_inputs("pg_", FIELDS)
+    st.checkbox("Stop at end-of-text (eos)", key="pg_eos")
+
+overrides: dict[str, dict] = {}
+if picked:
+    with st.expander("Per-run settings (optional overrides)"):
+        for run in picked:
+            if st.toggle(f"Own settings for {run}", key=f"pg_own::{run}"):
+                for name in playstate.OVERRIDABLE:
+                    st.session_state.setdefault(f"pg_ov::{run}::{name}", st.session_state[f"pg_{name}"])
+                sampling_inputs(f"pg_ov::{run}::", playstate.OVERRIDABLE)
+                overrides[run] = {name: st.session_state[f"pg_ov::{run}::{name}"] for name in playstate.OVERRIDABLE}
+
+views = st.columns(2)
+token_view = views[0].toggle(
+    "Token view", key="pg_tokens", help="Token boundaries coloured by probability; hover for the top-5 alternatives."
+)
+prompt_view = views[1].toggle(
+    "Prompt tokens", key="pg_split", help="How each run's tokenizer splits the prompt, and what it cannot represent."
+)
+
+ss = st.session_state
+settings = SamplingSettings(
+    temperature=float(ss["pg_temperature"]),
+    top_k=int(ss["pg_top_k"]),
+    top_p=float(ss["pg_top_p"]),
+    min_p=float(ss["pg_min_p"]),
+    max_new_tokens=int(ss["pg_max_new_tokens"]),
+    seed=int(ss["pg_seed"]),
+    stop_at_eos=bool(ss["pg_eos"]),
+)
+state = playstate.PlaygroundState(list(picked), prompt, settings, overrides, token_view, prompt_view)
+ss["pg_state"] = state
+
+# Mirror the state in the URL (keeping parameters other pages or Streamlit own).
+wanted = {k: v if isinstance(v, list) else [v] for k, v in playstate.state_to_query(state).items()}
+current = {key: st.query_params.get_all(key) for key in st.query_params}
+others = {k: v for k, v in current.items() if k not in playstate.QUERY_KEYS}
+if {**others, **wanted} != current:
+    st.query_params.from_dict({**others, **wanted})
+
+buttons = st.columns([1, 1, 4])
+go = buttons[0].button("Generate", type="primary", disabled=not picked, icon=":material/play_arrow:", key="pg_go")
+buttons[1].button("Stop", key="pg_stop", icon=":material/stop:", help="Stop every column (the workers cancel their generation).")
+status = st.empty()
+
+
+# -- the prompt as each tokenizer reads it -----------------------------------------------------
+@st.cache_data(show_spinner=False, max_entries=128)
+def tokenized(run_id: str, stamp: tuple, fingerprint: str, text: str) -> dict:
+    """`prepare_prompt` for one run (cached until the run's weights or code change)."""
+    client, run = common.client_for(run_id)
+    return prepare_prompt(client, run.name, text).as_dict()
+
+
+def draw_prompt_split(runs: list[str], text: str) -> None:
+    st.subheader("How each tokenizer reads the prompt")
+    cols = st.columns(len(runs))
+    for col, run_id in zip(cols, runs, strict=True):
+        with col:
+            st.html(_header(run_id))
+            try:
+                exp = next(e for e in common.experiments() for r in e.runs if r.id == run_id)
+                run = next(r for r in exp.runs if r.id == run_id)
+                prepared = PreparedPrompt.from_dict(tokenized(run_id, run.weights_stamp(), exp.fingerprint(), text))
+            except (WorkerError, UnknownRunError, StopIteration) as exc:
+                common.show_error(exc, run_id)
+                continue
+            st.caption(f"{len(prepared.ids)} tokens the model sees" + (f" ({prepared.dropped} cut)" if prepared.dropped else ""))
+            specials = {prepared.bos_id: "⟨bos⟩"} if prepared.bos_id is not None else {}
+            st.html(tokenview.prompt_tokens_html(prepared.ids, prepared.pieces, specials))
+            if prepared.bad_chars:
+                st.warning(f"Cannot represent: {', '.join(repr(c) for c in prepared.bad_chars)}")
+                st.html(tokenview.marked_text_html(text, prepared.bad_chars))
+                st.caption("What the tokenizer makes of it:")
+                st.html(tokenview.plain_html(prepared.roundtrip))
+
+
+def _header(run_id: str) -> str:
+    return (
+        f'<div style="border-left:6px solid {run_color(run_id)};padding:2px 8px;font-weight:600">'
+        f"{escape(run_id)}</div>"
+    )
+
+
+# -- the result columns -----------------------------------------------------------------------
+def _specials(column: ColumnState) -> dict[int, str]:
+    info = column.info or {}
+    return {int(info[k]): f"⟨{k[:-3]}⟩" for k in ("bos_id", "eos_id", "pad_id") if info.get(k) is not None}
+
+
+def make_slots(columns: dict[str, ColumnState]) -> dict[str, dict]:
+    """One header and three placeholders (notices, text, numbers) per column."""
+    slots = {}
+    for col, (run_id, column) in zip(st.columns(len(columns)), columns.items(), strict=True):
+        with col:
+            st.html(_header(run_id))
+            own = playstate.describe_settings(column.settings, state.settings) if column.settings != state.settings else ""
+            if own:
+                st.caption(f"Own settings: {own}")
+            slots[run_id] = {"notices": st.empty(), "body": st.empty(), "stats": st.empty()}
+    return slots
+
+
+def draw(slot: dict, column: ColumnState, tokens_on: bool, waiting: int = 0) -> None:
+    """Redraw one column from its state (only st.* calls: safe in the script thread)."""
+    if column.notices:
+        with slot["notices"].container():
+            for notice in column.notices:
+                (st.warning if notice.level == "warning" else st.info)(notice.text)
+    if column.error is not None:
+        with slot["body"].container():
+            err = column.error
+            common.show_error(WorkerError(err["message"], hint=err["hint"], detail=err["detail"]), column.run_id)
+            if column.text:
+                st.html(tokenview.plain_html(column.text))
+    elif column.status == "starting" and not column.tokens:
+        queued = f" ({waiting} request(s) ahead in its queue)" if waiting else ""
+        slot["body"].caption(f"Starting the worker and loading the run…{queued}")
+    elif tokens_on:
+        slot["body"].html(tokenview.tokens_html(column.tokens, _specials(column)))
+    else:
+        slot["body"].html(tokenview.plain_html(column.text))
+    slot["stats"].caption(column.stats_line())
+
+
+def generate(state: playstate.PlaygroundState, slots: dict[str, dict], columns: dict[str, ColumnState]) -> None:
+    """Stream every column at once; on any exit (end, Stop, rerun) cancel and record."""
+    clients, jobs = {}, {}
+    for run_id, lane in zip(state.runs, assign_lanes(state.runs), strict=True):
+        try:
+            client, run = common.client_in_lane(run_id, lane)
+        except UnknownRunError as exc:  # the run was deleted since the list was drawn
+            columns[run_id].error = error_summary(exc)
+            columns[run_id].ended = True
+            continue
+        clients[run_id] = client
+        jobs[run_id] = partial(column_events, client, run.name, state.prompt, columns[run_id].settings)
+    streams = MultiStream(jobs).start()
+    started = time.perf_counter()
+    dirty, last_draw = set(columns), 0.0
+    try:
+        while not streams.finished:
+            for message in streams.poll(POLL):
+                columns[message.key].apply(message)
+                dirty.add(message.key)
+            now = time.perf_counter()
+            if now - last_draw >= DRAW_EVERY:
+                for run_id in dirty:
+                    waiting = clients[run_id].waiting if run_id in clients else 0
+                    draw(slots[run_id], columns[run_id], state.token_view, waiting)
+                dirty.clear()
+                last_draw = now
+                running = sum(not c.ended for c in columns.values())
+                status.caption(f"Generating… {now - started:.1f} s, {running} column(s) still writing")
+        for run_id in dirty:
+            draw(slots[run_id], columns[run_id], state.token_view)
+    finally:
+        # Reached on completion, on Stop and on any rerun: no st.* calls in here (a rerun
+        # exception is in flight), only the threads and the session's data.
+        streams.stop()
+        for column in columns.values():
+            column.mark_stopped()
+        entry = transcript.make_entry(state.prompt, state.settings, [c.summary() for c in columns.values()])
+        st.session_state["pg_history"] = transcript.add_entry(st.session_state.get("pg_history", []), entry)
+        st.session_state["pg_last"] = {"prompt": state.prompt, "columns": columns}
+        streams.join(timeout=2.0)
+
+
+split_box = st.container()
+results = st.container()
+with results:
+    if token_view:
+        st.html(tokenview.legend_html())
+    if go and picked:
+        ss["pg_url_warnings"] = []
+        now = time.perf_counter()
+        live = {r: ColumnState(r, state.settings_for(r), started_at=now) for r in picked}
+        generate(state, make_slots(live), live)
+        status.caption("Done.")
+    elif ss.get("pg_last"):
+        last = ss["pg_last"]
+        if last["prompt"] != prompt or list(last["columns"]) != picked:
+            st.caption("The last generation (the prompt or runs have changed since; press Generate for new ones).")
+        stopped = any(c.status == "stopped" for c in last["columns"].values())
+        if stopped:
+            status.caption("Stopped.")
+        slots = make_slots(last["columns"])
+        for run_id, column in last["columns"].items():
+            draw(slots[run_id], column, token_view)
+    elif picked:
+        st.caption("Press **Generate** to see every run continue the prompt side by side.")
+
+if prompt_view and picked:
+    with split_box:
+        draw_prompt_split(picked, prompt)
+
+
+# -- history ----------------------------------------------------------------------------------
+history = ss.get("pg_history", [])
+if history:
+    st.divider()
+    head = st.columns([3, 1, 1])
+    head[0].subheader(f"History ({len(history)})")
+    head[1].download_button(
+        "Export Markdown",
+        transcript.history_markdown(history),
+        file_name="playground-history.md",
+        mime="text/markdown",
+        icon=":material/download:",
+    )
+    if head[2].button("Clear history"):
+        ss["pg_history"] = []
+        st.rerun()
+    for number, entry in reversed(list(enumerate(history, start=1))):
+        base = SamplingSettings(**entry["settings"])
+        first_line = " ".join(entry["prompt"].split())[:60] or "(empty prompt)"
+        with st.expander(f"{number}. {entry['when']} — {first_line}"):
+            st.caption(playstate.describe_settings(base))
+            for col, column in zip(st.columns(len(entry["columns"])), entry["columns"], strict=True):
+                with col:
+                    st.html(_header(column["run"]))
+                    own = SamplingSettings(**column["settings"])
+                    if own != base:
+                        st.caption(f"Own settings: {playstate.describe_settings(own, base)}")
+                    if column.get("error"):
+                        st.error(column["error"]["message"])
+                    st.html(tokenview.plain_html(column["text"]))
+                    st.caption(f"{column['n_tokens']} tokens · {column['reason']}")
