@@ -132,32 +132,19 @@ def show(view: lossview.LossView) -> None:
         st.markdown(f"**{metric}** · {best} · from the full logs")
         st.dataframe(_styled(table), hide_index=True, width="stretch")
 
-    with st.container(horizontal=True):
-        st.download_button(
-            "Chart as PNG", view.png, "loss_curves.png", "image/png", key="lc_png",
-            on_click="ignore", icon=":material/image:",
-        )  # fmt: skip
-        st.download_button(
-            "Chart as SVG", view.svg, "loss_curves.svg", "image/svg+xml", key="lc_svg",
-            on_click="ignore", icon=":material/image:",
-        )  # fmt: skip
-        st.download_button(
-            "Data as CSV", view.csv, "loss_curves.csv", "text/csv", key="lc_csv",
-            on_click="ignore", icon=":material/table:",
-        )  # fmt: skip
 
+def _styled(table: pd.DataFrame):
+    """Run names in their chart colour; a diverged final value reads "nan" or "inf".
 
-def _styled(table):
-    """Run names in their chart colour; a diverged final value reads "nan", a blank "–"."""
-
-    def number(fmt: str):
-        return lambda v: "–" if pd.isna(v) else format(v, fmt)
-
-    value, step = number(".4g"), number(",.0f")
-    formats = {"best": value, "best step": step, "final step": step, "diverged at step": step}
-    return (
-        table.style.map(lambda rid: f"color: {run_color(str(rid))}", subset=["run"])
-        .format({**formats, "final": "{:.4g}".format})  # NaN/inf as logged: the run diverged
+    Streamlit shows a missing number as "None", so the two columns where a missing or
+    non-finite value means something are shown as text.
+    """
+    text = table.assign(
+        final=table["final"].map("{:.4g}".format),
+        **{"diverged at step": table["diverged at step"].map(lambda v: "" if pd.isna(v) else f"{v:,.0f}")},
+    )
+    return text.style.map(lambda rid: f"color: {run_color(str(rid))}", subset=["run"]).format(
+        {"best": "{:.4g}", "best step": "{:,.0f}", "final step": "{:,.0f}"}, na_rep=""
     )
 
 
@@ -174,9 +161,34 @@ def live(settings: CurveSettings, chosen: list[Run]) -> None:
     )
 
 
+def downloads(settings: CurveSettings, chosen: list[Run]) -> None:
+    """Download buttons, outside the live part: a fragment rerun every two seconds would
+    replace a button's file while a click is on its way. The files are made on click, from
+    the logs as they are then."""
+
+    def latest() -> lossview.LossView:
+        return lossview.build(chosen, settings)
+
+    with st.container(horizontal=True):
+        st.download_button(
+            "Chart as PNG", lambda: latest().png(), "loss_curves.png", "image/png",
+            key="lc_png", on_click="ignore", icon=":material/image:",
+        )  # fmt: skip
+        st.download_button(
+            "Chart as SVG", lambda: latest().svg(), "loss_curves.svg", "image/svg+xml",
+            key="lc_svg", on_click="ignore", icon=":material/image:",
+        )  # fmt: skip
+        st.download_button(
+            "Data as CSV", lambda: latest().csv(), "loss_curves.csv", "text/csv",
+            key="lc_csv", on_click="ignore", icon=":material/table:",
+        )  # fmt: skip
+
+
 if not picked:
     st.info("Choose at least one run.")
 elif not metrics:
     st.info("Choose at least one metric.")
 else:
-    live(settings, [runs[rid] for rid in picked])
+    chosen = [runs[rid] for rid in picked]
+    live(settings, chosen)
+    downloads(settings, chosen)

@@ -44,6 +44,7 @@ class LossView:
 
     @cached_property
     def chart(self) -> alt.TopLevelMixin:
+        """The Altair chart of the drawn (downsampled) curves."""
         s = self.settings
         return charts.loss_chart(
             self.curves.draw,
@@ -58,6 +59,7 @@ class LossView:
 
     @property
     def summary(self) -> dict[str, pd.DataFrame]:
+        """Per metric, one row per run (final, best, rank, ...) from the full logs."""
         return self.curves.summary
 
     @cached_property
@@ -67,12 +69,15 @@ class LossView:
 
     # Downloads: called only when the person clicks (Streamlit's deferred download data).
     def png(self) -> bytes:
+        """The chart as PNG (rendered offline by vl-convert)."""
         return export.to_png(self.chart)
 
     def svg(self) -> str:
+        """The chart as SVG (rendered offline by vl-convert)."""
         return export.to_svg(self.chart)
 
     def csv(self) -> bytes:
+        """Every row behind the chart, at full resolution, as CSV."""
         return export.to_csv(self.curves.full)
 
 
@@ -89,7 +94,7 @@ def build(runs: Sequence[Run], settings: CurveSettings, versions: tuple | None =
     """
     if versions is None:
         versions = tuple(logs.file_stamp(run.log_path) for run in runs)
-    key = (settings, tuple(run.id for run in runs), versions)
+    key = (settings, tuple(str(run.log_path) for run in runs), versions)
     with _MEMO_LOCK:
         view = _MEMO.get(key)
         if view is not None:
@@ -104,6 +109,7 @@ def build(runs: Sequence[Run], settings: CurveSettings, versions: tuple | None =
 
 
 def clear_memo() -> None:
+    """Forget every built view (tests, benchmarks)."""
     with _MEMO_LOCK:
         _MEMO.clear()
 

@@ -82,6 +82,7 @@ def test_defaults_show_every_run_with_a_log(page):
     assert sorted(val["run"].astype(str)) == DRAWABLE and len(train) == 3
     assert set(val.columns) >= {"final", "best", "best step", "rank"}
     assert param(at, "run") == DRAWABLE
+    assert len(at.get("download_button")) == 3  # PNG, SVG, CSV
     notes = at.expander[0]
     assert "note(s) about these logs" in notes.label
     assert "beta/trained/broken/log_data.csv" in notes.markdown[0].value
