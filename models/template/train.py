@@ -66,6 +66,13 @@ def evaluate(model: Model, windows: torch.Tensor, batch_size: int) -> float:
     return sum(losses) / len(losses)
 
 
+def save_weights(model: Model, path: Path) -> None:
+    """torch.save the state_dict atomically: readers never see a half-written file."""
+    tmp = path.with_suffix(".pth.tmp")
+    torch.save(model.state_dict(), tmp)
+    os.replace(tmp, path)
+
+
 def run_readme(run: str, cfg: ModelConfig, tc: TrainConfig, n_params: int, elapsed: float,
                train_loss: float, val_loss: float, command: str) -> str:
     """The run's README.md: what it is, how it was trained, where it ended."""
@@ -100,6 +107,7 @@ def main() -> None:
     parser.add_argument("--arch", choices=["gpt2", "llama"], default="gpt2")
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--max-steps", type=int, default=None)
+    parser.add_argument("--eval-interval", type=int, default=None)
     args = parser.parse_args()
 
     torch.set_num_threads(2)
@@ -108,6 +116,8 @@ def main() -> None:
     tc = TrainConfig(seed=args.seed)
     if args.max_steps is not None:
         tc.max_steps = args.max_steps
+    if args.eval_interval is not None:
+        tc.eval_interval = args.eval_interval
     device = "cpu"  # cfg.device stays as configured ("mps"): it is what gets saved
 
     tok = get_tokenizer(cfg.vocab_len)
@@ -170,13 +180,16 @@ def main() -> None:
             log_file.flush()
             print(f"step {step:5d} | train {train_loss:.4f} | val {val_loss:.4f} | "
                   f"lr {lr:.2e} | norm {norm:.3f} | {tps:,.0f} tok/s | {now - t0:.0f}s")
+            # A checkpoint per eval keeps a run that is still training loadable.
+            save_weights(model, out / "model.pth")
             train_losses, t_last = [], time.time()
     log_file.close()
     elapsed = time.time() - t0
-    torch.save(model.state_dict(), out / "model.pth")
+    save_weights(model, out / "model.pth")
 
     command = (f"python train.py --run {args.run} --arch {cfg.arch} --seed {args.seed} "
-               f"--max-steps {tc.max_steps}")
+               f"--max-steps {tc.max_steps} "
+               f"--eval-interval {tc.eval_interval}")
     (out / "README.md").write_text(run_readme(args.run, cfg, tc, n_params, elapsed, train_loss,
                                               val_loss, command))
     print(f"saved {out} in {elapsed:.0f}s")
