@@ -228,15 +228,18 @@ def load_cached(key: str, root: Path | None = None) -> RunResult | None:
     return result
 
 
-def save_cached(key: str, result: RunResult, root: Path | None = None) -> str | None:
-    """Write a result atomically; returns a warning sentence instead of raising on failure."""
+def save_cached(key: str, result: RunResult, root: Path | None = None, meta: dict | None = None) -> str | None:
+    """Write a result atomically; returns a warning sentence instead of raising on failure.
+
+    ``meta`` (run and data fingerprints, settings) is stored beside it for `latest_bpb`.
+    """
     try:
         path = _cache_path(key, root)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(result.to_dict(), f)
+                json.dump({**result.to_dict(), "meta": meta or {}}, f)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -244,6 +247,37 @@ def save_cached(key: str, result: RunResult, root: Path | None = None) -> str | 
     except OSError as exc:
         return f"The result of {result.run_id} could not be cached ({exc.strerror or exc}); it is shown but not saved."
     return None
+
+
+def latest_bpb(models_dir: Path | str | None, run_ids: list[str], root: Path | None = None) -> dict[str, float]:
+    """Bits per byte of each run from its newest cached evaluation of its current weights/code.
+
+    Runs never evaluated (or changed since) are left out. The newest evaluations of two runs
+    may be on different data: compare them only when that is known to be the same.
+    """
+    from sandbox.discovery import all_runs, discover
+
+    experiments = {e.name: e for e in discover(models_dir)}
+    wanted = {r.id: run_fingerprint(experiments[r.experiment], r) for r in all_runs(models_dir) if r.id in run_ids}
+    folder = root if root is not None else cache_dir() / "eval"
+    try:
+        files = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    except OSError:
+        return {}
+    found: dict[str, float] = {}
+    for path in files:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            run_id = data["run_id"]
+            if run_id in found or wanted.get(run_id) != data.get("meta", {}).get("run_fp") or not data.get("sums"):
+                continue
+            sums = metrics.DocSums.from_dict(data["sums"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a cache entry being written, or from an older version
+        found[run_id] = float(sums.nll.sum() / metrics.LN2 / sums.bytes.sum())
+        if len(found) == len(wanted):
+            break
+    return found
 
 
 # -- one run ---------------------------------------------------------------------------------
@@ -322,8 +356,7 @@ def evaluate_run(
     info = client.request("info", run=run.name)  # loads the run: not part of the timing
     t0 = time.perf_counter()
     docs_ids = client.request("encode", run=run.name, texts=docs, bos=True)
-    decoded = [client.request("decode", run=run.name, ids=ids[1:]) for ids in docs_ids]
-    changed = sum(metrics.changed_characters(d, r) for d, r in zip(docs, decoded, strict=True))
+    changed = roundtrip_changes(client, run.name, docs, docs_ids)
     doc_bytes = np.fromiter((len(d.encode("utf-8")) for d in docs), dtype=np.int64, count=len(docs))
     sums, positions, n_windows = score_documents(
         client,
@@ -345,9 +378,31 @@ def evaluate_run(
         windows=n_windows,
         seconds=time.perf_counter() - t0,
     )
-    if use_cache and (warning := save_cached(key, result, cache_root)):
+    meta = {"run_fp": run_fp, "data_fp": data_fp, "settings": asdict(settings)}
+    if use_cache and (warning := save_cached(key, result, cache_root, meta)):
         result.warnings.append(warning)
     return result
+
+
+def roundtrip_changes(client: Any, run_name: str, docs: list[str], docs_ids: list[list[int]]) -> int:
+    """Characters of ``docs`` that decode(encode(doc)) does not give back, summed.
+
+    Each request to a worker is a round trip, which costs more than the decoding itself on a
+    busy machine, so: one decode of all documents' tokens at once; when that gives back the
+    text exactly, nothing changed. Otherwise each document is rebuilt from its tokens' pieces
+    (one request for all distinct ids), trusted only if the pieces rebuild the joint decode
+    exactly; failing that, one decode request per document.
+    """
+    text_ids = [ids[1:] for ids in docs_ids]  # without bos
+    joined = client.request("decode", run=run_name, ids=[i for ids in text_ids for i in ids])
+    if joined == "".join(docs):
+        return 0
+    unique = sorted({i for ids in text_ids for i in ids})
+    piece = dict(zip(unique, client.request("pieces", run=run_name, ids=unique), strict=True))
+    decoded = ["".join(piece[i] for i in ids) for ids in text_ids]
+    if "".join(decoded) != joined:
+        decoded = [client.request("decode", run=run_name, ids=ids) for ids in text_ids]
+    return sum(metrics.changed_characters(d, r) for d, r in zip(docs, decoded, strict=True))
 
 
 # -- several runs ----------------------------------------------------------------------------
@@ -580,3 +635,21 @@ def decoded_prefix_ends(prefixes: list[str], full: str) -> np.ndarray:
             n -= 1
         ends[i] = n
     return ends
+
+
+def summary_text(table: pd.DataFrame, ks: list[int], digits: int = 4) -> pd.DataFrame:
+    """The summary as text cells, "value [lo, hi]", for terminals and plain tables."""
+
+    def cell(row: pd.Series, name: str) -> str:
+        value, lo, hi = row.get(name), row.get(f"{name}_lo"), row.get(f"{name}_hi")
+        if value is None or pd.isna(value):
+            return ""
+        return f"{value:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+    out = pd.DataFrame({"run": table["run"]})
+    for name in metrics.metric_names(list(ks)):
+        out[name] = [cell(row, name) for _, row in table.iterrows()]
+    out["roundtrip_changed"] = table["roundtrip_changed"].map(lambda v: "" if pd.isna(v) else f"{v:.2%}")
+    out["tokens_per_s"] = table["tokens_per_s"].map(lambda v: "" if pd.isna(v) else f"{v:,.0f}")
+    out["error"] = table["error"].fillna("")
+    return out

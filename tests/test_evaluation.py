@@ -318,3 +318,30 @@ def test_document_details_line_up_with_the_text(mpool, zoo) -> None:
     np.testing.assert_allclose(d["top_probs"][0], [0.5, 0.25, 0.125], rtol=1e-6)
     assert d["pieces"][1:] == list("abcdda")
     np.testing.assert_allclose(d["char_nll"], d["nll"])  # one character per token
+
+
+class FakeClient:
+    """A worker stand-in with a tokenizer that maps "é" to "e" and can misreport pieces."""
+
+    def __init__(self, pieces_lie: bool = False):
+        self.pieces_lie = pieces_lie
+        self.calls: list[str] = []
+
+    def request(self, op: str, run: str, ids: list[int]):
+        self.calls.append(op)
+        if op == "decode":
+            return "".join(chr(i) for i in ids)
+        return ["?" if self.pieces_lie else chr(i) for i in ids]
+
+
+def test_roundtrip_changes_takes_the_fewest_requests_that_are_exact() -> None:
+    docs = ["café", "olé!", "ok"]
+    ids = [[0] + [ord(c if c != "é" else "e") for c in d] for d in docs]
+    lossless = [[0] + [ord(c) for c in d] for d in docs]
+    client = FakeClient()
+    assert ev.roundtrip_changes(client, "r", docs, lossless) == 0 and client.calls == ["decode"]
+    client = FakeClient()
+    assert ev.roundtrip_changes(client, "r", docs, ids) == 2 and client.calls == ["decode", "pieces"]
+    client = FakeClient(pieces_lie=True)  # pieces that do not rebuild the text: decode each document
+    assert ev.roundtrip_changes(client, "r", docs, ids) == 2
+    assert client.calls == ["decode", "pieces", "decode", "decode", "decode"]

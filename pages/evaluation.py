@@ -1,0 +1,328 @@
+"""Evaluation: top-k accuracy, loss, perplexity and bits per byte of runs on the same text.
+
+Widgets and layout only; the method is `sandbox.evaluation` (read its docstring). Results
+live in ``st.session_state`` so that changing a widget redraws without recomputing; each
+run's result is also cached on disk, so repeating an evaluation is instant. Cancel (or any
+rerun) arrives as an exception at the next st.* call inside the progress callback; the
+evaluation's ``finally`` closes the worker stream, which cancels the scoring in the worker.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import time
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from pages import common
+from sandbox import data, evalstate, evalview
+from sandbox import evaluation as ev
+from sandbox.discovery import UnknownRunError
+from sandbox.protocol import WorkerError
+
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+DRAW_EVERY = 0.1  # seconds between progress redraws
+SOURCES = ("Bundled corpus (validation)", "Upload a file", "Data folder", "Hugging Face")
+
+st.title("Evaluation")
+st.caption(
+    "The same documents for every run, each read by its own tokenizer: top-k accuracy, loss, "
+    "perplexity and bits per byte (comparable across tokenizers) with 95 % bootstrap intervals "
+    "over documents."
+)
+
+run_ids = common.run_ids()
+if not run_ids:
+    st.info(f"No trained runs under `{common.models_dir()}`.")
+    st.stop()
+
+ss = st.session_state
+
+# -- the selection: from the link on the first visit, then from the widgets -------------------
+if "ev_runs" not in ss:
+    params = {key: st.query_params.get_all(key) for key in st.query_params}
+    first, ss["ev_url_warnings"] = evalstate.from_query(params, run_ids)
+    ss["ev_runs"], ss["ev_ks"], ss["ev_docs"], ss["ev_seed"] = first.runs, first.ks, first.docs, first.seed
+for warning in ss.get("ev_url_warnings", []):
+    st.warning(warning)
+
+picked = st.multiselect("Runs (any experiments)", run_ids, key="ev_runs", placeholder="Choose runs to compare")
+cols = st.columns([2, 1, 1])
+ks = sorted(cols[0].multiselect("Top-k accuracies", evalstate.K_CHOICES, key="ev_ks"))
+n_docs = int(cols[1].number_input("Documents", 1, evalstate.MAX_DOCS, step=10, key="ev_docs"))
+seed = int(cols[2].number_input("Sample seed", 0, evalstate.MAX_SEED, step=1, key="ev_seed"))
+
+selection = evalstate.EvalSelection(list(picked), ks, n_docs, seed)
+wanted = evalstate.to_query(selection)
+current = {key: st.query_params.get_all(key) for key in st.query_params}
+others = {k: v for k, v in current.items() if k not in evalstate.QUERY_KEYS}
+if {**others, **wanted} != current:
+    st.query_params.from_dict({**others, **wanted})
+
+
+# -- data -------------------------------------------------------------------------------------
+@st.cache_data(show_spinner="Loading documents…", max_entries=8)
+def load_source(source: str) -> list[str]:
+    """Documents of the bundled corpus, a data-folder file or a Hugging Face data set."""
+    return data.load_documents(source)
+
+
+def choose_documents() -> tuple[list[str] | None, str]:
+    """The documents of the chosen source (None when there are none yet) and a label."""
+    source = st.radio("Data", SOURCES, horizontal=True, key="ev_source")
+    try:
+        if source == SOURCES[0]:
+            return load_source("bundled"), "bundled corpus, validation split"
+        if source == SOURCES[1]:
+            upload = st.file_uploader(
+                f"A text file (.txt: blank lines between documents; .jsonl or .parquet with a "
+                f"text field; at most {MAX_UPLOAD_BYTES // 2**20} MB)",
+                type=[f.lstrip(".") for f in data.FORMATS],
+                key="ev_upload",
+            )
+            if upload is None:
+                return None, ""
+            return data.documents_from_bytes(upload.getvalue(), upload.name, MAX_UPLOAD_BYTES), upload.name
+        if source == SOURCES[2]:
+            folder = data.default_data_dir()
+            files = data.data_files(folder)
+            if not files:
+                st.info(f"No .txt, .jsonl or .parquet files in the data folder `{folder}` (set SANDBOX_DATA_DIR).")
+                return None, ""
+            names = [p.relative_to(folder).as_posix() for p in files]
+            name = st.selectbox("File in the data folder", names, key="ev_file")
+            return load_source(str(files[names.index(name)])), name
+        if importlib.util.find_spec("datasets") is None:
+            st.info("Hugging Face data sets need the optional `datasets` package on the server.")
+            return None, ""
+        spec = st.text_input("Data set", placeholder="hf:<dataset>[:<config>]:<split>", key="ev_hf").strip()
+        if not spec.startswith("hf:"):
+            return None, ""
+        return load_source(spec), spec
+    except data.DataSourceError as exc:
+        st.error(str(exc))
+        return None, ""
+
+
+all_docs, data_label = choose_documents()
+if all_docs is not None:
+    st.caption(f"{len(all_docs):,} documents in the source; {min(n_docs, len(all_docs)):,} used (sample seed {seed}).")
+
+with st.expander("Method"):
+    mcols = st.columns(4)
+    overlap = int(
+        mcols[0].number_input(
+            "Context overlap (tokens)", 0, 4096, 0, key="ev_overlap",
+            help="0: disjoint windows of the model's context. c > 0: each later window carries c "
+            "already-scored tokens as context (lm-evaluation-harness rolling loglikelihood); "
+            "every token is still scored exactly once.",
+        )
+    )
+    batch = int(mcols[1].number_input("Batch size", 1, 256, 8, key="ev_batch", help="Capped by a run's max_batch_size."))
+    on_cuda = common.device_name().startswith("cuda")
+    autocast = mcols[2].selectbox(
+        "Autocast", ["off", "bf16", "fp16"], key="ev_autocast", disabled=not on_cuda,
+        help="Lower-precision forward passes; only on a CUDA device.",
+    )
+    resamples = int(mcols[3].number_input("Bootstrap resamples", 100, 10000, 1000, step=100, key="ev_boot"))
+    st.caption(
+        "Each document is tokenized by each run's own tokenizer with its bos token. Logits come "
+        "from model(input_ids) alone; windows of equal length are batched, so no padding is "
+        "ever scored. The first token of a later disjoint window is predicted from that "
+        "window's own first token (the previous window's last target)."
+    )
+
+# -- run --------------------------------------------------------------------------------------
+buttons = st.columns([1, 1, 4])
+go = buttons[0].button(
+    "Run", type="primary", icon=":material/play_arrow:", key="ev_go",
+    disabled=not picked or not ks or not all_docs,
+)
+buttons[1].button("Cancel", icon=":material/stop:", key="ev_cancel", help="Stop the evaluation.")
+if ss.get("ev_running"):  # the last run was interrupted (Cancel, Stop or another widget)
+    ss["ev_running"] = False
+    st.info("The evaluation was cancelled. Runs that had finished are cached: Run again resumes there.")
+
+
+def run_evaluation(docs: list[str], settings: ev.EvalSettings) -> ev.Report:
+    """Evaluate the picked runs with a progress bar per run and one overall."""
+    overall = st.progress(0.0, text="Overall")
+    bars = {run_id: st.progress(0.0, text=run_id) for run_id in picked}
+    last = [0.0]
+
+    def progress(run_id: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done < total and now - last[0] < DRAW_EVERY:
+            return
+        last[0] = now
+        frac = done / total if total else 1.0
+        bars[run_id].progress(frac, text=f"{run_id}: {done:,} / {total:,} windows")
+        finished = picked.index(run_id) + frac
+        overall.progress(finished / len(picked), text=f"Overall: {finished:.1f} / {len(picked)} runs")
+
+    report = ev.evaluate(
+        common.worker_pool(), list(picked), docs, settings, models_dir=common.models_dir(),
+        data_label=data_label, progress=progress,
+    )
+    overall.progress(1.0, text="Overall: done")
+    return report
+
+
+if go and all_docs:
+    docs = data.sample_documents(all_docs, n_docs, seed)
+    settings = ev.EvalSettings(
+        kmax=max(ks), overlap=overlap, batch_size=batch,
+        autocast=None if autocast == "off" or not on_cuda else autocast, device=common.device_name(),
+    )
+    ss["ev_running"] = True
+    report = run_evaluation(docs, settings)
+    ss["ev_running"] = False
+    ss["ev_result"] = {"report": report, "docs": docs}
+    ss.pop("ev_tables", None)
+
+result = ss.get("ev_result")
+if result is None:
+    st.stop()
+
+# -- results ----------------------------------------------------------------------------------
+report: ev.Report = result["report"]
+docs: list[str] = result["docs"]
+kmax = report.settings.kmax
+shown_ks = [k for k in ks if k <= kmax]
+if len(shown_ks) < len(ks):
+    st.warning(f"This result has top-k up to k = {kmax}; press Run for larger k.")
+shown_ks = shown_ks or [1]
+
+tables = ss.setdefault("ev_tables", {})  # bootstrap once per k list and resample count
+key = (tuple(shown_ks), resamples)
+if key not in tables:
+    tables[key] = report.summary(shown_ks, n_resamples=resamples)
+summary = tables[key]
+
+st.subheader("Results")
+st.caption(
+    f"{report.data['documents']:,} documents of {report.data['source'] or 'the chosen data'} "
+    f"({report.data['bytes']:,} UTF-8 bytes), data fingerprint `{report.data['fingerprint']}`. "
+    "Intervals: 95 % bootstrap over documents."
+)
+names = ev.metrics.metric_names(shown_ks)
+display = summary[["run"]].copy()
+for name in names:
+    display[name] = summary[name]
+    display[f"{name} 95% CI"] = [
+        "" if pd.isna(lo) else f"[{lo:.4f}, {hi:.4f}]" for lo, hi in zip(summary[f"{name}_lo"], summary[f"{name}_hi"], strict=True)
+    ]
+for column in ("roundtrip_changed", "tokens_per_s", "tokens", "cached", "error"):
+    display[column] = summary[column]
+st.dataframe(
+    display,
+    hide_index=True,
+    width="stretch",
+    column_config={
+        **{n: st.column_config.NumberColumn(n.replace("_", " "), format="%.4f") for n in names},
+        "roundtrip_changed": st.column_config.NumberColumn(
+            "round trip changed", format="percent", help="Share of characters decode(encode(text)) did not give back."
+        ),
+        "tokens_per_s": st.column_config.NumberColumn("tokens/s", format="localized"),
+        "cached": st.column_config.CheckboxColumn("cached", help="From the disk cache (tokens/s of the original run)."),
+    },
+)
+for r in report.results:
+    for warning in r.warnings:
+        st.warning(warning)
+    if r.error:
+        st.error(f"**{r.run_id}**: {r.error['message']}")
+        if r.error.get("hint"):
+            st.caption(f"Fix: {r.error['hint']}")
+        if r.error.get("detail"):
+            with st.expander(f"Details ({r.run_id})"):
+                st.code(r.error["detail"], language="text")
+lossy = summary[summary["roundtrip_changed"] > 0]
+for _, row in lossy.iterrows():
+    st.warning(
+        f"{row['run']}: its tokenizer is lossy on this text: decode(encode(text)) changes "
+        f"{row['roundtrip_changed']:.2%} of the characters, which it therefore never predicts as written."
+    )
+downloads = st.columns([1, 1, 4])
+downloads[0].download_button("CSV", summary.to_csv(index=False), "evaluation.csv", "text/csv", icon=":material/download:")
+downloads[1].download_button(
+    "JSON", report.to_json(shown_ks, n_resamples=resamples), "evaluation.json", "application/json",
+    icon=":material/download:",
+)
+
+ok = [r for r in report.results if r.ok]
+if not ok:
+    st.stop()
+
+tab_k, tab_pos = st.tabs(["Accuracy vs k", "By position in the context"])
+with tab_k:
+    st.altair_chart(evalview.accuracy_k_chart(ev.accuracy_by_k(ok, n_resamples=300)), width="stretch")
+with tab_pos:
+    by_pos = ev.by_position(ok, shown_ks)
+    pos_cols = st.columns(2)
+    k_pos = pos_cols[0].selectbox("k", shown_ks, index=0, key="ev_pos_k")
+    pos_cols[0].altair_chart(evalview.position_chart(by_pos, f"top{k_pos}", f"top-{k_pos} accuracy"), width="stretch")
+    pos_cols[1].altair_chart(evalview.position_chart(by_pos, "loss", "loss (nats/token)"), width="stretch")
+
+# -- one document -----------------------------------------------------------------------------
+st.subheader("One document")
+
+
+@st.cache_data(show_spinner="Scoring the document…", max_entries=64)
+def details(run_id: str, stamp: tuple, fingerprint: str, text: str, max_len: int, overlap: int, top_n: int) -> dict:
+    """`evaluation.document_details` (cached until the run's weights or code change)."""
+    client, run = common.client_for(run_id)
+    return ev.document_details(client, run.name, text, max_len=max_len, overlap=overlap, top_n=top_n, n_positions=64)
+
+
+def details_for(r: ev.RunResult, text: str) -> dict | None:
+    exp = next(e for e in common.experiments() if e.name == r.run_id.split("/")[0])
+    run = next(x for x in exp.runs if x.id == r.run_id)
+    top_n = min(max(shown_ks), 20)
+    try:
+        return details(r.run_id, run.weights_stamp(), exp.fingerprint(), text, int(r.info["max_seq_len"]),
+                       report.settings.overlap, top_n)
+    except (WorkerError, UnknownRunError) as exc:
+        common.show_error(exc, r.run_id)
+        return None
+
+
+doc_index = st.selectbox(
+    "Document", range(len(docs)), key="ev_doc",
+    format_func=lambda i: f"{i + 1}: {docs[i][:70].replace(chr(10), ' ')}…",
+)
+text = docs[doc_index][: ev.MAX_DETAIL_CHARS]
+tab_tok, tab_heat = st.tabs(["Top-k predictions", "Loss heat map (A vs B)"])
+with tab_tok:
+    tcols = st.columns(2)
+    n_show = tcols[0].slider("Positions", 4, 64, 16, key="ev_tok_n")
+    k_show = tcols[1].selectbox("k (green: true token in the top k)", [k for k in shown_ks if k <= 20] or [1], key="ev_tok_k")
+    for r in ok:
+        d = details_for(r, text)
+        if d is not None:
+            st.markdown(f"**{r.run_id}**")
+            st.html(evalview.topk_table_html(d, k_show, n_show))
+with tab_heat:
+    if len(ok) < 2:
+        st.info("Evaluate two runs to compare them character by character.")
+    else:
+        hcols = st.columns(2)
+        ids = [r.run_id for r in ok]
+        run_a = hcols[0].selectbox("A", ids, index=0, key="ev_heat_a")
+        run_b = hcols[1].selectbox("B", ids, index=1, key="ev_heat_b")
+        da = details_for(report.result(run_a), text)
+        db = details_for(report.result(run_b), text)
+        if da is not None and db is not None:
+            frame = evalview.heatmap_frame(text, da["char_nll"], db["char_nll"])
+            better = np.nanmean(frame["a_minus_b"] < 0) if len(frame) else math.nan
+            bits_a, bits_b = (np.nansum(d["char_nll"]) / ev.metrics.LN2 for d in (da, db))
+            st.caption(
+                f"Each token's loss is spread evenly over its characters; the tokenizers line up "
+                f"through decoded-prefix lengths. Blue: A has the lower loss, orange: B. "
+                f"A is better on {better:.0%} of the characters; A needs {bits_a:,.0f} bits, "
+                f"B {bits_b:,.0f} bits for this text ({len(text.encode('utf-8')):,} bytes)."
+            )
+            st.altair_chart(evalview.char_heatmap(frame, run_a, run_b))

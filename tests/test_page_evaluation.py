@@ -1,0 +1,101 @@
+"""AppTest of the Evaluation page (shipped runs end to end; toy runs for errors and links)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import toyzoo
+
+from sandbox import evalstate
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = sorted(p.parent.parent.parent.name + "/" + p.parent.name for p in (ROOT / "models").glob("*/trained/*/model.pth"))
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(monkeypatch, tmp_path):
+    """A fresh result cache per test: every evaluation here really runs."""
+    monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _open(app_at, models: Path, query: dict | None = None):
+    at = app_at(models)
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    at.run()
+    at.switch_page("pages/evaluation.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _evaluate(at, runs: list[str], docs: int):
+    at.multiselect(key="ev_runs").set_value(runs)
+    at.number_input(key="ev_docs").set_value(docs)
+    at.run()
+    at.button(key="ev_go").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _results_table(at):
+    return next(df.value for df in at.dataframe if "bits_per_byte" in df.value.columns)
+
+
+@pytest.mark.skipif(len(SHIPPED) < 2, reason="needs two trained shipped runs under models/")
+def test_two_shipped_runs_end_to_end(app_at):
+    from pages import common
+
+    at = _open(app_at, ROOT / "models")
+    at = _evaluate(at, SHIPPED[:2], docs=4)
+    table = _results_table(at).set_index("run")
+    assert list(table.index) == SHIPPED[:2]
+    for run in SHIPPED[:2]:
+        for column in ("top1", "top5", "top10", "loss", "perplexity", "bits_per_byte"):
+            assert math.isfinite(float(table.loc[run, column])), (run, column)
+        assert 0 < table.loc[run, "top1"] <= table.loc[run, "top10"] <= 1
+        assert table.loc[run, "error"] == ""
+    assert at.get("vega_lite_chart") or at.get("arrow_vega_lite_chart")
+    common.worker_pool().close_all()
+
+
+def test_toy_runs_error_row_and_link_warnings(app_at, tmp_path):
+    from pages import common
+
+    models = tmp_path / "models"
+    toyzoo.make_toy_a(models)
+    toyzoo.make_toy_b(models)
+    broken = toyzoo.make_toy_b(models, name="broken_b")
+    (broken / "modules/model.py").write_text("def oops(:\n")
+    query = {"runs": ["toy_a/run1", "../../etc/passwd"], "k": ["1", "7"], "docs": "3", "seed": "abc"}
+    at = _open(app_at, models, query)
+    warnings = " ".join(w.value for w in at.warning)
+    assert "passwd" in warnings and "`7`" in warnings and "`abc`" in warnings
+    assert at.multiselect(key="ev_runs").value == ["toy_a/run1"]
+    assert at.multiselect(key="ev_ks").value == [1]
+    assert at.number_input(key="ev_docs").value == 3
+    at = _evaluate(at, ["toy_a/run1", "broken_b/cached", "toy_b/cached"], docs=3)
+    table = _results_table(at).set_index("run")
+    assert list(table.index) == ["toy_a/run1", "broken_b/cached", "toy_b/cached"]
+    for run in ("toy_a/run1", "toy_b/cached"):
+        assert math.isfinite(float(table.loc[run, "loss"])) and math.isfinite(float(table.loc[run, "bits_per_byte"]))
+    assert "syntax error on line 1" in table.loc["broken_b/cached", "error"]
+    assert any("broken_b/cached" in e.value for e in at.error)
+    # Results stay in the session: changing a widget redraws without recomputing.
+    at.selectbox(key="ev_doc").set_value(1).run()
+    assert not at.exception
+    assert _results_table(at).set_index("run").loc["toy_a/run1", "loss"] == table.loc["toy_a/run1", "loss"]
+    assert at.query_params["runs"] == ["toy_a/run1", "broken_b/cached", "toy_b/cached"]
+    # Per-token tables (one per healthy run) and the A-vs-B heat map were drawn.
+    assert sum("<table" in h.proto.body for h in at.get("html")) == 2
+    assert any("A is better on" in c.value for c in at.caption)
+    common.worker_pool().close_all()
+
+
+def test_query_round_trip():
+    sel = evalstate.EvalSelection(runs=["a/b"], ks=[1, 10], docs=25, seed=3)
+    back, warnings = evalstate.from_query(evalstate.to_query(sel), ["a/b"])
+    assert back == sel and warnings == []
+    back, warnings = evalstate.from_query({"docs": ["2.5"], "seed": ["-1"]}, ["a/b"])
+    assert (back.docs, back.seed) == (100, 0) and len(warnings) == 2
