@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import NamedTuple
 
 import altair as alt
 import pandas as pd
 
+from sandbox import export
 from sandbox.colors import DIVERGED_COLOR, color_scale
 
 # Path marks break at NaN/null instead of joining the points around a gap, and the
@@ -26,7 +28,37 @@ _VALUE_FORMAT = ".4~g"
 _COUNT_FORMAT = ",.0f"
 
 
-def loss_chart(
+class Layout(NamedTuple):
+    """Everything a chart's structure depends on (its data aside): the layout cache key."""
+
+    metrics: tuple[str, ...]
+    x_key: str
+    x_title: str
+    log_x: bool
+    log_y: bool
+    smoothed: bool
+    run_ids: tuple[str, ...]
+    has_tokens: bool
+    has_onsets: bool
+    height: int
+    panel_width: int
+
+    @property
+    def columns(self) -> list[str]:
+        """Only the columns the chart reads: everything else would be sent to the browser."""
+        columns = ["run", "metric", "step", "value"]
+        if self.x_key != "step":
+            columns.append("x")
+        if self.has_tokens:
+            columns.append("tokens")
+        if self.smoothed:
+            columns.append("smoothed")
+        if self.has_onsets:
+            columns += ["onset", "marker_y"]
+        return columns
+
+
+def layout_of(
     draw: pd.DataFrame,
     *,
     metrics: Sequence[str],
@@ -38,61 +70,65 @@ def loss_chart(
     run_ids: Sequence[str] | None = None,
     height: int = 320,
     panel_width: int = 430,
-) -> alt.TopLevelMixin:
+) -> Layout:
+    """The layout for these options and this data (tokens known? anything diverged?)."""
+    has_tokens = x_key != "tokens" and "tokens" in draw and bool(draw["tokens"].notna().any())
+    has_onsets = "onset" in draw and bool(draw["onset"].any())
+    run_ids = tuple(run_ids) if run_ids is not None else tuple(pd.unique(draw["run"].astype(str)))
+    return Layout(
+        tuple(metrics), x_key, x_title, log_x, log_y, smoothed, run_ids,
+        has_tokens, has_onsets, height, panel_width,
+    )  # fmt: skip
+
+
+def loss_chart(draw: pd.DataFrame, **options) -> alt.TopLevelMixin:
     """Curves of every run, one panel per metric (a single panel fills its container).
 
     Layers, bottom to top: the raw line (faded when ``smoothed``), the smoothed line, an
     invisible point per datum that lights up nearest the pointer and carries the tooltip
     (run, step, tokens, value), and a red rule plus cross where a run's values turn
     NaN/inf. Clicking a legend entry highlights that run; the mouse wheel zooms the x
-    axis and dragging pans it. ``x_key`` is the x axis' key (see ``curves.X_AXES``).
+    axis and dragging pans it. ``options`` are those of :func:`layout_of`; ``x_key`` is
+    the x axis' key (see ``curves.X_AXES``).
     """
-    has_tokens = x_key != "tokens" and "tokens" in draw and bool(draw["tokens"].notna().any())
-    has_onsets = "onset" in draw and bool(draw["onset"].any())
-    run_ids = tuple(run_ids) if run_ids is not None else tuple(pd.unique(draw["run"].astype(str)))
-    layout = _layout(
-        tuple(metrics), x_key, x_title, log_x, log_y, smoothed, run_ids,
-        has_tokens, has_onsets, height, panel_width,
-    )  # fmt: skip
-    chart = layout.copy(deep=False)
-    chart.data = draw[_columns(x_key, smoothed, has_tokens, has_onsets)]
+    layout = layout_of(draw, **options)
+    chart = _chart(layout).copy(deep=False)
+    chart.data = draw[layout.columns]
     return chart
 
 
+def loss_spec(draw: pd.DataFrame, **options) -> dict:
+    """The Vega-Lite spec of :func:`loss_chart` with the data inline (for vl-convert).
+
+    Equal to ``export.inline_spec(loss_chart(draw, **options))``, but the layout's part
+    of the spec is made once per layout and only the rows are serialized on each call.
+    Nested parts of the returned dict are shared with that cache: do not mutate them.
+    """
+    layout = layout_of(draw, **options)
+    spec = dict(_spec(layout))
+    spec["data"] = export.inline_data(draw[layout.columns])
+    return spec
+
+
 def clear_cache() -> None:
-    """Forget the built chart layouts (benchmarks, tests)."""
-    _layout.cache_clear()
-
-
-def _columns(x_key: str, smoothed: bool, has_tokens: bool, has_onsets: bool) -> list[str]:
-    """Only the columns the chart reads: everything else would be sent to the browser."""
-    columns = ["run", "metric", "step", "value"]
-    if x_key != "step":
-        columns.append("x")
-    if has_tokens:
-        columns.append("tokens")
-    if smoothed:
-        columns.append("smoothed")
-    if has_onsets:
-        columns += ["onset", "marker_y"]
-    return columns
+    """Forget the built layouts (benchmarks, tests)."""
+    _chart.cache_clear()
+    _spec.cache_clear()
 
 
 @lru_cache(maxsize=64)
-def _layout(
-    metrics: tuple[str, ...],
-    x_key: str,
-    x_title: str,
-    log_x: bool,
-    log_y: bool,
-    smoothed: bool,
-    run_ids: tuple[str, ...],
-    has_tokens: bool,
-    has_onsets: bool,
-    height: int,
-    panel_width: int,
-) -> alt.TopLevelMixin:
-    """The chart without data (see :func:`loss_chart`); cached, so never mutate it."""
+def _spec(layout: Layout) -> dict:
+    return export.inline_spec(_chart(layout), validate=False)
+
+
+@lru_cache(maxsize=64)
+def _chart(layout: Layout) -> alt.TopLevelMixin:
+    """The chart of ``layout`` with placeholder data (see :func:`loss_chart`); cached, so
+    never mutate it."""
+    (
+        metrics, x_key, x_title, log_x, log_y, smoothed, run_ids,
+        has_tokens, has_onsets, height, panel_width,
+    ) = layout  # fmt: skip
     x_field = "step:Q" if x_key == "step" else "x:Q"
     x_scale = alt.Scale(type="log" if log_x else "linear", zero=False, nice=False)
     y_scale = alt.Scale(type="log" if log_y else "linear", zero=False)

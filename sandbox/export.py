@@ -32,21 +32,33 @@ def inline_spec(chart: alt.TopLevelMixin, *, validate: bool = True) -> dict:
     placeholder = chart.copy(deep=False)
     placeholder.data = alt.NamedData(name="inline")
     spec = placeholder.to_dict(validate=validate)
-    spec["data"] = {
-        "values": data.to_json(orient="records", date_format="iso"),
-        "format": {"type": "json"},
-    }
+    spec["data"] = inline_data(data)
     return spec
+
+
+def inline_data(frame: pd.DataFrame) -> dict:
+    """A Vega-Lite ``data`` object holding ``frame``'s rows as one JSON string (NaN: null)."""
+    return {"values": frame.to_json(orient="records", date_format="iso"), "format": {"type": "json"}}
 
 
 def to_svg(chart: alt.TopLevelMixin) -> str:
     """The chart as an SVG document."""
-    return vl_convert.vegalite_to_svg(inline_spec(chart))
+    return spec_to_svg(inline_spec(chart))
 
 
 def to_png(chart: alt.TopLevelMixin, scale: float = 2.0) -> bytes:
     """The chart as PNG bytes (``scale`` 2 is sharp on high-density screens and in slides)."""
-    return vl_convert.vegalite_to_png(inline_spec(chart), scale=scale)
+    return spec_to_png(inline_spec(chart), scale=scale)
+
+
+def spec_to_svg(spec: dict) -> str:
+    """A standalone Vega-Lite spec (data inline) as an SVG document."""
+    return vl_convert.vegalite_to_svg(spec)
+
+
+def spec_to_png(spec: dict, scale: float = 2.0) -> bytes:
+    """A standalone Vega-Lite spec (data inline) as PNG bytes."""
+    return vl_convert.vegalite_to_png(spec, scale=scale)
 
 
 def to_csv(frame: pd.DataFrame) -> bytes:

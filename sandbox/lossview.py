@@ -42,12 +42,9 @@ class LossView:
         """Problems found in each run's log, as sentences (runs without problems left out)."""
         return {rid: log.notes for rid, log in self.logs.items() if log.notes}
 
-    @cached_property
-    def chart(self) -> alt.TopLevelMixin:
-        """The Altair chart of the drawn (downsampled) curves."""
+    def _chart_options(self) -> dict:
         s = self.settings
-        return charts.loss_chart(
-            self.curves.draw,
+        return dict(
             metrics=list(s.metrics),
             x_key=s.x,
             x_title=self.curves.x_title,
@@ -57,6 +54,11 @@ class LossView:
             run_ids=list(s.runs),
         )
 
+    @cached_property
+    def chart(self) -> alt.TopLevelMixin:
+        """The Altair chart of the drawn (downsampled) curves."""
+        return charts.loss_chart(self.curves.draw, **self._chart_options())
+
     @property
     def summary(self) -> dict[str, pd.DataFrame]:
         """Per metric, one row per run (final, best, rank, ...) from the full logs."""
@@ -64,17 +66,17 @@ class LossView:
 
     @cached_property
     def spec(self) -> dict:
-        """The standalone Vega-Lite spec, data inline (the chart is schema-checked in tests)."""
-        return export.inline_spec(self.chart, validate=False)
+        """The chart's standalone Vega-Lite spec, data inline (what PNG/SVG are made from)."""
+        return charts.loss_spec(self.curves.draw, **self._chart_options())
 
     # Downloads: called only when the person clicks (Streamlit's deferred download data).
     def png(self) -> bytes:
         """The chart as PNG (rendered offline by vl-convert)."""
-        return export.to_png(self.chart)
+        return export.spec_to_png(self.spec)
 
     def svg(self) -> str:
         """The chart as SVG (rendered offline by vl-convert)."""
-        return export.to_svg(self.chart)
+        return export.spec_to_svg(self.spec)
 
     def csv(self) -> bytes:
         """Every row behind the chart, at full resolution, as CSV."""

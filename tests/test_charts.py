@@ -137,3 +137,15 @@ def test_export_png_svg_csv_offline():
     spec = export.inline_spec(chart)
     assert spec["width"] == export.EXPORT_WIDTH  # "container" has no container offline
     assert spec["data"]["format"] == {"type": "json"}
+
+
+def test_loss_spec_is_the_chart_spec_with_its_data():
+    draw = draw_frame(diverge=True)
+    options = dict(metrics=["validation loss", "train loss"], smoothed=True, log_y=True)
+    assert charts.loss_spec(draw, **options) == export.inline_spec(charts.loss_chart(draw, **options))
+    single = dict(metrics=["train loss"], x_key="tokens", x_title="Tokens seen")
+    spec = charts.loss_spec(draw, **single)
+    assert spec == export.inline_spec(charts.loss_chart(draw, **single))
+    assert spec["width"] == export.EXPORT_WIDTH
+    other = charts.loss_spec(draw_frame(n=4), **single)
+    assert json.loads(other["data"]["values"]) != json.loads(spec["data"]["values"])  # own rows
