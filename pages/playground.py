@@ -16,6 +16,7 @@ import streamlit as st
 
 from pages import common
 from sandbox import playstate, tokenview, transcript
+from sandbox.colors import run_color
 from sandbox.discovery import UnknownRunError
 from sandbox.multistream import MultiStream
 from sandbox.playground import ColumnState, assign_lanes, column_events, error_summary
@@ -23,16 +24,9 @@ from sandbox.prompts import PreparedPrompt, prepare_prompt
 from sandbox.protocol import WorkerError
 from sandbox.sampling import SamplingSettings
 
-try:  # the shared per-run colours, when that module is present
-    from sandbox.colors import run_color
-except ImportError:  # pragma: no cover — older checkouts
-
-    def run_color(run_id: str) -> str:
-        return "#888888"
-
-
 DRAW_EVERY = 1 / 15  # seconds between redraws while streaming
 POLL = 0.05  # longest wait for a stream message; keeps Stop responsive
+CLOSE_WAIT = 3.0  # how long a rerun waits for an interrupted generation to record its columns
 FIELDS = ("temperature", "top_k", "top_p", "min_p", "max_new_tokens", "seed")
 
 st.title("Playground")
@@ -217,7 +211,7 @@ def make_slots(columns: dict[str, ColumnState]) -> dict[str, dict]:
     return slots
 
 
-def draw(slot: dict, column: ColumnState, tokens_on: bool, waiting: int = 0) -> None:
+def draw(slot: dict, column: ColumnState, tokens_on: bool, prompt: str, waiting: int = 0) -> None:
     """Redraw one column from its state (only st.* calls: safe in the script thread)."""
     if column.notices:
         with slot["notices"].container():
@@ -233,9 +227,9 @@ def draw(slot: dict, column: ColumnState, tokens_on: bool, waiting: int = 0) -> 
         queued = f" ({waiting} request(s) ahead in its queue)" if waiting else ""
         slot["body"].caption(f"Starting the worker and loading the run…{queued}")
     elif tokens_on:
-        slot["body"].html(tokenview.tokens_html(column.tokens, _specials(column)))
+        slot["body"].html(tokenview.tokens_html(column.tokens, _specials(column), prompt))
     else:
-        slot["body"].html(tokenview.plain_html(column.text))
+        slot["body"].html(tokenview.plain_html(column.text, prompt))
     slot["stats"].caption(column.stats_line())
 
 
@@ -251,6 +245,10 @@ def generate(state: playstate.PlaygroundState, slots: dict[str, dict], columns: 
             continue
         clients[run_id] = client
         jobs[run_id] = partial(column_events, client, run.name, state.prompt, columns[run_id].settings)
+    # Made before the loop on purpose: see the ``finally`` below.
+    record = {"prompt": state.prompt, "columns": columns, "open": True}
+    st.session_state["pg_last"] = record
+    history = st.session_state.setdefault("pg_history", [])
     streams = MultiStream(jobs).start()
     started = time.perf_counter()
     dirty, last_draw = set(columns), 0.0
@@ -263,22 +261,25 @@ def generate(state: playstate.PlaygroundState, slots: dict[str, dict], columns: 
             if now - last_draw >= DRAW_EVERY:
                 for run_id in dirty:
                     waiting = clients[run_id].waiting if run_id in clients else 0
-                    draw(slots[run_id], columns[run_id], state.token_view, waiting)
+                    draw(slots[run_id], columns[run_id], state.token_view, state.prompt, waiting)
                 dirty.clear()
                 last_draw = now
                 running = sum(not c.ended for c in columns.values())
                 status.caption(f"Generating… {now - started:.1f} s, {running} column(s) still writing")
         for run_id in dirty:
-            draw(slots[run_id], columns[run_id], state.token_view)
+            draw(slots[run_id], columns[run_id], state.token_view, state.prompt)
     finally:
-        # Reached on completion, on Stop and on any rerun: no st.* calls in here (a rerun
-        # exception is in flight), only the threads and the session's data.
+        # Reached on completion, on Stop and on any rerun. After a stop, Streamlit raises
+        # again at every st.* call AND every st.session_state access, and with fast reruns
+        # the page's next run may already be going: so only plain objects put in the
+        # session state before the loop are touched here, and `open` tells that next run
+        # when they are final.
         streams.stop()
         for column in columns.values():
             column.mark_stopped()
         entry = transcript.make_entry(state.prompt, state.settings, [c.summary() for c in columns.values()])
-        st.session_state["pg_history"] = transcript.add_entry(st.session_state.get("pg_history", []), entry)
-        st.session_state["pg_last"] = {"prompt": state.prompt, "columns": columns}
+        transcript.add_entry(history, entry)
+        record["open"] = False
         streams.join(timeout=2.0)
 
 
@@ -295,6 +296,11 @@ with results:
         status.caption("Done.")
     elif ss.get("pg_last"):
         last = ss["pg_last"]
+        # A Stop or rerun during a generation starts this run while the interrupted one is
+        # still closing its streams: wait (briefly) for it to record where the columns ended.
+        deadline = time.monotonic() + CLOSE_WAIT
+        while last["open"] and time.monotonic() < deadline:
+            time.sleep(0.05)
         if last["prompt"] != prompt or list(last["columns"]) != picked:
             st.caption("The last generation (the prompt or runs have changed since; press Generate for new ones).")
         stopped = any(c.status == "stopped" for c in last["columns"].values())
@@ -302,7 +308,7 @@ with results:
             status.caption("Stopped.")
         slots = make_slots(last["columns"])
         for run_id, column in last["columns"].items():
-            draw(slots[run_id], column, token_view)
+            draw(slots[run_id], column, token_view, last["prompt"])
     elif picked:
         st.caption("Press **Generate** to see every run continue the prompt side by side.")
 

@@ -55,16 +55,32 @@ def token_title(event: dict, specials: dict[int, str] | None = None) -> str:
     return "\n".join(lines)
 
 
-def plain_html(text: str) -> str:
-    """Generated text as escaped, whitespace-preserving HTML (never empty, for `st.html`)."""
-    return f'<div style="{_BOX}">{escape(text) or "&nbsp;"}</div>'
+PROMPT_TAIL = 200  # characters of the prompt shown, dimmed, before a continuation
+PROMPT_STYLE = "opacity:.5"
 
 
-def tokens_html(tokens: list[dict], specials: dict[int, str] | None = None) -> str:
+def _prompt_span(prompt: str) -> str:
+    """The end of the prompt, dimmed, so that a continuation reads on from it."""
+    if not prompt:
+        return ""
+    tail = prompt if len(prompt) <= PROMPT_TAIL else "…" + prompt[-PROMPT_TAIL:]
+    return f'<span style="{PROMPT_STYLE}">{escape(tail)}</span>'
+
+
+def plain_html(text: str, prompt: str = "") -> str:
+    """Generated text as escaped, whitespace-preserving HTML (never empty, for `st.html`).
+
+    With ``prompt``, its end is shown dimmed before the text.
+    """
+    return f'<div style="{_BOX}">{_prompt_span(prompt)}{escape(text) or "&nbsp;"}</div>'
+
+
+def tokens_html(tokens: list[dict], specials: dict[int, str] | None = None, prompt: str = "") -> str:
     """Generated tokens as spans coloured by their probability; hover shows the alternatives.
 
     ``tokens`` are token events of `sandbox.generation.generate` (``id``, ``piece``,
-    ``prob``, ``alts``); ``specials`` maps ids such as eos to a label like ``⟨eos⟩``.
+    ``prob``, ``alts``); ``specials`` maps ids such as eos to a label like ``⟨eos⟩``; the
+    end of ``prompt``, if given, is shown dimmed first.
     """
     specials = specials or {}
     spans = []
@@ -73,7 +89,7 @@ def tokens_html(tokens: list[dict], specials: dict[int, str] | None = None) -> s
         shown = escape(visible_piece(event.get("piece", ""), label), quote=True)
         title = escape(token_title(event, specials), quote=True)
         spans.append(f'<span style="background:{prob_color(event["prob"])};{_TOKEN}" title="{title}">{shown}</span>')
-    return f'<div style="{_BOX}">{"".join(spans) or "&nbsp;"}</div>'
+    return f'<div style="{_BOX}">{_prompt_span(prompt)}{"".join(spans) or "&nbsp;"}</div>'
 
 
 def legend_html() -> str:

@@ -28,9 +28,14 @@ def make_entry(prompt: str, settings: SamplingSettings, columns: Sequence[dict],
     }
 
 
-def add_entry(history: list[dict], entry: dict, limit: int = MAX_ENTRIES) -> list[dict]:
-    """``history`` with ``entry`` appended and at most ``limit`` entries kept (newest last)."""
-    return [*history, entry][-limit:]
+def add_entry(history: list[dict], entry: dict, limit: int = MAX_ENTRIES) -> None:
+    """Append ``entry`` to ``history`` in place, keeping the newest ``limit`` entries.
+
+    In place because the page appends from a ``finally`` where it may no longer assign to
+    Streamlit's session state (the list object already lives there).
+    """
+    history.append(entry)
+    del history[:-limit]
 
 
 def fenced(text: str, info: str = "text") -> str:

@@ -10,12 +10,15 @@ import pytest
 import toyzoo
 
 from sandbox.settings import PROJECT_ROOT
+from sandbox.tokenview import PROMPT_STYLE
 
 PAGE = "pages/playground.py"
 SHIPPED = ("template/gpt2_atto", "kv_variant/gqa_atto")
 
 
 def _plain(html: str) -> str:
+    """Text of an html element, without the dimmed prompt shown before a continuation."""
+    html = re.sub(rf'<span style="{PROMPT_STYLE}">.*?</span>', "", html, flags=re.S)
     return unescape(re.sub(r"<[^>]+>", "", html))
 
 

@@ -69,7 +69,7 @@ def test_errors_and_notices_are_one_escaped_line():
 def test_history_keeps_the_newest_entries():
     history: list[dict] = []
     for i in range(7):
-        history = transcript.add_entry(history, {"n": i}, limit=5)
+        transcript.add_entry(history, {"n": i}, limit=5)
     assert [e["n"] for e in history] == [2, 3, 4, 5, 6]
     assert "No generations yet." in transcript.history_markdown([])
 
@@ -112,3 +112,10 @@ def test_prompt_views_escape_and_mark():
     assert marked.count("<mark") == 1 and "&lt;" in marked and "U+00EB" in marked
     assert tokenview.plain_html("") .endswith("&nbsp;</div>")
     assert "&lt;i&gt;" in tokenview.plain_html("<i>")
+
+
+def test_the_prompt_is_shown_dimmed_and_escaped_before_the_continuation():
+    html = tokenview.plain_html(" and more", prompt="<b>Once</b>")
+    assert f'<span style="{tokenview.PROMPT_STYLE}">&lt;b&gt;Once&lt;/b&gt;</span> and more' in html
+    long = tokenview.tokens_html(EVENTS[:1], prompt="x" * 500)
+    assert "…" + "x" * tokenview.PROMPT_TAIL + "</span>" in long and "x" * (tokenview.PROMPT_TAIL + 1) not in long
