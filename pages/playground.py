@@ -20,7 +20,7 @@ from sandbox.colors import run_color
 from sandbox.discovery import UnknownRunError
 from sandbox.multistream import MultiStream
 from sandbox.playground import ColumnState, assign_lanes, column_events, error_summary
-from sandbox.prompts import PreparedPrompt, prepare_prompt
+from sandbox.prompts import PreparedPrompt, describe_chars, prepare_prompt
 from sandbox.protocol import WorkerError
 from sandbox.sampling import SamplingSettings
 
@@ -84,7 +84,7 @@ def sampling_inputs(prefix: str, names: tuple[str, ...]) -> None:
         "seed": "Same seed, same settings: same text.",
     }
     for col, name in zip(cols, names, strict=True):
-        label = playstate._LABELS[name].capitalize()
+        label = playstate.LABELS[name].capitalize()
         key = f"{prefix}{name}"
         if name in ("temperature", "top_p", "min_p"):
             col.slider(label, step=0.01, key=key, help=helps[name], **_range(name))
@@ -179,7 +179,7 @@ def draw_prompt_split(runs: list[str], text: str) -> None:
             specials = {prepared.bos_id: "⟨bos⟩"} if prepared.bos_id is not None else {}
             st.html(tokenview.prompt_tokens_html(prepared.ids, prepared.pieces, specials))
             if prepared.bad_chars:
-                st.warning(f"Cannot represent: {', '.join(repr(c) for c in prepared.bad_chars)}")
+                st.warning(tokenview.md_escape(f"Cannot represent: {describe_chars(prepared.bad_chars)}"))
                 st.html(tokenview.marked_text_html(text, prepared.bad_chars))
                 st.caption("What the tokenizer makes of it:")
                 st.html(tokenview.plain_html(prepared.roundtrip))
@@ -216,7 +216,7 @@ def draw(slot: dict, column: ColumnState, tokens_on: bool, prompt: str, waiting:
     if column.notices:
         with slot["notices"].container():
             for notice in column.notices:
-                (st.warning if notice.level == "warning" else st.info)(notice.text)
+                (st.warning if notice.level == "warning" else st.info)(tokenview.md_escape(notice.text))
     if column.error is not None:
         with slot["body"].container():
             err = column.error

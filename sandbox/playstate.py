@@ -192,7 +192,7 @@ def state_to_query(state: PlaygroundState) -> dict[str, str | list[str]]:
     return query
 
 
-_LABELS = {
+LABELS = {
     "temperature": "temperature",
     "top_k": "top-k",
     "top_p": "top-p",
@@ -217,7 +217,7 @@ def describe_settings(settings: SamplingSettings, base: SamplingSettings | None 
     """Settings in one line (``temperature 0.8 · top-k off · …``); with ``base``, only differences."""
     parts = [
         f"{label} {_shown_value(name, getattr(settings, name))}"
-        for name, label in _LABELS.items()
+        for name, label in LABELS.items()
         if base is None or getattr(settings, name) != getattr(base, name)
     ]
     return " · ".join(parts)

@@ -8,6 +8,7 @@ Nothing here imports Streamlit.
 
 from __future__ import annotations
 
+import re
 from html import escape
 
 # Wrapping container: keeps newlines and spaces as the model wrote them.
@@ -131,3 +132,15 @@ def marked_text_html(text: str, bad_chars: list[str]) -> str:
         else:
             out.append(escape(ch))
     return f'<div style="{_BOX}">{"".join(out) or "&nbsp;"}</div>'
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:])")
+
+
+def md_escape(text: str) -> str:
+    """``text`` with Markdown's (and Streamlit's ``$``/``:``) special characters backslash-escaped.
+
+    For sentences that quote user input and are shown by ``st.warning`` or ``st.caption``,
+    which render Markdown: a quoted ``$`` or ``*`` must show as itself.
+    """
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)

@@ -119,3 +119,7 @@ def test_the_prompt_is_shown_dimmed_and_escaped_before_the_continuation():
     assert f'<span style="{tokenview.PROMPT_STYLE}">&lt;b&gt;Once&lt;/b&gt;</span> and more' in html
     long = tokenview.tokens_html(EVENTS[:1], prompt="x" * 500)
     assert "…" + "x" * tokenview.PROMPT_TAIL + "</span>" in long and "x" * (tokenview.PROMPT_TAIL + 1) not in long
+
+
+def test_md_escape_keeps_quoted_input_literal():
+    assert tokenview.md_escape("'$' and '*' (U+002A) [x](y)") == "'\\$' and '\\*' \\(U\\+002A\\) \\[x\\]\\(y\\)"
