@@ -45,19 +45,19 @@ current = {key: st.query_params.get_all(key) for key in st.query_params}
 mine = {k: v for k, v in current.items() if k in lossview.QUERY_KEYS}
 if mine != ss.get("lc_url"):
     if mine:
-        chosen, warnings = lossview.settings_from_query(
+        linked, warnings = lossview.settings_from_query(
             mine, with_logs, metric_options, all_run_ids=list(runs)
         )
     else:
-        chosen, warnings = lossview.default_settings(with_logs, metric_options(with_logs)), []
+        linked, warnings = lossview.default_settings(with_logs, metric_options(with_logs)), []
     ss.update(
-        lc_runs=list(chosen.runs),
-        lc_metrics=list(chosen.metrics),
-        lc_x=chosen.x,
-        lc_logx=chosen.log_x,
-        lc_logy=chosen.log_y,
-        lc_smooth=chosen.smoothing,
-        lc_trim=chosen.trim,
+        lc_runs=list(linked.runs),
+        lc_metrics=list(linked.metrics),
+        lc_x=linked.x,
+        lc_logx=linked.log_x,
+        lc_logy=linked.log_y,
+        lc_smooth=linked.smoothing,
+        lc_trim=linked.trim,
     )
     for warning in warnings:
         st.warning(warning, icon=":material/link_off:")
@@ -106,7 +106,7 @@ ss["lc_url"] = wanted
 
 # -- the live part: redrawn every LIVE_SECONDS, reading only logs that changed -----------------
 def show(view: lossview.LossView) -> None:
-    """Chart, notes, summary tables and downloads of one built view."""
+    """Chart, notes and summary tables of one built view."""
     curves = view.curves
     if curves.unavailable:
         listed = "; ".join(f"**{rid}**: {why}" for rid, why in curves.unavailable.items())
@@ -150,6 +150,7 @@ def _styled(table: pd.DataFrame):
 
 @st.fragment(run_every=LIVE_SECONDS)
 def live(settings: CurveSettings, chosen: list[Run]) -> None:
+    """The chart and tables, redrawn from the logs that changed since the last tick."""
     if watcher.tree_version() != ss.get("lc_tree"):
         st.rerun()  # a run or a log appeared or went: the picker above must change too
     versions = watcher.versions(run.log_path for run in chosen)

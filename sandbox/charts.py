@@ -147,7 +147,8 @@ def _chart(layout: Layout) -> alt.TopLevelMixin:
             title="Run",
             scale=color_scale(run_ids),
             legend=alt.Legend(
-                orient="bottom", columns=3, labelLimit=320, symbolType="stroke", symbolOpacity=1
+                orient="bottom", columns=3, labelLimit=320, symbolType="stroke", symbolOpacity=1,
+                symbolLimit=0,  # every run stays clickable, however many
             ),
         ),
     )
