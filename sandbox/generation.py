@@ -26,6 +26,46 @@ def token_piece(tokenizer, token_id: int) -> str:
         return ""
 
 
+class IncrementalText:
+    """The decoded text of a growing list of ids, without decoding all of them every step.
+
+    Decoding the whole continuation after each token costs O(n) per token (O(n^2) for a
+    generation). Instead the text is kept as an exact ``stable`` part, ``decode(ids[:anchor])``,
+    refreshed with a full decode every ``every`` tokens, plus the tail after the anchor. The
+    tail is decoded together with ``context`` tokens before it and the context's own text is
+    cut off again, so that tokenizers whose pieces depend on their neighbours (a leading
+    space dropped at the start, bytes of one character split across tokens) still join
+    correctly. Should the context's text not be a prefix of the joint text, the whole list is
+    decoded instead: the result always equals ``decode(ids)`` for byte-level and
+    character-level tokenizers, and is exact at every anchor for any tokenizer.
+    """
+
+    def __init__(self, tokenizer, *, every: int = 32, context: int = 4):
+        self.tokenizer = tokenizer
+        self.every = every
+        self.context = context
+        self.anchor = 0  # ids[:anchor] decode to `stable` and end on a whole character
+        self.stable = ""
+
+    def text(self, ids: list[int]) -> str:
+        """``decode(ids)`` for the ids so far (``ids`` only ever grows)."""
+        decode = self.tokenizer.decode
+        if len(ids) - self.anchor >= self.every:
+            full = decode(ids)
+            # A trailing U+FFFD may be a character whose last bytes are still to come.
+            if not full.endswith("\ufffd"):
+                self.anchor, self.stable = len(ids), full
+            return full
+        start = max(0, self.anchor - self.context)
+        if start == self.anchor:
+            return self.stable + decode(ids[self.anchor :])
+        before = decode(ids[start : self.anchor])
+        joint = decode(ids[start:])
+        if not joint.startswith(before):
+            return decode(ids)
+        return self.stable + joint[len(before) :]
+
+
 def generate(
     run: LoadedRun,
     prompt_ids: list[int],
@@ -52,6 +92,14 @@ def generate(
     generator = make_generator(settings.seed)
     eos = run.tokenizer.eos_id
     new: list[int] = []
+    text = IncrementalText(run.tokenizer)
+    pieces: dict[int, str] = {}  # the text of each id on its own, decoded once per generation
+
+    def piece(token_id: int) -> str:
+        if token_id not in pieces:
+            pieces[token_id] = token_piece(run.tokenizer, token_id)
+        return pieces[token_id]
+
     cache_len = 0  # tokens of ids[start:] already in the model's KV cache
     reason = "length"
     t0 = time.perf_counter()
@@ -80,13 +128,13 @@ def generate(
             new.append(token)
             yield {
                 "id": token,
-                "piece": token_piece(run.tokenizer, token),
+                "piece": piece(token),
                 "prob": float(probs[token]),
                 "alts": [
-                    (int(i), token_piece(run.tokenizer, int(i)), float(p))
+                    (int(i), piece(int(i)), float(p))
                     for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
                 ],
-                "text": run.tokenizer.decode(new),
+                "text": text.text(new),
             }
             if settings.stop_at_eos and eos is not None and token == int(eos):
                 reason = "eos"

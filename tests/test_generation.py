@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from sandbox.discovery import find_experiment
-from sandbox.generation import generate
+from sandbox.generation import IncrementalText, generate
 from sandbox.runhost import LoadedRun
 from sandbox.sampling import SamplingSettings
 from sandbox.settings import PROJECT_ROOT
@@ -109,10 +109,10 @@ def test_window_slides_by_half_the_context():
 
 def test_events_carry_the_token_its_probability_and_alternatives():
     run = make_run()
-    events = run_all(run, [BOS, 0, 1], temperature=0.8, seed=1, max_new_tokens=12, stop_at_eos=False)
+    events = run_all(run, [BOS, 0, 1], temperature=0.8, seed=1, max_new_tokens=80, stop_at_eos=False)
     tokens, done = events[:-1], events[-1]
-    assert len(tokens) == 12 and done["done"] and done["reason"] == "length"
-    assert done["n_tokens"] == 12 and done["ids"] == [e["id"] for e in tokens]
+    assert len(tokens) == 80 and done["done"] and done["reason"] == "length"
+    assert done["n_tokens"] == 80 and done["ids"] == [e["id"] for e in tokens]
     for i, e in enumerate(tokens):
         assert e["text"] == Letters().decode(done["ids"][: i + 1])
         assert e["piece"] == Letters().decode([e["id"]])
@@ -122,6 +122,44 @@ def test_events_carry_the_token_its_probability_and_alternatives():
         if e["id"] in [i for i, _, _ in e["alts"]]:
             alt = next(p for i, _, p in e["alts"] if i == e["id"])
             assert alt == pytest.approx(e["prob"])
+
+
+class Bytes:
+    """Byte-level: one id per UTF-8 byte, so characters are split across tokens."""
+
+    def decode(self, ids: list[int]) -> str:
+        return bytes(ids).decode("utf-8", errors="replace")
+
+
+class Pieces:
+    """SentencePiece-like: "▁" marks a word start and the very first space is dropped."""
+
+    vocab = ["▁once", "▁upon", "▁a", "▁ti", "me", ",", "▁the", "re", "▁", "!"]
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(self.vocab[i] for i in ids).replace("▁", " ").removeprefix(" ")
+
+
+class Reversed:
+    """A decode whose pieces do not join left to right: the incremental path must notice."""
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(chr(97 + i) for i in ids)[::-1]
+
+
+@pytest.mark.parametrize(
+    "tokenizer, ids",
+    [
+        (Bytes(), list("héllo wörld, 漢字 and 😀 again: ñ!".encode()) * 3),
+        (Pieces(), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4] * 4),
+        (Reversed(), [i % 26 for i in range(60)]),
+    ],
+)
+def test_incremental_text_equals_decoding_everything(tokenizer, ids):
+    text = IncrementalText(tokenizer, every=5, context=2)
+    for n in range(1, len(ids) + 1):
+        assert text.text(ids[:n]) == tokenizer.decode(ids[:n]), n
+    assert text.anchor > 0 or isinstance(tokenizer, Reversed)
 
 
 def test_greedy_token_is_the_top_alternative():
