@@ -229,10 +229,26 @@ def warnings(page: Page) -> list[str]:
 
 
 def screenshot(page: Page, name: str) -> Path:
-    """A full-page PNG under test-artifacts/screenshots/ (git-ignored)."""
+    """A full-page PNG under test-artifacts/screenshots/ (git-ignored).
+
+    Streamlit scrolls its main area (``stMain``) rather than the document, so a plain
+    full-page screenshot stops at the window: the window is made as tall as the content for
+    the shot, then given back its size.
+    """
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.png"
-    page.screenshot(path=str(path), full_page=True)
+    size = page.viewport_size or {"width": 1400, "height": 1000}
+    height = page.evaluate(
+        "() => Math.max(document.documentElement.scrollHeight,"
+        " ...[...document.querySelectorAll('[data-testid=stMain]')].map(e => e.scrollHeight))"
+    )
+    try:
+        if height > size["height"]:
+            page.set_viewport_size({"width": size["width"], "height": min(int(height) + 40, 16_000)})
+            page.wait_for_timeout(300)  # let charts and the grid redraw at the new size
+        page.screenshot(path=str(path), full_page=True)
+    finally:
+        page.set_viewport_size(size)
     return path
 
 
@@ -301,3 +317,13 @@ def table_headers(scope: Locator) -> list[list[str]]:
         [t.strip() for t in grids.nth(i).locator("th[role='columnheader']").all_text_contents()]
         for i in range(grids.count())
     ]
+
+
+def table_rows(grid: Locator) -> tuple[list[str], list[list[str]]]:
+    """(column headers, rows of cell texts) of one st.dataframe, as far as it is drawn."""
+    grid.locator("td[role='gridcell']").first.wait_for(state="attached")
+    headers = [t.strip() for t in grid.locator("th[role='columnheader']").all_text_contents()]
+    rows = []
+    for row in grid.locator("tbody tr").all():
+        rows.append([t.strip() for t in row.locator("td[role='gridcell']").all_text_contents()])
+    return headers, rows

@@ -96,3 +96,22 @@ def page(browser, console: ConsoleLog):
         yield tab
     finally:
         context.close()
+
+
+@pytest.fixture
+def new_page(browser):
+    """Factory: a page in another fresh browser context (another visitor), with its console log."""
+    contexts = []
+
+    def make():
+        context = browser.new_context(viewport=VIEWPORT)
+        context.set_default_timeout(60_000)
+        contexts.append(context)
+        tab = context.new_page()
+        log = ConsoleLog()
+        log.attach(tab)
+        return tab, log
+
+    yield make
+    for context in contexts:
+        context.close()
