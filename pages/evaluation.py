@@ -299,7 +299,9 @@ tab_tok, tab_heat = st.tabs(["Top-k predictions", "Loss heat map (A vs B)"])
 with tab_tok:
     tcols = st.columns(2)
     n_show = tcols[0].slider("Positions", 4, 64, 16, key="ev_tok_n")
-    k_show = tcols[1].selectbox("k (green: true token in the top k)", [k for k in shown_ks if k <= 20] or [1], key="ev_tok_k")
+    k_options = [k for k in shown_ks if k <= 20] or [1]
+    k_default = max([i for i, k in enumerate(k_options) if k <= 10], default=0)
+    k_show = tcols[1].selectbox("k (green: true token in the top k)", k_options, index=k_default, key="ev_tok_k")
     for r in ok:
         d = details_for(r, text)
         if d is not None:

@@ -37,7 +37,7 @@ def accuracy_k_chart(by_k: pd.DataFrame) -> alt.Chart:
     return (band + line).properties(height=300, title="Accuracy vs k")
 
 
-def position_chart(by_pos: pd.DataFrame, column: str, title: str, max_points: int = 400) -> alt.Chart:
+def position_chart(by_pos: pd.DataFrame, column: str, title: str, max_points: int = 128) -> alt.Chart:
     """``column`` (loss or a top-k accuracy) against the position in the context window.
 
     Long contexts are averaged into at most ``max_points`` bins per run, weighted by the
@@ -54,7 +54,7 @@ def position_chart(by_pos: pd.DataFrame, column: str, title: str, max_points: in
         alt.Chart(binned.rename(columns={"bin": "position"}))
         .mark_line()
         .encode(
-            x=alt.X("position:Q", title="position in the context (tokens of context - 1)"),
+            x=alt.X("position:Q", title="position in the window (0: predicted from one token)"),
             y=alt.Y(f"{column}:Q", title=title, scale=alt.Scale(zero=False)),
             color=alt.Color("run:N", scale=color_scale(runs), legend=alt.Legend(orient="bottom")),
             tooltip=["run", "position", "tokens", alt.Tooltip(f"{column}:Q", format=".4f")],
@@ -142,5 +142,9 @@ def char_heatmap(frame: pd.DataFrame, run_a: str, run_b: str) -> alt.Chart:
             scale=alt.Scale(scheme="blueorange", domain=[-limit or -1.0, limit or 1.0], domainMid=0),
         )
     )
-    chars = base.mark_text(fontSize=11, font="monospace").encode(text="char:N")
+    # Dark cells get white letters so the text stays readable.
+    strong = f"abs(datum.a_minus_b) > {0.6 * (limit or 1.0)}"
+    chars = base.mark_text(fontSize=11, font="monospace").encode(
+        text="char:N", color=alt.condition(strong, alt.value("white"), alt.value("black"))
+    )
     return (rect + chars).properties(width=n_cols * cell * 0.75, height=n_rows * cell * 1.4)

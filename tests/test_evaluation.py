@@ -286,6 +286,9 @@ def test_cache_makes_a_repeat_free_and_a_failed_write_only_warns(mpool, zoo, tmp
                          progress=lambda *a: calls.append(a))
     assert second.results[0].cached
     np.testing.assert_array_equal(second.results[0].sums.nll, first.results[0].sums.nll)
+    # The newest cached bits/byte of a run (for the Models page), only for its current weights.
+    bpb = ev.latest_bpb(zoo, ["fixed/peaked", "fixed/uniform"], root=tmp_path)
+    assert bpb == {"fixed/peaked": pytest.approx(9 / 4)}  # 9 bits over 4 bytes
     # Other data or other settings: another key.
     third = ev.evaluate(mpool, ["fixed/peaked"], ["abcd"], ev.EvalSettings(kmax=4), models_dir=zoo, cache_root=tmp_path)
     assert not third.results[0].cached

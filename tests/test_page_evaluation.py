@@ -99,3 +99,49 @@ def test_query_round_trip():
     assert back == sel and warnings == []
     back, warnings = evalstate.from_query({"docs": ["2.5"], "seed": ["-1"]}, ["a/b"])
     assert (back.docs, back.seed) == (100, 0) and len(warnings) == 2
+
+
+def test_view_helpers_escape_and_line_up():
+    import numpy as np
+
+    from sandbox import evalview
+
+    grid = evalview.char_grid("ab\ncdef", width=3)
+    assert list(grid["char"]) == ["a", "b", "↵", "c", "d", "e", "f"]
+    assert list(zip(grid["row"], grid["col"], strict=True)) == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (2, 0)]
+    frame = evalview.heatmap_frame("ab\ncdef", np.arange(7.0), np.ones(7))
+    assert list(frame["a_minus_b"]) == [-1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert evalview.char_heatmap(frame, "x/a", "x/b").to_dict()  # a valid Vega-Lite spec
+    details = {
+        "ids": [9, 1, 2],
+        "pieces": ["", "<b>", "ok"],
+        "rank": np.array([0, 3]),
+        "top_ids": np.array([[1, 2], [1, 2]]),
+        "top_probs": np.array([[0.6, 0.3], [0.5, 0.2]]),
+        "top_pieces": [["<b>", "ok"], ["<b>", "ok"]],
+    }
+    html = evalview.topk_table_html(details, k=2, n_positions=5)
+    assert "<b>" not in html and "&lt;b&gt;" in html  # model text is escaped
+    assert html.count("<tr>") == 2 + 1  # two positions and the header
+    assert html.count(evalview.MISS) == 1  # position 1: rank 3 is not in the top 2
+
+
+def test_cli_eval_prints_the_page_numbers(toy_models, capsys, monkeypatch, tmp_path):
+    import json
+
+    from sandbox import cli
+
+    argv = ["eval", "--models-dir", str(toy_models), "--runs", "toy_a/run1", "toy_b/cached", "--docs", "3",
+            "--k", "1", "5", "--device", "cpu"]
+    assert cli.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "toy_a/run1" in text and "toy_b/cached" in text and "bits_per_byte" in text
+    assert cli.main([*argv, "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    rows = {row["run"]: row for row in payload["summary"]}
+    assert set(rows) == {"toy_a/run1", "toy_b/cached"}
+    assert all(row["cached"] for row in rows.values())  # the second time comes from the cache
+    # The text table shows the same loss as the JSON, to its 4 decimals.
+    assert f"{rows['toy_a/run1']['loss']:.4f}" in text
+    assert cli.main(["eval", "--models-dir", str(toy_models), "--runs", "nope/x", "--docs", "2"]) == 1
+    assert "no run called 'nope/x'" in capsys.readouterr().err
