@@ -214,6 +214,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from sandbox.device import pick_device
 
     try:
+        if min(args.k) < 1:
+            raise ValueError(f"every k must be at least 1, not {min(args.k)}")
         docs = sample_documents(load_documents(args.data), args.docs if args.docs > 0 else None, args.seed)
         settings = evaluation.EvalSettings(
             kmax=max(args.k), overlap=args.overlap, batch_size=args.batch_size,

@@ -259,8 +259,8 @@ def latest_bpb(models_dir: Path | str | None, run_ids: list[str], root: Path | N
 
     experiments = {e.name: e for e in discover(models_dir)}
     wanted = {r.id: run_fingerprint(experiments[r.experiment], r) for r in all_runs(models_dir) if r.id in run_ids}
-    folder = root if root is not None else cache_dir() / "eval"
     try:
+        folder = root if root is not None else cache_dir() / "eval"
         files = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
     except OSError:
         return {}
