@@ -1,0 +1,333 @@
+"""Five sessions at once: each evaluates (tiny) and generates on the shipped runs.
+
+A LAN sandbox is used by several people at the same time, and they share one worker per
+experiment (`pages.common.worker_pool`; the Playground adds lane pools for two runs of one
+experiment). This bench runs N sessions at once and checks that all of them complete
+without an error, that nothing deadlocks, and that the number of live workers stays within
+the pools' limits; it prints the wall time of N sessions at once against one session alone.
+
+Two ways to simulate a session (``--mode``):
+
+- ``threads``: a thread per session does what the Evaluation and Playground pages do, with
+  the same library calls and pools built by the app's own factories: the Playground's
+  columns stream (`sandbox.multistream`) while the session's evaluation runs. A monitor
+  samples ``live_workers()`` of every pool and ``waiting`` (queue length) of every worker.
+- ``browser``: one `streamlit run` server and N browser sessions (headless Debian Chromium),
+  each with an Evaluation tab and a Playground tab; all buttons are pressed, then every tab
+  is awaited. A monitor counts the server's worker processes.
+
+Before timing, one untimed session starts the workers and loads the runs (cold starts are
+bench/worker_start.py's business). Every session evaluates other documents (another sample
+seed), so no result comes from the evaluation cache.
+
+    python bench/concurrency.py [--sessions 5] [--mode threads|browser|both] [--models-dir D]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sandbox import data  # noqa: E402
+from sandbox import evaluation as ev  # noqa: E402
+from sandbox.discovery import discover, find_experiment, find_run  # noqa: E402
+from sandbox.sampling import SamplingSettings  # noqa: E402
+
+PROMPT = "Once upon a time, a little fox"
+NEW_TOKENS = 32
+DOCS_PER_SESSION = 2
+SESSION_TIMEOUT = 600.0  # a session still running after this is reported as a deadlock
+
+
+def pick_runs(models_dir: Path) -> list[str]:
+    """Two trained runs, from two experiments when there are two."""
+    runs = [run.id for exp in discover(models_dir) for run in exp.runs if run.weights.is_file()]
+    firsts = list(dict.fromkeys(r.split("/")[0] for r in runs))
+    picked = [next(r for r in runs if r.startswith(e + "/")) for e in firsts][:2]
+    picked += [r for r in runs if r not in picked][: 2 - len(picked)]
+    return picked
+
+
+def sampling(seed: int) -> SamplingSettings:
+    return SamplingSettings(
+        temperature=0.8, top_k=0, top_p=0.95, min_p=0.0, max_new_tokens=NEW_TOKENS, seed=seed, stop_at_eos=False
+    )
+
+
+@dataclass
+class Phase:
+    """One timed phase: how many sessions, how long, what went wrong."""
+
+    sessions: int
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+# -- threads: the pages' library calls, in-process ------------------------------------------------
+
+
+class PoolMonitor(threading.Thread):
+    """Samples every pool's live workers and every worker's queue length until stopped."""
+
+    def __init__(self, pools: dict[int, object]):
+        super().__init__(daemon=True, name="pool-monitor")
+        self.pools = pools
+        self.stop_event = threading.Event()
+        self.max_live: dict[int, int] = dict.fromkeys(pools, 0)
+        self.max_total = 0
+        self.max_waiting = 0
+        self.samples = 0
+
+    def run(self) -> None:
+        while not self.stop_event.wait(0.02):
+            total = 0
+            for lane, pool in self.pools.items():
+                with pool._lock:  # the pool's own lock: a consistent list of its clients
+                    clients = list(pool._clients.values())
+                live = sum(c.alive for c in clients)
+                self.max_live[lane] = max(self.max_live[lane], live)
+                total += live
+                self.max_waiting = max([self.max_waiting, *(c.waiting for c in clients)])
+            self.max_total = max(self.max_total, total)
+            self.samples += 1
+
+
+def thread_session(index: int, seed: int, pools: dict[int, object], models_dir: Path, runs: list[str],
+                   docs: list[str], errors: list[str]) -> None:
+    """One session: the Playground's columns stream while the Evaluation runs."""
+    from sandbox.multistream import MultiStream
+    from sandbox.playground import ColumnState, assign_lanes, column_events
+
+    settings = sampling(seed)
+    jobs, columns = {}, {}
+    for run_id, lane in zip(runs, assign_lanes(runs), strict=True):
+        run = find_run(models_dir, run_id)
+        client = pools[lane].client(find_experiment(models_dir, run.experiment))
+        jobs[run_id] = partial(column_events, client, run.name, PROMPT, settings)
+        columns[run_id] = ColumnState(run_id, settings, started_at=time.perf_counter())
+    with MultiStream(jobs) as streams:
+        report = ev.evaluate(pools[0], runs, docs, ev.EvalSettings(kmax=5), models_dir=models_dir, use_cache=False)
+        for message in streams.drain(timeout=SESSION_TIMEOUT):
+            columns[message.key].apply(message)
+        if not streams.finished:
+            errors.append(f"session {index}: a Playground column never ended")
+    for result in report.results:
+        if not result.ok:
+            errors.append(f"session {index}: evaluation of {result.run_id}: {result.error}")
+    for run_id, column in columns.items():
+        if column.status != "done" or column.n_tokens != NEW_TOKENS:
+            errors.append(f"session {index}: generation of {run_id}: {column.status} {column.error}")
+
+
+def run_threads(n: int, seeds: list[int], pools: dict, models_dir: Path, runs: list[str], corpus: list[str]) -> Phase:
+    phase = Phase(n)
+    threads = []
+    t0 = time.perf_counter()
+    for i in range(n):
+        docs = data.sample_documents(corpus, DOCS_PER_SESSION, seeds[i])
+        args = (i, seeds[i], pools, models_dir, runs, docs, phase.errors)
+        threads.append(threading.Thread(target=thread_session, args=args, name=f"session-{i}"))
+        threads[-1].start()
+    deadline = time.monotonic() + SESSION_TIMEOUT
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    phase.seconds = time.perf_counter() - t0
+    stuck = [t.name for t in threads if t.is_alive()]
+    if stuck:
+        phase.errors.append(f"deadlock: {', '.join(stuck)} still running after {SESSION_TIMEOUT:.0f} s")
+    return phase
+
+
+def bench_threads(n: int, models_dir: Path, runs: list[str]) -> tuple[list[Phase], list[str]]:
+    from pages import common
+    from sandbox.playstate import MAX_RUNS
+
+    # The app's own pool factories (not their Streamlit cache): same limits as the app.
+    pools = {0: common.worker_pool.__wrapped__()}
+    pools.update({lane: common.lane_pool.__wrapped__(lane) for lane in range(1, MAX_RUNS)})
+    corpus = data.load_documents("bundled")
+    monitor = PoolMonitor(pools)
+    monitor.start()
+    try:
+        run_threads(1, [1000], pools, models_dir, runs, corpus)  # warm-up: workers started, runs loaded
+        phases = [run_threads(1, [1], pools, models_dir, runs, corpus)]
+        phases.append(run_threads(n, [10 + i for i in range(n)], pools, models_dir, runs, corpus))
+    finally:
+        monitor.stop_event.set()
+        monitor.join(5)
+        for pool in pools.values():
+            pool.close_all()
+    notes = [
+        f"live workers, most seen at once: {monitor.max_total} in all; "
+        + ", ".join(f"{'main' if lane == 0 else f'lane {lane}'} {monitor.max_live[lane]}/{pools[lane].max_workers}"
+                    for lane in pools),
+        f"longest queue on one worker (waiting requests): {monitor.max_waiting}",
+    ]
+    over = [lane for lane, pool in pools.items() if monitor.max_live[lane] > pool.max_workers]
+    if over:
+        phases[-1].errors.append(f"pools over their limit: {over}")
+    if monitor.samples == 0:
+        phases[-1].errors.append("the pool monitor took no sample")
+    return phases, notes
+
+
+# -- browser: N sessions against one server -------------------------------------------------------
+
+
+class ProcessMonitor(threading.Thread):
+    """Counts the worker processes (``-m sandbox.worker``) under a server process."""
+
+    def __init__(self, server_pid: int):
+        super().__init__(daemon=True, name="process-monitor")
+        self.server_pid = server_pid
+        self.stop_event = threading.Event()
+        self.max_workers = 0
+
+    def workers(self) -> int:
+        parents, commands = {}, {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", encoding="utf-8") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    commands[int(entry)] = f.read().replace(b"\0", b" ")
+            except (OSError, IndexError, ValueError):
+                continue  # the process ended while it was being read
+        count = 0
+        for pid, command in commands.items():
+            if b"sandbox.worker" not in command:
+                continue
+            parent = parents.get(pid)
+            while parent and parent != self.server_pid:
+                parent = parents.get(parent)
+            count += parent == self.server_pid
+        return count
+
+    def run(self) -> None:
+        while not self.stop_event.wait(0.2):
+            self.max_workers = max(self.max_workers, self.workers())
+
+
+def bench_browser(n: int, models_dir: Path, runs: list[str]) -> tuple[list[Phase], list[str]]:
+    from playwright.sync_api import expect, sync_playwright
+
+    from pages import common
+    from sandbox.playstate import MAX_RUNS
+    from tests.browser import appdriver as drv
+
+    limit = common.worker_pool.__wrapped__().max_workers + (MAX_RUNS - 1) * common.lane_pool.__wrapped__(1).max_workers
+    cache = Path(os.environ.get("TMPDIR", "/tmp")) / f"concurrency-bench-cache-{os.getpid()}"
+    server = drv.start_server(
+        app_args=["--models-dir", str(models_dir)],
+        env={"SANDBOX_TOKEN": None, "SANDBOX_MODELS_DIR": None, "SANDBOX_CACHE_DIR": str(cache)},
+        log_name="concurrency-bench-server",
+    )
+    monitor = ProcessMonitor(server.proc.pid)
+    monitor.start()
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(drv.CHROMIUM), args=drv.CHROMIUM_ARGS)
+            tabs = []  # (evaluation tab, playground tab) per session
+            for _ in range(n):
+                context = browser.new_context(viewport={"width": 1400, "height": 1000})
+                context.set_default_timeout(SESSION_TIMEOUT * 1000)
+                tabs.append((context.new_page(), context.new_page()))
+            drv.open_page(tabs[0][0], server.url())  # the app's own navigation from the start
+
+            def phase(count: int, seeds: list[int]) -> Phase:
+                result = Phase(count)
+                for i in range(count):
+                    query = {"runs": runs, "docs": str(DOCS_PER_SESSION), "seed": str(seeds[i]), "k": ["1", "5"]}
+                    drv.open_page(tabs[i][0], server.url("evaluation", query))
+                    query = {"run": runs, "n": str(NEW_TOKENS), "seed": str(seeds[i]), "eos": "0"}
+                    drv.open_page(tabs[i][1], server.url("playground", query))
+                t0 = time.perf_counter()
+                for evaluation, playground in tabs[:count]:
+                    evaluation.get_by_role("button", name="Run", exact=True).click()
+                    playground.get_by_role("button", name="Generate").click()
+                for i, (evaluation, playground) in enumerate(tabs[:count]):
+                    drv.settle(evaluation, timeout_ms=int(SESSION_TIMEOUT * 1000))
+                    drv.settle(playground, timeout_ms=int(SESSION_TIMEOUT * 1000))
+                    expect(drv.main(evaluation).get_by_role("heading", name="Results")).to_be_visible()
+                    expect(drv.main(playground)).to_contain_text("Done.")
+                    for tab in (evaluation, playground):
+                        result.errors += [f"session {i}: {p}" for p in drv.problems(tab)]
+                    headers, rows = drv.table_rows(drv.main(evaluation).get_by_test_id("stDataFrame").first)
+                    if [row[0] for row in rows] != runs:
+                        result.errors.append(f"session {i}: results for {[row[0] for row in rows]}")
+                    text = drv.main(playground).inner_text()
+                    if text.count(f"{NEW_TOKENS} tokens") < len(runs):
+                        result.errors.append(f"session {i}: not every column wrote {NEW_TOKENS} tokens")
+                result.seconds = time.perf_counter() - t0
+                return result
+
+            phase(1, [1000])  # warm-up
+            phases = [phase(1, [1]), phase(n, [10 + i for i in range(n)])]
+            browser.close()
+    finally:
+        monitor.stop_event.set()
+        monitor.join(5)
+        server.stop()
+    notes = [f"worker processes of the server, most seen at once: {monitor.max_workers} (limit {limit})"]
+    if monitor.max_workers > limit:
+        phases[-1].errors.append(f"{monitor.max_workers} worker processes, over the limit of {limit}")
+    return phases, notes
+
+
+# -- report ---------------------------------------------------------------------------------
+
+
+def report(mode: str, runs: list[str], phases: list[Phase], notes: list[str]) -> bool:
+    """Print one mode's table; True when nothing went wrong."""
+    alone, together = phases
+    print(f"\n[{mode}] runs: {', '.join(runs)}; each session evaluates {DOCS_PER_SESSION} documents "
+          f"and generates {NEW_TOKENS} tokens per run at the same time")
+    print(f"  {'sessions':>8} {'wall s':>8} {'errors':>7}")
+    for phase in phases:
+        print(f"  {phase.sessions:8d} {phase.seconds:8.2f} {len(phase.errors):7d}")
+    ratio = together.seconds / alone.seconds if alone.seconds else float("nan")
+    print(f"  {together.sessions} at once vs one alone: {ratio:.2f}x the wall time "
+          f"({together.sessions / ratio:.2f}x the throughput of one session)")
+    for note in notes:
+        print(f"  {note}")
+    errors = alone.errors + together.errors
+    for error in errors:
+        print(f"  ERROR {error}")
+    return not errors
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sessions", type=int, default=5)
+    parser.add_argument("--mode", choices=("threads", "browser", "both"), default="both")
+    parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
+    args = parser.parse_args()
+    models_dir = args.models_dir.resolve()
+    runs = pick_runs(models_dir)
+    if len(runs) < 2:
+        print(f"needs two trained runs under {models_dir}; found {runs}")
+        return 1
+    ok = True
+    if args.mode in ("threads", "both"):
+        ok &= report("threads", runs, *bench_threads(args.sessions, models_dir, runs))
+    if args.mode in ("browser", "both"):
+        if not Path("/usr/bin/chromium").exists():
+            print("\n[browser] skipped: /usr/bin/chromium is missing (apt-get install chromium)")
+        else:
+            ok &= report("browser", runs, *bench_browser(args.sessions, models_dir, runs))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
