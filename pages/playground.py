@@ -19,12 +19,18 @@ from sandbox import playstate, tokenview, transcript
 from sandbox.colors import run_color
 from sandbox.discovery import UnknownRunError
 from sandbox.multistream import MultiStream
-from sandbox.playground import ColumnState, assign_lanes, column_events, error_summary
+from sandbox.playground import (
+    DRAW_EVERY,
+    ColumnState,
+    assign_lanes,
+    column_events,
+    error_summary,
+    redraw_interval,
+)
 from sandbox.prompts import PreparedPrompt, describe_chars, prepare_prompt
 from sandbox.protocol import WorkerError
 from sandbox.sampling import SamplingSettings
 
-DRAW_EVERY = 1 / 15  # seconds between redraws while streaming
 POLL = 0.05  # longest wait for a stream message; keeps Stop responsive
 CLOSE_WAIT = 3.0  # how long a rerun waits for an interrupted generation to record its columns
 FIELDS = ("temperature", "top_k", "top_p", "min_p", "max_new_tokens", "seed")
@@ -251,21 +257,23 @@ def generate(state: playstate.PlaygroundState, slots: dict[str, dict], columns: 
     history = st.session_state.setdefault("pg_history", [])
     streams = MultiStream(jobs).start()
     started = time.perf_counter()
-    dirty, last_draw = set(columns), 0.0
+    dirty, next_draw, next_status = set(columns), dict.fromkeys(columns, 0.0), 0.0
     try:
         while not streams.finished:
             for message in streams.poll(POLL):
                 columns[message.key].apply(message)
                 dirty.add(message.key)
             now = time.perf_counter()
-            if now - last_draw >= DRAW_EVERY:
-                for run_id in dirty:
-                    waiting = clients[run_id].waiting if run_id in clients else 0
-                    draw(slots[run_id], columns[run_id], state.token_view, state.prompt, waiting)
-                dirty.clear()
-                last_draw = now
+            for run_id in [r for r in dirty if now >= next_draw[r]]:
+                column = columns[run_id]
+                waiting = clients[run_id].waiting if run_id in clients else 0
+                draw(slots[run_id], column, state.token_view, state.prompt, waiting)
+                dirty.discard(run_id)
+                next_draw[run_id] = now + redraw_interval(column.n_tokens, state.token_view)
+            if now >= next_status:  # also the st.* call that lets a Stop in, however quiet
                 running = sum(not c.ended for c in columns.values())
                 status.caption(f"Generating… {now - started:.1f} s, {running} column(s) still writing")
+                next_status = now + DRAW_EVERY
         for run_id in dirty:
             draw(slots[run_id], columns[run_id], state.token_view, state.prompt)
     finally:

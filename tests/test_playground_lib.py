@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sandbox.discovery import find_experiment
 from sandbox.multistream import Ended, Failed, Message, MultiStream
-from sandbox.playground import ColumnState, assign_lanes, column_events
+from sandbox.playground import DRAW_EVERY, ColumnState, assign_lanes, column_events, redraw_interval
 from sandbox.playstate import (
     DEFAULT_PROMPT,
     DEFAULT_SETTINGS,
@@ -27,6 +27,15 @@ RUNS = ["template/gpt2", "template/llama", "kv_variant/gqa", "other/x", "other/y
 def test_runs_of_one_experiment_get_separate_lanes():
     assert assign_lanes(["a/1", "b/1", "a/2", "a/3", "b/2"]) == [0, 0, 1, 2, 1]
     assert assign_lanes([]) == []
+
+
+def test_big_token_views_are_redrawn_less_often():
+    assert redraw_interval(1000, token_view=False) == DRAW_EVERY
+    assert redraw_interval(5, token_view=True) == DRAW_EVERY
+    intervals = [redraw_interval(n, token_view=True) for n in (50, 200, 400, 1024)]
+    assert intervals == sorted(intervals) and intervals[-1] == 1.0
+    # What a streaming token view sends stays near 150 kB/s per column (300 B a token).
+    assert all(n * 300 / redraw_interval(n, True) <= 150_000 + 1 for n in (50, 200, 400))
 
 
 # -- a column's state -------------------------------------------------------------------
