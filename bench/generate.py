@@ -9,8 +9,9 @@ when the model takes ``cache_len``, the same sliding window) + `sample_next`. No
 decoding, no pipe.
 
 Both use the same settings and seed and produce the same number of tokens (eos does not
-stop them), so they also must pick the same tokens; the bench checks that. They run one
-after the other, never at the same time. Goal from the issue: worker >= 0.9 x bare.
+stop them), so they also must pick the same tokens; the bench checks that. They take turns,
+one repeat each (never at the same time), so that a change in the machine's load affects
+both alike; the medians are compared. Goal from the issue: worker >= 0.9 x bare.
 
     python bench/generate.py [--run EXP/RUN ...] [--tokens N] [--repeats R] [--models-dir D]
 """
@@ -35,8 +36,8 @@ GOAL = 0.9
 PROMPT = "Once upon a time, a little fox"
 
 
-def bare(root: str, run_name: str, settings: SamplingSettings, repeats: int) -> dict:
-    """Time the bare loop in THIS process (started by `main` with only one experiment in it)."""
+def bare_child(root: str, run_name: str, settings: SamplingSettings) -> None:
+    """The bare side, in a process holding only this experiment: one timed loop per "go" line."""
     import torch
 
     os.chdir(root)
@@ -68,34 +69,48 @@ def bare(root: str, run_name: str, settings: SamplingSettings, repeats: int) -> 
         return ids[len(prompt) :]
 
     loop()  # warm-up
-    times, new = [], []
-    for _ in range(repeats):
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "go":
+            break
         t0 = time.perf_counter()
         new = loop()
-        times.append(time.perf_counter() - t0)
-    return {"seconds": times, "ids": new}
+        print(json.dumps({"seconds": time.perf_counter() - t0, "ids": new}), flush=True)
 
 
-def through_worker(root: Path, run_name: str, settings: SamplingSettings, repeats: int) -> dict:
-    """Time generation through the run's worker, from this (app-like) process."""
-    from sandbox.loader import WorkerClient
+class Bare:
+    """The bare child process, driven one repeat at a time."""
 
-    client = WorkerClient(root, "cpu")
-    try:
-        prompt = client.request("encode", run=run_name, texts=[PROMPT])[0]
-        args = {"run": run_name, "prompt_ids": prompt, "settings": settings.as_dict()}
-        client.request("generate", **args)  # warm-up (loads the run)
-        times, inside, new = [], [], []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            for event in client.stream("generate", **args):
-                if event.get("done"):
-                    new, seconds = event["ids"], event["seconds"]
-            times.append(time.perf_counter() - t0)
-            inside.append(seconds)
-        return {"seconds": times, "inside": inside, "ids": new}
-    finally:
-        client.close()
+    def __init__(self, root: Path, run_name: str, args: argparse.Namespace):
+        cmd = [sys.executable, __file__, "--bare-child", str(root), run_name, "--tokens", str(args.tokens)]
+        cmd += ["--seed", str(args.seed), "--temperature", str(args.temperature), "--top-k", str(args.top_k)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        self._read()  # ready
+
+    def _read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the bare child exited with status {self.proc.wait()}")
+        return json.loads(line)
+
+    def once(self) -> dict:
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def through_worker(client, run_name: str, prompt: list[int], settings: SamplingSettings) -> dict:
+    """One generation through the run's worker, timed from the request to the final event."""
+    t0 = time.perf_counter()
+    done = {}
+    for event in client.stream("generate", run=run_name, prompt_ids=prompt, settings=settings.as_dict()):
+        if event.get("done"):
+            done = event
+    return {"seconds": time.perf_counter() - t0, "inside": done["seconds"], "ids": done["ids"]}
 
 
 def main() -> int:
@@ -113,10 +128,11 @@ def main() -> int:
         temperature=args.temperature, top_k=args.top_k, max_new_tokens=args.tokens, seed=args.seed, stop_at_eos=False
     )
     if args.bare_child:  # the child process: one experiment only
-        print(json.dumps(bare(*args.bare_child, settings, args.repeats)))
+        bare_child(*args.bare_child, settings)
         return 0
 
     from sandbox.discovery import discover
+    from sandbox.loader import WorkerClient
 
     runs = [(exp, run) for exp in discover(args.models_dir) for run in exp.runs if run.weights.is_file()]
     if args.run:
@@ -128,18 +144,24 @@ def main() -> int:
     print(f"{'run':28} {'bare tok/s':>11} {'worker tok/s':>13} {'ratio':>6} {'in-worker tok/s':>16}  same tokens")
     worst = None
     for exp, run in runs:
-        child = [sys.executable, __file__, "--bare-child", str(exp.root), run.name]
-        child += ["--tokens", str(args.tokens), "--repeats", str(args.repeats), "--seed", str(args.seed)]
-        child += ["--temperature", str(args.temperature), "--top-k", str(args.top_k)]
-        out = subprocess.run(child, capture_output=True, text=True, check=True, cwd=ROOT)
-        b = json.loads(out.stdout.strip().splitlines()[-1])
-        w = through_worker(exp.root, run.name, settings, args.repeats)
-        bare_rate = args.tokens / statistics.median(b["seconds"])
-        worker_rate = args.tokens / statistics.median(w["seconds"])
-        inside_rate = args.tokens / statistics.median(w["inside"])
+        bare = Bare(exp.root, run.name, args)
+        client = WorkerClient(exp.root, "cpu")
+        try:
+            prompt = client.request("encode", run=run.name, texts=[PROMPT])[0]
+            through_worker(client, run.name, prompt, settings)  # warm-up (loads the run)
+            b, w = [], []
+            for _ in range(args.repeats):  # taking turns
+                b.append(bare.once())
+                w.append(through_worker(client, run.name, prompt, settings))
+        finally:
+            client.close()
+            bare.close()
+        bare_rate = args.tokens / statistics.median(x["seconds"] for x in b)
+        worker_rate = args.tokens / statistics.median(x["seconds"] for x in w)
+        inside_rate = args.tokens / statistics.median(x["inside"] for x in w)
         ratio = worker_rate / bare_rate
         worst = ratio if worst is None else min(worst, ratio)
-        same = "yes" if b["ids"] == w["ids"] else "NO"
+        same = "yes" if all(x["ids"] == b[0]["ids"] for x in b + w) else "NO"
         print(f"{run.id:28} {bare_rate:11.0f} {worker_rate:13.0f} {ratio:6.2f} {inside_rate:16.0f}  {same}")
     print(f"worst ratio worker/bare: {worst:.2f} (goal >= {GOAL})")
     return 0
