@@ -93,6 +93,18 @@ def access_ok() -> bool:
     return expected_token() is None or bool(st.session_state.get("access_ok"))
 
 
+def require_access() -> None:
+    """First call of every page: stop here unless access is granted.
+
+    The entry script checks first, but right after a server start Streamlit can run a file
+    of `pages/` directly (its legacy multipage mode, until the entry script has called
+    st.navigation once), which would skip that check.
+    """
+    if not access_ok():
+        token_form()
+        st.stop()
+
+
 def token_form() -> None:
     """The only page a visitor sees until the right token is given (once per browser session)."""
     from sandbox.auth import expected_token, token_matches

@@ -23,6 +23,8 @@ from sandbox import evaluation as ev
 from sandbox.discovery import UnknownRunError
 from sandbox.protocol import WorkerError
 
+common.require_access()
+
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 DRAW_EVERY = 0.1  # seconds between progress redraws
 SOURCES = ("Bundled corpus (validation)", "Upload a file", "Data folder", "Hugging Face")

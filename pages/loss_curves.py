@@ -14,6 +14,8 @@ from sandbox.colors import run_color
 from sandbox.curves import X_AXES, CurveSettings, goal
 from sandbox.discovery import Run
 
+common.require_access()
+
 LIVE_SECONDS = 2.0  # how often the chart looks for new log rows while the tab is open
 
 st.title("Loss curves")

@@ -10,6 +10,8 @@ from sandbox import catalog, comparison, export, figures
 from sandbox.codediff import default_base, diff_experiments
 from sandbox.doctor import check_experiment
 
+common.require_access()
+
 st.title("Models")
 
 

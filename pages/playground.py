@@ -31,6 +31,8 @@ from sandbox.prompts import PreparedPrompt, describe_chars, prepare_prompt
 from sandbox.protocol import WorkerError
 from sandbox.sampling import SamplingSettings
 
+common.require_access()
+
 POLL = 0.05  # longest wait for a stream message; keeps Stop responsive
 CLOSE_WAIT = 3.0  # how long a rerun waits for an interrupted generation to record its columns
 FIELDS = ("temperature", "top_k", "top_p", "min_p", "max_new_tokens", "seed")

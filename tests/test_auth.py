@@ -38,3 +38,21 @@ def test_app_is_open_without_a_token(app_at, toy_models, monkeypatch):
     monkeypatch.delenv("SANDBOX_TOKEN", raising=False)
     at = app_at(toy_models).run()
     assert not at.exception and at.metric
+
+
+def test_a_page_run_on_its_own_still_asks_for_the_token(toy_models, monkeypatch):
+    """Right after a server start Streamlit may run a pages/ file without the entry script."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import ROOT
+
+    monkeypatch.setenv("SANDBOX_TOKEN", "s3cret")
+    monkeypatch.setenv("SANDBOX_MODELS_DIR", str(toy_models))
+    for page in ("models", "loss_curves", "evaluation", "playground"):
+        st.cache_resource.clear()
+        at = AppTest.from_file(str(ROOT / "pages" / f"{page}.py"), default_timeout=120).run()
+        assert not at.exception, page
+        assert [t.label for t in at.text_input] == ["Access token"], page
+        assert not at.dataframe and not at.multiselect, f"{page} showed content before the token"
+    st.cache_resource.clear()
