@@ -181,3 +181,43 @@ def client_in_lane(run_id: str, lane: int):
     run = discovery.find_run(models_dir(), run_id)
     exp = discovery.find_experiment(models_dir(), run.experiment)
     return lane_pool(lane).client(exp), run
+
+
+def run_breakdown(run: discovery.Run) -> dict:
+    """Parameter breakdown of a run: from the disk cache, else counted in its worker (and stored)."""
+    from sandbox import comparison
+
+    breakdown = comparison.cached_breakdown(run)
+    if breakdown is None:
+        client, _ = client_for(run.id)
+        breakdown = client.request("params", run=run.name)
+        comparison.store_breakdown(run, breakdown)
+    return breakdown
+
+
+def cost_rows(runs: list[discovery.Run]) -> list[dict]:
+    """Parameters, compute and loss outcome per run; a run that fails shows its error and is skipped."""
+    from sandbox import comparison
+
+    rows = []
+    for run in runs:
+        try:
+            breakdown = run_breakdown(run)
+            rows.append({**comparison.run_figures(run, breakdown), "breakdown": breakdown})
+        except Exception as exc:  # noqa: BLE001 — one broken run must not stop the page
+            show_error(exc, run.id)
+    return rows
+
+
+def scaling_charts(rows: list[dict], loss: str = "final_val_loss") -> None:
+    """The two scaling scatters (loss vs non-embedding parameters, vs training compute)."""
+    from sandbox import comparison, figures
+
+    points = comparison.scaling_points(rows)
+    title = loss.replace("_", " ").replace("val", "validation")
+    left, right = st.columns(2)
+    left.altair_chart(figures.scaling_scatter(points, "non_embedding", "non-embedding parameters", loss, title), width="content")
+    right.altair_chart(figures.scaling_scatter(points, "train_compute", "training compute (FLOPs)", loss, title), width="content")
+    missing = points[points["train_compute"].isna()]["run_id"].tolist()
+    if missing:
+        st.caption(f"No training compute for: {', '.join(missing)} (tokens seen unknown).")

@@ -193,5 +193,13 @@ elif not metrics:
     st.info("Choose at least one metric.")
 else:
     chosen = [runs[rid] for rid in picked]
+    if x_key == "flops":  # the estimate needs each run's non-embedding parameters
+        with st.spinner("Counting parameters…"):
+            common.cost_rows(chosen)
     live(settings, chosen)
     downloads(settings, chosen)
+    if st.toggle("Loss against size and compute (one point per run)", key="lc_scaling"):
+        from sandbox.compute import FORMULA
+
+        st.caption(f"Final validation loss of each run; compute estimated as {FORMULA}, times tokens seen.")
+        common.scaling_charts(common.cost_rows([run for run in chosen if run.weights.is_file()]))

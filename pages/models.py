@@ -64,24 +64,7 @@ st.dataframe(
     },
 )
 
-@st.cache_data(show_spinner="Counting parameters in the run's worker…", max_entries=256)
-def run_figures(run_id: str, fingerprint: str, stamp: tuple) -> dict:
-    """Parameter breakdown (from the loaded model) and compute of one run."""
-    client, run = common.client_for(run_id)
-    breakdown = client.request("params", run=run.name)
-    return {"breakdown": breakdown, **comparison.run_figures(run, breakdown)}
-
-
-def figures_for(run_id: str) -> dict | None:
-    run = next(r for e in experiments for r in e.runs if r.id == run_id)
-    exp = next(e for e in experiments if e.name == run.experiment)
-    try:
-        return run_figures(run_id, exp.fingerprint(), run.weights_stamp())
-    except Exception as exc:  # noqa: BLE001 — a broken run shows its error; the others go on
-        common.show_error(exc, run_id)
-        return None
-
-
+runs_by_id = {r.id: r for e in experiments for r in e.runs}
 healthy = list(table.loc[table["status"] == "ok", "run_id"])
 tab_detail, tab_diff, tab_code, tab_cost, tab_card, tab_doctor = st.tabs(
     ["Run details", "Config diff", "What changed", "Parameters & compute", "Compare two runs", "Doctor"]
@@ -181,13 +164,8 @@ with tab_cost:
     from sandbox.compute import FORMULA
 
     st.caption(f"Counted from each loaded model (tied weights once). {FORMULA}; inference 2·N + 2·n_layers·context·d_model.")
-    cost_rows, parts = [], []
-    for rid in healthy:
-        fig = figures_for(rid)
-        if fig is None:
-            continue
-        cost_rows.append({k: v for k, v in fig.items() if k != "breakdown"})
-        parts += [{"run_id": rid, "part": p, "parameters": n} for p, n in fig["breakdown"]["parts"].items()]
+    cost_rows = common.cost_rows([runs_by_id[rid] for rid in healthy])
+    parts = [{"run_id": r["run_id"], "part": p, "parameters": n} for r in cost_rows for p, n in r["breakdown"]["parts"].items()]
     if cost_rows:
         cost = pd.DataFrame(cost_rows)
         st.dataframe(
@@ -199,15 +177,7 @@ with tab_cost:
             pd.DataFrame(parts).pivot_table(index="part", columns="run_id", values="parameters", fill_value=0),
             width="stretch",
         )
-        points = comparison.scaling_points(cost_rows)
-        left, right = st.columns(2)
-        scatter_params = figures.scaling_scatter(points, "non_embedding", "non-embedding parameters")
-        scatter_compute = figures.scaling_scatter(points, "train_compute", "training compute (FLOPs)")
-        left.altair_chart(scatter_params, width="content")
-        right.altair_chart(scatter_compute, width="content")
-        missing = points[points["train_compute"].isna()]["run_id"].tolist()
-        if missing:
-            st.caption(f"No training compute for: {', '.join(missing)} (tokens seen unknown).")
+        common.scaling_charts(cost_rows)
 
 # -- a comparison card ----------------------------------------------------------------------------
 with tab_card:
@@ -217,7 +187,8 @@ with tab_card:
         c1, c2 = st.columns(2)
         a_id = c1.selectbox("Run A", healthy, index=0, key="card_a")
         b_id = c2.selectbox("Run B", healthy, index=len(healthy) - 1, key="card_b")
-        fa, fb = figures_for(a_id), figures_for(b_id)
+        rows_ab = {r["run_id"]: r for r in common.cost_rows([runs_by_id[a_id], runs_by_id[b_id]])}
+        fa, fb = rows_ab.get(a_id), rows_ab.get(b_id)
         if fa and fb and a_id != b_id:
             ra = next(r for e in experiments for r in e.runs if r.id == a_id)
             rb = next(r for e in experiments for r in e.runs if r.id == b_id)

@@ -8,6 +8,10 @@ bits-per-byte when an evaluation of the run is cached). It renders as Markdown a
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -15,6 +19,7 @@ from sandbox import compute, logs
 from sandbox.catalog import config_diff, tokens_seen
 from sandbox.codediff import diff_experiments
 from sandbox.discovery import Experiment, Run
+from sandbox.settings import cache_dir
 
 
 def loss_outcome(run: Run) -> dict:
@@ -144,3 +149,63 @@ def card_markdown(card: dict) -> str:
         lines += ["", "**Config:** identical."]
     lines += ["", f"_Compute: {compute.FORMULA}._"]
     return "\n".join(lines) + "\n"
+
+
+# -- parameter breakdowns cached on disk ------------------------------------------------------
+# Counting parameters needs the run loaded in its worker; pages that only read logs (the
+# FLOPs axis of Loss curves) use the last count made for the same code and weights.
+
+
+def _breakdown_file(run: Run) -> Path:
+    exp = Experiment(run.experiment, run.experiment_root)
+    size, mtime = run.weights_stamp()
+    key = hashlib.sha1(f"{run.id}|{exp.fingerprint()}|{size}|{mtime}".encode()).hexdigest()[:20]
+    return cache_dir() / "params" / f"{key}.json"
+
+
+def cached_breakdown(run: Run) -> dict | None:
+    """The parameter breakdown stored for this run's current code and weights, if any."""
+    try:
+        return json.loads(_breakdown_file(run).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def store_breakdown(run: Run, breakdown: dict) -> bool:
+    """Remember a breakdown; False (and nothing else) when the cache cannot be written."""
+    path = _breakdown_file(run)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(breakdown), encoding="utf-8")
+        tmp.replace(path)
+    except OSError:
+        return False
+    return True
+
+
+def flops_per_step(run: Run) -> tuple[float | None, str]:
+    """Estimated training FLOPs per optimizer step: FLOPs/token × tokens/step.
+
+    Tokens per step come from the configs, else from the log's own tokens column.
+    """
+    from sandbox.curves import tokens_per_step
+
+    breakdown = cached_breakdown(run)
+    if breakdown is None:
+        return None, "its parameters have not been counted yet (open it once on the Models page)"
+    try:
+        per_token = compute.training_flops_per_token(int(breakdown["non_embedding"]), run.model_config())
+    except ValueError as exc:
+        return None, str(exc)
+    if per_token is None:
+        return None, "its config names no n_layers / dim / max_seq_len"
+    per_step, how = tokens_per_step(run)
+    if per_step is None:
+        frame = logs.read_log(run.log_path).frame
+        if logs.TOKENS_SEEN in frame and len(frame) and frame[logs.STEP].iloc[-1] > 0:
+            per_step = float(frame[logs.TOKENS_SEEN].iloc[-1] / frame[logs.STEP].iloc[-1])
+            how = "logged tokens seen / step"
+        else:
+            return None, how
+    return per_token * per_step, f"({compute.FORMULA}) × tokens/step [{how}]"

@@ -71,6 +71,13 @@ def tokens_per_step(run: Run) -> tuple[float | None, str]:
     return per_step, how
 
 
+def _flops_per_step(run: Run) -> tuple[float | None, str]:
+    """Estimated training FLOPs per step (see `sandbox.comparison.flops_per_step`)."""
+    from sandbox.comparison import flops_per_step
+
+    return flops_per_step(run)
+
+
 @dataclass(frozen=True)
 class XAxis:
     """One choice of x axis.
@@ -92,7 +99,7 @@ X_AXES: dict[str, XAxis] = {
         XAxis("step", "Step", logs.STEP),
         XAxis("time", "Wall-clock time (s)", logs.TIME_ELAPSED),
         XAxis("tokens", "Tokens seen", logs.TOKENS_SEEN, per_step=tokens_per_step),
-        # Next: XAxis("flops", "Training FLOPs", "flops", per_step=flops_per_step).
+        XAxis("flops", "Training FLOPs (estimated)", "training flops", per_step=_flops_per_step),
     )
 }
 

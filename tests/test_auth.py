@@ -43,9 +43,8 @@ def test_app_is_open_without_a_token(app_at, toy_models, monkeypatch):
 def test_a_page_run_on_its_own_still_asks_for_the_token(toy_models, monkeypatch):
     """Right after a server start Streamlit may run a pages/ file without the entry script."""
     import streamlit as st
-    from streamlit.testing.v1 import AppTest
-
     from conftest import ROOT
+    from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("SANDBOX_TOKEN", "s3cret")
     monkeypatch.setenv("SANDBOX_MODELS_DIR", str(toy_models))

@@ -35,3 +35,34 @@ def test_table_chart_renders_every_cell():
     values = next(iter(spec["datasets"].values()))
     texts = {v["text"] for v in values}
     assert {"run", "loss", "a/x", "b/y", "1.5", ""} <= texts
+
+
+def test_flops_axis_uses_the_stored_breakdown(tmp_path, monkeypatch, pool):
+    import json
+
+    import toyzoo
+
+    from sandbox import curves, logs
+
+    monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
+    root = toyzoo.make_toy_a(tmp_path / "models")
+    run = find_run(tmp_path / "models", "toy_a/run1")
+    client = pool.client(find_experiment(tmp_path / "models", "toy_a"))
+    assert comparison.flops_per_step(run)[0] is None  # not counted yet: unavailable, not guessed
+    assert comparison.store_breakdown(run, client.request("params", run="run1"))
+    per_step, how = comparison.flops_per_step(run)
+    assert per_step is None and "n_layers" in how  # toy_a's config has no layer count
+    # Give the toy a layer count: the code changed, so the stored count no longer applies.
+    config = root / "config.py"
+    config.write_text(config.read_text().replace("    dim: int = 16\n", "    dim: int = 16\n    n_layers: int = 1\n"))
+    run.model_config_path.write_text(json.dumps(run.model_config() | {"n_layers": 1}))
+    assert comparison.cached_breakdown(run) is None
+    client = pool.client(find_experiment(tmp_path / "models", "toy_a"))  # a worker for the new code
+    breakdown = client.request("params", run="run1")
+    assert comparison.store_breakdown(run, breakdown)
+    per_step, how = comparison.flops_per_step(run)
+    expected = (6 * breakdown["non_embedding"] + 12 * 1 * 64 * 16) * (4 * 2 * 64)
+    assert per_step == expected and "tokens/step" in how
+    parsed = logs.read_logs({run.id: run.log_path})
+    view = curves.prepare(parsed, {run.id: run}, curves.CurveSettings(runs=(run.id,), metrics=("train loss",), x="flops"))
+    assert (view.draw["x"] == view.draw["step"] * expected).all()
