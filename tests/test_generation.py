@@ -205,9 +205,11 @@ def test_shipped_kv_run_gives_the_same_greedy_tokens_with_and_without_cache(pool
     client = pool.client(find_experiment(PROJECT_ROOT / "models", "kv_variant"))
     info = client.request("info", run="gqa_atto")
     assert info["takes_cache_len"]
-    # More new tokens than the context holds: the window slides and the cache is refilled.
-    settings = {"temperature": 0, "max_new_tokens": info["max_seq_len"] + 40, "stop_at_eos": False}
-    prompt = client.request("encode", run="gqa_atto", texts=["Once upon a time, a little fox"])[0]
+    # A prompt that nearly fills the context: the window slides (and the cache is refilled)
+    # after 20 of the 40 new tokens, without paying for a context's worth of recomputes.
+    text = "Once upon a time, a little fox found a red ball in the garden. " * 40
+    prompt = client.request("encode", run="gqa_atto", texts=[text])[0][: info["max_seq_len"] - 20]
+    settings = {"temperature": 0, "max_new_tokens": 40, "stop_at_eos": False}
     cached = client.request("generate", run="gqa_atto", prompt_ids=prompt, settings=settings)
     plain = client.request("generate", run="gqa_atto", prompt_ids=prompt, settings=settings, use_cache=False)
     assert cached[-1]["used_cache"] and not plain[-1]["used_cache"]
