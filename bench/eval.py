@@ -13,7 +13,7 @@ torch threads (``--threads``, default 1: on a busy 2-core machine two spinning O
 per process make timings swing tenfold; 0 keeps torch's default). Goal: sandbox <= 1.10x
 bare on CPU. The total NLL of both must agree, or the comparison is void.
 
-    python bench/eval.py [--run template/gpt2_atto] [--docs 100] [--repeats 5] [--threads 1]
+    python bench/eval.py [--run template/gpt2_atto] [--docs 100] [--repeats 7] [--threads 1]
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", default="template/gpt2_atto", help="EXPERIMENT/RUN")
     parser.add_argument("--docs", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1, help="torch threads on both sides (0: default)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="cpu")
@@ -122,11 +122,12 @@ def main() -> int:
         client = pool.client(exp)
         info = client.request("info", run=run.name)
         common = {"run_fp": ev.run_fingerprint(exp, run), "data_fp": data_fingerprint(docs), "use_cache": False}
-        ev.evaluate_run(client, run, docs[:5], settings, **common)  # warm-up
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump(docs, f)
         sandbox_s, bare_s, sandbox_cpu, bare_cpu = [], [], [], []
         for _ in range(args.repeats):
+            # Warm up right before timing, as the bare child does (the child in between evicts caches).
+            ev.evaluate_run(client, run, docs, settings, **common)
             w0, t0, c0 = process_cpu(client.pid), time.perf_counter(), time.process_time()
             result = ev.evaluate_run(client, run, docs, settings, **common)
             sandbox_s.append(time.perf_counter() - t0)
