@@ -8,22 +8,33 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from . import appdriver as drv
+from .test_pages import APP_NAVIGATION
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def fresh_token_server(cache_dir, token: str) -> Iterator[drv.Server]:
-    """A token server nobody has visited yet (the first request of a process is special)."""
+def _fresh_server(cache_dir, token: str | None, name: str) -> Iterator[drv.Server]:
     server = drv.start_server(
         app_args=["--models-dir", str(drv.PROJECT_ROOT / "models")],
         env={"SANDBOX_MODELS_DIR": None, "SANDBOX_TOKEN": token, "SANDBOX_CACHE_DIR": str(cache_dir)},
-        log_name="fresh-token-server",
+        log_name=name,
     )
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def fresh_token_server(cache_dir, token: str) -> Iterator[drv.Server]:
+    """A token server nobody has visited yet (the first requests of a process are special)."""
+    yield from _fresh_server(cache_dir, token, "fresh-token-server")
+
+
+@pytest.fixture
+def fresh_open_server(cache_dir) -> Iterator[drv.Server]:
+    """An open server nobody has visited yet."""
+    yield from _fresh_server(cache_dir, None, "fresh-open-server")
 
 
 def test_first_visit_to_a_page_url_asks_for_the_token(
@@ -32,7 +43,8 @@ def test_first_visit_to_a_page_url_asks_for_the_token(
     """The very first visitors of a fresh server must not reach a page by its URL.
 
     Streamlit runs in its legacy "pages/ directory" mode until some script calls
-    st.navigation; a first request for /models must still get the sign-in page only.
+    st.navigation, running a requested pages/ file directly; a first request for /models
+    must still get the sign-in page only.
     """
     main = drv.main(page)
     drv.open_page(page, fresh_token_server.url("models"))
@@ -40,8 +52,23 @@ def test_first_visit_to_a_page_url_asks_for_the_token(
     expect(main.get_by_role("heading", name="Models")).to_have_count(0)
     expect(main.get_by_test_id("stDataFrame")).to_have_count(0)
     expect(page.get_by_label("Access token")).to_be_attached()
-    # Nor are the files of pages/ listed as pages of their own.
-    expect(page.get_by_test_id("stSidebarNavLink").filter(has_text="common")).to_have_count(0)
+
+
+def test_first_visit_to_a_page_url_gets_the_apps_navigation(fresh_open_server: drv.Server, page: Page) -> None:
+    """The first visitors of a fresh server see the app's pages, not the files of pages/.
+
+    In Streamlit's legacy mode (see above) the sidebar lists every file of pages/ under its
+    file name ("streamlit app", "common", "loss curves", ...) and the entry script's own
+    parts (screenshot mode) are missing, until someone opens the home page.
+    """
+    drv.open_page(page, fresh_open_server.url("models"))
+    drv.screenshot(page, "first-visit-models")
+    expect(drv.main(page).get_by_role("heading", name="Models")).to_be_visible()
+    links = page.get_by_test_id("stSidebarNavLink")
+    expect(links).to_have_count(len(APP_NAVIGATION))
+    for link, title in zip(links.all(), APP_NAVIGATION, strict=True):
+        expect(link).to_have_accessible_name(title)
+    expect(page.get_by_test_id("stSidebar").get_by_text("Screenshot mode")).to_be_visible()
 
 
 def test_token_is_asked_first(token_server: drv.Server, token: str, page: Page, console: drv.ConsoleLog) -> None:
@@ -76,6 +103,7 @@ def test_a_page_url_without_the_token_shows_only_the_sign_in(
     token_server: drv.Server, page: Page, console: drv.ConsoleLog
 ) -> None:
     main = drv.main(page)
+    drv.open_page(page, token_server.url())  # once the app has run (see the first-visit test)
     for name in ("models", "evaluation", "playground", "loss_curves", "common"):
         drv.open_page(page, token_server.url(name, {"runs": "template/gpt2_atto"}))
         expect(page.get_by_label("Access token")).to_be_attached()

@@ -20,6 +20,7 @@ from . import appdriver as drv
 pytestmark = pytest.mark.browser
 
 MODELS = drv.PROJECT_ROOT / "models"
+APP_NAVIGATION = ["Overview", "Models", "Loss curves", "Evaluation", "Playground"]
 
 
 def require_page(file: str) -> None:
@@ -47,7 +48,9 @@ def test_home_page_shows_the_zoo(server: drv.Server, page: Page, console: drv.Co
     cells = drv.table_cells(main)
     assert cells and {r.split("/")[1] for r in shipped_run_ids()} <= set(cells[0])
     nav = page.get_by_test_id("stSidebarNavLink")
-    expect(nav.filter(has_text="Models")).to_have_count(1)
+    expect(nav).to_have_count(len(APP_NAVIGATION))
+    for link, title in zip(nav.all(), APP_NAVIGATION, strict=True):
+        expect(link).to_have_accessible_name(title)
     drv.screenshot(page, "0-home")
     drv.assert_clean(page, console)
 
