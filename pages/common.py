@@ -221,3 +221,18 @@ def scaling_charts(rows: list[dict], loss: str = "final_val_loss") -> None:
     missing = points[points["train_compute"].isna()]["run_id"].tolist()
     if missing:
         st.caption(f"No training compute for: {', '.join(missing)} (tokens seen unknown).")
+
+
+def chart_downloads(chart_fn, name: str, key: str) -> None:
+    """PNG and SVG buttons for a chart; the file is rendered only when clicked."""
+    from sandbox import export
+
+    with st.container(horizontal=True):
+        st.download_button(
+            "PNG", lambda: export.to_png(chart_fn()), f"{name}.png", "image/png",
+            key=f"{key}_png", on_click="ignore", icon=":material/image:",
+        )  # fmt: skip
+        st.download_button(
+            "SVG", lambda: export.to_svg(chart_fn()), f"{name}.svg", "image/svg+xml",
+            key=f"{key}_svg", on_click="ignore", icon=":material/image:",
+        )  # fmt: skip

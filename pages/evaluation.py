@@ -18,7 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from pages import common
-from sandbox import data, evalstate, evalview
+from sandbox import data, evalstate, evalview, export
 from sandbox import evaluation as ev
 from sandbox.discovery import UnknownRunError
 from sandbox.protocol import WorkerError
@@ -149,10 +149,19 @@ if ss.get("ev_running"):  # the last run was interrupted (Cancel, Stop or anothe
     st.info("The evaluation was cancelled. Runs that had finished are cached: Run again resumes there.")
 
 
+def queue_note(run_id: str) -> str:
+    """Where this run's job stands before it starts: other sessions may be using the worker."""
+    try:
+        ahead = common.client_for(run_id)[0].waiting
+    except UnknownRunError:
+        return "unknown run"
+    return f"waiting, {ahead} request(s) ahead on its worker" if ahead else "starting"
+
+
 def run_evaluation(docs: list[str], settings: ev.EvalSettings) -> ev.Report:
     """Evaluate the picked runs with a progress bar per run and one overall."""
     overall = st.progress(0.0, text="Overall")
-    bars = {run_id: st.progress(0.0, text=run_id) for run_id in picked}
+    bars = {run_id: st.progress(0.0, text=f"{run_id}: {queue_note(run_id)}") for run_id in picked}
     last = [0.0]
 
     def progress(run_id: str, done: int, total: int) -> None:
@@ -248,26 +257,41 @@ for _, row in lossy.iterrows():
         f"{row['run']}: its tokenizer is lossy on this text: decode(encode(text)) changes "
         f"{row['roundtrip_changed']:.2%} of the characters, which it therefore never predicts as written."
     )
-downloads = st.columns([1, 1, 4])
-downloads[0].download_button("CSV", summary.to_csv(index=False), "evaluation.csv", "text/csv", icon=":material/download:")
-downloads[1].download_button(
-    "JSON", report.to_json(shown_ks, n_resamples=resamples), "evaluation.json", "application/json",
-    icon=":material/download:",
-)
-
 ok = [r for r in report.results if r.ok]
+by_k = ev.accuracy_by_k(ok, n_resamples=300) if ok else None
+by_pos = ev.by_position(ok, shown_ks) if ok else None
+
+
+def comparison_figure():
+    """Table and charts of this evaluation as one picture (for a chat or a paper)."""
+    title = f"Evaluation: {report.data['documents']:,} documents of {report.data['source'] or 'text'}"
+    return evalview.comparison_figure(ev.summary_text(summary, shown_ks), title, by_k, by_pos)
+
+
+with st.container(horizontal=True):
+    st.download_button("CSV", summary.to_csv(index=False), "evaluation.csv", "text/csv", icon=":material/download:")
+    st.download_button(
+        "JSON", report.to_json(shown_ks, n_resamples=resamples), "evaluation.json", "application/json",
+        icon=":material/download:",
+    )
+    st.download_button(
+        "Whole comparison as PNG", lambda: export.to_png(comparison_figure()), "evaluation.png", "image/png",
+        on_click="ignore", icon=":material/image:", key="ev_all_png",
+    )  # fmt: skip
+
 if not ok:
     st.stop()
 
 tab_k, tab_pos = st.tabs(["Accuracy vs k", "By position in the context"])
 with tab_k:
-    st.altair_chart(evalview.accuracy_k_chart(ev.accuracy_by_k(ok, n_resamples=300)), width="stretch")
+    st.altair_chart(evalview.accuracy_k_chart(by_k), width="stretch")
+    common.chart_downloads(lambda: evalview.accuracy_k_chart(by_k), "accuracy_vs_k", "ev_k_chart")
 with tab_pos:
-    by_pos = ev.by_position(ok, shown_ks)
     pos_cols = st.columns(2)
     k_pos = pos_cols[0].selectbox("k", shown_ks, index=0, key="ev_pos_k")
     pos_cols[0].altair_chart(evalview.position_chart(by_pos, f"top{k_pos}", f"top-{k_pos} accuracy"), width="stretch")
     pos_cols[1].altair_chart(evalview.position_chart(by_pos, "loss", "loss (nats/token)"), width="stretch")
+    common.chart_downloads(lambda: evalview.position_chart(by_pos, "loss", "loss (nats/token)"), "loss_by_position", "ev_pos_chart")
 
 # -- one document -----------------------------------------------------------------------------
 st.subheader("One document")

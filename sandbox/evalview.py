@@ -148,3 +148,21 @@ def char_heatmap(frame: pd.DataFrame, run_a: str, run_b: str) -> alt.Chart:
         text="char:N", color=alt.condition(strong, alt.value("white"), alt.value("black"))
     )
     return (rect + chars).properties(width=n_cols * cell * 0.75, height=n_rows * cell * 1.4)
+
+
+def comparison_figure(
+    table: pd.DataFrame, title: str, by_k: pd.DataFrame | None, by_pos: pd.DataFrame | None
+) -> alt.VConcatChart:
+    """A whole evaluation as one picture: the results table, accuracy vs k, loss by position.
+
+    ``table`` is the text summary (`evaluation.summary_text`); the charts are left out when
+    no run succeeded.
+    """
+    from sandbox.figures import stack, table_chart
+
+    charts = [table_chart(table, title, col_width=120)]
+    if by_k is not None and not by_k.empty:
+        charts.append(accuracy_k_chart(by_k).properties(width=520))
+    if by_pos is not None and not by_pos.empty:
+        charts.append(position_chart(by_pos, "loss", "loss (nats/token)").properties(width=520))
+    return stack(*charts)

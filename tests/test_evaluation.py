@@ -311,6 +311,14 @@ def test_exports_and_tables(mpool, zoo) -> None:
     assert list(by_k[by_k["run"] == "fixed/uniform"]["accuracy"]) == [1.0, 1.0, 1.0]
     pos = ev.by_position(report.results, [1])
     assert set(pos["position"]) == {0, 1, 2, 3}
+    # The whole comparison as one picture: the table's cells and both charts, rendered.
+    from sandbox import evalview, export
+
+    table = ev.summary_text(report.summary([1, 3], n_resamples=50), [1, 3])
+    figure = evalview.comparison_figure(table, "Evaluation", by_k, pos)
+    spec = export.inline_spec(figure)
+    assert len(spec["vconcat"]) == 3
+    assert export.to_png(figure, scale=1).startswith(b"\x89PNG")
 
 
 def test_document_details_line_up_with_the_text(mpool, zoo) -> None:
