@@ -216,8 +216,11 @@ def scaling_charts(rows: list[dict], loss: str = "final_val_loss") -> None:
     points = comparison.scaling_points(rows)
     title = loss.replace("_", " ").replace("val", "validation")
     left, right = st.columns(2)
-    left.altair_chart(figures.scaling_scatter(points, "non_embedding", "non-embedding parameters", loss, title), width="content")
-    right.altair_chart(figures.scaling_scatter(points, "train_compute", "training compute (FLOPs)", loss, title), width="content")
+    for col, x, x_title in ((left, "non_embedding", "non-embedding parameters"), (right, "train_compute", "training compute (FLOPs)")):
+        with col:
+            chart = figures.scaling_scatter(points, x, x_title, loss, title)
+            st.altair_chart(chart, width="content")
+            chart_downloads(lambda chart=chart: chart, f"loss_vs_{x}", f"scaling_{x}")
     missing = points[points["train_compute"].isna()]["run_id"].tolist()
     if missing:
         st.caption(f"No training compute for: {', '.join(missing)} (tokens seen unknown).")
