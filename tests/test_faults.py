@@ -104,6 +104,42 @@ def break_shape(root: Path, when: str = "always") -> None:
 
 # -- a worker killed mid-evaluation ----------------------------------------------------------------
 
+# toy_a's fault switches, plus a gate: while a file GATE holding N exists, the forward of every
+# window after the first N waits until GATE is removed. The worker computes ahead of what
+# the app has received, so without the gate it could finish a small evaluation before the
+# test kills it; with it, the app holds exactly N windows and the worker is at window N + 1.
+GATED_FAULTS = """
+import os
+import time
+
+_gated = 0
+
+
+def faults(input_ids=None):
+    global _gated
+    if input_ids is not None and input_ids.shape[1] > 4 and os.path.exists("GATE"):  # not the probe
+        _gated += 1
+        if _gated > int(open("GATE").read()):
+            while os.path.exists("GATE"):
+                time.sleep(0.01)
+    if os.path.exists("CRASH"):
+        os._exit(3)
+    if os.path.exists("HANG"):
+        time.sleep(3600)
+"""
+
+
+def add_gate(root: Path, after: int) -> Path:
+    """Install the gate in an experiment's code and close it after ``after`` windows."""
+    layers, model = root / "modules/layers.py", root / "modules/model.py"
+    source = layers.read_text()
+    start, end = source.index("def faults():"), source.index("class Mixer")
+    layers.write_text(source[:start].replace("import os\nimport time\n", "") + GATED_FAULTS.lstrip() + "\n\n" + source[end:])
+    model.write_text(model.read_text().replace("faults()", "faults(input_ids)"))
+    gate = root / "GATE"
+    gate.write_text(str(after))
+    return gate
+
 
 def _kill_with_signal(pool: WorkerPool, models: Path) -> None:
     client = pool.client(discovery.find_experiment(models, "toy_a"))
@@ -122,19 +158,22 @@ def _crash_on_next_forward(pool: WorkerPool, models: Path) -> None:
 def test_worker_killed_mid_evaluation_fails_its_run_only(
     pool: WorkerPool, zoo: Path, fault: Callable[[WorkerPool, Path], None], expected: str
 ) -> None:
+    gate = add_gate(zoo / "toy_a", after=2)
     seen: list[tuple[str, int, int]] = []
 
     def progress(run_id: str, done: int, total: int) -> None:
         seen.append((run_id, done, total))
         if run_id == "toy_a/run1" and done == 2:  # two windows in: the worker dies
             fault(pool, zoo)
+            gate.unlink()
 
     results = evaluate(pool, zoo, ["toy_a/run1", "toy_b/cached"], progress=progress)
     error = results["toy_a/run1"].error
     assert error is not None and expected in error["message"], error
     assert "The worker of toy_a" in error["message"]
     assert error["hint"] == "The next request starts a fresh worker."
-    assert max(done for rid, done, _ in seen if rid == "toy_a/run1") < next(t for rid, _, t in seen if rid == "toy_a/run1")
+    total = next(t for rid, _, t in seen if rid == "toy_a/run1")
+    assert total > 3 and max(done for rid, done, _ in seen if rid == "toy_a/run1") == 2
     assert_finite_numbers(results["toy_b/cached"])  # the other run finished
     # Nothing half-done was cached, and the next request gets a fresh worker.
     (zoo / "toy_a" / "CRASH").unlink(missing_ok=True)
@@ -313,6 +352,7 @@ def _app_client(models: Path, experiment: str):
 
 def test_evaluation_page_worker_killed_mid_run(app_at, zoo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real_evaluate = ev.evaluate
+    gate = add_gate(zoo / "toy_a", after=2)
     killed: list[int] = []
 
     def evaluate_and_kill(pool, run_ids, docs, settings, **kw):
@@ -322,6 +362,7 @@ def test_evaluation_page_worker_killed_mid_run(app_at, zoo: Path, monkeypatch: p
             if run_id == "toy_a/run1" and done == 2 and not killed:
                 killed.append(pool.client(discovery.find_experiment(zoo, "toy_a")).pid)
                 os.kill(killed[0], signal.SIGKILL)
+                gate.unlink()
             page_progress(run_id, done, total)
 
         return real_evaluate(pool, run_ids, docs, settings, progress=progress, **kw)
