@@ -322,8 +322,10 @@ def main() -> int:
     if args.mode in ("threads", "both"):
         ok &= report("threads", runs, *bench_threads(args.sessions, models_dir, runs))
     if args.mode in ("browser", "both"):
-        if not Path("/usr/bin/chromium").exists():
-            print("\n[browser] skipped: /usr/bin/chromium is missing (apt-get install chromium)")
+        from tests.browser.appdriver import CHROMIUM
+
+        if not CHROMIUM.exists():
+            print(f"\n[browser] skipped: {CHROMIUM} is missing (apt-get install chromium)")
         else:
             ok &= report("browser", runs, *bench_browser(args.sessions, models_dir, runs))
     return 0 if ok else 1

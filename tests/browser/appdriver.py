@@ -26,7 +26,8 @@ from urllib.parse import urlencode, urlsplit
 from playwright.sync_api import Locator, Page, expect
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
+# Debian's Chromium (never a browser downloaded by Playwright); SANDBOX_CHROMIUM names another.
+CHROMIUM = Path(os.environ.get("SANDBOX_CHROMIUM") or "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

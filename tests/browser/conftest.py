@@ -3,7 +3,7 @@
 Servers and the browser live for the whole browser package (started once, stopped after
 its last test, before the rest of the suite runs), so the suite pays for one app start and
 one worker start per experiment. Without Debian's Chromium at /usr/bin/chromium every test
-here is skipped with the reason (CI installs it).
+here is skipped with the reason (CI installs it; SANDBOX_CHROMIUM names another binary).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ VIEWPORT = {"width": 1400, "height": 1000}
 
 def _require_chromium() -> None:
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (CI installs it)")
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (CI installs it), or set SANDBOX_CHROMIUM")
 
 
 @pytest.fixture(scope="package")
