@@ -13,7 +13,12 @@ stop them), so they also must pick the same tokens; the bench checks that. They 
 one repeat each (never at the same time), so that a change in the machine's load affects
 both alike; the medians are compared. Goal from the issue: worker >= 0.9 x bare.
 
-    python bench/generate.py [--run EXP/RUN ...] [--tokens N] [--repeats R] [--models-dir D]
+Threads: both sides get the same intra-op thread count through ``OMP_NUM_THREADS`` (default
+1). One token at a time through a ~1M-parameter model gains nothing from a second thread, and
+on a busy 2-core machine two spinning OpenMP threads per process are what the measurement
+ends up timing (seen here: 2 ms/token with one thread, 15 ms/token with two, under load).
+
+    python bench/generate.py [--run EXP/RUN ...] [--tokens N] [--repeats R] [--threads T]
 """
 
 from __future__ import annotations
@@ -122,11 +127,14 @@ def main() -> int:
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--top-k", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads of both sides")
     parser.add_argument("--bare-child", nargs=2, metavar=("ROOT", "RUN"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     settings = SamplingSettings(
         temperature=args.temperature, top_k=args.top_k, max_new_tokens=args.tokens, seed=args.seed, stop_at_eos=False
     )
+    # Read by torch at import in the children (the bare child and the worker): set it first.
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
     if args.bare_child:  # the child process: one experiment only
         bare_child(*args.bare_child, settings)
         return 0
@@ -140,7 +148,10 @@ def main() -> int:
     if not runs:
         print("no trained runs found")
         return 1
-    print(f"{args.tokens} tokens, temperature {args.temperature}, top-k {args.top_k}, median of {args.repeats}, cpu")
+    print(
+        f"{args.tokens} tokens, temperature {args.temperature}, top-k {args.top_k}, "
+        f"median of {args.repeats}, cpu, {args.threads} thread(s) per process"
+    )
     print(f"{'run':28} {'bare tok/s':>11} {'worker tok/s':>13} {'ratio':>6} {'in-worker tok/s':>16}  same tokens")
     worst = None
     for exp, run in runs:

@@ -220,3 +220,12 @@ def test_invalid_settings_are_refused(kw):
 def test_settings_round_trip_through_a_dict():
     s = SamplingSettings(temperature=0.5, top_k=3, top_p=0.9, min_p=0.05, max_new_tokens=7, seed=3)
     assert SamplingSettings(**s.as_dict()) == s
+
+
+def test_a_single_possible_token_is_always_drawn_wherever_it_sits():
+    gen = make_generator(0)
+    s = SamplingSettings(temperature=1.0)
+    for position in (0, 3, 7):
+        logits = torch.full((8,), float("-inf"))
+        logits[position] = 0.0
+        assert {sample_next(logits, s, gen) for _ in range(50)} == {position}
