@@ -10,7 +10,7 @@ import streamlit as st
 
 from pages import common
 
-st.set_page_config(page_title="micro-GPT sandbox", page_icon=":material/science:", layout="wide")
+st.set_page_config(page_title="micro-GPT sandbox", page_icon="🧪", layout="wide")
 
 HERE = Path(__file__).parent
 # (file, title, icon); a page appears once its file exists.

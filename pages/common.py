@@ -30,8 +30,15 @@ def device_name() -> str:
 
 
 def experiments() -> list[discovery.Experiment]:
-    """Experiments under the models directory, discovered afresh (cheap: a directory listing)."""
-    return discovery.discover(models_dir())
+    """Experiments under the models directory, discovered afresh (cheap: a directory listing).
+
+    Also gives their runs distinct chart colours, the same on every page.
+    """
+    from sandbox.colors import assign_colors
+
+    found = discovery.discover(models_dir())
+    assign_colors(run.id for exp in found for run in exp.runs)
+    return found
 
 
 def run_ids() -> list[str]:

@@ -23,13 +23,43 @@ PALETTE = (
 DIVERGED_COLOR = "#d62728"
 
 
+# Colours given to the runs of the models directory (see `assign_colors`).
+_ASSIGNED: dict[str, str] = {}
+
+
+def _slot(run_id: str) -> int:
+    # Python's ``hash()`` is salted per process, so a digest of the id picks the entry.
+    digest = hashlib.blake2s(run_id.encode("utf-8"), digest_size=4).digest()
+    return int.from_bytes(digest, "big") % len(PALETTE)
+
+
+def assign_colors(run_ids: Iterable[str]) -> None:
+    """Give the runs of one models directory distinct colours (up to the palette's size).
+
+    Each run takes its hashed entry, or the next free one when an earlier run (in sorted
+    order) has it already, so colours depend only on the set of runs: the same on every
+    page and every visit, and a new run moves no colour unless it collides.
+    """
+    taken: dict[int, str] = {}
+    assigned = {}
+    for rid in sorted(set(run_ids)):
+        slot = _slot(rid)
+        if len(taken) < len(PALETTE):
+            while slot in taken:
+                slot = (slot + 1) % len(PALETTE)
+        taken[slot] = rid
+        assigned[rid] = PALETTE[slot]
+    _ASSIGNED.clear()
+    _ASSIGNED.update(assigned)
+
+
 def run_color(run_id: str) -> str:
     """The colour of ``run_id`` (a hex string), stable across pages, processes and machines.
 
-    Python's ``hash()`` is salted per process, so a digest of the id picks the entry.
+    Runs of the models directory get distinct colours (`assign_colors`); any other id its
+    hashed palette entry.
     """
-    digest = hashlib.blake2s(run_id.encode("utf-8"), digest_size=4).digest()
-    return PALETTE[int.from_bytes(digest, "big") % len(PALETTE)]
+    return _ASSIGNED.get(run_id) or PALETTE[_slot(run_id)]
 
 
 def color_scale(run_ids: Iterable[str]) -> alt.Scale:

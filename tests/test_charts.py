@@ -149,3 +149,16 @@ def test_loss_spec_is_the_chart_spec_with_its_data():
     assert spec["width"] == export.EXPORT_WIDTH
     other = charts.loss_spec(draw_frame(n=4), **single)
     assert json.loads(other["data"]["values"]) != json.loads(spec["data"]["values"])  # own rows
+
+
+def test_runs_of_a_models_dir_get_distinct_colours():
+    ids = [f"exp{i % 3}/run{i}" for i in range(len(colors.PALETTE))]
+    try:
+        colors.assign_colors(ids)
+        assert len({colors.run_color(r) for r in ids}) == len(ids)
+        before = {r: colors.run_color(r) for r in ids}
+        colors.assign_colors(reversed(ids))  # order of discovery does not matter
+        assert {r: colors.run_color(r) for r in ids} == before
+        assert colors.run_color("other/x") in colors.PALETTE  # ids outside the set still get one
+    finally:
+        colors.assign_colors([])
