@@ -33,7 +33,9 @@ DOCS = [
     "the cat sat on the mat. the dog ran far away, and nobody saw it again. " * 4,
     "what a day it was. a bee, a tree, a sea and a key? yes, all of them. " * 4,
 ]
-SHORT_GENERATION = SamplingSettings(temperature=0.8, top_k=0, top_p=1.0, min_p=0.0, max_new_tokens=12, seed=3)
+SHORT_GENERATION = SamplingSettings(
+    temperature=0.8, top_k=0, top_p=1.0, min_p=0.0, max_new_tokens=12, seed=3, stop_at_eos=False
+)
 
 
 # -- fixtures and helpers ---------------------------------------------------------------------
@@ -337,6 +339,7 @@ def _evaluate_on_page(at, runs: list[str], docs: int = 3):
 def _generate_on_page(at, runs: list[str]):
     at.multiselect(key="pg_runs").set_value(runs)
     at.number_input(key="pg_max_new_tokens").set_value(8)
+    at.checkbox(key="pg_eos").set_value(False)  # exactly 8 tokens, whatever the toy samples
     at.run()
     at.button(key="pg_go").click().run()
     assert not at.exception, at.exception

@@ -304,6 +304,7 @@ def test_prompts_are_only_ever_text(hostile_app, hostile: dict[str, Path]) -> No
     at.multiselect(key="pg_runs").set_value(["toy_a/run1"])
     at.text_area(key="pg_prompt").set_value(prompt)
     at.number_input(key="pg_max_new_tokens").set_value(6)
+    at.checkbox(key="pg_eos").set_value(False)  # exactly 6 tokens, whatever the toy samples
     at.toggle(key="pg_split").set_value(True)
     at.run()
     at.button(key="pg_go").click().run()

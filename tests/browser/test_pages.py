@@ -142,7 +142,7 @@ def test_evaluation_of_two_runs(server: drv.Server, page: Page, console: drv.Con
 def test_generation_with_two_runs(server: drv.Server, page: Page, console: drv.ConsoleLog) -> None:
     require_page("pages/playground.py")
     runs = two_runs()
-    query = {"run": runs, "prompt": "Once upon a time, a little fox", "n": "24", "t": "0"}
+    query = {"run": runs, "prompt": "Once upon a time, a little fox", "n": "24", "t": "0", "eos": "0"}
     drv.open_page(page, server.url("playground", query))
     main = drv.main(page)
     expect(main.get_by_role("heading", name="Playground")).to_be_visible()
