@@ -604,7 +604,7 @@ def document_details(
     unique = sorted(set(ids) | set(top_ids.ravel().tolist()))
     piece_of = dict(zip(unique, client.request("pieces", run=run_name, ids=unique), strict=True))
     decoded = client.request("decode", run=run_name, ids=ids[1:])
-    prefixes = [client.request("decode", run=run_name, ids=ids[1 : i + 1]) for i in range(1, n + 1)]
+    prefixes = client.request("decode_prefixes", run=run_name, ids=ids[1 : n + 1])
     ends = decoded_prefix_ends(prefixes, decoded)
     char_nll = metrics.align_to_original(text, decoded, metrics.char_losses(len(decoded), ends, nll))
     return {

@@ -56,6 +56,15 @@ class LoadedRun:
         """
         out = self.model(input_ids)
         logits = out[0] if isinstance(out, (tuple, list)) else out
+        if not isinstance(logits, torch.Tensor) or logits.dim() != 3 or logits.shape[:2] != input_ids.shape:
+            shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+            raise ContractViolation(
+                "forward",
+                "modules/model.py",
+                f"model(input_ids) returned logits of shape {shape} for an input of shape "
+                f"{tuple(input_ids.shape)}; expected {tuple(input_ids.shape)} + (vocab,).",
+                "Return (logits, None) with logits (batch, seq, vocab).",
+            )
         return logits
 
 

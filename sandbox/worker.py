@@ -64,6 +64,12 @@ class Worker:
         def decode(run: str, ids: list[int]) -> str:
             return host.load(run).tokenizer.decode([int(i) for i in ids])
 
+        def decode_prefixes(run: str, ids: list[int]) -> list[str]:
+            """decode(ids[:1]), decode(ids[:2]), ...: one request instead of one per token."""
+            tok = host.load(run).tokenizer
+            ids = [int(i) for i in ids]
+            return [tok.decode(ids[: n + 1]) for n in range(len(ids))]
+
         def pieces(run: str, ids: list[int]) -> list[str]:
             tok = host.load(run).tokenizer
             return [generation.token_piece(tok, i) for i in ids]
@@ -90,6 +96,7 @@ class Worker:
             "encode": encode,
             "decode": decode,
             "pieces": pieces,
+            "decode_prefixes": decode_prefixes,
             "score": score,
             "generate": generate,
             "params": params,

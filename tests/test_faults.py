@@ -226,7 +226,7 @@ def test_wrong_shape_on_longer_inputs_only_fails_that_run(pool: WorkerPool, zoo:
     break_shape(zoo / "toy_a", when="longer")
     results = evaluate(pool, zoo, ["toy_a/run1", "toy_b/cached"])
     error = results["toy_a/run1"].error
-    assert error is not None and error["message"], "the run must fail with a sentence"
+    assert error is not None and "model(input_ids) returned logits of shape" in error["message"], error
     assert_finite_numbers(results["toy_b/cached"])
     # The worker survived the failed request: the same worker answers the next one.
     client = pool.client(discovery.find_experiment(zoo, "toy_a"))
