@@ -58,6 +58,7 @@ def generate(at, runs: list[str], prompt: str = "the cat sat", max_new_tokens: i
     at.multiselect(key="pg_runs").set_value(runs).run()
     at.text_area(key="pg_prompt").set_value(prompt)
     at.number_input(key="pg_max_new_tokens").set_value(max_new_tokens)
+    at.checkbox(key="pg_eos").set_value(False)  # every column writes all its tokens
     at.button(key="pg_go").click().run()
     assert not at.exception, [e.value for e in at.exception]
     return at
