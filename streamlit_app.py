@@ -45,8 +45,10 @@ def home() -> None:
 
 pages = [st.Page(home, title="Overview", icon=":material/home:", default=True)]
 pages += [st.Page(file, title=title, icon=icon) for file, title, icon in PAGES if (HERE / file).exists()]
-# st.navigation is called on every run, so the files in pages/ are never reachable by URL on
-# their own (which would skip the token check).
+# st.navigation is called on every run, and every page checks access again itself: a file of
+# pages/ is never reachable by URL without the token (see pages/common.py on Streamlit's
+# legacy multipage mode right after a server start).
+st.session_state[common.ENTRY_KEY] = True
 if common.access_ok():
     page = st.navigation(pages)
     common.screenshot_mode()

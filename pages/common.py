@@ -11,9 +11,18 @@ from pathlib import Path
 
 import pandas as pd
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from sandbox import discovery
 from sandbox.settings import parse_app_args
+
+# Right after a server start, Streamlit runs in its legacy multipage mode (a `pages/` folder
+# sits beside the entry script) until some run calls st.navigation: a first request for
+# /models would run pages/models.py on its own, without the entry script. Every page imports
+# this module, so the first such run switches the legacy mode off for good, and
+# `require_access` reruns it once, through the entry script.
+PagesManager.uses_pages_directory = False
+ENTRY_KEY = "_ran_via_entry_script"
 
 
 @st.cache_resource(show_spinner=False)
@@ -107,6 +116,9 @@ def require_access() -> None:
     of `pages/` directly (its legacy multipage mode, until the entry script has called
     st.navigation once), which would skip that check.
     """
+    if ENTRY_KEY not in st.session_state:
+        st.session_state[ENTRY_KEY] = False  # rerun once: this time through the entry script
+        st.rerun()
     if not access_ok():
         token_form()
         st.stop()
