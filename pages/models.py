@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from pages import common
-from sandbox import catalog, comparison, export, figures
+from sandbox import catalog, comparison, export, figures, modelsstate
 from sandbox.codediff import default_base, diff_experiments
 from sandbox.doctor import check_experiment
 
@@ -48,9 +48,32 @@ rows = catalog.runs_table(common.models_dir(), findings_by_exp)
 table = pd.DataFrame(rows, columns=catalog.COLUMNS)
 table["problems"] = table["problems"].map(lambda ps: "; ".join(ps) if isinstance(ps, list) else "")
 
-# -- the runs table ------------------------------------------------------------------------
+# -- the selection: from the link on the first visit, then from the widgets --------------------
 names = [e.name for e in experiments]
-picked = st.multiselect("Experiments", names, default=names, key="models_experiments")
+ss = st.session_state
+if "models_url_read" not in ss:
+    ss["models_url_read"] = True
+    params = {key: st.query_params.get_all(key) for key in st.query_params}
+    linked, ss["models_url_warnings"] = modelsstate.from_query(params, names, list(table["run_id"]))
+    ss.update(linked)
+for warning in ss.get("models_url_warnings", []):
+    st.warning(warning, icon=":material/link_off:")
+for key, options in (("models_experiments", names), ("models_diff_runs", list(table["run_id"]))):
+    if key in ss:  # a run or experiment that went away cannot stay selected
+        ss[key] = [v for v in ss[key] if v in options]
+
+
+
+def choose(label: str, options: list[str], key: str, index: int = 0, **kw):
+    """A selectbox whose value may come from the link: kept if still an option."""
+    if key in ss and ss[key] not in options:
+        del ss[key]
+    default = {} if key in ss else {"index": index}
+    return st.selectbox(label, options, key=key, **default, **kw)
+
+
+# -- the runs table ------------------------------------------------------------------------
+picked = st.multiselect("Experiments", names, default=None if "models_experiments" in ss else names, key="models_experiments")
 shown = table[table["experiment"].isin(picked)]
 st.dataframe(
     shown.drop(columns=["run_id"]),
@@ -76,7 +99,7 @@ with tab_detail:
     if not run_ids:
         st.info("No runs in the selected experiments.")
     else:
-        run_id = st.selectbox("Run", run_ids, key="models_detail_run")
+        run_id = choose("Run", run_ids, "models_detail_run")
         run = next(r for e in experiments for r in e.runs if r.id == run_id)
         left, right = st.columns(2)
         with left:
@@ -115,7 +138,8 @@ with tab_detail:
 # -- config diff ----------------------------------------------------------------------------
 with tab_diff:
     chosen = st.multiselect(
-        "Runs to compare", list(table["run_id"]), default=list(table["run_id"])[:2], key="models_diff_runs"
+        "Runs to compare", list(table["run_id"]),
+        default=None if "models_diff_runs" in ss else list(table["run_id"])[:2], key="models_diff_runs",
     )
     if len(chosen) < 2:
         st.info("Pick two or more runs.")
@@ -140,11 +164,11 @@ with tab_code:
         st.info("One experiment only: nothing to compare its code with.")
     else:
         by_name = {e.name: e for e in experiments}
-        target_name = st.selectbox("Experiment", names, index=len(names) - 1, key="code_target")
+        target_name = choose("Experiment", names, "code_target", len(names) - 1)
         guess = default_base(by_name[target_name], experiments)
         others = [n for n in names if n != target_name]
-        base_name = st.selectbox(
-            "Compared with (base)", others, index=others.index(guess.name) if guess else 0, key="code_base",
+        base_name = choose(
+            "Compared with (base)", others, "code_base", others.index(guess.name) if guess else 0,
             help="Default: the experiment it was forked from (named in its README, else the most similar).",
         )
         diffs = diff_experiments(by_name[base_name], by_name[target_name])
@@ -185,8 +209,10 @@ with tab_card:
         st.info("Two loadable runs are needed for a comparison.")
     else:
         c1, c2 = st.columns(2)
-        a_id = c1.selectbox("Run A", healthy, index=0, key="card_a")
-        b_id = c2.selectbox("Run B", healthy, index=len(healthy) - 1, key="card_b")
+        with c1:
+            a_id = choose("Run A", healthy, "card_a", 0)
+        with c2:
+            b_id = choose("Run B", healthy, "card_b", len(healthy) - 1)
         rows_ab = {r["run_id"]: r for r in common.cost_rows([runs_by_id[a_id], runs_by_id[b_id]])}
         fa, fb = rows_ab.get(a_id), rows_ab.get(b_id)
         if fa and fb and a_id != b_id:
@@ -227,3 +253,10 @@ with tab_doctor:
                 box(f"{f['sentence']}  \nRule: *{f['rule']}* · {where}")
                 if f["hint"]:
                     st.caption(f"Fix: {f['hint']}")
+
+# -- the URL follows the widgets (other parameters, e.g. screenshot mode, are kept) -------------
+wanted = modelsstate.to_query(ss)
+current = {key: st.query_params.get_all(key) for key in st.query_params}
+others = {k: v for k, v in current.items() if k not in modelsstate.QUERY_KEYS}
+if {**others, **wanted} != {k: (v if len(v) > 1 or k in modelsstate.LIST_KEYS else v[0]) for k, v in current.items()}:
+    st.query_params.from_dict({**others, **wanted})

@@ -79,3 +79,27 @@ def test_code_diff_scatter_and_summary_card(app_at, toy_models):
     row = card.set_index("metric").loc["parameters"]
     assert (row["toy_a/run1"], row["toy_b/cached"]) == ("1,424", "2,280")
     assert any("model-code files differ" in m.value for m in at.markdown)
+
+
+def test_models_page_selection_lives_in_the_url(app_at, toy_models):
+    at = app_at(toy_models)
+    at.query_params["run"] = "toy_b/cached"
+    at.query_params["diff"] = ["toy_a/run1", "toy_b/cached"]
+    at.query_params["a"] = "toy_b/cached"
+    at.query_params["b"] = "../../etc/passwd"
+    at.query_params["exp"] = ["toy_b", "__import__('os')"]
+    at.run()
+    at.switch_page("pages/models.py").run()
+    assert not at.exception
+    assert at.selectbox(key="models_detail_run").value == "toy_b/cached"
+    assert at.selectbox(key="card_a").value == "toy_b/cached"
+    assert at.multiselect(key="models_experiments").value == ["toy_b"]
+    warnings = " ".join(w.value for w in at.warning)
+    assert "../../etc/passwd" in warnings and "__import__" in warnings
+    assert set(at.dataframe[0].value["experiment"]) == {"toy_b"}
+    # The URL follows the widgets.
+    at.multiselect(key="models_experiments").set_value(["toy_a", "toy_b"]).run()
+    at.selectbox(key="models_detail_run").set_value("toy_a/run1").run()
+    assert at.query_params["exp"] == ["toy_a", "toy_b"]
+    assert at.query_params["run"] == ["toy_a/run1"] or at.query_params["run"] == "toy_a/run1"
+    assert not at.exception

@@ -1,0 +1,62 @@
+"""The Models page's selection and its URL form, so a copied link opens the same view.
+
+Every value is checked against what is on disk (experiment names, run ids); anything else
+is dropped with a warning sentence (see `sandbox.querystate`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sandbox import querystate as qs
+
+# URL key -> session-state key of the widget it drives.
+LIST_KEYS = {"exp": "models_experiments", "diff": "models_diff_runs"}
+ONE_KEYS = {
+    "run": "models_detail_run",
+    "code": "code_target",
+    "base": "code_base",
+    "a": "card_a",
+    "b": "card_b",
+}
+QUERY_KEYS = tuple(LIST_KEYS) + tuple(ONE_KEYS)
+
+
+def from_query(
+    params: Mapping[str, list[str] | str], experiments: list[str], run_ids: list[str]
+) -> tuple[dict[str, object], list[str]]:
+    """Widget values (by session-state key) that the link asks for, and a warning per bad value.
+
+    Only keys present in the link are returned; the page keeps its defaults for the others.
+    """
+    allowed = {"exp": experiments, "diff": run_ids, "run": run_ids, "code": experiments, "base": experiments, "a": run_ids, "b": run_ids}
+    what = {"exp": "experiment", "code": "experiment", "base": "experiment"}
+    values: dict[str, object] = {}
+    warnings: list[str] = []
+    for key, state_key in LIST_KEYS.items():
+        if key in params:
+            kept, warn = qs.parse_choices(params[key], allowed[key], what=what.get(key, "run"), why="it is not in the models directory")
+            values[state_key] = kept
+            warnings += warn
+    for key, state_key in ONE_KEYS.items():
+        raw = params.get(key)
+        if raw is None:
+            continue
+        value, warn = qs.parse_choice(raw, allowed[key], "", what=what.get(key, "run"), why="it is not in the models directory")
+        if warn:
+            warnings.append(warn)
+        elif value:
+            values[state_key] = value
+    return values, warnings
+
+
+def to_query(state: Mapping[str, object]) -> dict[str, list[str] | str]:
+    """URL parameters for the current widget values (absent widgets are left out)."""
+    out: dict[str, list[str] | str] = {}
+    for key, state_key in LIST_KEYS.items():
+        if state_key in state:
+            out[key] = [str(v) for v in state[state_key]]  # type: ignore[union-attr]
+    for key, state_key in ONE_KEYS.items():
+        if state.get(state_key):
+            out[key] = str(state[state_key])
+    return out
