@@ -67,7 +67,10 @@ elif set(ss.get("lc_runs", [])) == set(ss.get("lc_all", [])):
     ss["lc_runs"] = with_logs  # "all runs" stays all runs when a new one starts logging
 ss["lc_all"] = with_logs
 # A run whose log went away cannot stay selected (the widget would refuse the value).
+gone = [r for r in ss.get("lc_runs", []) if r not in with_logs]
 ss["lc_runs"] = [r for r in ss.get("lc_runs", []) if r in with_logs]
+if gone:
+    st.info(f"No longer shown, its run folder or log went away: {', '.join(gone)}.", icon=":material/info:")
 
 # -- the widgets ------------------------------------------------------------------------------
 top = st.columns([3, 2])

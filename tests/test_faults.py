@@ -477,6 +477,7 @@ def test_loss_curves_page_when_a_log_vanishes(app_at, zoo: Path) -> None:
     at.run()
     assert not at.exception, at.exception
     assert at.multiselect(key="lc_runs").value == ["toy_a/run1"]
+    assert any("went away: toy_a/run2" in i.value for i in at.info)
     assert at.get("vega_lite_chart") or at.get("arrow_vega_lite_chart")
 
 
