@@ -149,6 +149,7 @@ SCREENSHOT_CSS = """
 .stTextArea, .stNumberInput, .stCheckbox, .stDownloadButton, .stFileUploader,
 .stSegmentedControl, .stPills, .stFormSubmitButton, [data-testid="stForm"] { display: none !important; }
 .st-key-screenshot_exit, .st-key-screenshot_exit .stButton { display: block !important; }
+.st-key-screenshot_exit { opacity: 0.2; } .st-key-screenshot_exit:hover { opacity: 1; }
 html, body, [data-testid="stAppViewContainer"] { font-size: 20px; }
 [data-testid="stMarkdownContainer"] p, [data-testid="stCaptionContainer"] { font-size: 1.15rem; }
 </style>
