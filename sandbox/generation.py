@@ -17,6 +17,8 @@ import torch
 from sandbox.runhost import LoadedRun
 from sandbox.sampling import SamplingSettings, make_generator, sample_next
 
+STOP_CHECK_EVERY = 0.02  # seconds between two calls of should_stop during a generation
+
 
 def token_piece(tokenizer, token_id: int) -> str:
     """The text of one token on its own (a partial UTF-8 byte shows as U+FFFD)."""
@@ -46,6 +48,7 @@ class IncrementalText:
         self.context = context
         self.anchor = 0  # ids[:anchor] decode to `stable` and end on a whole character
         self.stable = ""
+        self.before = ""  # the text of the context tokens before the anchor
 
     def text(self, ids: list[int]) -> str:
         """``decode(ids)`` for the ids so far (``ids`` only ever grows)."""
@@ -55,11 +58,12 @@ class IncrementalText:
             # A trailing U+FFFD may be a character whose last bytes are still to come.
             if not full.endswith("\ufffd"):
                 self.anchor, self.stable = len(ids), full
+                self.before = decode(ids[max(0, self.anchor - self.context) : self.anchor])
             return full
         start = max(0, self.anchor - self.context)
         if start == self.anchor:
             return self.stable + decode(ids[self.anchor :])
-        before = decode(ids[start : self.anchor])
+        before = self.before
         joint = decode(ids[start:])
         if not joint.startswith(before):
             return decode(ids)
@@ -81,6 +85,10 @@ def generate(
     temperature 1), ``alts`` (the ``alternatives`` most likely tokens with their
     probabilities) and ``text`` (the whole continuation so far, decoded at once so that
     multi-byte characters split across tokens come out right).
+
+    ``should_stop`` is asked before the first token and then at most every
+    `STOP_CHECK_EVERY` seconds, between tokens: in a worker it reads the request pipe,
+    which costs as much as a small model's whole step if done for every token.
     """
     if not prompt_ids:
         raise ValueError("the prompt must hold at least one token (bos)")
@@ -96,18 +104,23 @@ def generate(
     pieces: dict[int, str] = {}  # the text of each id on its own, decoded once per generation
 
     def piece(token_id: int) -> str:
-        if token_id not in pieces:
-            pieces[token_id] = token_piece(run.tokenizer, token_id)
-        return pieces[token_id]
+        text_of = pieces.get(token_id)
+        if text_of is None:
+            text_of = pieces[token_id] = token_piece(run.tokenizer, token_id)
+        return text_of
 
     cache_len = 0  # tokens of ids[start:] already in the model's KV cache
     reason = "length"
     t0 = time.perf_counter()
+    next_check = t0  # when to ask should_stop again
     with torch.inference_mode():
         for _ in range(settings.max_new_tokens):
-            if should_stop():
-                reason = "cancelled"
-                break
+            now = time.perf_counter()
+            if now >= next_check:
+                if should_stop():
+                    reason = "cancelled"
+                    break
+                next_check = now + STOP_CHECK_EVERY
             if len(ids) - start > max_len:
                 start = len(ids) - keep
                 cache_len = 0
@@ -123,17 +136,14 @@ def generate(
             logits = (out[0] if isinstance(out, (tuple, list)) else out)[0, -1].float()
             token = sample_next(logits, settings, generator)
             probs = torch.softmax(logits, dim=-1)
-            top = torch.topk(probs, min(alternatives, probs.shape[-1]))
+            alt_probs, alt_ids = torch.topk(probs, min(alternatives, probs.shape[-1]))
             ids.append(token)
             new.append(token)
             yield {
                 "id": token,
                 "piece": piece(token),
-                "prob": float(probs[token]),
-                "alts": [
-                    (int(i), piece(int(i)), float(p))
-                    for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
-                ],
+                "prob": probs[token].item(),
+                "alts": [(i, piece(i), p) for p, i in zip(alt_probs.tolist(), alt_ids.tolist(), strict=True)],
                 "text": text.text(new),
             }
             if settings.stop_at_eos and eos is not None and token == int(eos):

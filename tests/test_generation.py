@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from sandbox import generation
 from sandbox.discovery import find_experiment
 from sandbox.generation import IncrementalText, generate
 from sandbox.runhost import LoadedRun
@@ -177,7 +178,8 @@ def test_generation_stops_at_eos_unless_told_not_to():
     assert events[-1]["reason"] == "length" and events[-1]["n_tokens"] == 10
 
 
-def test_should_stop_cancels_between_tokens():
+def test_should_stop_cancels_between_tokens(monkeypatch):
+    monkeypatch.setattr(generation, "STOP_CHECK_EVERY", 0.0)  # ask before every token
     seen = []
     stream = generate(
         make_run(),
@@ -188,6 +190,26 @@ def test_should_stop_cancels_between_tokens():
     for event in stream:
         seen.append(event)
     assert seen[-1]["reason"] == "cancelled" and seen[-1]["n_tokens"] == 3
+
+
+def test_should_stop_is_asked_first_and_then_only_now_and_then(monkeypatch):
+    monkeypatch.setattr(generation, "STOP_CHECK_EVERY", 1e9)  # no second check in this test
+    calls = []
+
+    def cancelled_at_once() -> bool:
+        calls.append(1)
+        return True
+
+    events = run_all_with_stop(cancelled_at_once)
+    assert events[-1]["reason"] == "cancelled" and events[-1]["n_tokens"] == 0
+    calls.clear()
+    events = run_all_with_stop(lambda: bool(calls.append(1)))  # never stops
+    assert events[-1]["n_tokens"] == 200 and len(calls) == 1
+
+
+def run_all_with_stop(should_stop) -> list[dict]:
+    settings = SamplingSettings(max_new_tokens=200, stop_at_eos=False)
+    return list(generate(make_run(), [BOS], settings, should_stop=should_stop))
 
 
 def test_an_empty_prompt_is_refused():
