@@ -114,9 +114,9 @@ def prompt_tokens_html(ids: list[int], pieces: list[str], specials: dict[int, st
         shown = escape(visible_piece(piece, specials.get(int(token_id))), quote=True)
         title = escape(f"token {n}: id {token_id}, {piece!r}", quote=True)
         cells.append(
-            f'<span style="display:inline-flex;flex-direction:column;align-items:center;margin:0 1px 4px 0">'
+            f'<span style="display:inline-flex;flex-direction:column;align-items:center;margin:0 4px 4px 0">'
             f'<span style="background:{shade};{_TOKEN}" title="{title}">{shown}</span>'
-            f'<span style="font-size:0.65rem;opacity:.7">{int(token_id)}</span></span>'
+            f'<span style="font-size:0.65rem;opacity:.7;padding:0 1px">{int(token_id)}</span></span>'
         )
     return f'<div style="{_BOX}">{"".join(cells) or "&nbsp;"}</div>'
 
