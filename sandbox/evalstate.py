@@ -32,6 +32,8 @@ def from_query(params: Mapping[str, list[str] | str], run_ids: list[str]) -> tup
     """The selection a link asks for, and a warning per value that was ignored."""
     default = EvalSelection()
     runs, warnings = qs.parse_choices(params.get("runs"), run_ids, what="run", why="there is no such run here")
+    if "runs" not in params:
+        runs = qs.default_runs(run_ids, 2)
     k_raw, k_warn = qs.parse_choices(
         params.get("k"), [str(k) for k in K_CHOICES], what="k",
         why=f"k must be one of {', '.join(map(str, K_CHOICES))}",

@@ -137,6 +137,8 @@ def state_from_query(params: Mapping[str, querystate.Raw], run_ids: Sequence[str
         params.get("run"), run_ids, what="run", why="it is not a run found in the models directory"
     )
     warnings += bad
+    if "run" not in params:
+        runs = querystate.default_runs(run_ids, 2)
     if len(runs) > MAX_RUNS:
         warnings.append(f"The link names {len(runs)} runs; the Playground shows at most {MAX_RUNS}, the first ones.")
         runs = runs[:MAX_RUNS]

@@ -114,3 +114,20 @@ def parse_bool(raw: Raw, default: bool, *, what: str = "switch") -> tuple[bool, 
     if text in _FALSE:
         return False, None
     return default, f"Ignored {what} {shown(value)} from the link: use 1 or 0."
+
+
+def default_runs(run_ids: Sequence[str], limit: int) -> list[str]:
+    """What a page shows before anyone chose: one run of each experiment first, then more.
+
+    Run ids are "experiment/run"; the first run of each experiment comes before a second run
+    of any, so the default view compares experiments.
+    """
+    experiments: set[str] = set()
+    firsts = []
+    for rid in run_ids:
+        experiment = rid.split("/", 1)[0]
+        if experiment not in experiments:
+            experiments.add(experiment)
+            firsts.append(rid)
+    ordered = firsts + [rid for rid in run_ids if rid not in firsts]
+    return ordered[:limit]

@@ -129,3 +129,11 @@ def test_invalid_url_values_are_each_reported_and_never_used():
 def test_a_link_with_only_unknown_runs_shows_every_run():
     settings, warnings = lossview.settings_from_query({"run": ["ghost/run"]}, RUNS, metric_options)
     assert settings.runs == tuple(RUNS) and len(warnings) == 1
+
+
+def test_default_runs_compare_experiments_first():
+    from sandbox.querystate import default_runs
+
+    assert default_runs(["a/1", "a/2", "b/1", "c/1"], 3) == ["a/1", "b/1", "c/1"]
+    assert default_runs(["a/1", "a/2"], 2) == ["a/1", "a/2"]
+    assert default_runs([], 2) == []
