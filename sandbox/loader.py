@@ -214,10 +214,10 @@ class WorkerClient:
         with self._turn():
             rid = self._post(op, args)
             msg = self._wait_reply(rid, timeout or self.timeout, what=f"answering {op!r}")
-            if "item" in msg:  # a streaming op asked for as a plain request: collect it
-                items = [msg["item"]]
-                while "item" in (msg := self._wait_reply(rid, timeout or self.timeout, f"answering {op!r}")):
-                    items.append(msg["item"])
+            if "items" in msg:  # a streaming op asked for as a plain request: collect it
+                items = list(msg["items"])
+                while "items" in (msg := self._wait_reply(rid, timeout or self.timeout, f"answering {op!r}")):
+                    items.extend(msg["items"])
                 if not msg["ok"]:
                     raise error_from_reply(msg["error"])
                 return items
@@ -233,8 +233,8 @@ class WorkerClient:
             try:
                 while True:
                     msg = self._wait_reply(rid, timeout or self.timeout, what=f"streaming {op!r}")
-                    if "item" in msg:
-                        yield msg["item"]
+                    if "items" in msg:
+                        yield from msg["items"]
                         continue
                     finished = True
                     if not msg["ok"]:
@@ -251,7 +251,7 @@ class WorkerClient:
         """Ask the worker to end stream ``rid`` and drain it; stop the worker if it won't."""
         try:
             self._send.send({"op": "cancel", "id": rid})
-            while "item" in self._wait_reply(rid, 30.0, what="cancelling"):
+            while "items" in self._wait_reply(rid, 30.0, what="cancelling"):
                 pass
         except (WorkerCrashed, WorkerTimeout, OSError, ValueError):
             self._kill()

@@ -2,7 +2,9 @@
 
 Requests are dicts ``{"id": int, "op": str, "args": dict}``. Replies carry the same id:
 ``{"id", "ok": True, "result"}`` or ``{"id", "ok": False, "error": {...}}``; a streaming op
-sends ``{"id", "item"}`` messages before its final reply. The only other request is
+sends ``{"id", "items": [...]}`` messages before its final reply (items made within a few
+milliseconds of each other travel together: one message per token costs more than the
+token on a small model). The only other request is
 ``{"op": "cancel", "id": n}``, which ends the stream with that id.
 
 Both ends are our own processes (the worker is started by the app from `sandbox.worker`),

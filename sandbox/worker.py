@@ -36,6 +36,9 @@ def _watch_parent(parent_pid: int) -> None:
     threading.Thread(target=loop, daemon=True, name="parent-watch").start()
 
 
+STREAM_BATCH_S = 0.02  # items of a stream made within this of the last send travel together
+
+
 class Worker:
     """Request loop: one request at a time; streams can be cancelled between items."""
 
@@ -113,6 +116,23 @@ class Worker:
                 self.pending.append(msg)
         return self._current in self.cancelled
 
+    def _send_stream(self, items: Any) -> None:
+        """Send a stream's items, batching those made within STREAM_BATCH_S of the last send.
+
+        The first item goes at once (time to first token); later ones wait at most for the
+        next item, so a slow stream still shows each item as soon as the one after it exists.
+        """
+        batch: list = []
+        last_send = 0.0
+        for item in items:
+            batch.append(item)
+            now = time.monotonic()
+            if now - last_send >= STREAM_BATCH_S:
+                self.conn_out.send({"id": self._current, "items": batch})
+                batch, last_send = [], now
+        if batch:
+            self.conn_out.send({"id": self._current, "items": batch})
+
     def serve(self) -> None:
         from sandbox.runhost import describe_exception
 
@@ -138,8 +158,7 @@ class Worker:
                     raise ValueError(f"unknown request {op!r}")
                 result = fn(**msg.get("args", {}))
                 if hasattr(result, "__next__"):
-                    for item in result:
-                        self.conn_out.send({"id": self._current, "item": item})
+                    self._send_stream(result)
                     result = None
                 self.conn_out.send({"id": self._current, "ok": True, "result": result})
             except Exception as exc:  # noqa: BLE001 — every failure goes back to the app as a reply
