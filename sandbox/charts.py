@@ -124,7 +124,17 @@ def _spec(layout: Layout) -> dict:
 @lru_cache(maxsize=64)
 def _chart(layout: Layout) -> alt.TopLevelMixin:
     """The chart of ``layout`` with placeholder data (see :func:`loss_chart`); cached, so
-    never mutate it."""
+    never mutate it.
+
+    Built with Altair's validation-at-creation off: checking every property against the
+    JSON schema while the layers are assembled was a third of a first render. The tests
+    still validate the finished specs (``to_dict()``).
+    """
+    with alt.utils.schemapi.debug_mode(False):
+        return _build_chart(layout)
+
+
+def _build_chart(layout: Layout) -> alt.TopLevelMixin:
     (
         metrics, x_key, x_title, log_x, log_y, smoothed, run_ids,
         has_tokens, has_onsets, height, panel_width,
