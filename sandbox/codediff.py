@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox.discovery import Experiment
+from sandbox.discovery import Experiment, inside
 
 # The code that defines a model: its config, its modules, its tokenizer code.
 PATTERNS = ("config.py", "modules/**/*.py", "tokenizers/**/*.py")
@@ -37,15 +37,7 @@ def code_files(exp: Experiment) -> dict[str, Path]:
         for path in exp.root.glob(pattern):
             if path.is_file() and "__pycache__" not in path.parts:
                 files[path.relative_to(exp.root).as_posix()] = path
-    return {rel: p for rel, p in sorted(files.items()) if _inside(p, root)}
-
-
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root)
-    except ValueError:
-        return False
-    return True
+    return {rel: p for rel, p in sorted(files.items()) if inside(p, root)}
 
 
 def _read(path: Path) -> list[str] | None:

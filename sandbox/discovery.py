@@ -146,13 +146,13 @@ def discover(models_dir: Path | str | None = None) -> list[Experiment]:
         return []
     experiments = []
     for path in sorted(base.iterdir(), key=lambda p: p.name):
-        if not _is_experiment_dir(path) or not _inside(path, base):
+        if not _is_experiment_dir(path) or not inside(path, base):
             continue
         runs = []
         trained = path / "trained"
         if trained.is_dir():
             for run_dir in sorted(trained.iterdir(), key=lambda p: p.name):
-                if run_dir.is_dir() and not run_dir.name.startswith(_SKIP_PREFIXES) and _inside(
+                if run_dir.is_dir() and not run_dir.name.startswith(_SKIP_PREFIXES) and inside(
                     run_dir, base
                 ):
                     runs.append(Run(experiment=path.name, name=run_dir.name, dir=run_dir))
@@ -181,7 +181,8 @@ def find_run(models_dir: Path | str | None, run_id: str) -> Run:
     raise UnknownRunError(f"no run called {run_id!r} in the models directory")
 
 
-def _inside(path: Path, base: Path) -> bool:
+def inside(path: Path, base: Path) -> bool:
+    """True when ``path`` (links resolved) lies under ``base``."""
     try:
         path.resolve().relative_to(base)
     except ValueError:
