@@ -173,13 +173,10 @@ def screenshot_mode() -> bool:
 
 
 def cached_bpb(run_ids: list[str]) -> dict[str, float]:
-    """Bits per byte of runs from the newest cached evaluation, when the evaluation page cached one."""
-    try:
-        from sandbox import evaluation
-    except ImportError:
-        return {}
-    finder = getattr(evaluation, "latest_bpb", None)
-    return finder(models_dir(), run_ids) if finder else {}
+    """Bits per byte of runs from their newest cached evaluation (runs never evaluated: absent)."""
+    from sandbox import evaluation
+
+    return evaluation.latest_bpb(models_dir(), run_ids)
 
 
 @st.cache_resource(show_spinner=False, on_release=lambda pool: pool.close_all())
