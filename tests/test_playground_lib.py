@@ -124,9 +124,15 @@ def test_state_round_trips_through_the_url():
 
 
 def test_defaults_make_an_empty_url():
+    from dataclasses import replace
+
+    from sandbox.querystate import default_runs
+
     assert state_to_query(PlaygroundState()) == {}
     state, warnings = state_from_query({}, RUNS)
-    assert state == PlaygroundState() and warnings == []
+    # A link that names no run opens with the default comparison: a run of each of two experiments.
+    assert state == replace(PlaygroundState(), runs=state.runs) and warnings == []
+    assert list(state.runs) == default_runs(RUNS, 2) and len({r.split("/")[0] for r in state.runs}) == 2
     assert state.prompt == DEFAULT_PROMPT
 
 
