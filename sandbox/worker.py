@@ -36,49 +36,9 @@ def _watch_parent(parent_pid: int) -> None:
     threading.Thread(target=loop, daemon=True, name="parent-watch").start()
 
 
-STREAM_BATCH_S = 0.02  # after a send, items gather this long before the next one
-
-
-class _StreamSender:
-    """Sends a stream's items from a helper thread, in batches.
-
-    One pipe message per token cost more than the token itself on a small model (the app
-    wakes for each). The thread sends whatever has gathered, then waits STREAM_BATCH_S: the
-    first item leaves at once (time to first token), none waits longer than that, and a slow
-    stream (scoring batches) still sends each item as soon as it exists.
-    """
-
-    def __init__(self, conn: Connection, rid: int | None):
-        self.conn = conn
-        self.rid = rid
-        self.items: list = []
-        self.done = False
-        self.cond = threading.Condition()
-        self.thread = threading.Thread(target=self._run, daemon=True, name="stream-sender")
-        self.thread.start()
-
-    def put(self, item: Any) -> None:
-        with self.cond:
-            self.items.append(item)
-            self.cond.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self.cond:
-                while not self.items and not self.done:
-                    self.cond.wait()
-                if not self.items:
-                    return  # done, and everything was sent
-                batch, self.items = self.items, []
-            self.conn.send({"id": self.rid, "items": batch})
-            time.sleep(STREAM_BATCH_S)
-
-    def close(self) -> None:
-        """Send what is left and stop; the final reply may follow right after."""
-        with self.cond:
-            self.done = True
-            self.cond.notify()
-        self.thread.join()
+# Ops whose stream items come faster than a pipe message is worth (one per token).
+BATCHED_STREAMS = {"generate"}
+STREAM_BATCH_S = 0.02  # their items made within this of the last send travel together
 
 
 class Worker:
@@ -158,14 +118,25 @@ class Worker:
                 self.pending.append(msg)
         return self._current in self.cancelled
 
-    def _send_stream(self, items: Any) -> None:
-        """Send a stream's items through a `_StreamSender` (see there), then return."""
-        sender = _StreamSender(self.conn_out, self._current)
-        try:
-            for item in items:
-                sender.put(item)
-        finally:
-            sender.close()
+    def _send_stream(self, items: Any, batched: bool) -> None:
+        """Send a stream's items; for ``batched`` ops, those made within STREAM_BATCH_S of the
+        last send travel together.
+
+        One pipe message per token cost more than the token on a small model (the app wakes
+        for each). The first item goes at once (time to first token); a held item leaves with
+        the next one, so only fast streams are batched. Slow streams (scoring, whose items
+        are progress) send every item as soon as it exists.
+        """
+        batch: list = []
+        last_send = 0.0
+        for item in items:
+            batch.append(item)
+            now = time.monotonic()
+            if not batched or now - last_send >= STREAM_BATCH_S:
+                self.conn_out.send({"id": self._current, "items": batch})
+                batch, last_send = [], now
+        if batch:
+            self.conn_out.send({"id": self._current, "items": batch})
 
     def serve(self) -> None:
         from sandbox.runhost import describe_exception
@@ -192,7 +163,7 @@ class Worker:
                     raise ValueError(f"unknown request {op!r}")
                 result = fn(**msg.get("args", {}))
                 if hasattr(result, "__next__"):
-                    self._send_stream(result)
+                    self._send_stream(result, batched=op in BATCHED_STREAMS)
                     result = None
                 self.conn_out.send({"id": self._current, "ok": True, "result": result})
             except Exception as exc:  # noqa: BLE001 — every failure goes back to the app as a reply
