@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 ARGS ?=
 
-.PHONY: run test lint bench clean
+.PHONY: run serve-lan test lint bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
