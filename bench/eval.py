@@ -121,7 +121,7 @@ def main() -> int:
     try:
         client = pool.client(exp)
         info = client.request("info", run=run.name)
-        common = {"run_fp": ev.run_fingerprint(exp, run), "data_fp": data_fingerprint(docs), "use_cache": False}
+        common = {"run_fp": run.fingerprint(), "data_fp": data_fingerprint(docs), "use_cache": False}
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump(docs, f)
         sandbox_s, bare_s, sandbox_cpu, bare_cpu = [], [], [], []

@@ -157,9 +157,7 @@ def card_markdown(card: dict) -> str:
 
 
 def _breakdown_file(run: Run) -> Path:
-    exp = Experiment(run.experiment, run.experiment_root)
-    size, mtime = run.weights_stamp()
-    key = hashlib.sha1(f"{run.id}|{exp.fingerprint()}|{size}|{mtime}".encode()).hexdigest()[:20]
+    key = hashlib.sha1(f"{run.id}|{run.fingerprint()}".encode()).hexdigest()[:20]
     return cache_dir() / "params" / f"{key}.json"
 
 

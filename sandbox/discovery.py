@@ -77,6 +77,15 @@ class Run:
             return None
         return self.readme_path.read_text(encoding="utf-8", errors="replace")
 
+    def fingerprint(self) -> str:
+        """The experiment's code fingerprint + the weights' size and mtime.
+
+        Changes whenever either does: the key of everything cached about a run's model
+        (evaluation results, parameter counts).
+        """
+        size, mtime = self.weights_stamp()
+        return f"{Experiment(self.experiment, self.experiment_root).fingerprint()}:{size}:{mtime}"
+
     def weights_stamp(self) -> tuple[int, int]:
         """(size, mtime_ns) of the weights file: part of every cache key for this run."""
         try:

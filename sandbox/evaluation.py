@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from sandbox import metrics
-from sandbox.discovery import Experiment, Run, UnknownRunError, find_experiment, find_run
+from sandbox.discovery import Run, UnknownRunError, find_experiment, find_run
 from sandbox.protocol import WorkerError
 from sandbox.settings import cache_dir
 
@@ -200,12 +200,6 @@ def _error(exc: BaseException) -> dict:
 # -- cache -----------------------------------------------------------------------------------
 
 
-def run_fingerprint(experiment: Experiment, run: Run) -> str:
-    """Experiment code fingerprint + weights size/mtime: changes when either changes."""
-    size, mtime = run.weights_stamp()
-    return f"{experiment.fingerprint()}:{size}:{mtime}"
-
-
 def cache_key(run_id: str, run_fp: str, data_fp: str, settings: EvalSettings) -> str:
     """The file name (sha1) of one run's cached result."""
     payload = {"v": EVAL_VERSION, "run": run_id, "run_fp": run_fp, "data": data_fp, **asdict(settings)}
@@ -255,10 +249,9 @@ def latest_bpb(models_dir: Path | str | None, run_ids: list[str], root: Path | N
     Runs never evaluated (or changed since) are left out. The newest evaluations of two runs
     may be on different data: compare them only when that is known to be the same.
     """
-    from sandbox.discovery import all_runs, discover
+    from sandbox.discovery import all_runs
 
-    experiments = {e.name: e for e in discover(models_dir)}
-    wanted = {r.id: run_fingerprint(experiments[r.experiment], r) for r in all_runs(models_dir) if r.id in run_ids}
+    wanted = {r.id: r.fingerprint() for r in all_runs(models_dir) if r.id in run_ids}
     try:
         folder = root if root is not None else cache_dir() / "eval"
         files = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
@@ -537,7 +530,7 @@ def evaluate(
                 run,
                 docs,
                 settings,
-                run_fp=run_fingerprint(exp, run),
+                run_fp=run.fingerprint(),
                 data_fp=data_fp,
                 progress=progress,
                 cancel=cancel,
