@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from sandbox.discovery import Run, discover
@@ -50,13 +49,8 @@ def final_losses(run: Run) -> tuple[float | None, float | None]:
 
     if not run.log_path.is_file():
         return None, None
-    frame = logs.read_log(run.log_path).frame
-    out = []
-    for metric in (logs.TRAIN_LOSS, logs.VAL_LOSS):
-        values = frame[metric].to_numpy() if metric in frame else np.array([])
-        finite = values[np.isfinite(values)]
-        out.append(float(finite[-1]) if finite.size else None)
-    return out[0], out[1]
+    log = logs.read_log(run.log_path)
+    return log.last_finite(logs.TRAIN_LOSS), log.last_finite(logs.VAL_LOSS)
 
 
 def run_row(run: Run, findings: list[dict] | None = None) -> dict:
@@ -120,15 +114,13 @@ def tokens_seen(run: Run) -> tuple[float | None, str]:
 
     if not run.log_path.is_file():
         return None, "no log"
-    frame = logs.read_log(run.log_path).frame
-    if frame.empty:
+    log = logs.read_log(run.log_path)
+    if log.rows == 0:
         return None, "empty log"
-    if logs.TOKENS_SEEN in frame:
-        values = frame[logs.TOKENS_SEEN].to_numpy()
-        finite = values[np.isfinite(values)]
-        if finite.size:
-            return float(finite[-1]), "logged"
+    logged = log.last_finite(logs.TOKENS_SEEN)
+    if logged is not None:
+        return logged, "logged"
     per_step, how = tokens_per_step(run)
     if per_step is None:
         return None, how
-    return float(frame[logs.STEP].iloc[-1]) * per_step, f"computed: {how}"
+    return float(log.columns[logs.STEP][-1]) * per_step, f"computed: {how}"

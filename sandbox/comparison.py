@@ -27,17 +27,14 @@ def loss_outcome(run: Run) -> dict:
     out = {"final_val_loss": None, "best_val_loss": None, "best_step": None}
     if not run.log_path.is_file():
         return out
-    frame = logs.read_log(run.log_path).frame
-    if logs.VAL_LOSS not in frame:
+    log = logs.read_log(run.log_path)
+    values = log.columns.get(logs.VAL_LOSS)
+    if values is None or not np.isfinite(values).any():
         return out
-    values = frame[logs.VAL_LOSS].to_numpy()
-    finite = np.isfinite(values)
-    if not finite.any():
-        return out
-    best = int(np.nanargmin(np.where(finite, values, np.nan)))
-    out["final_val_loss"] = float(values[finite][-1])
+    best = int(np.nanargmin(np.where(np.isfinite(values), values, np.nan)))
+    out["final_val_loss"] = log.last_finite(logs.VAL_LOSS)
     out["best_val_loss"] = float(values[best])
-    out["best_step"] = float(frame[logs.STEP].iloc[best])
+    out["best_step"] = float(log.columns[logs.STEP][best])
     return out
 
 

@@ -97,6 +97,14 @@ class RunLog:
     def rows(self) -> int:
         return len(self.columns[STEP])
 
+    def last_finite(self, metric: str) -> float | None:
+        """The last finite value logged for ``metric`` (None when there is none)."""
+        values = self.columns.get(metric)
+        if values is None:
+            return None
+        finite = values[np.isfinite(values)]
+        return float(finite[-1]) if finite.size else None
+
     @cached_property
     def frame(self) -> pd.DataFrame:
         """The columns as a DataFrame (step first)."""

@@ -209,3 +209,10 @@ def test_long_table_is_one_sorted_block_per_run_and_metric():
     assert long[long["run"] == "e/a"]["time"].tolist() == [1.5, 3.0, 1.5, 3.0]
     assert long[long["run"] == "e/a"]["tokens"].isna().all()  # not logged by variant two
     assert long[long["run"] == "e/b"]["tokens"].tolist()[:3] == [0, 10240, 20480]
+
+
+def test_last_finite_skips_a_diverged_tail():
+    log = logs.parse_log(b"Step,Train Loss,Validation Loss\n1,3.0,3.1\n2,2.5,nan\n3,inf,nan\n")
+    assert log.last_finite(logs.TRAIN_LOSS) == 2.5
+    assert log.last_finite(logs.VAL_LOSS) == 3.1
+    assert log.last_finite(logs.TOKENS_SEEN) is None
