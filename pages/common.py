@@ -256,3 +256,13 @@ def chart_downloads(chart_fn, name: str, key: str) -> None:
             "SVG", lambda: export.to_svg(chart_fn()), f"{name}.svg", "image/svg+xml",
             key=f"{key}_svg", on_click="ignore", icon=":material/image:",
         )  # fmt: skip
+
+
+def sync_query_params(wanted: dict[str, list[str] | str], page_keys) -> None:
+    """Make the URL show ``wanted`` for this page's keys, keeping every other parameter
+    (screenshot mode, Streamlit's own); the URL is only written when it changes."""
+    current = {key: st.query_params.get_all(key) for key in st.query_params}
+    others = {k: v for k, v in current.items() if k not in set(page_keys)}
+    target = {**others, **{k: v if isinstance(v, list) else [v] for k, v in wanted.items()}}
+    if target != current:
+        st.query_params.from_dict(target)

@@ -58,11 +58,7 @@ n_docs = int(cols[1].number_input("Documents", 1, evalstate.MAX_DOCS, step=10, k
 seed = int(cols[2].number_input("Sample seed", 0, evalstate.MAX_SEED, step=1, key="ev_seed"))
 
 selection = evalstate.EvalSelection(list(picked), ks, n_docs, seed)
-wanted = evalstate.to_query(selection)
-current = {key: st.query_params.get_all(key) for key in st.query_params}
-others = {k: v for k, v in current.items() if k not in evalstate.QUERY_KEYS}
-if {**others, **wanted} != current:
-    st.query_params.from_dict({**others, **wanted})
+common.sync_query_params(evalstate.to_query(selection), evalstate.QUERY_KEYS)
 
 
 # -- data -------------------------------------------------------------------------------------

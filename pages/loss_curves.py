@@ -103,9 +103,7 @@ settings = CurveSettings(
     trim=float(trim),
 )
 wanted = lossview.settings_to_query(settings)
-others = {k: v for k, v in current.items() if k not in lossview.QUERY_KEYS}
-if {**others, **wanted} != current:
-    st.query_params.from_dict({**others, **wanted})
+common.sync_query_params(wanted, lossview.QUERY_KEYS)
 ss["lc_url"] = wanted
 
 

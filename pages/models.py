@@ -255,8 +255,4 @@ with tab_doctor:
                     st.caption(f"Fix: {f['hint']}")
 
 # -- the URL follows the widgets (other parameters, e.g. screenshot mode, are kept) -------------
-wanted = modelsstate.to_query(ss)
-current = {key: st.query_params.get_all(key) for key in st.query_params}
-others = {k: v for k, v in current.items() if k not in modelsstate.QUERY_KEYS}
-if {**others, **wanted} != {k: (v if len(v) > 1 or k in modelsstate.LIST_KEYS else v[0]) for k, v in current.items()}:
-    st.query_params.from_dict({**others, **wanted})
+common.sync_query_params(modelsstate.to_query(ss), modelsstate.QUERY_KEYS)

@@ -150,11 +150,7 @@ state = playstate.PlaygroundState(list(picked), prompt, settings, overrides, tok
 ss["pg_state"] = state
 
 # Mirror the state in the URL (keeping parameters other pages or Streamlit own).
-wanted = {k: v if isinstance(v, list) else [v] for k, v in playstate.state_to_query(state).items()}
-current = {key: st.query_params.get_all(key) for key in st.query_params}
-others = {k: v for k, v in current.items() if k not in playstate.QUERY_KEYS}
-if {**others, **wanted} != current:
-    st.query_params.from_dict({**others, **wanted})
+common.sync_query_params(playstate.state_to_query(state), playstate.QUERY_KEYS)
 
 buttons = st.columns([1, 1, 4])
 go = buttons[0].button("Generate", type="primary", disabled=not picked, icon=":material/play_arrow:", key="pg_go")
