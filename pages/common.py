@@ -84,9 +84,11 @@ def worker_pool():
 
 def client_for(run_id: str):
     """(worker client, run) for a run id chosen from the list; unknown ids raise UnknownRunError."""
-    run = discovery.find_run(models_dir(), run_id)
-    exp = discovery.find_experiment(models_dir(), run.experiment)
-    return worker_pool().client(exp), run
+    for exp in experiments():  # one discovery; ids not found there are refused
+        for run in exp.runs:
+            if run.id == run_id:
+                return worker_pool().client(exp), run
+    raise discovery.UnknownRunError(f"no run called {run_id!r} in the models directory")
 
 
 def show_error(exc: Exception, where: str = "") -> None:

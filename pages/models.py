@@ -88,6 +88,7 @@ st.dataframe(
 )
 
 runs_by_id = {r.id: r for e in experiments for r in e.runs}
+experiment_by_name = {e.name: e for e in experiments}
 healthy = list(table.loc[table["status"] == "ok", "run_id"])
 tab_detail, tab_diff, tab_code, tab_cost, tab_card, tab_doctor = st.tabs(
     ["Run details", "Config diff", "What changed", "Parameters & compute", "Compare two runs", "Doctor"]
@@ -100,7 +101,7 @@ with tab_detail:
         st.info("No runs in the selected experiments.")
     else:
         run_id = choose("Run", run_ids, "models_detail_run")
-        run = next(r for e in experiments for r in e.runs if r.id == run_id)
+        run = runs_by_id[run_id]
         left, right = st.columns(2)
         with left:
             st.subheader("Model config")
@@ -146,7 +147,7 @@ with tab_diff:
     else:
         configs = {}
         for rid in chosen:
-            run = next(r for e in experiments for r in e.runs if r.id == rid)
+            run = runs_by_id[rid]
             try:
                 configs[rid] = run.model_config()
             except ValueError as exc:
@@ -163,15 +164,14 @@ with tab_code:
     if len(experiments) < 2:
         st.info("One experiment only: nothing to compare its code with.")
     else:
-        by_name = {e.name: e for e in experiments}
         target_name = choose("Experiment", names, "code_target", len(names) - 1)
-        guess = default_base(by_name[target_name], experiments)
+        guess = default_base(experiment_by_name[target_name], experiments)
         others = [n for n in names if n != target_name]
         base_name = choose(
             "Compared with (base)", others, "code_base", others.index(guess.name) if guess else 0,
             help="Default: the experiment it was forked from (named in its README, else the most similar).",
         )
-        diffs = diff_experiments(by_name[base_name], by_name[target_name])
+        diffs = diff_experiments(experiment_by_name[base_name], experiment_by_name[target_name])
         changed = [d for d in diffs if d.status != "unchanged"]
         st.caption(
             f"{len(changed)} of {len(diffs)} files of config.py, modules/ and tokenizer code differ. "
@@ -216,12 +216,9 @@ with tab_card:
         rows_ab = {r["run_id"]: r for r in common.cost_rows([runs_by_id[a_id], runs_by_id[b_id]])}
         fa, fb = rows_ab.get(a_id), rows_ab.get(b_id)
         if fa and fb and a_id != b_id:
-            ra = next(r for e in experiments for r in e.runs if r.id == a_id)
-            rb = next(r for e in experiments for r in e.runs if r.id == b_id)
+            ra, rb = runs_by_id[a_id], runs_by_id[b_id]
             card = comparison.summary_card(
-                ra, rb,
-                next(e for e in experiments if e.name == ra.experiment),
-                next(e for e in experiments if e.name == rb.experiment),
+                ra, rb, experiment_by_name[ra.experiment], experiment_by_name[rb.experiment],
                 fa, fb, common.cached_bpb([a_id, b_id]),
             )
             with st.container(border=True):
