@@ -4,7 +4,7 @@ A LAN sandbox is used by several people at the same time, and they share one wor
 experiment (`pages.common.worker_pool`; the Playground adds lane pools for two runs of one
 experiment). This bench runs N sessions at once and checks that all of them complete
 without an error, that nothing deadlocks, and that the number of live workers stays within
-the pools' limits; it prints the wall time of N sessions at once against one session alone.
+the app's one cap on all pools together (`pages.common.MAX_WORKERS`); it prints the wall time of N sessions at once against one session alone.
 
 Two ways to simulate a session (``--mode``):
 
@@ -167,14 +167,12 @@ def bench_threads(n: int, models_dir: Path, runs: list[str]) -> tuple[list[Phase
         for pool in pools.values():
             pool.close_all()
     notes = [
-        f"live workers, most seen at once: {monitor.max_total} in all; "
-        + ", ".join(f"{'main' if lane == 0 else f'lane {lane}'} {monitor.max_live[lane]}/{pools[lane].max_workers}"
-                    for lane in pools),
+        f"live workers, most seen at once: {monitor.max_total} in all (limit {common.MAX_WORKERS}); "
+        + ", ".join(f"{'main' if lane == 0 else f'lane {lane}'} {monitor.max_live[lane]}" for lane in pools),
         f"longest queue on one worker (waiting requests): {monitor.max_waiting}",
     ]
-    over = [lane for lane, pool in pools.items() if monitor.max_live[lane] > pool.max_workers]
-    if over:
-        phases[-1].errors.append(f"pools over their limit: {over}")
+    if monitor.max_total > common.MAX_WORKERS:
+        phases[-1].errors.append(f"{monitor.max_total} live workers, over the limit of {common.MAX_WORKERS}")
     if monitor.samples == 0:
         phases[-1].errors.append("the pool monitor took no sample")
     return phases, notes
@@ -223,10 +221,9 @@ def bench_browser(n: int, models_dir: Path, runs: list[str]) -> tuple[list[Phase
     from playwright.sync_api import expect, sync_playwright
 
     from pages import common
-    from sandbox.playstate import MAX_RUNS
     from tests.browser import appdriver as drv
 
-    limit = common.worker_pool.__wrapped__().max_workers + (MAX_RUNS - 1) * common.lane_pool.__wrapped__(1).max_workers
+    limit = common.MAX_WORKERS  # one cap on the main pool and the Playground lanes together
     cache = Path(os.environ.get("TMPDIR", "/tmp")) / f"concurrency-bench-cache-{os.getpid()}"
     server = drv.start_server(
         app_args=["--models-dir", str(models_dir)],

@@ -6,6 +6,7 @@ belongs in the library.
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -23,6 +24,29 @@ from sandbox.settings import parse_app_args
 # `require_access` reruns it once, through the entry script.
 PagesManager.uses_pages_directory = False
 ENTRY_KEY = "_ran_via_entry_script"
+
+# Live worker processes, all pools together (README: "at most 4 workers are alive at once").
+MAX_WORKERS = 4
+
+log = logging.getLogger("sandbox.app")
+
+
+def _log_to_server() -> None:
+    """Send the library's log (worker tracebacks, stopped workers) to the server's stderr.
+
+    Visitors see one sentence per error; the detail is for whoever runs the server. Once per
+    process: this module is imported once, whatever the reruns.
+    """
+    library = logging.getLogger("sandbox")
+    if not any(getattr(h, "sandbox_server_log", False) for h in library.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.sandbox_server_log = True
+        library.addHandler(handler)
+        library.setLevel(logging.INFO)
+
+
+_log_to_server()
 
 
 @st.cache_resource(show_spinner=False)
@@ -70,16 +94,25 @@ def runs_overview() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["experiment", "run", "has log"])
 
 
+@st.cache_resource(show_spinner=False)
+def worker_limiter():
+    """The one cap on live worker processes, shared by `worker_pool` and every `lane_pool`."""
+    from sandbox.loader import WorkerLimiter
+
+    return WorkerLimiter(MAX_WORKERS)
+
+
 @st.cache_resource(show_spinner=False, on_release=lambda pool: pool.close_all())
 def worker_pool():
     """The process-wide pool of experiment workers (shared by every browser session).
 
     Each worker is keyed inside the pool by experiment root, a fingerprint of its code and
-    the device; a worker reloads a run by itself when the run's weights file changes.
+    the device; a worker reloads a run by itself when the run's weights file changes. Its
+    requests time out after ``$SANDBOX_REQUEST_TIMEOUT`` seconds (default 120).
     """
     from sandbox.loader import WorkerPool
 
-    return WorkerPool(max_workers=4, device=device_name())
+    return WorkerPool(device=device_name(), limiter=worker_limiter())
 
 
 def client_for(run_id: str):
@@ -92,16 +125,21 @@ def client_for(run_id: str):
 
 
 def show_error(exc: Exception, where: str = "") -> None:
-    """A worker or contract error as one red box with the sentence, and details folded away."""
+    """An error as one red box with its sentence and the fix hint; the details go to the
+    server log, never to the visitor (tracebacks name server paths).
+
+    A worker's own traceback was logged by `sandbox.loader` when its reply came; anything
+    else is logged here with the app's traceback.
+    """
+    from sandbox.protocol import WorkerError
+
     prefix = f"**{where}**: " if where else ""
     st.error(prefix + str(exc))
     hint = getattr(exc, "hint", "")
-    detail = getattr(exc, "detail", "")
     if hint:
         st.caption(f"Fix: {hint}")
-    if detail:
-        with st.expander("Details"):
-            st.code(detail, language="text")
+    if not isinstance(exc, WorkerError):
+        log.warning("%s: %s: %s", where or "page", type(exc).__name__, exc, exc_info=exc)
 
 
 def access_ok() -> bool:
@@ -187,10 +225,11 @@ def lane_pool(lane: int):
 
     A worker answers one request at a time, so two runs of one experiment generate side by
     side only with a worker each (lane 0 is `worker_pool`; see `sandbox.playground.assign_lanes`).
+    Their workers count against the same cap as the main pool's (`worker_limiter`).
     """
     from sandbox.loader import WorkerPool
 
-    return WorkerPool(max_workers=2, device=device_name())
+    return WorkerPool(device=device_name(), limiter=worker_limiter())
 
 
 def client_in_lane(run_id: str, lane: int):

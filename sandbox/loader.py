@@ -1,17 +1,22 @@
 """The app's side of the workers: one long-lived process per experiment, started on demand.
 
 `WorkerClient` talks to one worker (`sandbox.worker`): requests are serialized per worker
-(several browser sessions may share it) and each has a timeout. A worker that crashes or
-hangs is reported with its own last error line and stopped; the next request starts a fresh
-one. `WorkerPool` keeps at most N workers alive, keyed by experiment root, code fingerprint
-and device, closing the least recently used.
+(several browser sessions may share it) and each has a timeout (`settings.request_timeout`).
+A worker that crashes or hangs is reported with its own last error line and stopped; the
+request queued next starts a fresh one. `WorkerPool` keys workers by experiment root, code
+fingerprint and device. A `WorkerLimiter` holds one cap on live worker processes across
+every pool given it: a worker process starts only in a free slot, made if need be by
+stopping the least recently used IDLE worker; a busy one is never stopped mid-request, so a
+request may wait for a slot and, after its timeout, says that all workers are busy.
 
-The main process never imports experiment code.
+Worker tracebacks and stderr go to this module's logger (the app's server log); the
+exceptions carry one sentence for visitors. The main process never imports experiment code.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -26,12 +31,97 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.discovery import Experiment
-from sandbox.protocol import WorkerBusy, WorkerCrashed, WorkerTimeout, error_from_reply
-from sandbox.settings import PROJECT_ROOT
+from sandbox.protocol import (
+    RequestFailed,
+    WorkerBusy,
+    WorkerCrashed,
+    WorkerTimeout,
+    error_from_reply,
+    strip_paths,
+)
+from sandbox.settings import PROJECT_ROOT, request_timeout
+
+log = logging.getLogger(__name__)
 
 START_TIMEOUT = 120.0  # spawn + import torch + experiment imports, on a busy machine
-DEFAULT_TIMEOUT = 120.0  # one request, or one item of a stream
+CANCEL_WAIT = 30.0  # how long a cancelled stream may take to end before its worker is stopped
 POLL = 0.05
+NEXT_STARTS_FRESH = "The next request starts a fresh worker."
+
+
+class WorkerLimiter:
+    """One cap on live worker processes, shared by every pool (and client) given it.
+
+    A client holds a slot from just before its process starts until the process is gone.
+    When all slots are taken, the least recently used idle worker is stopped to free one
+    (idle: no request in flight, checked by taking its request lock without waiting); a
+    busy worker is never stopped, so the request waits for one to finish.
+    """
+
+    def __init__(self, cap: int):
+        if cap < 1:
+            raise ValueError(f"the worker cap must be at least 1, not {cap}")
+        self.cap = cap
+        self._cond = threading.Condition()
+        self._holders: set[WorkerClient] = set()
+
+    def live(self) -> int:
+        """Slots taken: worker processes alive or starting."""
+        with self._cond:
+            return len(self._holders)
+
+    def acquire(self, client: WorkerClient, timeout: float) -> None:
+        """A slot for ``client``'s next process; raises `WorkerBusy` after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._cond:
+                if client in self._holders:
+                    return
+                if len(self._holders) < self.cap:
+                    self._holders.add(client)
+                    return
+                victim = self._lock_idle(exclude=client)
+                if victim is None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise WorkerBusy(
+                            f"All {self.cap} workers are busy with other requests (at most {self.cap} "
+                            f"run at once), so the worker of {client.root.name} could not start.",
+                            hint="Try again when one of them has finished.",
+                        )
+                    # Woken when a worker stops or finishes a request; the periodic wake-up
+                    # also notices a holder whose process died on its own.
+                    self._cond.wait(min(left, 1.0))
+                    continue
+                # The victim's slot passes to ``client`` before the victim is stopped, so
+                # no other request can take it in between.
+                self._holders.discard(victim)
+                self._holders.add(client)
+            try:
+                log.info("stopping the idle worker of %s to start one for %s", victim.root.name, client.root.name)
+                victim.close()
+            finally:
+                victim._lock.release()
+            return
+
+    def _lock_idle(self, exclude: WorkerClient) -> WorkerClient | None:
+        """The least recently used holder that is idle, with its request lock taken."""
+        others = sorted((c for c in self._holders if c is not exclude), key=lambda c: (c.waiting > 0, c.last_used))
+        for candidate in others:
+            if candidate._lock.acquire(blocking=False):
+                return candidate
+        return None
+
+    def release(self, client: WorkerClient) -> None:
+        """``client``'s process is gone: its slot is free."""
+        with self._cond:
+            self._holders.discard(client)
+            self._cond.notify_all()
+
+    def notify(self) -> None:
+        """A worker finished a request: requests waiting for a slot may now stop it."""
+        with self._cond:
+            self._cond.notify_all()
 
 
 class WorkerClient:
@@ -42,15 +132,19 @@ class WorkerClient:
         root: Path | str,
         device: str | None = None,
         *,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float | None = None,
         start_timeout: float = START_TIMEOUT,
         wait_timeout: float = 600.0,
+        limiter: WorkerLimiter | None = None,
     ):
         self.root = Path(root).resolve()
         self.device = device
-        self.timeout = timeout
+        self.timeout = timeout if timeout is not None else request_timeout()
         self.start_timeout = start_timeout
         self.wait_timeout = wait_timeout
+        self.limiter = limiter
+        self.last_used = 0.0  # monotonic time the last request ended (least recently used first)
+        self._retired = False
         self._lock = threading.Lock()
         self._state = threading.Lock()  # guards _waiting and the process fields
         self._waiting = 0
@@ -74,6 +168,7 @@ class WorkerClient:
         return self._waiting
 
     def _start(self) -> None:
+        """Start the process (its slot, if limited, is already taken) and wait for its hello."""
         self._stderr = tempfile.TemporaryFile()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
@@ -95,18 +190,30 @@ class WorkerClient:
         self.device = hello["result"]["device"]
 
     def close(self) -> None:
-        """Stop the worker (politely, then by force)."""
+        """Stop the worker (politely, then by force) and free its slot."""
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        with contextlib.suppress(OSError, ValueError):
-            self._send.send({"op": "shutdown"})
-        try:
-            proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        self._close_pipes()
+        if proc is not None:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                self._send.send({"op": "shutdown"})
+            try:
+                proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+            self._close_pipes()
+        self._free_slot()
+
+    def retire(self) -> None:
+        """Stop the worker once nobody uses it: now if idle, else after the requests in
+        flight and queued on it have finished (its code changed; a new client replaces it).
+        """
+        self._retired = True
+        if self._lock.acquire(blocking=False):
+            try:
+                if not self.waiting:
+                    self.close()
+            finally:
+                self._lock.release()
 
     def _kill(self) -> None:
         proc, self._proc = self._proc, None
@@ -114,6 +221,11 @@ class WorkerClient:
             proc.kill()
             proc.wait(timeout=5)
         self._close_pipes()
+        self._free_slot()
+
+    def _free_slot(self) -> None:
+        if self.limiter is not None:
+            self.limiter.release(self)
 
     def _close_pipes(self) -> None:
         for conn in (self._send, self._recv):
@@ -147,9 +259,17 @@ class WorkerClient:
         else:
             how = f"exited with status {code}"
         message = f"The worker of {self.root.name} {how} while {what}"
-        message += f" (its last words: {last})." if last else "."
+        message += f" (its last words: {strip_paths(last, self.root)})." if last else "."
+        log.warning("%s\n%s", message, tail or "(nothing on its stderr)")
         self._kill()
-        return WorkerCrashed(message, detail=tail, hint="The next request starts a fresh worker.")
+        return WorkerCrashed(message, detail=tail, hint=NEXT_STARTS_FRESH)
+
+    def _failed(self, op: str, error: dict) -> RequestFailed:
+        """The exception for a failed reply; its traceback goes to the log, not to visitors."""
+        exc = error_from_reply(error)
+        detail = f"\n{exc.detail}" if exc.detail else ""
+        log.warning("worker of %s: %r failed: %s%s", self.root.name, op, exc, detail)
+        return exc
 
     # -- requests ------------------------------------------------------------------------
 
@@ -166,38 +286,55 @@ class WorkerClient:
                 self._waiting -= 1
         try:
             if not self.alive:
-                self._kill()
-                self._start()
+                self._kill()  # a process that died between requests: reap it, free its slot
+                if self.limiter is not None:
+                    self.limiter.acquire(self, self.timeout)
+                try:
+                    self._start()
+                except BaseException:
+                    self._kill()  # never keep a slot for a process that did not start
+                    raise
             yield
         finally:
+            self.last_used = time.monotonic()
+            if self._retired and not self.waiting:
+                self.close()
             self._lock.release()
+            if self.limiter is not None:
+                self.limiter.notify()
 
     def _wait_reply(self, rid: int, timeout: float, what: str) -> dict:
         """The next message for request ``rid``; raises on crash or timeout."""
         deadline = time.monotonic() + timeout
         while True:
+            recv, proc = self._recv, self._proc
+            if recv is None or proc is None:  # closed under us (the app is shutting down)
+                raise WorkerCrashed(f"The worker of {self.root.name} was stopped while {what}.", hint=NEXT_STARTS_FRESH)
             try:
-                ready = self._recv.poll(POLL)
+                ready = recv.poll(POLL)
             except (OSError, EOFError):
                 ready = False
             if ready:
                 try:
-                    msg = self._recv.recv()
+                    msg = recv.recv()
                 except (EOFError, OSError):
-                    self._proc.wait(timeout=5)
+                    proc.wait(timeout=5)
                     raise self._crash_error(what) from None
                 if msg.get("id") == rid:
                     return msg
                 continue  # a late message of a request that was given up on
-            if self._proc.poll() is not None:
+            if proc.poll() is not None:
                 raise self._crash_error(what)
             if time.monotonic() > deadline:
+                # Stopped at once, so that the requests queued behind this one get a fresh
+                # worker instead of waiting on a hung one.
                 self._kill()
-                raise WorkerTimeout(
+                message = (
                     f"The worker of {self.root.name} did not answer within {timeout:.0f} s while "
-                    f"{what}; it was stopped.",
-                    hint="The next request starts a fresh worker.",
+                    f"{what}; it was stopped."
                 )
+                log.warning("%s (pid %s)", message, self.pid)
+                raise WorkerTimeout(message, hint=NEXT_STARTS_FRESH)
 
     def _post(self, op: str, args: dict) -> int:
         rid = self._next_id
@@ -219,10 +356,10 @@ class WorkerClient:
                 while "items" in (msg := self._wait_reply(rid, timeout or self.timeout, f"answering {op!r}")):
                     items.extend(msg["items"])
                 if not msg["ok"]:
-                    raise error_from_reply(msg["error"])
+                    raise self._failed(op, msg["error"])
                 return items
             if not msg["ok"]:
-                raise error_from_reply(msg["error"])
+                raise self._failed(op, msg["error"])
             return msg["result"]
 
     def stream(self, op: str, *, timeout: float | None = None, **args: Any) -> Iterator[Any]:
@@ -238,7 +375,7 @@ class WorkerClient:
                         continue
                     finished = True
                     if not msg["ok"]:
-                        raise error_from_reply(msg["error"])
+                        raise self._failed(op, msg["error"])
                     return
             except (WorkerCrashed, WorkerTimeout):
                 finished = True
@@ -251,17 +388,24 @@ class WorkerClient:
         """Ask the worker to end stream ``rid`` and drain it; stop the worker if it won't."""
         try:
             self._send.send({"op": "cancel", "id": rid})
-            while "items" in self._wait_reply(rid, 30.0, what="cancelling"):
+            while "items" in self._wait_reply(rid, min(CANCEL_WAIT, self.timeout), what="cancelling"):
                 pass
         except (WorkerCrashed, WorkerTimeout, OSError, ValueError):
             self._kill()
 
 
 class WorkerPool:
-    """At most ``max_workers`` live workers, one per (experiment root, code fingerprint, device)."""
+    """One worker per (experiment root, code fingerprint, device); live ones capped by a limiter.
 
-    def __init__(self, max_workers: int = 4, device: str | None = None, **client_kw: Any):
-        self.max_workers = max_workers
+    Pools given the same ``limiter`` share its cap (the app's main pool and its Playground
+    lanes); without one a pool gets its own cap of ``max_workers``.
+    """
+
+    def __init__(
+        self, max_workers: int = 4, device: str | None = None, *, limiter: WorkerLimiter | None = None, **client_kw: Any
+    ):
+        self.limiter = limiter if limiter is not None else WorkerLimiter(max_workers)
+        self.max_workers = self.limiter.cap
         self.device = device
         self.client_kw = client_kw
         self._clients: OrderedDict[tuple, WorkerClient] = OrderedDict()
@@ -273,24 +417,14 @@ class WorkerPool:
         with self._lock:
             client = self._clients.get(key)
             if client is None:
-                # Code changed since that worker was started: its modules are stale.
+                # Code changed since that worker was started: its modules are stale. Another
+                # session may be in the middle of a request on it: retire it, not close it.
                 for old_key in [k for k in self._clients if k[0] == key[0]]:
-                    self._clients.pop(old_key).close()
-                client = WorkerClient(experiment.root, self.device, **self.client_kw)
+                    self._clients.pop(old_key).retire()
+                client = WorkerClient(experiment.root, self.device, limiter=self.limiter, **self.client_kw)
                 self._clients[key] = client
             self._clients.move_to_end(key)
-            self._evict(keep=key)
             return client
-
-    def _evict(self, keep: tuple) -> None:
-        """Close least recently used live workers so that ``keep`` fits under the limit.
-
-        Busy workers are left alone (someone is using them); they go on a later call.
-        """
-        live = [(k, c) for k, c in self._clients.items() if c.alive and k != keep]
-        for _key, client in live[: max(0, len(live) - (self.max_workers - 1))]:
-            if not client._lock.locked():
-                client.close()
 
     def close_all(self) -> None:
         with self._lock:

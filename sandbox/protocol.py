@@ -13,7 +13,25 @@ so the pickled Connection messages never carry anything a web request sent.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
+
+# An absolute POSIX path: a "/" that does not continue a word, a relative path or a URL.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/-])/(?:[^\s'\"()\[\]<>,;:]+/)*[^\s'\"()\[\]<>,;:]*")
+
+
+def strip_paths(text: str, root: Path | str | None = None) -> str:
+    """``text`` with no absolute server path: paths inside ``root`` made relative to it, any
+    other absolute path cut to its last part.
+
+    Sentences are shown to visitors, who must never see where the server keeps its files;
+    the full text (tracebacks included) goes to the server log instead.
+    """
+    if root:
+        base = str(root).rstrip("/")
+        text = text.replace(base + "/", "").replace(base, ".")
+    return _ABSOLUTE_PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1] or "/", text)
 
 
 @dataclass
@@ -24,6 +42,7 @@ class ContractViolation(Exception):
     file: str
     sentence: str
     hint: str = ""
+    detail: str = ""  # the traceback of the experiment's own error, for the server log only
 
     def __str__(self) -> str:
         return self.sentence
@@ -40,7 +59,7 @@ class WorkerError(RuntimeError):
         self.rule = rule
         self.file = file
         self.hint = hint
-        self.detail = detail  # the worker's traceback or stderr tail, for an expander
+        self.detail = detail  # the worker's traceback or stderr tail: for the server log, never shown
 
 
 class RequestFailed(WorkerError):

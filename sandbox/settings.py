@@ -6,6 +6,8 @@ person who starts the app (``--models-dir`` or ``SANDBOX_MODELS_DIR``), never by
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 from pathlib import Path
 
@@ -17,6 +19,39 @@ def models_dir(override: str | os.PathLike | None = None) -> Path:
     """The models directory: ``override``, else ``$SANDBOX_MODELS_DIR``, else ``models/``."""
     chosen = override or os.environ.get("SANDBOX_MODELS_DIR") or DEFAULT_MODELS_DIR
     return Path(chosen).expanduser().resolve()
+
+
+DEFAULT_REQUEST_TIMEOUT = 120.0  # seconds for one worker request, or one item of a stream
+REQUEST_TIMEOUT_ENV = "SANDBOX_REQUEST_TIMEOUT"
+
+
+def parse_timeout(text: str) -> float:
+    """A timeout in seconds from text: a finite number above 0, else ValueError with a sentence."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"a timeout must be a number of seconds, not {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"a timeout must be more than 0 seconds, not {text!r}")
+    return value
+
+
+def request_timeout() -> float:
+    """Seconds a worker may take for one request (``$SANDBOX_REQUEST_TIMEOUT``, else 120).
+
+    A worker that takes longer is stopped, and the requests queued behind it get a fresh one.
+    An unusable value is logged and the default used: a typo must not take the app down.
+    """
+    raw = os.environ.get(REQUEST_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_REQUEST_TIMEOUT
+    try:
+        return parse_timeout(raw)
+    except ValueError as exc:
+        logging.getLogger(__name__).warning(
+            "%s: %s; using %.0f s", REQUEST_TIMEOUT_ENV, exc, DEFAULT_REQUEST_TIMEOUT
+        )
+        return DEFAULT_REQUEST_TIMEOUT
 
 
 def cache_dir() -> Path:
