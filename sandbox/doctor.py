@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,7 +29,7 @@ HINTS = {
     "special ids": "bos and eos must be rows of the model's embedding; pad may lie outside (it is never fed).",
     "model": "modules/model.py must define class Model(cfg).",
     "forward": "model(input_ids) must return (logits, None) with logits (batch, seq, vocab).",
-    "worker": "The worker process failed; see the detail for its last output.",
+    "worker": "The worker process failed; the server log has its last output.",
 }
 
 
@@ -55,6 +57,39 @@ def _compile_error(path: Path, rel: str) -> str | None:
     except (OSError, UnicodeDecodeError) as exc:
         return f"{rel} cannot be read ({exc})."
     return None
+
+
+def weights_problem(path: Path, rel: str) -> str | None:
+    """One sentence when ``path`` is not a complete torch.save file, else None.
+
+    Read without torch and without unpickling anything: the zip container torch.save writes
+    must have its central directory (at the very end of the file, so a truncated copy has
+    none), a ``data.pkl`` record, and every record inside the file. The legacy format (a bare
+    pickle stream) is only recognised here; loading it checks the rest.
+    """
+    truncated = f"{rel} is truncated or corrupt: it is not a complete torch.save file."
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError as exc:
+        return f"{rel} cannot be read ({exc.strerror or exc})."
+    if size == 0:
+        return f"{rel} is empty."
+    if head == b"PK":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                records = archive.infolist()
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+            return truncated
+        if not any(r.filename == "data.pkl" or r.filename.endswith("/data.pkl") for r in records):
+            return f"{rel} is a zip file but not one written by torch.save (it has no data.pkl)."
+        if any(r.header_offset + r.compress_size > size for r in records):
+            return truncated
+        return None
+    if head[:1] == b"\x80":  # a pickle's PROTO opcode: torch.save's legacy format
+        return None
+    return f"{rel} is not a torch.save file."
 
 
 def model_config_fields(config_py: Path) -> set[str] | None:
@@ -110,6 +145,8 @@ def _run_static(exp: Experiment, run: Run, fields: set[str] | None) -> list[Find
 
     if not run.weights.is_file():
         add("weights", f"{rel}/model.pth", f"{rel}/model.pth is missing.")
+    elif (problem := weights_problem(run.weights, f"{rel}/model.pth")) is not None:
+        add("weights", f"{rel}/model.pth", problem)
     try:
         data = run.model_config()
     except ValueError as exc:

@@ -125,15 +125,16 @@ def generate(
                 start = len(ids) - keep
                 cache_len = 0
             context = ids[start:]
+            # Every forward's output is checked as scoring checks it (`LoadedRun.forward`): a
+            # model wrong only for longer inputs must fail here, not stream noise.
             if cached:
                 fresh = context[cache_len:]
                 x = torch.tensor([fresh], dtype=torch.long, device=run.device)
-                out = run.model(x, cache_len)
+                logits = run.forward(x, cache_len)[0, -1].float()
                 cache_len = len(context)
             else:
                 x = torch.tensor([context], dtype=torch.long, device=run.device)
-                out = run.model(x)
-            logits = (out[0] if isinstance(out, (tuple, list)) else out)[0, -1].float()
+                logits = run.forward(x)[0, -1].float()
             token = sample_next(logits, settings, generator)
             probs = torch.softmax(logits, dim=-1)
             alt_probs, alt_ids = torch.topk(probs, min(alternatives, probs.shape[-1]))

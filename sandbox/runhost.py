@@ -13,6 +13,7 @@ import importlib
 import inspect
 import json
 import os
+import re
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 
 import torch
 
-from sandbox.protocol import ContractViolation
+from sandbox.protocol import ContractViolation, strip_paths
 
 # Special-token attributes every tokenizer must have (contract fact 4).
 TOKENIZER_ATTRS = ("encode", "decode", "bos_id", "eos_id", "pad_id")
@@ -49,28 +50,74 @@ class LoadedRun:
         value = getattr(self.cfg, "max_batch_size", None)
         return int(value) if value else None
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Logits ``(batch, seq, vocab)`` from the inference path: input ids alone, positionally.
+    def forward(self, input_ids: torch.Tensor, cache_len: int | None = None) -> torch.Tensor:
+        """Logits ``(batch, seq, vocab)`` from the inference path: input ids alone, positionally
+        (and the KV cache's ``cache_len`` when given), checked by `check_logits`.
 
         Never passes targets (that switches on dropout in the contract's models).
         """
-        out = self.model(input_ids)
-        logits = out[0] if isinstance(out, (tuple, list)) else out
-        if not isinstance(logits, torch.Tensor) or logits.dim() != 3 or logits.shape[:2] != input_ids.shape:
-            shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-            raise ContractViolation(
-                "forward",
-                "modules/model.py",
-                f"model(input_ids) returned logits of shape {shape} for an input of shape "
-                f"{tuple(input_ids.shape)}; expected {tuple(input_ids.shape)} + (vocab,).",
-                "Return (logits, None) with logits (batch, seq, vocab).",
-            )
+        if cache_len is None:
+            out, call = self.model(input_ids), "model(input_ids)"
+        else:
+            out, call = self.model(input_ids, cache_len), "model(input_ids, cache_len)"
+        return check_logits(out, tuple(input_ids.shape), self.info.get("vocab_size"), call)
+
+
+def check_logits(out: Any, input_shape: tuple[int, int], vocab: int | None = None, call: str = "model(input_ids)") -> torch.Tensor:
+    """The logits of a forward's output, or a `ContractViolation` naming the wrong shape.
+
+    The one check of every forward (the probe, scoring, generation): ``(batch, seq, vocab)``
+    for an input ``(batch, seq)``, with the width the probe found once it is known. A model
+    right for the probe's 4 tokens but not for longer inputs is caught where it goes wrong.
+    """
+    logits = out[0] if isinstance(out, (tuple, list)) and out else out
+    ok = isinstance(logits, torch.Tensor) and logits.dim() == 3 and tuple(logits.shape[:2]) == tuple(input_shape)
+    if ok and (vocab is None or logits.shape[2] == vocab):
         return logits
+    shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+    expected = (*input_shape, vocab if vocab is not None else "vocab")
+    raise ContractViolation(
+        "forward",
+        "modules/model.py",
+        f"{call} returned logits of shape {shape}; expected ({', '.join(map(str, expected))}).",
+        "Return (logits, None) with logits (batch, seq, vocab) for inputs of every length up to max_seq_len.",
+    )
 
 
 def _short_exc(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _first_sentence(text: str) -> str:
+    """The first sentence of a library's message (torch adds paragraphs of advice)."""
+    return re.split(r"(?<=[a-z0-9)])\.\s", text.strip(), maxsplit=1)[0].rstrip(".")
+
+
+MEMORY_HINT = (
+    "The device ran out of memory: use a smaller batch or fewer documents, free the device "
+    "(other programs, other workers), or choose another device with SANDBOX_DEVICE or --device."
+)
+LOG_HINT = "The server log has the full traceback."
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for a host or device out-of-memory error (torch raises a RuntimeError for the CPU)."""
+    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def failure_hint(exc: BaseException, otherwise: str = "") -> str:
+    """The fix hint for an error raised by experiment code: out of memory has its own."""
+    return MEMORY_HINT if is_out_of_memory(exc) else otherwise
+
+
+def _violation(rule: str, file: str, sentence: str, exc: BaseException, hint: str) -> ContractViolation:
+    """A `ContractViolation` for an error raised by experiment code, its traceback kept for the log."""
+    detail = "".join(traceback.format_exception(exc))[-4000:]
+    return ContractViolation(rule, file, sentence, failure_hint(exc, hint), detail)
 
 
 def _import(module: str, file: str, rule: str) -> Any:
@@ -96,8 +143,13 @@ def _import(module: str, file: str, rule: str) -> Any:
             "Install the package it needs in the sandbox's environment, or remove the import.",
         ) from None
     except Exception as exc:  # noqa: BLE001 — any error in trusted experiment code becomes a sentence
-        raise ContractViolation(
-            rule, file, f"{file} raised {_short_exc(exc)} when imported.", ""
+        raise _violation(
+            rule,
+            file,
+            f"{file} raised {_short_exc(exc)} when imported.",
+            exc,
+            f"Fix the error raised while importing {file} (the experiment's own scripts fail on it "
+            f"too). {LOG_HINT}",
         ) from None
 
 
@@ -238,17 +290,19 @@ class RunHost:
         try:
             tokenizer = get_tokenizer(size=cfg.vocab_len)
         except FileNotFoundError as exc:
-            missing = exc.filename or str(exc)
+            missing = self._missing_file(exc)
             raise ContractViolation(
                 "tokenizer data",
-                str(missing),
-                f"The tokenizer data file {missing} is missing (opened by {file} relative to the "
-                "experiment root).",
+                missing or file,
+                f"The tokenizer data file {missing} is missing (opened by {file}, relative to the "
+                "experiment root)."
+                if missing
+                else f"A tokenizer data file opened by {file} is missing.",
                 "Train or copy the tokenizer model; check its size naming ({size} vs {size-3}).",
             ) from None
         except Exception as exc:  # noqa: BLE001 — trusted code; report its failure as a sentence
-            raise ContractViolation(
-                "tokenizer", file, f"get_tokenizer(size={cfg.vocab_len}) raised {_short_exc(exc)}.", ""
+            raise _violation(
+                "tokenizer", file, f"get_tokenizer(size={cfg.vocab_len}) raised {_short_exc(exc)}.", exc, LOG_HINT
             ) from None
         missing = [a for a in TOKENIZER_ATTRS if not hasattr(tokenizer, a)]
         if missing:
@@ -256,6 +310,23 @@ class RunHost:
                 "tokenizer", file, f"The tokenizer from {file} lacks {', '.join(missing)}.", ""
             )
         return tokenizer
+
+    def _missing_file(self, exc: FileNotFoundError) -> str | None:
+        """The file a FileNotFoundError is about, relative to the experiment root.
+
+        ``exc.filename`` when set; else the first name in its message that looks like a file
+        (experiments raise their own, e.g. "... not found (cwd is /abs/path)").
+        """
+        names = [exc.filename] if exc.filename else re.findall(r"[^\s'\"()\[\],;]+", str(exc))
+        for name in map(str, names):
+            path = Path(name) if os.path.isabs(name) else self.root / name
+            if not (exc.filename or "/" in name or path.suffix) or path.is_dir():
+                continue
+            try:
+                return Path(os.path.normpath(path)).relative_to(self.root).as_posix()
+            except ValueError:
+                return path.name  # outside the experiment: its name, not where the server keeps it
+        return None
 
     def _model(self, cfg: Any) -> torch.nn.Module:
         module = _import("modules.model", "modules/model.py", "model")
@@ -265,8 +336,12 @@ class RunHost:
         try:
             return model_cls(cfg)
         except Exception as exc:  # noqa: BLE001 — trusted code; report its failure as a sentence
-            raise ContractViolation(
-                "model", "modules/model.py", f"Model(cfg) raised {_short_exc(exc)}.", ""
+            raise _violation(
+                "model",
+                "modules/model.py",
+                f"Model(cfg) raised {_short_exc(exc)}.",
+                exc,
+                f"Model(cfg) must build from the run's model_config.json. {LOG_HINT}",
             ) from None
 
     def _weights(self, rel: str, run_dir: Path, model: torch.nn.Module) -> None:
@@ -274,11 +349,15 @@ class RunHost:
         try:
             state = torch.load(run_dir / "model.pth", map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 — corrupt or non-tensor pickles land here
+            from sandbox.doctor import weights_problem
+
+            # One sentence: what is wrong with the file when its container says so, else
+            # torch's first sentence (the rest is paragraphs of advice).
+            sentence = weights_problem(run_dir / "model.pth", file) or (
+                f"{file} cannot be loaded as plain tensors ({type(exc).__name__}: {_first_sentence(str(exc))})."
+            )
             raise ContractViolation(
-                "weights",
-                file,
-                f"{file} cannot be loaded as plain tensors ({_short_exc(exc)}).",
-                "Save it with torch.save(model.state_dict(), path).",
+                "weights", file, sentence, "Save it with torch.save(model.state_dict(), path)."
             ) from None
         if not isinstance(state, dict):
             raise ContractViolation("weights", file, f"{file} does not hold a state_dict.", "")
@@ -327,21 +406,14 @@ class RunHost:
             with torch.inference_mode():
                 out = run.model(ids)
         except Exception as exc:  # noqa: BLE001 — a forward that raises is a contract failure
-            raise ContractViolation(
+            raise _violation(
                 "forward",
                 "modules/model.py",
                 f"model(input_ids) raised {_short_exc(exc)} on a (1, {ids.shape[1]}) input.",
-                "The inference path must accept input ids alone.",
+                exc,
+                f"The inference path must accept input ids alone. {LOG_HINT}",
             ) from None
-        logits = out[0] if isinstance(out, (tuple, list)) else out
-        if not isinstance(logits, torch.Tensor) or logits.dim() != 3 or tuple(logits.shape[:2]) != (1, ids.shape[1]):
-            shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-            raise ContractViolation(
-                "forward",
-                "modules/model.py",
-                f"model(input_ids) returned logits of shape {shape}; expected (1, {ids.shape[1]}, vocab).",
-                "Return (logits, None) with logits (batch, seq, vocab).",
-            )
+        logits = check_logits(out, tuple(ids.shape))
         vocab = int(logits.shape[-1])
         n_params = sum(p.numel() for p in {id(p): p for p in run.model.parameters()}.values())
         tok = run.tokenizer
@@ -387,14 +459,34 @@ def _embedding_rows(model: torch.nn.Module, vocab_len: int | None) -> int | None
     return min(rows, key=lambda r: (abs(r - vocab_len), -r))
 
 
-def describe_exception(exc: BaseException) -> dict:
-    """The error part of a failed reply."""
+def describe_exception(exc: BaseException, root: Path | str | None = None) -> dict:
+    """The error part of a failed reply: a sentence and hint with no absolute server path
+    (``root``, the experiment root, defaults to the cwd a worker runs in) and, for the
+    server log only, the traceback.
+    """
+    root = Path(root) if root is not None else Path.cwd()
     if isinstance(exc, ContractViolation):
-        return {**exc.as_dict(), "traceback": ""}
-    return {
-        "sentence": _short_exc(exc),
-        "rule": "",
-        "file": "",
-        "hint": "",
-        "traceback": "".join(traceback.format_exception(exc))[-4000:],
-    }
+        error = {**exc.as_dict(), "traceback": exc.detail}
+    else:
+        error = {
+            "sentence": _short_exc(exc),
+            "rule": "",
+            "file": "",
+            "hint": failure_hint(exc, _where_raised(exc, root)),
+            "traceback": "".join(traceback.format_exception(exc))[-4000:],
+        }
+    for key in ("sentence", "hint", "file"):
+        error[key] = strip_paths(error[key], root)
+    return error
+
+
+def _where_raised(exc: BaseException, root: Path) -> str:
+    """"Fix the error at modules/model.py, line 12 …" when the innermost frame of experiment
+    code is known, else "" (the error is the sandbox's own, and its sentence says it all)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    inside = [f for f in frames if Path(f.filename).is_relative_to(root)]
+    if not inside:
+        return ""
+    frame = inside[-1]
+    where = f"{Path(frame.filename).relative_to(root).as_posix()}, line {frame.lineno}"
+    return f"Fix the error at {where} (the server log has the full traceback)."

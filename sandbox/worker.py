@@ -129,14 +129,17 @@ class Worker:
         """
         batch: list = []
         last_send = 0.0
-        for item in items:
-            batch.append(item)
-            now = time.monotonic()
-            if not batched or now - last_send >= STREAM_BATCH_S:
+        try:
+            for item in items:
+                batch.append(item)
+                now = time.monotonic()
+                if not batched or now - last_send >= STREAM_BATCH_S:
+                    self.conn_out.send({"id": self._current, "items": batch})
+                    batch, last_send = [], now
+        finally:
+            # Also when the stream fails: the items made before the error were made right.
+            if batch:
                 self.conn_out.send({"id": self._current, "items": batch})
-                batch, last_send = [], now
-        if batch:
-            self.conn_out.send({"id": self._current, "items": batch})
 
     def serve(self) -> None:
         from sandbox.runhost import describe_exception
@@ -167,7 +170,7 @@ class Worker:
                     result = None
                 self.conn_out.send({"id": self._current, "ok": True, "result": result})
             except Exception as exc:  # noqa: BLE001 — every failure goes back to the app as a reply
-                self.conn_out.send({"id": self._current, "ok": False, "error": describe_exception(exc)})
+                self.conn_out.send({"id": self._current, "ok": False, "error": describe_exception(exc, self.host.root)})
             finally:
                 self.cancelled.discard(self._current)
 
