@@ -244,9 +244,6 @@ for r in report.results:
         st.error(f"**{r.run_id}**: {r.error['message']}")
         if r.error.get("hint"):
             st.caption(f"Fix: {r.error['hint']}")
-        if r.error.get("detail"):
-            with st.expander(f"Details ({r.run_id})"):
-                st.code(r.error["detail"], language="text")
 lossy = summary[summary["roundtrip_changed"] > 0]
 for _, row in lossy.iterrows():
     st.warning(
@@ -301,10 +298,14 @@ def details(run_id: str, stamp: tuple, fingerprint: str, text: str, max_len: int
 
 
 def details_for(r: ev.RunResult, text: str) -> dict | None:
-    exp = next(e for e in common.experiments() if e.name == r.run_id.split("/")[0])
-    run = next(x for x in exp.runs if x.id == r.run_id)
+    """One document scored by an evaluated run; None, with its sentence shown, when the run
+    cannot answer (its folder may have gone since it was evaluated)."""
     top_n = min(max(shown_ks), 20)
     try:
+        found = {run.id: (exp, run) for exp in common.experiments() for run in exp.runs}
+        if r.run_id not in found:
+            raise UnknownRunError(f"no run called {r.run_id!r} in the models directory")
+        exp, run = found[r.run_id]
         return details(r.run_id, run.weights_stamp(), exp.fingerprint(), text, int(r.info["max_seq_len"]),
                        report.settings.overlap, top_n)
     except (WorkerError, UnknownRunError) as exc:

@@ -224,7 +224,7 @@ def draw(slot: dict, column: ColumnState, tokens_on: bool, prompt: str, waiting:
     if column.error is not None:
         with slot["body"].container():
             err = column.error
-            common.show_error(WorkerError(err["message"], hint=err["hint"], detail=err["detail"]), column.run_id)
+            common.show_error(WorkerError(err["message"], hint=err.get("hint", "")), column.run_id)
             if column.text:
                 st.html(tokenview.plain_html(column.text))
     elif column.status == "starting" and not column.tokens:

@@ -145,7 +145,7 @@ class RunResult:
     windows: int = 0
     seconds: float = 0.0
     cached: bool = False
-    error: dict | None = None  # {"message", "hint", "detail"}
+    error: dict | None = None  # {"message", "hint"}; tracebacks go to the server log only
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -190,11 +190,11 @@ class RunResult:
 
 
 def _error(exc: BaseException) -> dict:
-    return {
-        "message": str(exc),
-        "hint": getattr(exc, "hint", ""),
-        "detail": getattr(exc, "detail", ""),
-    }
+    """What a run's error row shows (and its JSON export holds): a sentence and a fix hint.
+
+    Never the worker's traceback: it names server paths, and `sandbox.loader` has logged it.
+    """
+    return {"message": str(exc), "hint": getattr(exc, "hint", "")}
 
 
 # -- cache -----------------------------------------------------------------------------------

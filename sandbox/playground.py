@@ -68,12 +68,14 @@ def column_events(
 
 
 def error_summary(exc: BaseException) -> dict:
-    """An exception as plain data: the sentence, the fix hint and the details."""
+    """An exception as plain data a visitor may see: the sentence and the fix hint.
+
+    Not the worker's traceback (server paths; `sandbox.loader` has logged it).
+    """
     return {
         "kind": type(exc).__name__,
         "message": str(exc) or type(exc).__name__,
         "hint": getattr(exc, "hint", ""),
-        "detail": getattr(exc, "detail", ""),
     }
 
 
