@@ -19,7 +19,25 @@ from sandbox.settings import models_dir
 def _pool(args: argparse.Namespace):
     from sandbox.loader import WorkerPool
 
-    return WorkerPool(max_workers=4, device=getattr(args, "device", None))
+    return WorkerPool(max_workers=4, device=getattr(args, "device", None), timeout=getattr(args, "timeout", None))
+
+
+def _seconds(text: str) -> float:
+    """argparse type of --timeout: seconds above 0."""
+    from sandbox.settings import parse_timeout
+
+    try:
+        return parse_timeout(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _timeout_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--timeout", type=_seconds, default=None, metavar="SECONDS",
+        help="longest a worker may take for one request before it is stopped "
+        "(default: $SANDBOX_REQUEST_TIMEOUT, else 120)",
+    )  # fmt: skip
 
 
 def _table(rows: list[dict], columns: list[str]) -> str:
@@ -84,13 +102,23 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_params(args: argparse.Namespace) -> int:
     """Parameters (total, embedding, non-embedding, per part) and compute of one run."""
     from sandbox import compute
-    from sandbox.discovery import find_experiment, find_run
+    from sandbox.discovery import UnknownRunError, find_experiment, find_run
+    from sandbox.protocol import WorkerError
 
     base = models_dir(args.models_dir)
-    run = find_run(base, args.run)
+    try:
+        run = find_run(base, args.run)
+    except UnknownRunError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     pool = _pool(args)
     try:
         breakdown = pool.client(find_experiment(base, run.experiment)).request("params", run=run.name)
+    except WorkerError as exc:
+        print(f"error: {run.id}: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"  fix: {exc.hint}", file=sys.stderr)
+        return 1
     finally:
         pool.close_all()
     tokens, how = catalog.tokens_seen(run)
@@ -264,6 +292,7 @@ def _setup_doctor(p: argparse.ArgumentParser) -> None:
     _common(p)
     p.add_argument("--quick", action="store_true", help="static checks only (no worker, no forward pass)")
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best present)")
+    _timeout_option(p)
 
 
 def _setup_params(p: argparse.ArgumentParser) -> None:
@@ -271,6 +300,7 @@ def _setup_params(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="EXPERIMENT/RUN")
     p.add_argument("--json", action="store_true")
     p.add_argument("--device", default=None)
+    _timeout_option(p)
 
 
 def _setup_diff(p: argparse.ArgumentParser) -> None:
@@ -292,6 +322,7 @@ def _setup_generate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-p", type=float, default=D.top_p, help="1 = off")
     p.add_argument("--min-p", type=float, default=D.min_p, help="0 = off")
     p.add_argument("--device", default=None)
+    _timeout_option(p)
 
 
 def _setup_eval(p: argparse.ArgumentParser) -> None:
@@ -308,6 +339,7 @@ def _setup_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--autocast", choices=["bf16", "fp16"], default=None, help="on CUDA only")
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best present)")
     p.add_argument("--no-cache", action="store_true", help="recompute even when a cached result exists")
+    _timeout_option(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -333,7 +365,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
+    from sandbox.settings import REQUEST_TIMEOUT_ENV, parse_timeout
+
     args = build_parser().parse_args(argv)
+    if getattr(args, "timeout", None) is None and os.environ.get(REQUEST_TIMEOUT_ENV, "").strip():
+        try:  # said here, once: the app logs it and goes on with the default
+            args.timeout = parse_timeout(os.environ[REQUEST_TIMEOUT_ENV])
+        except ValueError as exc:
+            print(f"error: {REQUEST_TIMEOUT_ENV}: {exc}", file=sys.stderr)
+            return 2
     return args.func(args)
 
 

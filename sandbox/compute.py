@@ -17,23 +17,24 @@ from typing import Any
 
 FORMULA = "training FLOPs/token = 6·N + 12·n_layers·context·d_model (N = non-embedding parameters)"
 
-# Config key names used for the same thing by different experiments.
+# Config key names used for the same thing by different experiments. CONTEXT_KEYS is the one
+# alias table of the context length (also used for tokens per step in `sandbox.curves`).
 _LAYERS = ("n_layers", "n_layer", "num_layers", "layers")
 _DIM = ("dim", "d_model", "n_embd", "hidden_size")
-_CONTEXT = ("max_seq_len", "context_length", "block_size", "seq_len")
+CONTEXT_KEYS = ("max_seq_len", "context_length", "context_len", "block_size", "seq_len", "sequence_length")
 
 
 def _first(cfg: dict, keys: tuple[str, ...]) -> int | None:
     for key in keys:
         value = cfg.get(key)
-        if isinstance(value, (int, float)) and value > 0:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
             return int(value)
     return None
 
 
 def shape_of(cfg: dict) -> tuple[int, int, int] | None:
     """(n_layers, d_model, context) from a model config, or None when a value is missing."""
-    layers, dim, context = _first(cfg, _LAYERS), _first(cfg, _DIM), _first(cfg, _CONTEXT)
+    layers, dim, context = _first(cfg, _LAYERS), _first(cfg, _DIM), _first(cfg, CONTEXT_KEYS)
     if layers is None or dim is None or context is None:
         return None
     return layers, dim, context

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from sandbox import logs
+from sandbox.compute import CONTEXT_KEYS
 from sandbox.discovery import Run
 
 # Drawing budget: a series is drawn with at most MAX_POINTS points, and fewer when many
@@ -39,7 +40,7 @@ def _positive(config: Mapping | None, keys: tuple[str, ...]) -> tuple[str, float
 
 _BATCH_KEYS = ("batch_size", "micro_batch_size", "train_batch_size")
 _ACCUM_KEYS = ("gradient_accumulation_steps", "grad_accum_steps", "accumulation_steps", "grad_accum")
-_SEQ_KEYS = ("max_seq_len", "seq_len", "context_length", "context_len", "block_size", "sequence_length")
+_SEQ_KEYS = CONTEXT_KEYS  # the one alias table of the context length
 
 
 def tokens_per_step(run: Run) -> tuple[float | None, str]:
