@@ -169,6 +169,8 @@ class WorkerClient:
 
     def _start(self) -> None:
         """Start the process (its slot, if limited, is already taken) and wait for its hello."""
+        if self._stderr is not None:
+            self._stderr.close()  # the last process's stderr: read (if ever) when it died
         self._stderr = tempfile.TemporaryFile()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
@@ -287,9 +289,9 @@ class WorkerClient:
         try:
             if not self.alive:
                 self._kill()  # a process that died between requests: reap it, free its slot
-                if self.limiter is not None:
-                    self.limiter.acquire(self, self.timeout)
                 try:
+                    if self.limiter is not None:
+                        self.limiter.acquire(self, self.timeout)
                     self._start()
                 except BaseException:
                     self._kill()  # never keep a slot for a process that did not start
