@@ -266,5 +266,6 @@ def sync_query_params(wanted: dict[str, list[str] | str], page_keys) -> None:
     current = {key: st.query_params.get_all(key) for key in st.query_params}
     others = {k: v for k, v in current.items() if k not in set(page_keys)}
     target = {**others, **{k: v if isinstance(v, list) else [v] for k, v in wanted.items()}}
+    target = {k: v for k, v in target.items() if v}  # an empty list is an absent parameter
     if target != current:
         st.query_params.from_dict(target)
