@@ -21,6 +21,7 @@ from pages import common
 from sandbox import data, evalstate, evalview, export
 from sandbox import evaluation as ev
 from sandbox.discovery import UnknownRunError
+from sandbox.numfmt import format_number, printf_format
 from sandbox.protocol import WorkerError
 
 common.require_access()
@@ -220,7 +221,7 @@ display = summary[["run"]].copy()
 for name in names:
     display[name] = summary[name]
     display[f"{name} 95% CI"] = [
-        "" if pd.isna(lo) else f"[{lo:.4f}, {hi:.4f}]" for lo, hi in zip(summary[f"{name}_lo"], summary[f"{name}_hi"], strict=True)
+        "" if pd.isna(lo) else f"[{format_number(lo)}, {format_number(hi)}]" for lo, hi in zip(summary[f"{name}_lo"], summary[f"{name}_hi"], strict=True)
     ]
 for column in ("roundtrip_changed", "tokens_per_s", "tokens", "cached", "error"):
     display[column] = summary[column]
@@ -229,7 +230,8 @@ st.dataframe(
     hide_index=True,
     width="stretch",
     column_config={
-        **{n: st.column_config.NumberColumn(n.replace("_", " "), format="%.4f") for n in names},
+        # Huge values (a diverged run's perplexity, 1e33) in scientific notation, not 36 digits.
+        **{n: st.column_config.NumberColumn(n.replace("_", " "), format=printf_format(summary[n])) for n in names},
         "roundtrip_changed": st.column_config.NumberColumn(
             "round trip changed", format="percent", help="Share of characters decode(encode(text)) did not give back."
         ),

@@ -93,6 +93,28 @@ def test_toy_runs_error_row_and_link_warnings(app_at, tmp_path):
     common.worker_pool().close_all()
 
 
+def test_a_huge_perplexity_is_shown_in_scientific_notation(app_at, tmp_path):
+    """A run sure of the wrong token has a perplexity near 1e35: not a 36-digit number."""
+    import json
+
+    from test_evaluation import make_fixed
+
+    from pages import common
+
+    models = tmp_path / "models"
+    make_fixed(models)
+    at = _open(app_at, models)
+    at = _evaluate(at, ["fixed/awful", "fixed/peaked"], docs=3)
+    grid = next(df for df in at.dataframe if "bits_per_byte" in df.value.columns)
+    assert grid.value.set_index("run").loc["fixed/awful", "perplexity"] > 1e30
+    formats = {name: column.get("type_config", {}).get("format") for name, column in json.loads(grid.proto.columns).items()}
+    assert formats["perplexity"] == "%.4e"
+    assert formats["loss"] == "%.4f"  # ordinary columns keep their decimals
+    intervals = list(grid.value["perplexity 95% CI"])
+    assert "e+" in intervals[0] and len(intervals[0]) < 40, intervals
+    common.worker_pool().close_all()
+
+
 def test_query_round_trip():
     sel = evalstate.EvalSelection(runs=["a/b"], ks=[1, 10], docs=25, seed=3)
     back, warnings = evalstate.from_query(evalstate.to_query(sel), ["a/b"])
