@@ -21,7 +21,7 @@ from pages import common
 from sandbox import data, evalstate, evalview, export
 from sandbox import evaluation as ev
 from sandbox.discovery import UnknownRunError
-from sandbox.numfmt import format_number, printf_format
+from sandbox.numfmt import format_number, has_huge
 from sandbox.protocol import WorkerError
 
 common.require_access()
@@ -218,8 +218,11 @@ st.caption(
 )
 names = ev.metrics.metric_names(shown_ks)
 display = summary[["run"]].copy()
+# A diverged run's perplexity (1e33) is beyond what the table can format: such a column is
+# shown as text in scientific notation rather than as 36 digits.
+huge = {name for name in names if has_huge(summary[name])}
 for name in names:
-    display[name] = summary[name]
+    display[name] = summary[name].map(format_number) if name in huge else summary[name]
     display[f"{name} 95% CI"] = [
         "" if pd.isna(lo) else f"[{format_number(lo)}, {format_number(hi)}]" for lo, hi in zip(summary[f"{name}_lo"], summary[f"{name}_hi"], strict=True)
     ]
@@ -230,8 +233,8 @@ st.dataframe(
     hide_index=True,
     width="stretch",
     column_config={
-        # Huge values (a diverged run's perplexity, 1e33) in scientific notation, not 36 digits.
-        **{n: st.column_config.NumberColumn(n.replace("_", " "), format=printf_format(summary[n])) for n in names},
+        **{n: st.column_config.NumberColumn(n.replace("_", " "), format="%.4f") for n in names if n not in huge},
+        **{n: st.column_config.TextColumn(n.replace("_", " ")) for n in huge},
         "roundtrip_changed": st.column_config.NumberColumn(
             "round trip changed", format="percent", help="Share of characters decode(encode(text)) did not give back."
         ),

@@ -29,8 +29,10 @@ def format_number(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
 
 
-def printf_format(values: Iterable[float | None], digits: int = 4) -> str:
-    """A printf format for a whole table column (e.g. Streamlit's NumberColumn):
-    fixed point, or scientific when any finite value in it is huge."""
-    finite = [abs(float(v)) for v in values if v is not None and math.isfinite(float(v))]
-    return f"%.{digits}e" if finite and max(finite) >= SCIENTIFIC_FROM else f"%.{digits}f"
+def has_huge(values: Iterable[float | None]) -> bool:
+    """True when any finite value is large enough to be written in scientific notation.
+
+    Streamlit's table refuses to format numbers beyond about 9e15 (it shows the raw digits
+    with an error mark), so a page shows such a column as text made by :func:`format_number`.
+    """
+    return any(v is not None and math.isfinite(float(v)) and abs(float(v)) >= SCIENTIFIC_FROM for v in values)

@@ -96,6 +96,7 @@ def test_toy_runs_error_row_and_link_warnings(app_at, tmp_path):
 def test_a_huge_perplexity_is_shown_in_scientific_notation(app_at, tmp_path):
     """A run sure of the wrong token has a perplexity near 1e35: not a 36-digit number."""
     import json
+    import re
 
     from test_evaluation import make_fixed
 
@@ -106,10 +107,13 @@ def test_a_huge_perplexity_is_shown_in_scientific_notation(app_at, tmp_path):
     at = _open(app_at, models)
     at = _evaluate(at, ["fixed/awful", "fixed/peaked"], docs=3)
     grid = next(df for df in at.dataframe if "bits_per_byte" in df.value.columns)
-    assert grid.value.set_index("run").loc["fixed/awful", "perplexity"] > 1e30
+    shown = grid.value.set_index("run")
+    # Streamlit's grid cannot format numbers this large (it shows raw digits with an error
+    # mark): the column is text in scientific notation.
+    assert re.fullmatch(r"5\.\d{4}e\+34", shown.loc["fixed/awful", "perplexity"])
+    assert re.fullmatch(r"\d\.\d{4}", shown.loc["fixed/peaked", "perplexity"])
     formats = {name: column.get("type_config", {}).get("format") for name, column in json.loads(grid.proto.columns).items()}
-    assert formats["perplexity"] == "%.4e"
-    assert formats["loss"] == "%.4f"  # ordinary columns keep their decimals
+    assert formats["loss"] == "%.4f" and shown["loss"].dtype.kind == "f"  # ordinary columns stay numbers
     intervals = list(grid.value["perplexity 95% CI"])
     assert "e+" in intervals[0] and len(intervals[0]) < 40, intervals
     common.worker_pool().close_all()
