@@ -45,10 +45,27 @@ if not run_ids:
 ss = st.session_state
 
 # -- the selection: from the link on the first visit, then from the widgets -------------------
+def data_folder_names() -> tuple:
+    """(data folder, its offered files, their names there): the only files a link may name."""
+    folder = data.default_data_dir()
+    files = data.data_files(folder)
+    return folder, files, [p.relative_to(folder).as_posix() for p in files]
+
+
 if "ev_runs" not in ss:
     params = {key: st.query_params.get_all(key) for key in st.query_params}
-    first, ss["ev_url_warnings"] = evalstate.from_query(params, run_ids)
+    first, ss["ev_url_warnings"] = evalstate.from_query(
+        params, run_ids, data_files=data_folder_names()[2],
+        hf_available=importlib.util.find_spec("datasets") is not None,
+    )  # fmt: skip
     ss["ev_runs"], ss["ev_ks"], ss["ev_docs"], ss["ev_seed"] = first.runs, first.ks, first.docs, first.seed
+    kind = evalstate.data_kind(first.data)
+    ss["ev_source"] = SOURCES[evalstate.DATA_KINDS.index(kind)]
+    if kind == "file":
+        ss["ev_file"] = first.data[len(evalstate.FILE_PREFIX) :]
+    elif kind == "hf":
+        ss["ev_hf"] = first.data
+    ss["ev_upload_from_link"] = kind == "upload"
 for warning in ss.get("ev_url_warnings", []):
     st.warning(warning)
 
@@ -58,8 +75,6 @@ ks = sorted(cols[0].multiselect("Top-k accuracies", evalstate.K_CHOICES, key="ev
 n_docs = int(cols[1].number_input("Documents", 1, evalstate.MAX_DOCS, step=10, key="ev_docs"))
 seed = int(cols[2].number_input("Sample seed", 0, evalstate.MAX_SEED, step=1, key="ev_seed"))
 
-selection = evalstate.EvalSelection(list(picked), ks, n_docs, seed)
-common.sync_query_params(evalstate.to_query(selection), evalstate.QUERY_KEYS)
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -69,44 +84,54 @@ def load_source(source: str) -> list[str]:
     return data.load_documents(source)
 
 
-def choose_documents() -> tuple[list[str] | None, str]:
-    """The documents of the chosen source (None when there are none yet) and a label."""
+def choose_documents() -> tuple[list[str] | None, str, str]:
+    """The documents of the chosen source (None when there are none yet), a label, and the
+    source as the link names it (see `sandbox.evalstate`)."""
     source = st.radio("Data", SOURCES, horizontal=True, key="ev_source")
+    link = evalstate.BUNDLED
     try:
         if source == SOURCES[0]:
-            return load_source("bundled"), "bundled corpus, validation split"
+            return load_source("bundled"), "bundled corpus, validation split", link
         if source == SOURCES[1]:
+            link = evalstate.UPLOAD
             upload = st.file_uploader(
                 f"A text file (.txt: blank lines between documents; .jsonl or .parquet with a "
                 f"text field; at most {MAX_UPLOAD_BYTES // 2**20} MB)",
                 type=[f.lstrip(".") for f in data.FORMATS],
                 key="ev_upload",
             )
+            if upload is None and ss.get("ev_upload_from_link"):
+                st.info("This link was made with an uploaded file, which a link cannot carry: upload it again.")
+            else:
+                ss["ev_upload_from_link"] = False
+                st.caption("An uploaded file cannot be part of a link: a copied link asks for the file again.")
             if upload is None:
-                return None, ""
-            return data.documents_from_bytes(upload.getvalue(), upload.name, MAX_UPLOAD_BYTES), upload.name
+                return None, "", link
+            return data.documents_from_bytes(upload.getvalue(), upload.name, MAX_UPLOAD_BYTES), upload.name, link
         if source == SOURCES[2]:
-            folder = data.default_data_dir()
-            files = data.data_files(folder)
+            folder, files, names = data_folder_names()
             if not files:
                 st.info(f"No .txt, .jsonl or .parquet files in the data folder `{folder}` (set SANDBOX_DATA_DIR).")
-                return None, ""
-            names = [p.relative_to(folder).as_posix() for p in files]
+                return None, "", link
             name = st.selectbox("File in the data folder", names, key="ev_file")
-            return load_source(str(files[names.index(name)])), name
+            link = evalstate.FILE_PREFIX + name
+            return load_source(str(files[names.index(name)])), name, link
         if importlib.util.find_spec("datasets") is None:
             st.info("Hugging Face data sets need the optional `datasets` package on the server.")
-            return None, ""
+            return None, "", link
         spec = st.text_input("Data set", placeholder="hf:<dataset>[:<config>]:<split>", key="ev_hf").strip()
         if not spec.startswith("hf:"):
-            return None, ""
-        return load_source(spec), spec
+            return None, "", link
+        link = spec if evalstate.HF_SPEC.fullmatch(spec) else link
+        return load_source(spec), spec, link
     except data.DataSourceError as exc:
         st.error(str(exc))
-        return None, ""
+        return None, "", link
 
 
-all_docs, data_label = choose_documents()
+all_docs, data_label, data_link = choose_documents()
+selection = evalstate.EvalSelection(list(picked), ks, n_docs, seed, data_link)
+common.sync_query_params(evalstate.to_query(selection), evalstate.QUERY_KEYS)
 if all_docs is not None:
     st.caption(f"{len(all_docs):,} documents in the source; {min(n_docs, len(all_docs)):,} used (sample seed {seed}).")
 

@@ -36,3 +36,21 @@ def test_loss_curves_clear_all_then_one_run_shows_only_that_run(
     assert [row[headers.index("run")] for row in rows] == [logged[-1]]
     drv.screenshot(page, "bug-loss-curves-clear-all")
     drv.assert_clean(page, console)
+
+
+def test_evaluation_link_keeps_its_data_source(server: drv.Server, page: Page, new_page) -> None:
+    """The data choice is in the link; an upload, which a link cannot carry, is asked for again."""
+    require_page("pages/evaluation.py")
+    drv.open_page(page, server.url("evaluation"))
+    assert query_of(page)["data"] == ["bundled"]
+    drv.main(page).get_by_test_id("stRadio").get_by_text("Upload a file").click()
+    drv.settle(page)
+    assert query_of(page)["data"] == ["upload"]
+    expect(drv.main(page)).to_contain_text("An uploaded file cannot be part of a link")
+
+    other, console = new_page()
+    drv.open_page(other, page.url)
+    expect(other.get_by_test_id("stRadio").get_by_role("radio", name="Upload a file")).to_be_checked()
+    expect(drv.main(other)).to_contain_text("This link was made with an uploaded file")
+    drv.screenshot(other, "bug-evaluation-link-upload")
+    drv.assert_clean(other, console)
