@@ -54,3 +54,19 @@ def test_evaluation_link_keeps_its_data_source(server: drv.Server, page: Page, n
     expect(drv.main(other)).to_contain_text("This link was made with an uploaded file")
     drv.screenshot(other, "bug-evaluation-link-upload")
     drv.assert_clean(other, console)
+
+
+def test_models_tab_is_in_the_link(server: drv.Server, page: Page, new_page) -> None:
+    require_page("pages/models.py")
+    drv.open_page(page, server.url("models"))
+    main = drv.main(page)
+    main.get_by_role("tab", name="Doctor").click()
+    drv.settle(page)
+    assert query_of(page)["tab"] == ["doctor"]
+
+    other, console = new_page()
+    drv.open_page(other, page.url)
+    expect(drv.main(other).get_by_role("tab", name="Doctor")).to_have_attribute("aria-selected", "true")
+    expect(drv.main(other).get_by_role("tab", name="Run details")).to_have_attribute("aria-selected", "false")
+    drv.screenshot(other, "bug-models-tab-link")
+    drv.assert_clean(other, console)
