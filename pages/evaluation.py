@@ -310,13 +310,15 @@ if not ok:
 
 tab_k, tab_pos = st.tabs(["Accuracy vs k", "By position in the context"])
 with tab_k:
-    st.altair_chart(evalview.accuracy_k_chart(by_k), width="stretch")
+    common.altair_chart(evalview.accuracy_k_chart(by_k), width="stretch")
     common.chart_downloads(lambda: evalview.accuracy_k_chart(by_k), "accuracy_vs_k", "ev_k_chart")
 with tab_pos:
     pos_cols = st.columns(2)
     k_pos = pos_cols[0].selectbox("k", shown_ks, index=0, key="ev_pos_k")
-    pos_cols[0].altair_chart(evalview.position_chart(by_pos, f"top{k_pos}", f"top-{k_pos} accuracy"), width="stretch")
-    pos_cols[1].altair_chart(evalview.position_chart(by_pos, "loss", "loss (nats/token)"), width="stretch")
+    with pos_cols[0]:
+        common.altair_chart(evalview.position_chart(by_pos, f"top{k_pos}", f"top-{k_pos} accuracy"), width="stretch")
+    with pos_cols[1]:
+        common.altair_chart(evalview.position_chart(by_pos, "loss", "loss (nats/token)"), width="stretch")
     common.chart_downloads(lambda: evalview.position_chart(by_pos, "loss", "loss (nats/token)"), "loss_by_position", "ev_pos_chart")
 
 # -- one document -----------------------------------------------------------------------------
@@ -379,4 +381,4 @@ with tab_heat:
                 f"A is better on {better:.0%} of the characters; A needs {bits_a:,.0f} bits, "
                 f"B {bits_b:,.0f} bits for this text ({len(text.encode('utf-8')):,} bytes)."
             )
-            st.altair_chart(evalview.char_heatmap(frame, run_a, run_b))
+            common.altair_chart(evalview.char_heatmap(frame, run_a, run_b))

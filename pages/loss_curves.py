@@ -122,7 +122,7 @@ def show(view: lossview.LossView) -> None:
     if curves.draw.empty:
         st.info("Nothing to draw for this choice (no logged values, or all trimmed away).")
     else:
-        st.altair_chart(
+        common.altair_chart(
             view.chart, key="lc_chart", width="stretch" if len(view.settings.metrics) == 1 else "content"
         )
     for note in curves.notes:

@@ -103,6 +103,8 @@ with tab_detail:
         st.info("No runs in the selected experiments.")
     else:
         run_id = choose("Run", run_ids, "models_detail_run")
+        if common.in_screenshot_mode():  # the picker is hidden there: name the run
+            st.subheader(run_id)
         run = runs_by_id[run_id]
         left, right = st.columns(2)
         with left:

@@ -111,6 +111,28 @@ def loss_spec(draw: pd.DataFrame, **options) -> dict:
     return spec
 
 
+# Screenshot mode: the page's text is enlarged by CSS, but a chart draws its own text on a
+# canvas, so its fonts are raised in the chart's config (merged into what it already sets).
+SCREENSHOT_CONFIG = {
+    "axis": {"labelFontSize": 16, "titleFontSize": 18},
+    "legend": {"labelFontSize": 16, "titleFontSize": 17, "symbolSize": 160},
+    "header": {"labelFontSize": 18, "titleFontSize": 18},
+    "title": {"fontSize": 20},
+}
+
+
+def large_text(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
+    """A copy of ``chart`` with the larger fonts of screenshot mode (its own config kept)."""
+    out = chart.copy(deep=["config"])
+    if out.config is alt.Undefined:
+        out.config = alt.Config()
+    for section, values in SCREENSHOT_CONFIG.items():
+        current = out.config[section]
+        own = {} if current is alt.Undefined else current.to_dict() if hasattr(current, "to_dict") else dict(current)
+        out.config[section] = {**own, **values}
+    return out
+
+
 def clear_cache() -> None:
     """Forget the built layouts (benchmarks, tests)."""
     _chart.cache_clear()

@@ -195,3 +195,17 @@ def test_an_emptied_selection_stays_empty_across_reruns(page):
     at.multiselect[0].set_value([]).run()
     at.run()
     assert at.multiselect[0].value == []
+
+
+def test_screenshot_mode_enlarges_chart_text(page):
+    import json
+
+    from sandbox import charts
+
+    plain = json.loads(charts_of(page())[0].proto.spec)
+    shot = json.loads(charts_of(page({"screenshot": "1"}))[0].proto.spec)
+    size = shot["config"]["axis"]["labelFontSize"]
+    assert size >= 16 and size > plain.get("config", {}).get("axis", {}).get("labelFontSize", 10)
+    assert shot["config"]["legend"]["labelFontSize"] >= 16
+    assert shot["config"]["header"]["labelFontWeight"] == "bold"  # the chart's own config is kept
+    assert shot["config"]["axis"] == charts.SCREENSHOT_CONFIG["axis"]
