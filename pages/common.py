@@ -196,9 +196,23 @@ html, body, [data-testid="stAppViewContainer"] { font-size: 20px; }
 """
 
 
+def in_screenshot_mode() -> bool:
+    """Whether this run shows the page in screenshot mode (``?screenshot=1``)."""
+    return st.query_params.get("screenshot") == "1"
+
+
+def altair_chart(chart, **kwargs):
+    """`st.altair_chart`, with the larger chart fonts of screenshot mode when it is on."""
+    if in_screenshot_mode():
+        from sandbox.charts import large_text
+
+        chart = large_text(chart)
+    return st.altair_chart(chart, **kwargs)
+
+
 def screenshot_mode() -> bool:
     """The sidebar toggle for clean figures; the state is in the URL (`?screenshot=1`)."""
-    on = st.query_params.get("screenshot") == "1"
+    on = in_screenshot_mode()
     if on:
         st.html(SCREENSHOT_CSS)
         with st.container(key="screenshot_exit"):
@@ -277,7 +291,7 @@ def scaling_charts(rows: list[dict], loss: str = "final_val_loss") -> None:
     for col, x, x_title in ((left, "non_embedding", "non-embedding parameters"), (right, "train_compute", "training compute (FLOPs)")):
         with col:
             chart = figures.scaling_scatter(points, x, x_title, loss, title)
-            st.altair_chart(chart, width="content")
+            altair_chart(chart, width="content")
             chart_downloads(lambda chart=chart: chart, f"loss_vs_{x}", f"scaling_{x}")
     missing = points[points["train_compute"].isna()]["run_id"].tolist()
     if missing:
@@ -305,5 +319,6 @@ def sync_query_params(wanted: dict[str, list[str] | str], page_keys) -> None:
     current = {key: st.query_params.get_all(key) for key in st.query_params}
     others = {k: v for k, v in current.items() if k not in set(page_keys)}
     target = {**others, **{k: v if isinstance(v, list) else [v] for k, v in wanted.items()}}
+    target = {k: v for k, v in target.items() if v}  # an empty list is an absent parameter
     if target != current:
         st.query_params.from_dict(target)

@@ -21,6 +21,7 @@ from pages import common
 from sandbox import data, evalstate, evalview, export
 from sandbox import evaluation as ev
 from sandbox.discovery import UnknownRunError
+from sandbox.numfmt import format_number, has_huge
 from sandbox.protocol import WorkerError
 
 common.require_access()
@@ -44,10 +45,27 @@ if not run_ids:
 ss = st.session_state
 
 # -- the selection: from the link on the first visit, then from the widgets -------------------
+def data_folder_names() -> tuple:
+    """(data folder, its offered files, their names there): the only files a link may name."""
+    folder = data.default_data_dir()
+    files = data.data_files(folder)
+    return folder, files, [p.relative_to(folder).as_posix() for p in files]
+
+
 if "ev_runs" not in ss:
     params = {key: st.query_params.get_all(key) for key in st.query_params}
-    first, ss["ev_url_warnings"] = evalstate.from_query(params, run_ids)
+    first, ss["ev_url_warnings"] = evalstate.from_query(
+        params, run_ids, data_files=data_folder_names()[2],
+        hf_available=importlib.util.find_spec("datasets") is not None,
+    )  # fmt: skip
     ss["ev_runs"], ss["ev_ks"], ss["ev_docs"], ss["ev_seed"] = first.runs, first.ks, first.docs, first.seed
+    kind = evalstate.data_kind(first.data)
+    ss["ev_source"] = SOURCES[evalstate.DATA_KINDS.index(kind)]
+    if kind == "file":
+        ss["ev_file"] = first.data[len(evalstate.FILE_PREFIX) :]
+    elif kind == "hf":
+        ss["ev_hf"] = first.data
+    ss["ev_upload_from_link"] = kind == "upload"
 for warning in ss.get("ev_url_warnings", []):
     st.warning(warning)
 
@@ -57,8 +75,6 @@ ks = sorted(cols[0].multiselect("Top-k accuracies", evalstate.K_CHOICES, key="ev
 n_docs = int(cols[1].number_input("Documents", 1, evalstate.MAX_DOCS, step=10, key="ev_docs"))
 seed = int(cols[2].number_input("Sample seed", 0, evalstate.MAX_SEED, step=1, key="ev_seed"))
 
-selection = evalstate.EvalSelection(list(picked), ks, n_docs, seed)
-common.sync_query_params(evalstate.to_query(selection), evalstate.QUERY_KEYS)
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -68,44 +84,54 @@ def load_source(source: str) -> list[str]:
     return data.load_documents(source)
 
 
-def choose_documents() -> tuple[list[str] | None, str]:
-    """The documents of the chosen source (None when there are none yet) and a label."""
+def choose_documents() -> tuple[list[str] | None, str, str]:
+    """The documents of the chosen source (None when there are none yet), a label, and the
+    source as the link names it (see `sandbox.evalstate`)."""
     source = st.radio("Data", SOURCES, horizontal=True, key="ev_source")
+    link = evalstate.BUNDLED
     try:
         if source == SOURCES[0]:
-            return load_source("bundled"), "bundled corpus, validation split"
+            return load_source("bundled"), "bundled corpus, validation split", link
         if source == SOURCES[1]:
+            link = evalstate.UPLOAD
             upload = st.file_uploader(
                 f"A text file (.txt: blank lines between documents; .jsonl or .parquet with a "
                 f"text field; at most {MAX_UPLOAD_BYTES // 2**20} MB)",
                 type=[f.lstrip(".") for f in data.FORMATS],
                 key="ev_upload",
             )
+            if upload is None and ss.get("ev_upload_from_link"):
+                st.info("This link was made with an uploaded file, which a link cannot carry: upload it again.")
+            else:
+                ss["ev_upload_from_link"] = False
+                st.caption("An uploaded file cannot be part of a link: a copied link asks for the file again.")
             if upload is None:
-                return None, ""
-            return data.documents_from_bytes(upload.getvalue(), upload.name, MAX_UPLOAD_BYTES), upload.name
+                return None, "", link
+            return data.documents_from_bytes(upload.getvalue(), upload.name, MAX_UPLOAD_BYTES), upload.name, link
         if source == SOURCES[2]:
-            folder = data.default_data_dir()
-            files = data.data_files(folder)
+            folder, files, names = data_folder_names()
             if not files:
                 st.info(f"No .txt, .jsonl or .parquet files in the data folder `{folder}` (set SANDBOX_DATA_DIR).")
-                return None, ""
-            names = [p.relative_to(folder).as_posix() for p in files]
+                return None, "", link
             name = st.selectbox("File in the data folder", names, key="ev_file")
-            return load_source(str(files[names.index(name)])), name
+            link = evalstate.FILE_PREFIX + name
+            return load_source(str(files[names.index(name)])), name, link
         if importlib.util.find_spec("datasets") is None:
             st.info("Hugging Face data sets need the optional `datasets` package on the server.")
-            return None, ""
+            return None, "", link
         spec = st.text_input("Data set", placeholder="hf:<dataset>[:<config>]:<split>", key="ev_hf").strip()
         if not spec.startswith("hf:"):
-            return None, ""
-        return load_source(spec), spec
+            return None, "", link
+        link = spec if evalstate.HF_SPEC.fullmatch(spec) else link
+        return load_source(spec), spec, link
     except data.DataSourceError as exc:
         st.error(str(exc))
-        return None, ""
+        return None, "", link
 
 
-all_docs, data_label = choose_documents()
+all_docs, data_label, data_link = choose_documents()
+selection = evalstate.EvalSelection(list(picked), ks, n_docs, seed, data_link)
+common.sync_query_params(evalstate.to_query(selection), evalstate.QUERY_KEYS)
 if all_docs is not None:
     st.caption(f"{len(all_docs):,} documents in the source; {min(n_docs, len(all_docs)):,} used (sample seed {seed}).")
 
@@ -217,10 +243,13 @@ st.caption(
 )
 names = ev.metrics.metric_names(shown_ks)
 display = summary[["run"]].copy()
+# A diverged run's perplexity (1e33) is beyond what the table can format: such a column is
+# shown as text in scientific notation rather than as 36 digits.
+huge = {name for name in names if has_huge(summary[name])}
 for name in names:
-    display[name] = summary[name]
+    display[name] = summary[name].map(format_number) if name in huge else summary[name]
     display[f"{name} 95% CI"] = [
-        "" if pd.isna(lo) else f"[{lo:.4f}, {hi:.4f}]" for lo, hi in zip(summary[f"{name}_lo"], summary[f"{name}_hi"], strict=True)
+        "" if pd.isna(lo) else f"[{format_number(lo)}, {format_number(hi)}]" for lo, hi in zip(summary[f"{name}_lo"], summary[f"{name}_hi"], strict=True)
     ]
 for column in ("roundtrip_changed", "tokens_per_s", "tokens", "cached", "error"):
     display[column] = summary[column]
@@ -229,7 +258,8 @@ st.dataframe(
     hide_index=True,
     width="stretch",
     column_config={
-        **{n: st.column_config.NumberColumn(n.replace("_", " "), format="%.4f") for n in names},
+        **{n: st.column_config.NumberColumn(n.replace("_", " "), format="%.4f") for n in names if n not in huge},
+        **{n: st.column_config.TextColumn(n.replace("_", " ")) for n in huge},
         "roundtrip_changed": st.column_config.NumberColumn(
             "round trip changed", format="percent", help="Share of characters decode(encode(text)) did not give back."
         ),
@@ -277,13 +307,15 @@ if not ok:
 
 tab_k, tab_pos = st.tabs(["Accuracy vs k", "By position in the context"])
 with tab_k:
-    st.altair_chart(evalview.accuracy_k_chart(by_k), width="stretch")
+    common.altair_chart(evalview.accuracy_k_chart(by_k), width="stretch")
     common.chart_downloads(lambda: evalview.accuracy_k_chart(by_k), "accuracy_vs_k", "ev_k_chart")
 with tab_pos:
     pos_cols = st.columns(2)
     k_pos = pos_cols[0].selectbox("k", shown_ks, index=0, key="ev_pos_k")
-    pos_cols[0].altair_chart(evalview.position_chart(by_pos, f"top{k_pos}", f"top-{k_pos} accuracy"), width="stretch")
-    pos_cols[1].altair_chart(evalview.position_chart(by_pos, "loss", "loss (nats/token)"), width="stretch")
+    with pos_cols[0]:
+        common.altair_chart(evalview.position_chart(by_pos, f"top{k_pos}", f"top-{k_pos} accuracy"), width="stretch")
+    with pos_cols[1]:
+        common.altair_chart(evalview.position_chart(by_pos, "loss", "loss (nats/token)"), width="stretch")
     common.chart_downloads(lambda: evalview.position_chart(by_pos, "loss", "loss (nats/token)"), "loss_by_position", "ev_pos_chart")
 
 # -- one document -----------------------------------------------------------------------------
@@ -350,4 +382,4 @@ with tab_heat:
                 f"A is better on {better:.0%} of the characters; A needs {bits_a:,.0f} bits, "
                 f"B {bits_b:,.0f} bits for this text ({len(text.encode('utf-8')):,} bytes)."
             )
-            st.altair_chart(evalview.char_heatmap(frame, run_a, run_b))
+            common.altair_chart(evalview.char_heatmap(frame, run_a, run_b))

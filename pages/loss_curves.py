@@ -104,7 +104,9 @@ settings = CurveSettings(
 )
 wanted = lossview.settings_to_query(settings)
 common.sync_query_params(wanted, lossview.QUERY_KEYS)
-ss["lc_url"] = wanted
+# Remember the URL as it reads back: an emptied list ("Clear all") is no parameter at all,
+# and must not look like a changed link on the next run (which would bring every run back).
+ss["lc_url"] = {k: v for k, v in wanted.items() if v}
 
 
 # -- the live part: redrawn every LIVE_SECONDS, reading only logs that changed -----------------
@@ -120,7 +122,7 @@ def show(view: lossview.LossView) -> None:
     if curves.draw.empty:
         st.info("Nothing to draw for this choice (no logged values, or all trimmed away).")
     else:
-        st.altair_chart(
+        common.altair_chart(
             view.chart, key="lc_chart", width="stretch" if len(view.settings.metrics) == 1 else "content"
         )
     for note in curves.notes:

@@ -90,8 +90,10 @@ st.dataframe(
 runs_by_id = {r.id: r for e in experiments for r in e.runs}
 experiment_by_name = {e.name: e for e in experiments}
 healthy = list(table.loc[table["status"] == "ok", "run_id"])
+# A keyed, rerunning st.tabs: the open tab is a widget value, so the link can carry it
+# (modelsstate.TABS) and a link can open it. Every tab is still drawn on every run.
 tab_detail, tab_diff, tab_code, tab_cost, tab_card, tab_doctor = st.tabs(
-    ["Run details", "Config diff", "What changed", "Parameters & compute", "Compare two runs", "Doctor"]
+    list(modelsstate.TABS.values()), key=modelsstate.TAB_KEY, on_change="rerun"
 )
 
 # -- one run in detail ----------------------------------------------------------------------
@@ -101,6 +103,8 @@ with tab_detail:
         st.info("No runs in the selected experiments.")
     else:
         run_id = choose("Run", run_ids, "models_detail_run")
+        if common.in_screenshot_mode():  # the picker is hidden there: name the run
+            st.subheader(run_id)
         run = runs_by_id[run_id]
         left, right = st.columns(2)
         with left:

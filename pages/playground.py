@@ -8,11 +8,13 @@ stops the threads, which close their worker streams and so cancel the generation
 
 from __future__ import annotations
 
+import threading
 import time
 from functools import partial
 from html import escape
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import add_script_run_ctx
 
 from pages import common
 from sandbox import playstate, tokenview, transcript
@@ -152,9 +154,30 @@ ss["pg_state"] = state
 # Mirror the state in the URL (keeping parameters other pages or Streamlit own).
 common.sync_query_params(playstate.state_to_query(state), playstate.QUERY_KEYS)
 
+# A click is a request kept in the session until a generation takes it (see `generate`):
+# a button's value is True for one run only, and under load that run can be interrupted by
+# another rerun before its columns start, which lost the click. Stop withdraws a request.
+REQUEST = "pg_generate_requested"
+
+
+def _request_generation() -> None:
+    st.session_state[REQUEST] = True
+
+
+def _withdraw_request() -> None:
+    st.session_state.pop(REQUEST, None)
+
+
 buttons = st.columns([1, 1, 4])
-go = buttons[0].button("Generate", type="primary", disabled=not picked, icon=":material/play_arrow:", key="pg_go")
-buttons[1].button("Stop", key="pg_stop", icon=":material/stop:", help="Stop every column (the workers cancel their generation).")
+buttons[0].button(
+    "Generate", type="primary", disabled=not picked, icon=":material/play_arrow:", key="pg_go",
+    on_click=_request_generation,
+)  # fmt: skip
+buttons[1].button(
+    "Stop", key="pg_stop", icon=":material/stop:", help="Stop every column (the workers cancel their generation).",
+    on_click=_withdraw_request,
+)  # fmt: skip
+go = bool(ss.get(REQUEST))
 status = st.empty()
 
 
@@ -240,22 +263,32 @@ def draw(slot: dict, column: ColumnState, tokens_on: bool, prompt: str, waiting:
 def generate(state: playstate.PlaygroundState, slots: dict[str, dict], columns: dict[str, ColumnState]) -> None:
     """Stream every column at once; on any exit (end, Stop, rerun) cancel and record."""
     clients, jobs = {}, {}
-    for run_id, lane in zip(state.runs, assign_lanes(state.runs), strict=True):
-        try:
-            client, run = common.client_in_lane(run_id, lane)
-        except UnknownRunError as exc:  # the run was deleted since the list was drawn
-            columns[run_id].error = error_summary(exc)
-            columns[run_id].ended = True
-            continue
-        clients[run_id] = client
-        jobs[run_id] = partial(column_events, client, run.name, state.prompt, columns[run_id].settings)
+    try:
+        for run_id, lane in zip(state.runs, assign_lanes(state.runs), strict=True):
+            try:
+                client, run = common.client_in_lane(run_id, lane)
+            except UnknownRunError as exc:  # the run was deleted since the list was drawn
+                columns[run_id].error = error_summary(exc)
+                columns[run_id].ended = True
+                continue
+            clients[run_id] = client
+            jobs[run_id] = partial(column_events, client, run.name, state.prompt, columns[run_id].settings)
+    except Exception:
+        # A real failure withdraws the click (it would fail again on every run); a rerun or
+        # stop (not an Exception) leaves it for the next run.
+        _withdraw_request()
+        raise
     # Made before the loop on purpose: see the ``finally`` below.
     record = {"prompt": state.prompt, "columns": columns, "open": True}
     st.session_state["pg_last"] = record
     history = st.session_state.setdefault("pg_history", [])
+    # Taken: this click has its generation. The last session-state access before the
+    # streams start, so a rerun arriving at any earlier one leaves the click for the next run.
+    st.session_state.pop(REQUEST, None)
     streams = MultiStream(jobs).start()
     started = time.perf_counter()
     dirty, next_draw, next_status = set(columns), dict.fromkeys(columns, 0.0), 0.0
+    interrupted = True
     try:
         while not streams.finished:
             for message in streams.poll(POLL):
@@ -274,6 +307,7 @@ def generate(state: playstate.PlaygroundState, slots: dict[str, dict], columns: 
                 next_status = now + DRAW_EVERY
         for run_id in dirty:
             draw(slots[run_id], columns[run_id], state.token_view, state.prompt)
+        interrupted = False
     finally:
         # Reached on completion, on Stop and on any rerun. After a stop, Streamlit raises
         # again at every st.* call AND every st.session_state access, and with fast reruns
@@ -287,6 +321,32 @@ def generate(state: playstate.PlaygroundState, slots: dict[str, dict], columns: 
         transcript.add_entry(history, entry)
         record["open"] = False
         streams.join(timeout=2.0)
+        if interrupted:
+            show_stopped(slots, columns, state.token_view, state.prompt)
+
+
+def show_stopped(slots: dict[str, dict], columns: dict[str, ColumnState], tokens_on: bool, prompt: str) -> None:
+    """Replace "Generating… still writing" and each column's numbers after a Stop or rerun.
+
+    Streamlit's own Stop (the toolbar's) ends the script with no run after it, so what is
+    on screen stays; and from then on every st.* call of this script thread raises again.
+    Streamlit only checks for a stop on the script thread, so the last update is sent from
+    a short helper thread carrying this run's context (the way st.spinner updates itself),
+    which ends before the script does.
+    """
+
+    def last_update() -> None:
+        status.caption("Stopped.")
+        for run_id, column in columns.items():
+            if column.error is None:  # an error box stays as it was drawn
+                body = tokenview.tokens_html(column.tokens, _specials(column), prompt) if tokens_on else None
+                slots[run_id]["body"].html(body or tokenview.plain_html(column.text, prompt))
+            slots[run_id]["stats"].caption(column.stats_line())
+
+    helper = threading.Thread(target=last_update, name="playground-stopped", daemon=True)
+    add_script_run_ctx(helper)
+    helper.start()
+    helper.join(timeout=2.0)
 
 
 split_box = st.container()
@@ -294,6 +354,8 @@ results = st.container()
 with results:
     if token_view:
         st.html(tokenview.legend_html())
+    if go and not picked:
+        _withdraw_request()  # nothing to generate with (the runs were cleared meanwhile)
     if go and picked:
         ss["pg_url_warnings"] = []
         now = time.perf_counter()

@@ -20,6 +20,7 @@ import pandas as pd
 
 from sandbox import export
 from sandbox.colors import DIVERGED_COLOR, color_scale
+from sandbox.curves import X_AXES
 
 # Path marks break at NaN/null instead of joining the points around a gap, and the
 # scales ignore the gaps (a diverged run must not squash everyone else's curve).
@@ -110,6 +111,28 @@ def loss_spec(draw: pd.DataFrame, **options) -> dict:
     return spec
 
 
+# Screenshot mode: the page's text is enlarged by CSS, but a chart draws its own text on a
+# canvas, so its fonts are raised in the chart's config (merged into what it already sets).
+SCREENSHOT_CONFIG = {
+    "axis": {"labelFontSize": 16, "titleFontSize": 18},
+    "legend": {"labelFontSize": 16, "titleFontSize": 17, "symbolSize": 160},
+    "header": {"labelFontSize": 18, "titleFontSize": 18},
+    "title": {"fontSize": 20},
+}
+
+
+def large_text(chart: alt.TopLevelMixin) -> alt.TopLevelMixin:
+    """A copy of ``chart`` with the larger fonts of screenshot mode (its own config kept)."""
+    out = chart.copy(deep=["config"])
+    if out.config is alt.Undefined:
+        out.config = alt.Config()
+    for section, values in SCREENSHOT_CONFIG.items():
+        current = out.config[section]
+        own = {} if current is alt.Undefined else current.to_dict() if hasattr(current, "to_dict") else dict(current)
+        out.config[section] = {**own, **values}
+    return out
+
+
 def clear_cache() -> None:
     """Forget the built layouts (benchmarks, tests)."""
     _chart.cache_clear()
@@ -141,6 +164,10 @@ def _build_chart(layout: Layout) -> alt.TopLevelMixin:
     ) = layout  # fmt: skip
     x_field = "step:Q" if x_key == "step" else "x:Q"
     x_scale = alt.Scale(type="log" if log_x else "linear", zero=False, nice=False)
+    # Tokens and FLOPs run to 1e9..1e18: d3's default labels ("200,000,000,000") overlap
+    # and get cut, so those axes label in SI or scientific notation.
+    x_format = X_AXES[x_key].format if x_key in X_AXES else None
+    x_axis = alt.Axis(format=x_format) if x_format else alt.Undefined
     y_scale = alt.Scale(type="log" if log_y else "linear", zero=False)
     y_title = metrics[0] if len(metrics) == 1 else None
 
@@ -151,7 +178,7 @@ def _build_chart(layout: Layout) -> alt.TopLevelMixin:
     zoom = alt.selection_interval(name="zoom", bind="scales", encodings=["x"])
 
     base = alt.Chart().encode(
-        x=alt.X(x_field, title=x_title, scale=x_scale),
+        x=alt.X(x_field, title=x_title, scale=x_scale, axis=x_axis),
         color=alt.Color(
             "run:N",
             title="Run",
@@ -188,7 +215,7 @@ def _build_chart(layout: Layout) -> alt.TopLevelMixin:
     elif has_tokens:
         tooltip.append(alt.Tooltip("tokens:Q", title="tokens", format=_COUNT_FORMAT))
     if x_key not in ("step", "tokens"):
-        tooltip.append(alt.Tooltip("x:Q", title=x_title, format=",.4~g"))
+        tooltip.append(alt.Tooltip("x:Q", title=x_title, format=".4~e" if x_format else ",.4~g"))
     tooltip.append(alt.Tooltip("value:Q", title="value", format=_VALUE_FORMAT))
     if smoothed:
         tooltip.append(alt.Tooltip("smoothed:Q", title="smoothed", format=_VALUE_FORMAT))

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from sandbox import catalog
 from sandbox.doctor import check_experiment
+from sandbox.numfmt import format_number
 from sandbox.settings import models_dir
 
 
@@ -42,7 +43,7 @@ def _timeout_option(p: argparse.ArgumentParser) -> None:
 
 def _table(rows: list[dict], columns: list[str]) -> str:
     """A plain aligned text table."""
-    cells = [[("" if r.get(c) is None else f"{r[c]:.4f}" if isinstance(r.get(c), float) else str(r[c])) for c in columns] for r in rows]
+    cells = [[("" if r.get(c) is None else format_number(r[c]) if isinstance(r.get(c), float) else str(r[c])) for c in columns] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]

@@ -179,13 +179,8 @@ def store_breakdown(run: Run, breakdown: dict) -> bool:
     return True
 
 
-def flops_per_step(run: Run) -> tuple[float | None, str]:
-    """Estimated training FLOPs per optimizer step: FLOPs/token × tokens/step.
-
-    Tokens per step come from the configs, else from the log's own tokens column.
-    """
-    from sandbox.curves import tokens_per_step
-
+def flops_per_token(run: Run) -> tuple[float | None, str]:
+    """Estimated training FLOPs per token of a run (None and why when it cannot be estimated)."""
     breakdown = cached_breakdown(run)
     if breakdown is None:
         return None, "its parameters have not been counted yet (open it once on the Models page)"
@@ -195,12 +190,28 @@ def flops_per_step(run: Run) -> tuple[float | None, str]:
         return None, str(exc)
     if per_token is None:
         return None, "its config names no n_layers / dim / max_seq_len"
+    return per_token, f"({compute.FORMULA})"
+
+
+def flops_per_step(run: Run) -> tuple[float | None, str]:
+    """Estimated training FLOPs per optimizer step: FLOPs/token × tokens/step.
+
+    Tokens per step come from the configs, else from the log's last finite tokens value
+    (a last row without one, e.g. written mid-step, does not make the estimate NaN).
+    """
+    from sandbox.curves import tokens_per_step
+
+    per_token, how_token = flops_per_token(run)
+    if per_token is None:
+        return None, how_token
     per_step, how = tokens_per_step(run)
     if per_step is None:
-        frame = logs.read_log(run.log_path).frame
-        if logs.TOKENS_SEEN in frame and len(frame) and frame[logs.STEP].iloc[-1] > 0:
-            per_step = float(frame[logs.TOKENS_SEEN].iloc[-1] / frame[logs.STEP].iloc[-1])
-            how = "logged tokens seen / step"
-        else:
+        log = logs.read_log(run.log_path)
+        tokens = log.columns.get(logs.TOKENS_SEEN)
+        finite = np.flatnonzero(np.isfinite(tokens)) if tokens is not None else np.array([], dtype=int)
+        step = float(log.columns[logs.STEP][finite[-1]]) if finite.size else 0.0
+        if step <= 0:
             return None, how
-    return per_token * per_step, f"({compute.FORMULA}) × tokens/step [{how}]"
+        per_step = float(tokens[finite[-1]]) / step
+        how = "logged tokens seen / step"
+    return per_token * per_step, f"{how_token} × tokens/step [{how}]"

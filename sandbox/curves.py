@@ -72,11 +72,11 @@ def tokens_per_step(run: Run) -> tuple[float | None, str]:
     return per_step, how
 
 
-def _flops_per_step(run: Run) -> tuple[float | None, str]:
-    """Estimated training FLOPs per step (see `sandbox.comparison.flops_per_step`)."""
-    from sandbox.comparison import flops_per_step
+def _flops_per_token(run: Run) -> tuple[float | None, str]:
+    """Estimated training FLOPs per token (see `sandbox.comparison.flops_per_token`)."""
+    from sandbox.comparison import flops_per_token
 
-    return flops_per_step(run)
+    return flops_per_token(run)
 
 
 @dataclass(frozen=True)
@@ -85,22 +85,37 @@ class XAxis:
 
     ``column`` is the log column holding logged values; where a run does not log
     it, ``per_step`` (if any) gives a per-step multiplier from the run's configs, so that
-    x = step × multiplier, labelled as computed. Runs with neither are listed, not faked.
+    x = step × multiplier, labelled as computed. An axis with a ``base`` is another axis
+    scaled per run: x = the base axis' x, row by row, × ``per_base(run)``. Runs with
+    neither are listed, not faked.
+
+    ``needs`` names what a row must have to be placed (for the note on rows left out);
+    ``estimate`` says every value is an estimate, which the title already says, so it is
+    not labelled "computed" again; ``format`` is the tick label format (d3): long numbers
+    get SI or scientific labels that fit under a tick.
     """
 
     key: str
     title: str
     column: str
     per_step: Callable[[Run], tuple[float | None, str]] | None = None
+    base: str | None = None
+    per_base: Callable[[Run], tuple[float | None, str]] | None = None
+    needs: str = ""
+    estimate: bool = False
+    format: str | None = None
 
 
 X_AXES: dict[str, XAxis] = {
     axis.key: axis
     for axis in (
-        XAxis("step", "Step", logs.STEP),
-        XAxis("time", "Wall-clock time (s)", logs.TIME_ELAPSED),
-        XAxis("tokens", "Tokens seen", logs.TOKENS_SEEN, per_step=tokens_per_step),
-        XAxis("flops", "Training FLOPs (estimated)", "training flops", per_step=_flops_per_step),
+        XAxis("step", "Step", logs.STEP, needs="step"),
+        XAxis("time", "Wall-clock time (s)", logs.TIME_ELAPSED, needs="time elapsed"),
+        XAxis("tokens", "Tokens seen", logs.TOKENS_SEEN, per_step=tokens_per_step, needs="tokens seen", format="~s"),
+        XAxis(
+            "flops", "Training FLOPs (estimated)", "training flops", base="tokens", per_base=_flops_per_token,
+            needs="tokens seen", estimate=True, format=".2~e",
+        ),  # fmt: skip
     )
 }
 
@@ -238,10 +253,22 @@ def points_per_series(n_series: int) -> int:
 
 
 def _run_x(log: logs.RunLog, run: Run | None, axis: XAxis) -> tuple[np.ndarray | None, str, str]:
-    """x of every row of one run's log (None if unavailable), how it was computed, why not."""
+    """x of every row of one run's log (None if unavailable), how it was computed, why not.
+
+    Rows without a value (a log row with an empty tokens cell) are NaN.
+    """
     column = log.columns.get(axis.column)
     if column is not None and not np.isnan(column).all():
         return column, "", ""
+    if axis.base is not None and axis.per_base is not None and run is not None:
+        base_x, base_how, base_why = _run_x(log, run, X_AXES[axis.base])
+        if base_x is None:
+            return None, "", base_why
+        factor, how = axis.per_base(run)
+        if factor is None:
+            return None, "", how
+        source = base_how or "logged"
+        return base_x * factor, f"{how} × {X_AXES[axis.base].title.lower()} ({source})", ""
     if axis.per_step is None or run is None:
         return None, "", f"its log has no {axis.title.lower()} column"
     per_step, how = axis.per_step(run)
@@ -293,10 +320,18 @@ def prepare(
             continue
         step = log.columns[logs.STEP]
         x, how, why = _run_x(log, runs.get(rid), axis)
+        if x is not None and not np.isfinite(x).any():
+            x, why = None, f"no row of its log has a {axis.needs or axis.title.lower()} value"
         if how:
             computed[rid] = how
         if why:
             unavailable[rid] = why
+        elif x is not None and not np.isfinite(x).all():  # e.g. a last row without tokens
+            missing = int((~np.isfinite(x)).sum())
+            notes.append(
+                f"{rid}: {missing} of {x.size} log rows have no {axis.needs or axis.title.lower()} "
+                f"value; they are not drawn against {axis.title.lower()}."
+            )
         tokens = x if axis.key == "tokens" else _run_x(log, runs.get(rid), X_AXES["tokens"])[0]
         for metric in names:
             value = log.columns[metric]
@@ -347,7 +382,7 @@ def prepare(
     return Curves(
         draw=_draw_frame(draw, run_ids, metrics),
         summary=_summary_tables(summary_rows, run_ids, metrics),
-        x_title=axis.title + (" (computed)" if computed else ""),
+        x_title=axis.title + (" (computed)" if computed and not axis.estimate else ""),
         notes=notes,
         unavailable=unavailable,
         computed=computed,

@@ -41,6 +41,7 @@ import pandas as pd
 
 from sandbox import metrics
 from sandbox.discovery import Run, UnknownRunError, find_experiment, find_run
+from sandbox.numfmt import format_number
 from sandbox.protocol import WorkerError
 from sandbox.settings import cache_dir
 
@@ -637,7 +638,7 @@ def summary_text(table: pd.DataFrame, ks: list[int], digits: int = 4) -> pd.Data
         value, lo, hi = row.get(name), row.get(f"{name}_lo"), row.get(f"{name}_hi")
         if value is None or pd.isna(value):
             return ""
-        return f"{value:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+        return f"{format_number(value, digits)} [{format_number(lo, digits)}, {format_number(hi, digits)}]"
 
     out = pd.DataFrame({"run": table["run"]})
     for name in metrics.metric_names(list(ks)):

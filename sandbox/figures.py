@@ -13,25 +13,58 @@ import pandas as pd
 from sandbox.colors import color_scale
 
 ROW_HEIGHT = 22
+FONT_SIZE = 12
+CELL_PADDING = 18  # px between one column's longest text and the next column
+MAX_CELL_CHARS = 90
+# Glyph advances of a sans-serif font, in em, rounded up (Helvetica/Arial metrics: digits
+# and most lower case 0.556, punctuation ~0.28, capitals and m/w/% up to 0.94); bold adds
+# about a tenth.
+_NARROW = frozenset(" .,:;'|!()[]{}/\\-ijlftrI")
+_WIDE = frozenset("mwMW%@")
 
 
-def table_chart(frame: pd.DataFrame, title: str = "", col_width: int = 150) -> alt.Chart:
-    """``frame`` drawn as a text grid (for composite PNGs; the app shows real tables)."""
+def text_width(text: str, font_size: float = FONT_SIZE, bold: bool = False) -> float:
+    """About how many px ``text`` takes in a sans-serif font (never less than it does)."""
+    em = sum(0.34 if c in _NARROW else 0.94 if c in _WIDE else 0.72 if c.isupper() else 0.58 for c in text)
+    return em * font_size * (1.1 if bold else 1.0)
+
+
+def column_widths(cells: pd.DataFrame, min_width: int = 0) -> list[float]:
+    """Width in px of each column of a text table: its longest text (bold header included)."""
+    return [
+        max(min_width, max([text_width(str(name), bold=True), *(text_width(v) for v in cells[name])]) + CELL_PADDING)
+        for name in cells.columns
+    ]
+
+
+def table_chart(frame: pd.DataFrame, title: str = "", col_width: int = 0) -> alt.Chart:
+    """``frame`` drawn as a text grid (for composite PNGs; the app shows real tables).
+
+    Each column is as wide as its longest text (at least ``col_width`` px), so long
+    cells such as "0.3141 [0.3012, 0.3267]" never overlap the next column. A cell longer
+    than ``MAX_CELL_CHARS`` (an error sentence) is cut with "…": the picture stays
+    readable, the CSV and JSON exports keep the whole text.
+    """
     frame = frame.reset_index(drop=True)
     cells = frame.astype(object).where(frame.notna(), "").astype(str)
+    cells = cells.map(lambda v: v if len(v) <= MAX_CELL_CHARS else v[: MAX_CELL_CHARS - 1] + "…")
+    widths = column_widths(cells, col_width)
+    lefts = dict(zip(cells.columns, np.cumsum([0.0, *widths[:-1]]), strict=True))
     long = cells.reset_index(names="row").melt(id_vars="row", var_name="column", value_name="text")
     header = pd.DataFrame({"row": -1, "column": list(cells.columns), "text": list(cells.columns)})
     long = pd.concat([header, long], ignore_index=True)
-    order = list(cells.columns)
+    long["left"] = long["column"].map(lefts)
+    total = float(sum(widths))
     base = alt.Chart(long, title=title or alt.Undefined).encode(
-        x=alt.X("column:N", sort=order, axis=None),
+        # x in pixels: the scale maps [0, total] onto the chart's width one to one.
+        x=alt.X("left:Q", axis=None, scale=alt.Scale(domain=[0, total], range=[0, total], nice=False, zero=True)),
         y=alt.Y("row:O", axis=None),
         text="text:N",
     )
-    text = dict(align="left", dx=-col_width / 2 + 6, fontSize=12)
+    text = dict(align="left", dx=6, fontSize=FONT_SIZE)
     head = base.mark_text(fontWeight="bold", **text).transform_filter("datum.row < 0")
     body = base.mark_text(**text).transform_filter("datum.row >= 0")
-    return (head + body).properties(width=col_width * len(order), height=ROW_HEIGHT * (len(cells) + 1))
+    return (head + body).properties(width=total, height=ROW_HEIGHT * (len(cells) + 1))
 
 
 def stack(*charts: alt.TopLevelMixin, title: str = "") -> alt.VConcatChart:

@@ -19,7 +19,18 @@ ONE_KEYS = {
     "a": "card_a",
     "b": "card_b",
 }
-QUERY_KEYS = tuple(LIST_KEYS) + tuple(ONE_KEYS)
+# The page's tabs: URL value -> label. The open tab is a widget value (st.tabs with a key),
+# kept in the URL as ``tab=<value>`` so a link opens on the same tab.
+TABS = {
+    "details": "Run details",
+    "diff": "Config diff",
+    "changes": "What changed",
+    "cost": "Parameters & compute",
+    "compare": "Compare two runs",
+    "doctor": "Doctor",
+}
+TAB_KEY = "models_tab"
+QUERY_KEYS = (*LIST_KEYS, *ONE_KEYS, "tab")
 
 
 def from_query(
@@ -47,6 +58,12 @@ def from_query(
             warnings.append(warn)
         elif value:
             values[state_key] = value
+    if "tab" in params:
+        tab, warn = qs.parse_choice(params["tab"], TABS, "", what="tab", why=f"use one of {', '.join(TABS)}")
+        if warn:
+            warnings.append(warn)
+        elif tab:
+            values[TAB_KEY] = TABS[tab]
     return values, warnings
 
 
@@ -59,4 +76,7 @@ def to_query(state: Mapping[str, object]) -> dict[str, list[str] | str]:
     for key, state_key in ONE_KEYS.items():
         if state.get(state_key):
             out[key] = str(state[state_key])
+    tab = next((value for value, label in TABS.items() if label == state.get(TAB_KEY)), None)
+    if tab is not None:
+        out["tab"] = tab
     return out

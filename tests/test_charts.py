@@ -162,3 +162,25 @@ def test_runs_of_a_models_dir_get_distinct_colours():
         assert colors.run_color("other/x") in colors.PALETTE  # ids outside the set still get one
     finally:
         colors.assign_colors([])
+
+
+def _axis_labels(svg: str) -> list[str]:
+    """Texts of the chart's SVG (vl-convert writes text as <text> elements)."""
+    import re
+    from html import unescape
+
+    return [unescape(t) for t in re.findall(r"<text[^>]*>([^<]*)</text>", svg)]
+
+
+@pytest.mark.parametrize("log_x", [False, True])
+def test_flops_axis_ticks_are_short_and_its_title_says_estimated_once(log_x):
+    draw = draw_frame(runs=("e/a",), metrics=("train loss",), n=30)
+    draw["x"] = np.linspace(1e9, 3e11, len(draw))  # real runs: 1e9 .. 1e18 FLOPs
+    axis = curves.X_AXES["flops"]
+    chart = charts.loss_chart(draw, metrics=["train loss"], x_key="flops", x_title=axis.title, log_x=log_x)
+    texts = _axis_labels(export.to_svg(chart))
+    ticks = [t for t in texts if any(c.isdigit() for c in t) and "e" in t]
+    assert ticks, texts  # scientific labels such as 2e+11
+    assert all(len(t) <= 8 for t in ticks), ticks
+    assert not any("000,000" in t or "…" in t for t in texts), texts
+    assert texts.count(axis.title) == 1 and "(computed)" not in " ".join(texts)

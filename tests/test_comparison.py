@@ -37,6 +37,42 @@ def test_table_chart_renders_every_cell():
     assert {"run", "loss", "a/x", "b/y", "1.5", ""} <= texts
 
 
+def _ink_gaps(png: bytes, min_gap: int = 8) -> int:
+    """How many blank vertical bands at least ``min_gap`` px wide separate the ink of a
+    rendered table (the gutters between its columns)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGBA")
+    gray = np.asarray(Image.alpha_composite(Image.new("RGBA", image.size, "white"), image).convert("L"))
+    ink = (gray < 160).any(axis=0)
+    columns = np.flatnonzero(ink)
+    gaps = np.diff(columns) - 1
+    return int((gaps >= min_gap).sum())
+
+
+def test_table_chart_columns_never_overlap():
+    """The "whole comparison as PNG" table: long interval cells and long headers each get
+    the room their text needs, so every column is separated from the next by blank space."""
+    import pandas as pd
+
+    from sandbox import export
+
+    frame = pd.DataFrame(
+        {
+            "run": ["template/gpt2_atto_with_a_long_name", "kv_variant/gqa_atto"],
+            "top1": ["0.3141 [0.3012, 0.3267]", "0.2718 [0.2601, 0.2833]"],
+            "perplexity": ["5.5406e+34 [5.5406e+34, 5.5406e+34]", "4.7568 [4.5012, 4.9911]"],
+            "roundtrip_changed": ["0.00%", "12.50%"],
+            "tokens_per_s": ["12,345", "987"],
+        }
+    )
+    png = export.to_png(figures.table_chart(frame), scale=1)
+    assert _ink_gaps(png) >= len(frame.columns) - 1
+
+
 def test_flops_axis_uses_the_stored_breakdown(tmp_path, monkeypatch, pool):
     import json
 

@@ -195,3 +195,48 @@ def test_summary_final_best_rank_and_divergence(zoo):
     assert tables["train loss"]["run"].astype(str).tolist()[0] == "alpha/v1"  # best first
     assert tables["tokens/s"].iloc[0]["best"] == v1["tokens/s"].max()  # higher is better
     assert tables["learning rate"]["rank"].isna().all()  # no better direction
+
+
+# -- the training-FLOPs axis ------------------------------------------------------------------
+FLOPS_MODEL = {"max_seq_len": 64, "dim": 16, "n_layers": 2}
+PER_TOKEN = 6 * 1000 + 12 * 2 * 64 * 16  # 6·N + 12·layers·context·dim with N = 1000
+
+
+def flops_run(tmp_path, monkeypatch, log: str, train: dict | None = None) -> discovery.Run:
+    """A run with a stored parameter count (N = 1000 non-embedding), as the Models page leaves it."""
+    from sandbox import comparison
+
+    monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
+    run_dir = logzoo.add_run(tmp_path / "models", "e", "r", log, train=train, model=FLOPS_MODEL)
+    run = discovery.Run("e", "r", run_dir)
+    assert comparison.store_breakdown(run, {"total": 5000, "non_embedding": 1000, "embedding": 4000, "parts": {}})
+    logs.clear_cache()
+    return run
+
+
+def prepare_flops(run: discovery.Run) -> curves.Curves:
+    parsed = logs.read_logs({run.id: run.log_path})
+    return curves.prepare(parsed, {run.id: run}, CurveSettings(runs=(run.id,), metrics=("train loss",), x="flops"))
+
+
+def test_flops_axis_keeps_a_run_whose_last_row_has_no_tokens(tmp_path, monkeypatch):
+    run = flops_run(tmp_path, monkeypatch, "Step,Train Loss,Tokens Seen\n0,3.0,0\n10,2.5,10240\n20,2.2,20480\n30,2.1,\n")
+    result = prepare_flops(run)
+    assert "e/r" not in result.unavailable
+    assert result.draw["x"].tolist() == [0, 10240 * PER_TOKEN, 20480 * PER_TOKEN]  # per row, from its tokens
+    assert any("e/r" in note and "1 of 4" in note and "tokens" in note for note in result.notes), result.notes
+
+
+def test_flops_axis_names_a_run_it_cannot_place(tmp_path, monkeypatch):
+    run = flops_run(tmp_path, monkeypatch, "Step,Train Loss,Tokens Seen\n0,3.0,\n10,2.5,\n")
+    result = prepare_flops(run)
+    assert result.draw.empty
+    assert "e/r" in result.unavailable and "tokens" in result.unavailable["e/r"]
+
+
+def test_flops_axis_from_configs_and_its_title_has_one_qualifier(tmp_path, monkeypatch):
+    run = flops_run(tmp_path, monkeypatch, "Step,Train Loss\n0,3.0\n10,2.5\n", train={"batch_size": 4})
+    result = prepare_flops(run)
+    assert result.draw["x"].tolist() == [0, 10 * 4 * 64 * PER_TOKEN]
+    assert "e/r" in result.computed
+    assert result.x_title.count("(") == 1 and "estimated" in result.x_title

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import textwrap
 from pathlib import Path
 
@@ -64,6 +65,8 @@ def get_tokenizer(size):
 
 # p(a) = 1/2, p(b) = 1/4, p(c) = p(d) = 1/8, specials ~0.
 PEAKED = torch.log(torch.tensor([4.0, 2.0, 1.0, 1.0, 0.0, 0.0, 0.0])).clamp(min=-1e4)
+# Sure of the bos token, which never comes: about 80 nats a token, a perplexity near 1e35.
+AWFUL = torch.tensor([0.0, 0.0, 0.0, 0.0, 80.0, 0.0, 0.0])
 
 
 def make_fixed(models: Path) -> Path:
@@ -76,7 +79,7 @@ def make_fixed(models: Path) -> Path:
     }.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
-    for run, logits in (("peaked", PEAKED), ("uniform", torch.zeros(7))):
+    for run, logits in (("peaked", PEAKED), ("uniform", torch.zeros(7)), ("awful", AWFUL)):
         d = root / "trained" / run
         d.mkdir(parents=True)
         torch.save({"logits": logits}, d / "model.pth")
@@ -319,6 +322,21 @@ def test_exports_and_tables(mpool, zoo) -> None:
     spec = export.inline_spec(figure)
     assert len(spec["vconcat"]) == 3
     assert export.to_png(figure, scale=1).startswith(b"\x89PNG")
+
+
+def test_huge_perplexity_is_written_in_scientific_notation(mpool, zoo) -> None:
+    from sandbox.cli import _table
+
+    report = run_eval(mpool, zoo, ["fixed/awful", "fixed/peaked"], ["abcd", "dcba"], kmax=1)
+    summary = report.summary([1], n_resamples=50)
+    assert summary["perplexity"].iloc[0] > 1e30  # the case that printed as a 36-digit number
+    text = ev.summary_text(summary, [1])
+    huge, small = text["perplexity"]
+    assert "e+" in huge and len(huge) < 40, huge
+    assert re.fullmatch(r"\d\.\d{4} \[\d\.\d{4}, \d\.\d{4}\]", small), small  # ordinary: fixed point
+    printed = _table(text.to_dict("records"), list(text.columns))
+    assert max(len(line) for line in printed.splitlines()) < 200, printed
+    assert "000000000" not in printed
 
 
 def test_document_details_line_up_with_the_text(mpool, zoo) -> None:

@@ -93,12 +93,87 @@ def test_toy_runs_error_row_and_link_warnings(app_at, tmp_path):
     common.worker_pool().close_all()
 
 
+def test_a_huge_perplexity_is_shown_in_scientific_notation(app_at, tmp_path):
+    """A run sure of the wrong token has a perplexity near 1e35: not a 36-digit number."""
+    import json
+    import re
+
+    from test_evaluation import make_fixed
+
+    from pages import common
+
+    models = tmp_path / "models"
+    make_fixed(models)
+    at = _open(app_at, models)
+    at = _evaluate(at, ["fixed/awful", "fixed/peaked"], docs=3)
+    grid = next(df for df in at.dataframe if "bits_per_byte" in df.value.columns)
+    shown = grid.value.set_index("run")
+    # Streamlit's grid cannot format numbers this large (it shows raw digits with an error
+    # mark): the column is text in scientific notation.
+    assert re.fullmatch(r"5\.\d{4}e\+34", shown.loc["fixed/awful", "perplexity"])
+    assert re.fullmatch(r"\d\.\d{4}", shown.loc["fixed/peaked", "perplexity"])
+    formats = {name: column.get("type_config", {}).get("format") for name, column in json.loads(grid.proto.columns).items()}
+    assert formats["loss"] == "%.4f" and shown["loss"].dtype.kind == "f"  # ordinary columns stay numbers
+    intervals = list(grid.value["perplexity 95% CI"])
+    assert "e+" in intervals[0] and len(intervals[0]) < 40, intervals
+    common.worker_pool().close_all()
+
+
 def test_query_round_trip():
     sel = evalstate.EvalSelection(runs=["a/b"], ks=[1, 10], docs=25, seed=3)
     back, warnings = evalstate.from_query(evalstate.to_query(sel), ["a/b"])
     assert back == sel and warnings == []
     back, warnings = evalstate.from_query({"docs": ["2.5"], "seed": ["-1"]}, ["a/b"])
     assert (back.docs, back.seed) == (100, 0) and len(warnings) == 2
+
+
+def test_data_source_round_trips_through_the_link():
+    files = ["a.txt", "sub/b.jsonl"]
+    for data in ("bundled", "file:sub/b.jsonl", "upload"):
+        sel = evalstate.EvalSelection(runs=["a/b"], data=data)
+        back, warnings = evalstate.from_query(evalstate.to_query(sel), ["a/b"], data_files=files)
+        assert back.data == data and warnings == [], (data, warnings)
+    spec = "hf:roneneldan/TinyStories:validation"
+    back, warnings = evalstate.from_query({"data": [spec]}, ["a/b"], hf_available=True)
+    assert back.data == spec and not warnings
+    for bad, why in (
+        ("file:../../etc/passwd", "not a file in the data folder"),
+        ("/etc/passwd", "not a data source"),
+        ("hf:x:y:z:w", "not a data source"),
+        ("hf:a/b;rm -rf:train", "not a data source"),
+        (spec, "datasets"),  # a valid spec, but this server cannot load Hugging Face data
+    ):
+        back, warnings = evalstate.from_query({"data": [bad]}, ["a/b"], data_files=files)
+        assert back.data == "bundled", bad
+        assert len(warnings) == 1 and why in warnings[0], (bad, warnings)
+
+
+def test_the_link_carries_and_restores_the_data_source(app_at, toy_models, tmp_path, monkeypatch):
+    data_dir = tmp_path / "data"
+    (data_dir / "sub").mkdir(parents=True)
+    (data_dir / "a.txt").write_text("one\n\ntwo\n\nthree\n")
+    (data_dir / "sub" / "b.jsonl").write_text('{"text": "x"}\n{"text": "y"}\n')
+    monkeypatch.setenv("SANDBOX_DATA_DIR", str(data_dir))
+    at = _open(app_at, toy_models, {"data": "file:sub/b.jsonl"})
+    assert not at.warning, [w.value for w in at.warning]
+    assert at.radio(key="ev_source").value == "Data folder"
+    assert at.selectbox(key="ev_file").value == "sub/b.jsonl"
+    assert any("2 documents in the source" in c.value for c in at.caption)
+    at.selectbox(key="ev_file").set_value("a.txt").run()
+    assert at.query_params["data"] in ("file:a.txt", ["file:a.txt"])
+    at.radio(key="ev_source").set_value("Upload a file").run()
+    assert at.query_params["data"] in ("upload", ["upload"])
+    assert any("cannot be part of a link" in c.value for c in at.caption)  # said, not silently dropped
+    at.radio(key="ev_source").set_value("Bundled corpus (validation)").run()
+    assert at.query_params["data"] in ("bundled", ["bundled"])
+    # Opened from a link made with an upload: the upload is asked for again.
+    at = _open(app_at, toy_models, {"data": "upload"})
+    assert at.radio(key="ev_source").value == "Upload a file"
+    assert any("upload it again" in i.value for i in at.info)
+    # A file that is not offered: one warning, the bundled corpus instead.
+    at = _open(app_at, toy_models, {"data": "file:../../../etc/passwd"})
+    assert any("not a file in the data folder" in w.value for w in at.warning)
+    assert at.radio(key="ev_source").value == "Bundled corpus (validation)"
 
 
 def test_view_helpers_escape_and_line_up():

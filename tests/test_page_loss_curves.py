@@ -172,3 +172,40 @@ def test_new_rows_and_new_runs_show_up_on_the_next_run(page, tmp_path):
     assert tables(at)[1].set_index("run").loc["alpha/v1", "final step"] == 990 != before
     assert "gamma/new" in at.multiselect[0].options
     assert "gamma/new" in at.multiselect[0].value  # "all runs" stays all runs
+
+
+def test_clear_all_then_one_run_shows_that_run_only(page):
+    """The multiselect's "Clear all", then one run picked: that run alone, not every run again."""
+    at = page()
+    at.multiselect[0].set_value([]).run()  # what the clear-all button sends
+    assert not at.exception
+    assert at.multiselect[0].value == []
+    assert any("Choose at least one run" in i.value for i in at.info)
+    at.multiselect[0].set_value(["beta/v2"]).run()
+    assert not at.exception
+    assert at.multiselect[0].value == ["beta/v2"]
+    assert param(at, "run") == ["beta/v2"]
+    assert [list(t["run"].astype(str)) for t in tables(at)] == [["beta/v2"], ["beta/v2"]]
+    at.run()  # a later rerun (e.g. the live part's) keeps the choice too
+    assert at.multiselect[0].value == ["beta/v2"]
+
+
+def test_an_emptied_selection_stays_empty_across_reruns(page):
+    at = page()
+    at.multiselect[0].set_value([]).run()
+    at.run()
+    assert at.multiselect[0].value == []
+
+
+def test_screenshot_mode_enlarges_chart_text(page):
+    import json
+
+    from sandbox import charts
+
+    plain = json.loads(charts_of(page())[0].proto.spec)
+    shot = json.loads(charts_of(page({"screenshot": "1"}))[0].proto.spec)
+    size = shot["config"]["axis"]["labelFontSize"]
+    assert size >= 16 and size > plain.get("config", {}).get("axis", {}).get("labelFontSize", 10)
+    assert shot["config"]["legend"]["labelFontSize"] >= 16
+    assert shot["config"]["header"]["labelFontWeight"] == "bold"  # the chart's own config is kept
+    assert shot["config"]["axis"] == charts.SCREENSHOT_CONFIG["axis"]

@@ -103,3 +103,39 @@ def test_models_page_selection_lives_in_the_url(app_at, toy_models):
     assert at.query_params["exp"] == ["toy_a", "toy_b"]
     assert at.query_params["run"] == ["toy_a/run1"] or at.query_params["run"] == "toy_a/run1"
     assert not at.exception
+
+
+def test_the_open_tab_is_in_the_link(app_at, toy_models):
+    at = app_at(toy_models)
+    at.query_params["tab"] = "doctor"
+    at.run()
+    at.switch_page("pages/models.py").run()
+    assert not at.exception
+    assert at.session_state["models_tab"] == "Doctor"
+    at.session_state["models_tab"] = "Config diff"  # what a click on that tab sends
+    at.run()
+    assert at.query_params["tab"] in ("diff", ["diff"])
+    assert not [w for w in at.warning if "from the link" in w.value]
+    # A tab that does not exist: one warning, the first tab.
+    at = app_at(toy_models)
+    at.query_params["tab"] = "<script>"
+    at.run()
+    at.switch_page("pages/models.py").run()
+    assert any("<script>" in w.value and "tab" in w.value for w in at.warning)
+    assert at.session_state["models_tab"] == "Run details"
+
+
+def test_screenshot_mode_names_the_run_it_shows(app_at, toy_models):
+    """The run picker is hidden in screenshot mode: the run's name is a heading instead."""
+    at = app_at(toy_models)
+    at.query_params["screenshot"] = "1"
+    at.query_params["run"] = "toy_b/cached"
+    at.run()
+    at.switch_page("pages/models.py").run()
+    assert not at.exception
+    assert "toy_b/cached" in [s.value for s in at.subheader]
+    at = app_at(toy_models)
+    at.query_params["run"] = "toy_b/cached"
+    at.run()
+    at.switch_page("pages/models.py").run()
+    assert "toy_b/cached" not in [s.value for s in at.subheader]  # the picker says it already

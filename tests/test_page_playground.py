@@ -155,3 +155,40 @@ def test_prompt_tokens_view_shows_pieces_ids_and_unrepresentable_characters(app_
     for view in views:  # bos + 8 characters, each with its id under it (space is id 26)
         assert "token 8:" in view and "token 9:" not in view and ">26<" in view
     assert sum("Cannot represent: 'H' (U+0048)" in _md_plain(w.value) for w in at.warning) == 2
+
+
+def test_a_generate_click_survives_a_rerun_that_interrupts_its_run(app_at, toy_models, monkeypatch):
+    """Under load, another rerun (a widget, a second session's traffic) can interrupt the run
+    that saw the click before its columns started: the click must still generate, once."""
+    import streamlit as st
+
+    from pages import common
+
+    real = common.client_in_lane
+    calls = {"n": 0}
+
+    def interrupted_once(run_id, lane):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            st.rerun()  # a rerun arriving right after the click's run began (the button reads False then)
+        return real(run_id, lane)
+
+    monkeypatch.setattr(common, "client_in_lane", interrupted_once)
+    at = open_playground(app_at, toy_models)
+    generate(at, ["toy_a/run1"])
+    assert calls["n"] >= 2
+    assert column_texts(at).get("toy_a/run1"), "the click was lost"
+    assert any("History (1)" in s.value for s in at.subheader)
+    at.run()  # the click is consumed: another run does not generate again
+    assert any("History (1)" in s.value for s in at.subheader)
+
+
+def test_stop_cancels_a_generate_click_not_yet_started(app_at, toy_models):
+    at = open_playground(app_at, toy_models)
+    at.multiselect(key="pg_runs").set_value(["toy_a/run1"]).run()
+    at.button(key="pg_go").click()
+    at.button(key="pg_stop").click().run()  # both in one run: Stop comes after
+    assert not at.exception
+    assert not any("History" in s.value for s in at.subheader)
+    at.run()
+    assert not any("History" in s.value for s in at.subheader)

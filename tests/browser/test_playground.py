@@ -27,7 +27,7 @@ def test_stop_ends_the_stream_and_keeps_what_was_written(server: drv.Server, pag
     main = drv.main(page)
     main.get_by_role("button", name="Generate").click()
     # Streaming: the column's numbers count tokens while the script is still running.
-    stats = main.get_by_test_id("stCaptionContainer").filter(has_text=re.compile(r"\d+ tokens · generating"))
+    stats = main.get_by_test_id("stCaptionContainer").filter(has_text=re.compile(r"[1-9]\d* tokens · generating"))  # a token written
     expect(stats).to_have_count(1, timeout=drv.RUN_TIMEOUT_MS)
     main.get_by_role("button", name="Stop").click()
     drv.settle(page)
@@ -39,4 +39,23 @@ def test_stop_ends_the_stream_and_keeps_what_was_written(server: drv.Server, pag
     # The partial generation is in the history, ready for export.
     expect(main.get_by_role("heading", name="History (1)")).to_be_visible()
     drv.screenshot(page, "playground-stopped")
+    drv.assert_clean(page, console)
+
+
+def test_the_toolbar_stop_does_not_leave_generating_on_screen(server: drv.Server, page: Page, console: drv.ConsoleLog) -> None:
+    """Streamlit's own Stop (top right, while a script runs) ends the run with no rerun after
+    it: the page must not keep saying "Generating… 1 column(s) still writing"."""
+    query = {"run": RUN, "n": "1024", "eos": "0", "prompt": "Once upon a time"}
+    drv.open_page(page, server.url("playground", query))
+    main = drv.main(page)
+    main.get_by_role("button", name="Generate").click()
+    stats = main.get_by_test_id("stCaptionContainer").filter(has_text=re.compile(r"[1-9]\d* tokens · generating"))  # a token written
+    expect(stats).to_have_count(1, timeout=drv.RUN_TIMEOUT_MS)
+    page.get_by_test_id("stStatusWidget").get_by_role("button", name="Stop").click()
+    drv.settle(page)
+    page.wait_for_timeout(1000)  # nothing more arrives after a stop: what is shown now stays
+    expect(main.get_by_text(re.compile("still writing"))).to_have_count(0)
+    expect(main.get_by_text("Stopped.", exact=True)).to_be_visible()
+    expect(main.get_by_test_id("stCaptionContainer").filter(has_text=re.compile(r"\d+ tokens · stopped"))).to_have_count(1)
+    drv.screenshot(page, "playground-toolbar-stopped")
     drv.assert_clean(page, console)
