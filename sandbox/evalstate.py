@@ -6,13 +6,14 @@ invalid is ignored with a warning sentence for the page to show.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from sandbox import querystate as qs
-from sandbox.evaluation import DEFAULT_KS
+from sandbox.evaluation import DEFAULT_KS, EvalSettings
 
 K_CHOICES = (1, 2, 3, 5, 10, 20, 50, 100)
+STANDARD_BATCH = 8  # the page's default batch size (windows per forward pass)
 MAX_DOCS = 5000
 MAX_SEED = 2**31 - 1
 QUERY_KEYS = ("runs", "k", "docs", "seed")
@@ -28,12 +29,17 @@ class EvalSelection:
     seed: int = 0
 
 
-def from_query(params: Mapping[str, list[str] | str], run_ids: list[str]) -> tuple[EvalSelection, list[str]]:
-    """The selection a link asks for, and a warning per value that was ignored."""
+def from_query(
+    params: Mapping[str, list[str] | str], run_ids: list[str], flagged: Collection[str] = ()
+) -> tuple[EvalSelection, list[str]]:
+    """The selection a link asks for, and a warning per value that was ignored.
+
+    Without runs in the link, two runs are picked, never one of ``flagged`` (`sandbox.sanity`).
+    """
     default = EvalSelection()
     runs, warnings = qs.parse_choices(params.get("runs"), run_ids, what="run", why="there is no such run here")
     if "runs" not in params:
-        runs = qs.default_runs(run_ids, 2)
+        runs = qs.default_runs(run_ids, 2, skip=flagged)
     k_raw, k_warn = qs.parse_choices(
         params.get("k"), [str(k) for k in K_CHOICES], what="k",
         why=f"k must be one of {', '.join(map(str, K_CHOICES))}",
@@ -65,3 +71,9 @@ def to_query(selection: EvalSelection) -> dict[str, list[str]]:
         "docs": [str(selection.docs)],
         "seed": [str(selection.seed)],
     }
+
+
+def standard_settings(device: str) -> EvalSettings:
+    """The page's default method (k up to the largest default k, disjoint windows): what the
+    compare card's "evaluate both" uses too, so both find each other's results in the cache."""
+    return EvalSettings(kmax=max(DEFAULT_KS), overlap=0, batch_size=STANDARD_BATCH, autocast=None, device=device)
