@@ -14,7 +14,6 @@ import math
 import time
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from pages import common
@@ -22,6 +21,7 @@ from sandbox import data, evalstate, evalview, export
 from sandbox import evaluation as ev
 from sandbox.discovery import UnknownRunError
 from sandbox.protocol import WorkerError
+from sandbox.tokenview import md_escape
 
 common.require_access()
 
@@ -46,7 +46,8 @@ ss = st.session_state
 # -- the selection: from the link on the first visit, then from the widgets -------------------
 if "ev_runs" not in ss:
     params = {key: st.query_params.get_all(key) for key in st.query_params}
-    first, ss["ev_url_warnings"] = evalstate.from_query(params, run_ids)
+    flagged = common.flagged_runs() if "runs" not in params else set()  # never picked by default
+    first, ss["ev_url_warnings"] = evalstate.from_query(params, run_ids, flagged)
     ss["ev_runs"], ss["ev_ks"], ss["ev_docs"], ss["ev_seed"] = first.runs, first.ks, first.docs, first.seed
 for warning in ss.get("ev_url_warnings", []):
     st.warning(warning)
@@ -119,7 +120,7 @@ with st.expander("Method"):
             "every token is still scored exactly once.",
         )
     )
-    batch = int(mcols[1].number_input("Batch size", 1, 256, 8, key="ev_batch", help="Capped by a run's max_batch_size."))
+    batch = int(mcols[1].number_input("Batch size", 1, 256, evalstate.STANDARD_BATCH, key="ev_batch", help="Capped by a run's max_batch_size."))
     on_cuda = common.device_name().startswith("cuda")
     autocast = mcols[2].selectbox(
         "Autocast", ["off", "bf16", "fp16"], key="ev_autocast", disabled=not on_cuda,
@@ -211,25 +212,37 @@ summary = tables[key]
 
 st.subheader("Results")
 st.caption(
-    f"{report.data['documents']:,} documents of {report.data['source'] or 'the chosen data'} "
-    f"({report.data['bytes']:,} UTF-8 bytes), data fingerprint `{report.data['fingerprint']}`. "
-    "Intervals: 95 % bootstrap over documents."
+    md_escape(f"{report.data['documents']:,} documents of {report.data['source'] or 'the chosen data'} "
+              f"({report.data['bytes']:,} UTF-8 bytes), data fingerprint {report.data['fingerprint']}. ")
+    + "Bits per byte first: the only metric comparable across tokenizers. Intervals: 95 % bootstrap "
+    "over documents. Green: the best value of a column."
 )
 names = ev.metrics.metric_names(shown_ks)
-display = summary[["run"]].copy()
-for name in names:
-    display[name] = summary[name]
-    display[f"{name} 95% CI"] = [
-        "" if pd.isna(lo) else f"[{lo:.4f}, {hi:.4f}]" for lo, hi in zip(summary[f"{name}_lo"], summary[f"{name}_hi"], strict=True)
-    ]
-for column in ("roundtrip_changed", "tokens_per_s", "tokens", "cached", "error"):
-    display[column] = summary[column]
+fair = report.same_tokens()  # per-token metrics rank runs only when they share a tokenizer
+
+
+def metric_column(name: str):
+    """A metric's column: its name, and a mark where it does not compare these runs."""
+    label = name.replace("_", " ")
+    if ev.metrics.per_token(name) and not fair:
+        return st.column_config.NumberColumn(
+            f"{label} ⚠", help="Per token, and these runs use different tokenizers: not comparable "
+            "across them. Bits per byte is."
+        )
+    return st.column_config.NumberColumn(label)
+
+
+display = evalview.results_display(summary, names)
 st.dataframe(
-    display,
+    evalview.styled_results(display, names, fair),
     hide_index=True,
     width="stretch",
+    key="ev_results",
     column_config={
-        **{n: st.column_config.NumberColumn(n.replace("_", " "), format="%.4f") for n in names},
+        **{n: metric_column(n) for n in names},
+        "check": st.column_config.TextColumn(
+            "check", help="suspect: weights look untrained or do not match the code (see below)."
+        ),
         "roundtrip_changed": st.column_config.NumberColumn(
             "round trip changed", format="percent", help="Share of characters decode(encode(text)) did not give back."
         ),
@@ -247,6 +260,11 @@ for r in report.results:
         if r.error.get("detail"):
             with st.expander(f"Details ({r.run_id})"):
                 st.code(r.error["detail"], language="text")
+for r in report.results:
+    for flag in r.flags:
+        st.error(md_escape(flag), icon=":material/warning:")
+for note in report.notes():
+    st.caption(md_escape(note))
 lossy = summary[summary["roundtrip_changed"] > 0]
 for _, row in lossy.iterrows():
     st.warning(
@@ -258,6 +276,30 @@ by_k = ev.accuracy_by_k(ok, n_resamples=300) if ok else None
 by_pos = ev.by_position(ok, shown_ks) if ok else None
 
 
+# -- the verdict: paired differences against a reference run -----------------------------------
+if len(ok) >= 2:
+    st.subheader("Verdict")
+    ok_ids = [r.run_id for r in ok]
+    if ss.get("ev_ref") not in ok_ids:
+        ss.pop("ev_ref", None)
+    reference = st.selectbox("Reference run", ok_ids, key="ev_ref", help="Every other run is compared with this one.")
+    pkey = ("paired", tuple(shown_ks), resamples, reference)
+    if pkey not in tables:
+        tables[pkey] = report.paired(shown_ks, reference, n_resamples=resamples)
+    paired = tables[pkey]
+    st.caption(
+        "Paired differences: both runs read the same documents, so one bootstrap over documents "
+        "resamples both and what they share cancels out. 95 % intervals; no clear difference when "
+        "the interval spans 0."
+    )
+    for row in paired:
+        if row["metric"] == "bits_per_byte" and row["verdict"]:
+            clear = "no clear difference" not in row["verdict"]
+            (st.success if clear else st.info)(md_escape(row["verdict"]), icon=":material/balance:")
+    with st.expander("All paired differences"):
+        st.dataframe(evalview.paired_table(paired), hide_index=True, width="stretch")
+
+
 def comparison_figure():
     """Table and charts of this evaluation as one picture (for a chat or a paper)."""
     title = f"Evaluation: {report.data['documents']:,} documents of {report.data['source'] or 'text'}"
@@ -267,7 +309,8 @@ def comparison_figure():
 with st.container(horizontal=True):
     st.download_button("CSV", summary.to_csv(index=False), "evaluation.csv", "text/csv", icon=":material/download:")
     st.download_button(
-        "JSON", report.to_json(shown_ks, n_resamples=resamples), "evaluation.json", "application/json",
+        "JSON", report.to_json(shown_ks, n_resamples=resamples, reference=ss.get("ev_ref")), "evaluation.json",
+        "application/json",
         icon=":material/download:",
     )
     st.download_button(
