@@ -240,6 +240,7 @@ st.dataframe(
     key="ev_results",
     column_config={
         **{n: metric_column(n) for n in names},
+        **{f"{n} 95% CI": st.column_config.TextColumn(f"{n.replace('_', ' ')} 95% CI") for n in names},
         "check": st.column_config.TextColumn(
             "check", help="suspect: weights look untrained or do not match the code (see below)."
         ),
