@@ -182,6 +182,8 @@ def _probe(exp: Experiment, run: Run, client, info: dict) -> list[Finding]:
         rule = exc.rule or "worker"
         return [Finding(exp.name, run.name, rule, exc.file or rel, f"Scoring a short text failed: {exc}",
                         exc.hint or HINTS.get(rule, ""))]
+    except RuntimeError as exc:  # a stream that ended early: the worker's output was short
+        return [Finding(exp.name, run.name, "worker", rel, f"Scoring a short text failed: {exc}.", HINTS["worker"])]
     info["probe_loss"] = loss
     flags = sanity.check(run, loss, info.get("vocab_size"), on_bundled=True, where="on the doctor's probe text")
     sanity.record(run, flags, loss, "doctor")

@@ -301,12 +301,12 @@ def cached_entries(models_dir: Path | str | None, run_ids: list[str], root: Path
     from sandbox.discovery import all_runs
 
     wanted = {r.id: r.fingerprint() for r in all_runs(models_dir) if r.id in run_ids}
-    folder = root if root is not None else cache_dir() / "eval"
     found = []
     try:
+        folder = root if root is not None else cache_dir() / "eval"
         paths = list(folder.glob("*.json"))
     except OSError:
-        return []
+        return []  # no cache to read: nothing was evaluated as far as we can tell
     for path in paths:
         try:
             mtime, entry = _read_entry(path)

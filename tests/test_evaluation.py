@@ -470,3 +470,31 @@ def test_sanity_flags_untrained_weights_and_a_log_that_does_not_match(mpool, zoo
     assert [len(r.flags) for r in other.results] == [0, 0, 1]
     assert "on notes.txt" in other.result("toy_a/random_init").flags[0]
     assert sanity.flagged_run_ids(all_runs) == set()
+
+
+def test_cli_eval_carries_the_paired_verdict_and_the_flags(zoo, capsys, monkeypatch, tmp_path) -> None:
+    from sandbox import cli, sanity
+
+    monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path))
+    argv = ["eval", "--models-dir", str(zoo), "--runs", "toy_a/run1", "toy_pieces/run1", "toy_a/random_init",
+            "--docs", "30", "--k", "1", "--device", "cpu"]
+    assert cli.main([*argv, "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["reference"] == "toy_a/run1" and payload["data"]["source"] == "bundled corpus, validation split"
+    paired = {(r["run"], r["metric"]): r for r in payload["paired"]}
+    bpb = paired[("toy_pieces/run1", "bits_per_byte")]
+    assert bpb["lo"] <= bpb["difference"] <= bpb["hi"] < 0 and bpb["comparable"]
+    assert bpb["verdict"].startswith("toy_pieces/run1 is better than toy_a/run1 by")
+    assert paired[("toy_pieces/run1", "loss")]["comparable"] is False and paired[("toy_pieces/run1", "loss")]["verdict"] is None
+    assert paired[("toy_a/random_init", "loss")]["comparable"] is True  # same tokenizer as the reference
+    assert list(payload["flags"]) == ["toy_a/random_init"] and sanity.UNTRAINED in payload["flags"]["toy_a/random_init"][0]
+    assert [row["check"] for row in payload["summary"]] == ["", "", "suspect"]
+    # The text output: the table, then the verdict lines, notes and flags.
+    assert cli.main([*argv, "--reference", "toy_pieces/run1"]) == 0
+    text = capsys.readouterr().out
+    assert "Paired differences against toy_pieces/run1" in text
+    assert "  toy_pieces/run1 is better than toy_a/run1 by" in text
+    assert "note: Loss, perplexity and top-k accuracy are per token" in text
+    assert "suspect: toy_a/random_init: loss" in text
+    assert cli.main([*argv, "--reference", "nope/x"]) == 2
+    assert "is not one of --runs" in capsys.readouterr().err
