@@ -250,7 +250,7 @@ def paired_bootstrap(
         return {name: (math.nan, math.nan, math.nan) for name in metric_names(ks)}
     chunks = [resampled_differences(a, b, ks, counts) for counts in resample_counts(n, n_resamples, seed, chunk_cells)]
     out = {}
-    for name in point_a:
+    for name in metric_names(ks):  # display order: bits per byte first
         lo, hi = _interval(np.concatenate([c[name] for c in chunks]), confidence)
         out[name] = (point_b[name] - point_a[name], lo, hi)
     return out
