@@ -90,7 +90,7 @@ def zoo(tmp_path_factory) -> Path:
     models = tmp_path_factory.mktemp("eval_models")
     make_fixed(models)
     root = toyzoo.make_toy_a(models, runs=("run1", "bundled"))
-    toyzoo.say_trained_on_bundled(root / "trained" / "bundled")  # its log is not of these weights
+    toyzoo.say_trained_on_bundled(root / "trained" / "bundled", 1.5)  # its log is not of these weights
     toyzoo.add_untrained_run(root, "random_init")
     toyzoo.make_toy_b(models)
     toyzoo.make_toy_pieces(models)
@@ -450,12 +450,12 @@ def test_sanity_flags_untrained_weights_and_a_log_that_does_not_match(mpool, zoo
     report = ev.evaluate(mpool, runs, docs, ev.EvalSettings(kmax=1), models_dir=zoo, use_cache=False,
                          data_label=BUNDLED_LABEL)
     flags = {r.run_id: r.flags for r in report.results}
-    assert flags["toy_a/run1"] == []  # a unigram model: below ln 36, and no claim about its training data
+    assert flags["toy_a/run1"] == []  # a bigram model: below ln 36, no claim about its data
     untrained = report.result("toy_a/random_init")
     assert untrained.sums.nll.sum() / untrained.sums.tokens.sum() > math.log(36)
     assert len(flags["toy_a/random_init"]) == 1 and sanity.UNTRAINED in flags["toy_a/random_init"][0]
     assert "ln 36 = 3.58" in flags["toy_a/random_init"][0]
-    # toy_a/bundled says it trained on the bundled corpus; its log ends near 2.0, its weights score ~2.9.
+    # toy_a/bundled says it trained on the bundled corpus; its log ends at 1.5, its weights score ~2.5.
     assert len(flags["toy_a/bundled"]) == 1 and sanity.MISMATCH in flags["toy_a/bundled"][0]
     table = report.summary([1], n_resamples=50).set_index("run")
     assert list(table["check"]) == ["", "suspect", "suspect"]

@@ -3,9 +3,9 @@
 Two of them share every top-level module name (`config`, `modules`, `tokenizers`) but differ
 in tokenizer, vocabulary, forward signature and file naming, like the real zoo. Weights are
 tensors saved from here, so no experiment code is imported by the tests: a "trained" toy is
-a unigram model of the bundled corpus (its head reads one constant embedding column, whose
-weights are the log-frequencies of its tokens) plus small seeded noise that depends on the
-context, so its loss is well below uniform guessing, as a trained model's is; an
+a bigram model of the bundled corpus (a low-rank factorisation of its bigram log-probabilities
+in the embedding and head, see `_trained`) with a small context-dependent part, so its loss
+is well below uniform guessing, as a trained model's is; an
 *untrained* run (`add_untrained_run`) has random weights at the scale of a fresh model
 with a bad init, and scores worse than uniform (loss > ln vocab).
 Fault switches: a file named CRASH or HANG in the experiment root makes the next forward
@@ -184,31 +184,51 @@ def _write(root: Path, rel: str, text: str) -> None:
     path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
 
 
-def _unigram(tokenize, n_outputs: int) -> torch.Tensor:
-    """Log-frequencies of each output id in stories of the bundled corpus (add-one smoothed).
+def _bigram(tokenize, n: int, bos: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next-token log-probabilities after each token (``n x n``, add-one smoothed) and the
+    unigram log-probabilities, counted on stories of the bundled corpus.
 
     Stories of another seed than the bundled corpus's: "trained" on the same kind of text,
-    evaluated on the validation split it never saw.
+    evaluated on a validation split it never saw.
     """
     from sandbox.corpus import generate_stories
 
-    counts = torch.ones(n_outputs)
+    counts = torch.ones(n, n)
     for story in generate_stories(40, seed=7):
-        counts += torch.bincount(torch.tensor(tokenize(story)), minlength=n_outputs)[:n_outputs]
-    return (counts / counts.sum()).log()
+        # Lower case: the toys' alphabets have no capitals (they read them as spaces), and a
+        # model of "  he" after every full stop would only ever write spaces greedily.
+        ids = torch.tensor([bos, *tokenize(story.lower())])
+        counts.index_put_((ids[:-1], ids[1:]), torch.ones(len(ids) - 1), accumulate=True)
+    return (counts / counts.sum(1, keepdim=True)).log(), (counts.sum(0) / counts.sum()).log()
 
 
 _CONSTANT = 4.0  # embedding column 0 of every token: the head's unigram column reads it
 
 
-def _trained(g: torch.Generator, log_freq: torch.Tensor, d: int, n_in: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(embedding, head) of a toy that knows its unigram: below ln vocab, context-dependent."""
-    n_out = len(log_freq)
-    emb = torch.randn(n_in, d, generator=g)
+def _trained(g: torch.Generator, tokenize, n: int, bos: int, d: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(embedding, head) of a toy that knows the bigrams of the bundled corpus.
+
+    Column 0 carries the unigram (a constant embedding column read by the head); the other
+    ``d - 1`` columns are the best rank-(d-1) factorisation of the bigram log-probabilities
+    minus the unigram, so ``head @ emb[token]`` is close to log p(next | token): a loss well
+    below ln vocab, and greedy decoding that writes words rather than spaces.
+    """
+    bigram, unigram = _bigram(tokenize, n, bos)
+    u, sv, vt = torch.linalg.svd(bigram - unigram)
+    r = d - 1
+    emb = torch.empty(n, d)
+    head = torch.empty(n, d)
     emb[:, 0] = _CONSTANT
-    head = torch.randn(n_out, d, generator=g) * (0.05 / d**0.5)
-    head[:, 0] = log_freq / _CONSTANT
+    head[:, 0] = unigram / _CONSTANT
+    emb[:, 1:] = u[:, :r] * sv[:r].sqrt()
+    head[:, 1:] = vt[:r].T * sv[:r].sqrt()
+    emb[:, 1:] += torch.randn(n, r, generator=g) * 0.01  # seeded: runs of one toy differ a little
     return emb, head
+
+
+def _mixer(g: torch.Generator, d: int) -> torch.Tensor:
+    """Small mixing weights: the running mean of the context moves the logits a little."""
+    return torch.randn(d, d, generator=g) * (0.02 / d**0.5)
 
 
 def _char_ids(alphabet: str):
@@ -219,10 +239,10 @@ def _char_ids(alphabet: str):
 def _state_a(cfg: dict, seed: int) -> dict:
     g = torch.Generator().manual_seed(seed)
     d, v = cfg["dim"], cfg["vocab_len"]
-    emb, head = _trained(g, _unigram(_char_ids(ALPHABET), v), d, v)
+    emb, head = _trained(g, _char_ids(ALPHABET), v, v - 3, d)
     return {
         "emb.weight": emb,
-        "mix.proj.weight": torch.randn(d, d, generator=g) / d**0.5,
+        "mix.proj.weight": _mixer(g, d),
         "mix.proj.bias": torch.zeros(d),
         "head.weight": head,
     }
@@ -243,10 +263,10 @@ def _untrained_state_a(cfg: dict, seed: int) -> dict:
 def _state_b(cfg: dict, seed: int, letters: str) -> dict:
     g = torch.Generator().manual_seed(seed)
     d, v = cfg["dim"], cfg["vocab_len"] + 2
-    emb, head = _trained(g, _unigram(_char_ids(letters), v), d, v)
+    emb, head = _trained(g, _char_ids(letters), v, cfg["vocab_len"], d)
     return {
         "emb.weight": emb,
-        "mix.proj.weight": torch.randn(d, d, generator=g) / d**0.5,
+        "mix.proj.weight": _mixer(g, d),
         "mix.proj.bias": torch.zeros(d),
         "out.weight": head,
     }
@@ -327,13 +347,24 @@ def add_untrained_run(root: Path, run: str = "untrained", seed: int = 0) -> Path
     return d
 
 
-def say_trained_on_bundled(run_dir: Path) -> None:
-    """Make a run's train config name the bundled corpus (as the sandbox's own zoo does)."""
+def say_trained_on_bundled(run_dir: Path, final_val_loss: float | None = None) -> None:
+    """Make a run's train config name the bundled corpus (as the sandbox's own zoo does).
+
+    With ``final_val_loss``, its log's last validation loss becomes that value: a log that
+    does not describe these weights when it is far from what they score (a toy scores ~2.5).
+    """
     from sandbox.data import BUNDLED_SEED
 
     path = run_dir / "train_config.json"
     cfg = json.loads(path.read_text()) if path.is_file() else {}
     path.write_text(json.dumps({**cfg, "corpus_seed": BUNDLED_SEED}))
+    if final_val_loss is not None:
+        log = run_dir / "log_data.csv"
+        header, *rows = log.read_text().splitlines()
+        column = header.split(",").index("Validation Loss")
+        last = rows[-1].split(",")
+        last[column] = str(final_val_loss)
+        log.write_text("\n".join([header, *rows[:-1], ",".join(last)]) + "\n")
 
 
 # Experiment P: a tokenizer of pieces (characters and frequent chunks, greedy longest match).
@@ -404,14 +435,13 @@ def make_toy_pieces(models: Path, name: str = "toy_pieces", runs: tuple[str, ...
     namespace: dict = {}
     exec(compile(textwrap.dedent(PIECE_TOKENIZER), "pieces_tokenizer", "exec"), namespace)  # noqa: S102 — our own fixture code
     tokenizer = namespace["PieceTokenizer"](PIECES)
-    log_freq = _unigram(lambda text: tokenizer.encode(text, bos=False), vocab)
     cfg = {"vocab_len": vocab, "dim": 16, "max_seq_len": 64, "tokenizer": "pieces", "device": "cpu"}
     for i, run in enumerate(runs):
         d = root / "trained" / run
         d.mkdir(parents=True, exist_ok=True)
         g = torch.Generator().manual_seed(200 + i)
-        emb, head = _trained(g, log_freq, cfg["dim"], vocab)
-        state = {"emb.weight": emb, "mix.proj.weight": torch.randn(16, 16, generator=g) / 4.0,
+        emb, head = _trained(g, lambda text: tokenizer.encode(text, bos=False), vocab, tokenizer.bos_id, cfg["dim"])
+        state = {"emb.weight": emb, "mix.proj.weight": _mixer(g, cfg["dim"]),
                  "mix.proj.bias": torch.zeros(16), "head.weight": head}
         torch.save(state, d / "model.pth")
         (d / "model_config.json").write_text(json.dumps(cfg))
