@@ -226,11 +226,26 @@ def screenshot_mode() -> bool:
     return False
 
 
-def cached_bpb(run_ids: list[str]) -> dict[str, float]:
-    """Bits per byte of runs from their newest cached evaluation (runs never evaluated: absent)."""
+def common_evaluation(run_ids: list[str]):
+    """The newest cached evaluation of all ``run_ids`` on the same text and settings (an
+    `evaluation.Report`), else None; see `evaluation.common_evaluation`."""
     from sandbox import evaluation
 
-    return evaluation.latest_bpb(models_dir(), run_ids)
+    return evaluation.common_evaluation(models_dir(), run_ids)
+
+
+def evaluated_texts(run_ids: list[str]) -> dict[str, list[str]]:
+    """What text each run's cached evaluations used, newest first."""
+    from sandbox import evaluation
+
+    return evaluation.evaluated_texts(models_dir(), run_ids)
+
+
+def flagged_runs() -> set[str]:
+    """Runs a sanity check found suspect (weights that look untrained): never picked by default."""
+    from sandbox import sanity
+
+    return sanity.flagged_run_ids([run for exp in experiments() for run in exp.runs])
 
 
 @st.cache_resource(show_spinner=False, on_release=lambda pool: pool.close_all())

@@ -14,15 +14,15 @@ import math
 import time
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from pages import common
 from sandbox import data, evalstate, evalview, export
 from sandbox import evaluation as ev
 from sandbox.discovery import UnknownRunError
-from sandbox.numfmt import format_number, has_huge
+from sandbox.numfmt import has_huge
 from sandbox.protocol import WorkerError
+from sandbox.tokenview import md_escape
 
 common.require_access()
 
@@ -54,8 +54,9 @@ def data_folder_names() -> tuple:
 
 if "ev_runs" not in ss:
     params = {key: st.query_params.get_all(key) for key in st.query_params}
+    flagged = common.flagged_runs() if "runs" not in params else set()  # never picked by default
     first, ss["ev_url_warnings"] = evalstate.from_query(
-        params, run_ids, data_files=data_folder_names()[2],
+        params, run_ids, flagged, data_files=data_folder_names()[2],
         hf_available=importlib.util.find_spec("datasets") is not None,
     )  # fmt: skip
     ss["ev_runs"], ss["ev_ks"], ss["ev_docs"], ss["ev_seed"] = first.runs, first.ks, first.docs, first.seed
@@ -145,7 +146,7 @@ with st.expander("Method"):
             "every token is still scored exactly once.",
         )
     )
-    batch = int(mcols[1].number_input("Batch size", 1, 256, 8, key="ev_batch", help="Capped by a run's max_batch_size."))
+    batch = int(mcols[1].number_input("Batch size", 1, 256, evalstate.STANDARD_BATCH, key="ev_batch", help="Capped by a run's max_batch_size."))
     on_cuda = common.device_name().startswith("cuda")
     autocast = mcols[2].selectbox(
         "Autocast", ["off", "bf16", "fp16"], key="ev_autocast", disabled=not on_cuda,
@@ -237,29 +238,43 @@ summary = tables[key]
 
 st.subheader("Results")
 st.caption(
-    f"{report.data['documents']:,} documents of {report.data['source'] or 'the chosen data'} "
-    f"({report.data['bytes']:,} UTF-8 bytes), data fingerprint `{report.data['fingerprint']}`. "
-    "Intervals: 95 % bootstrap over documents."
+    md_escape(f"{report.data['documents']:,} documents of {report.data['source'] or 'the chosen data'} "
+              f"({report.data['bytes']:,} UTF-8 bytes), data fingerprint {report.data['fingerprint']}. ")
+    + "Bits per byte first: the only metric comparable across tokenizers. Intervals: 95 % bootstrap "
+    "over documents. Green: the best value of a column."
 )
 names = ev.metrics.metric_names(shown_ks)
-display = summary[["run"]].copy()
+fair = report.same_tokens()  # per-token metrics rank runs only when they share a tokenizer
 # A diverged run's perplexity (1e33) is beyond what the table can format: such a column is
-# shown as text in scientific notation rather than as 36 digits.
+# shown as text in scientific notation rather than as 36 digits (evalview.results_display).
 huge = {name for name in names if has_huge(summary[name])}
-for name in names:
-    display[name] = summary[name].map(format_number) if name in huge else summary[name]
-    display[f"{name} 95% CI"] = [
-        "" if pd.isna(lo) else f"[{format_number(lo)}, {format_number(hi)}]" for lo, hi in zip(summary[f"{name}_lo"], summary[f"{name}_hi"], strict=True)
-    ]
-for column in ("roundtrip_changed", "tokens_per_s", "tokens", "cached", "error"):
-    display[column] = summary[column]
+
+
+def metric_column(name: str):
+    """A metric's column: its name, and a mark where it does not compare these runs."""
+    label = name.replace("_", " ")
+    kind = st.column_config.TextColumn if name in huge else st.column_config.NumberColumn
+    extra = {} if name in huge else {"format": "%.4f"}
+    if ev.metrics.per_token(name) and not fair:
+        return kind(
+            f"{label} ⚠", help="Per token, and these runs use different tokenizers: not comparable "
+            "across them. Bits per byte is.", **extra,
+        )
+    return kind(label, **extra)
+
+
+display = evalview.results_display(summary, names, huge)
 st.dataframe(
-    display,
+    evalview.styled_results(display, names, fair),
     hide_index=True,
     width="stretch",
+    key="ev_results",
     column_config={
-        **{n: st.column_config.NumberColumn(n.replace("_", " "), format="%.4f") for n in names if n not in huge},
-        **{n: st.column_config.TextColumn(n.replace("_", " ")) for n in huge},
+        **{n: metric_column(n) for n in names},
+        **{f"{n} 95% CI": st.column_config.TextColumn(f"{n.replace('_', ' ')} 95% CI") for n in names},
+        "check": st.column_config.TextColumn(
+            "check", help="suspect: weights look untrained or do not match the code (see below)."
+        ),
         "roundtrip_changed": st.column_config.NumberColumn(
             "round trip changed", format="percent", help="Share of characters decode(encode(text)) did not give back."
         ),
@@ -274,6 +289,11 @@ for r in report.results:
         st.error(f"**{r.run_id}**: {r.error['message']}")
         if r.error.get("hint"):
             st.caption(f"Fix: {r.error['hint']}")
+for r in report.results:
+    for flag in r.flags:
+        st.error(md_escape(flag), icon=":material/warning:")
+for note in report.notes():
+    st.caption(md_escape(note))
 lossy = summary[summary["roundtrip_changed"] > 0]
 for _, row in lossy.iterrows():
     st.warning(
@@ -285,6 +305,30 @@ by_k = ev.accuracy_by_k(ok, n_resamples=300) if ok else None
 by_pos = ev.by_position(ok, shown_ks) if ok else None
 
 
+# -- the verdict: paired differences against a reference run -----------------------------------
+if len(ok) >= 2:
+    st.subheader("Verdict")
+    ok_ids = [r.run_id for r in ok]
+    if ss.get("ev_ref") not in ok_ids:
+        ss.pop("ev_ref", None)
+    reference = st.selectbox("Reference run", ok_ids, key="ev_ref", help="Every other run is compared with this one.")
+    pkey = ("paired", tuple(shown_ks), resamples, reference)
+    if pkey not in tables:
+        tables[pkey] = report.paired(shown_ks, reference, n_resamples=resamples)
+    paired = tables[pkey]
+    st.caption(
+        "Paired differences: both runs read the same documents, so one bootstrap over documents "
+        "resamples both and what they share cancels out. 95 % intervals; no clear difference when "
+        "the interval spans 0."
+    )
+    for row in paired:
+        if row["metric"] == "bits_per_byte" and row["verdict"]:
+            clear = "no clear difference" not in row["verdict"]
+            (st.success if clear else st.info)(md_escape(row["verdict"]), icon=":material/balance:")
+    with st.expander("All paired differences"):
+        st.dataframe(evalview.paired_table(paired), hide_index=True, width="stretch")
+
+
 def comparison_figure():
     """Table and charts of this evaluation as one picture (for a chat or a paper)."""
     title = f"Evaluation: {report.data['documents']:,} documents of {report.data['source'] or 'text'}"
@@ -294,7 +338,8 @@ def comparison_figure():
 with st.container(horizontal=True):
     st.download_button("CSV", summary.to_csv(index=False), "evaluation.csv", "text/csv", icon=":material/download:")
     st.download_button(
-        "JSON", report.to_json(shown_ks, n_resamples=resamples), "evaluation.json", "application/json",
+        "JSON", report.to_json(shown_ks, n_resamples=resamples, reference=ss.get("ev_ref")), "evaluation.json",
+        "application/json",
         icon=":material/download:",
     )
     st.download_button(

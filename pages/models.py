@@ -89,7 +89,9 @@ st.dataframe(
 
 runs_by_id = {r.id: r for e in experiments for r in e.runs}
 experiment_by_name = {e.name: e for e in experiments}
-healthy = list(table.loc[table["status"] == "ok", "run_id"])
+# Runs that load ("suspect" ones too: their flag is shown beside their numbers).
+healthy = list(table.loc[table["status"].isin(["ok", "suspect"]), "run_id"])
+suspect = set(table.loc[table["status"] == "suspect", "run_id"])
 # A keyed, rerunning st.tabs: the open tab is a widget value, so the link can carry it
 # (modelsstate.TABS) and a link can open it. Every tab is still drawn on every run.
 tab_detail, tab_diff, tab_code, tab_cost, tab_card, tab_doctor = st.tabs(
@@ -208,26 +210,79 @@ with tab_cost:
         common.scaling_charts(cost_rows)
 
 # -- a comparison card ----------------------------------------------------------------------------
+
+
+def evaluate_both(run_a: str, run_b: str):
+    """Evaluate both runs on the bundled corpus with the Evaluation page's default settings
+    (so its cache serves both), with a progress bar per run; returns the report."""
+    from sandbox import data, evalstate
+    from sandbox import evaluation as ev
+
+    docs = data.sample_documents(data.load_documents("bundled"), evalstate.EvalSelection().docs, evalstate.EvalSelection().seed)
+    bars = {rid: st.progress(0.0, text=f"{rid}: starting") for rid in (run_a, run_b)}
+
+    def progress(run_id: str, done: int, total: int) -> None:
+        bars[run_id].progress(done / total if total else 1.0, text=f"{run_id}: {done:,} / {total:,} windows")
+
+    return ev.evaluate(
+        common.worker_pool(), [run_a, run_b], docs, evalstate.standard_settings(common.device_name()),
+        models_dir=common.models_dir(), data_label=data.BUNDLED_LABEL, progress=progress,
+    )
+
+
 with tab_card:
     if len(healthy) < 2:
         st.info("Two loadable runs are needed for a comparison.")
     else:
+        from sandbox.tokenview import md_escape
+
+        # Defaults leave suspect runs out (they stay selectable).
+        clean = [i for i, rid in enumerate(healthy) if rid not in suspect] or list(range(len(healthy)))
         c1, c2 = st.columns(2)
         with c1:
-            a_id = choose("Run A", healthy, "card_a", 0)
+            a_id = choose("Run A", healthy, "card_a", clean[0])
         with c2:
-            b_id = choose("Run B", healthy, "card_b", len(healthy) - 1)
+            b_id = choose("Run B", healthy, "card_b", clean[-1])
         rows_ab = {r["run_id"]: r for r in common.cost_rows([runs_by_id[a_id], runs_by_id[b_id]])}
         fa, fb = rows_ab.get(a_id), rows_ab.get(b_id)
         if fa and fb and a_id != b_id:
             ra, rb = runs_by_id[a_id], runs_by_id[b_id]
+            fresh = ss.setdefault("card_evaluations", {})
+            shared = common.common_evaluation([a_id, b_id])
+            if shared is None and (a_id, b_id) in fresh:  # evaluated here, but the cache could not keep it
+                shared = fresh[(a_id, b_id)]
             card = comparison.summary_card(
                 ra, rb, experiment_by_name[ra.experiment], experiment_by_name[rb.experiment],
-                fa, fb, common.cached_bpb([a_id, b_id]),
+                fa, fb, shared, common.evaluated_texts([a_id, b_id]),
             )
-            with st.container(border=True):
-                st.markdown(f"#### {a_id} vs {b_id}")
+            ev_part = card["evaluation"]
+            with st.container(border=True, key="compare_card"):
+                st.markdown(f"#### {md_escape(a_id)} vs {md_escape(b_id)}")
                 st.dataframe(comparison.card_table(card), hide_index=True, width="stretch")
+                if ev_part["same"]:
+                    st.caption(md_escape(f"Evaluated on {ev_part['text']}, the same settings for both. "
+                                         "B − A of bits per byte: paired difference with its 95 % interval."))
+                    if ev_part["verdict"]:
+                        st.markdown(f"**Verdict:** {md_escape(ev_part['verdict'])}")
+                    for note in ev_part["notes"]:
+                        st.caption(md_escape(note))
+                else:
+                    st.warning(
+                        md_escape(f"Evaluation: {comparison.NOT_SAME_TEXT} ({a_id}: {ev_part['texts'][a_id]}; "
+                                  f"{b_id}: {ev_part['texts'][b_id]}), so no evaluation figure compares them."),
+                        icon=":material/rule:",
+                    )
+                    if st.button("Evaluate both on the bundled corpus", key="card_eval", icon=":material/play_arrow:",
+                                 help="100 documents of the bundled corpus's validation split, the Evaluation page's default settings."):
+                        report = evaluate_both(a_id, b_id)
+                        for r in report.results:
+                            if r.error:
+                                common.show_error(RuntimeError(r.error["message"]), r.run_id)
+                        if all(r.ok for r in report.results):
+                            fresh[(a_id, b_id)] = report
+                            st.rerun()
+                for flag in card["flags"]:
+                    st.error(md_escape(flag), icon=":material/warning:")
                 st.markdown(f"**Code:** {card['code_note']}." + "".join(f"\n- `{f}`" for f in card["changed_files"]))
                 if card["config_diff"]:
                     st.markdown("**Config keys that differ:** " + ", ".join(f"`{r['key']}`" for r in card["config_diff"]))

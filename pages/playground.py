@@ -67,7 +67,7 @@ def _seed_widgets(state: playstate.PlaygroundState) -> None:
 
 if "pg_state" not in st.session_state:
     params = {key: st.query_params.get_all(key) for key in st.query_params}
-    first, warnings = playstate.state_from_query(params, run_ids)
+    first, warnings = playstate.state_from_query(params, run_ids, common.flagged_runs() if "run" not in params else ())
     st.session_state["pg_state"] = first
     st.session_state["pg_url_warnings"] = warnings
 if "pg_runs" not in st.session_state:

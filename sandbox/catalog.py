@@ -56,11 +56,18 @@ def final_losses(run: Run) -> tuple[float | None, float | None]:
 def run_row(run: Run, findings: list[dict] | None = None) -> dict:
     """One row of the runs table; problems never raise, they fill the ``problems`` column.
 
-    ``findings`` are the doctor's findings for the run's experiment, as dicts.
+    ``findings`` are the doctor's findings for the run's experiment, as dicts. Status: "broken"
+    (an error), "suspect" (loads, but its loss on the bundled corpus is worse than uniform or
+    far from its log: the doctor's sanity warnings, else a verdict recorded by an earlier
+    doctor run or evaluation, `sandbox.sanity`), else "ok".
     """
+    from sandbox import sanity
+
     problems = [
         f["sentence"] for f in findings or [] if f["run"] in (None, run.name) and f["severity"] == "error"
     ]
+    suspect = [f["sentence"] for f in findings or [] if f["run"] == run.name and f["rule"] == "sanity"]
+    suspect = suspect or sanity.recorded_flags(run)
     row = {"run_id": run.id, "experiment": run.experiment, "run": run.name}
     try:
         cfg = run.model_config()
@@ -78,8 +85,8 @@ def run_row(run: Run, findings: list[dict] | None = None) -> dict:
     except Exception as exc:  # noqa: BLE001 — same for a log the reader cannot parse
         row["final_train_loss"] = row["final_val_loss"] = None
         problems.append(f"trained/{run.name}/log_data.csv cannot be read ({type(exc).__name__}).")
-    row["status"] = "ok" if not problems else "broken"
-    row["problems"] = problems
+    row["status"] = "broken" if problems else "suspect" if suspect else "ok"
+    row["problems"] = problems + suspect
     return row
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable
 
@@ -88,7 +89,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             for run in exp.runs:
                 if run.name in infos:
                     info = infos[run.name]
-                    print(f"  {run.name}: loads, {info['n_params']:,} parameters, vocab {info['vocab_size']}, forward ok")
+                    probe = info.get("probe_loss")
+                    scored = "" if probe is None else f", loss {probe:,.3f} nats/token on the probe text (uniform: {math.log(info['vocab_size']):.3f})"
+                    print(f"  {run.name}: loads, {info['n_params']:,} parameters, vocab {info['vocab_size']}, forward ok{scored}")
             for f in findings:
                 where = f"{f.run}: " if f.run else ""
                 print(f"  [{f.severity}] {where}{f.sentence} (rule: {f.rule}, file: {f.file})")
@@ -239,12 +242,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate runs on the same documents: top-k accuracy, loss, perplexity and bits per byte,
     each with a 95 % bootstrap interval over documents (the numbers of the Evaluation page)."""
     from sandbox import evaluation
-    from sandbox.data import DataSourceError, load_documents, sample_documents
+    from sandbox.data import BUNDLED_LABEL, DataSourceError, load_documents, sample_documents
     from sandbox.device import pick_device
 
     try:
         if min(args.k) < 1:
             raise ValueError(f"every k must be at least 1, not {min(args.k)}")
+        if args.reference is not None and args.reference not in args.runs:
+            raise ValueError(f"the reference run {args.reference} is not one of --runs")
         docs = sample_documents(load_documents(args.data), args.docs if args.docs > 0 else None, args.seed)
         settings = evaluation.EvalSettings(
             kmax=max(args.k), overlap=args.overlap, batch_size=args.batch_size,
@@ -262,16 +267,28 @@ def cmd_eval(args: argparse.Namespace) -> int:
     try:
         report = evaluation.evaluate(
             pool, args.runs, docs, settings, models_dir=models_dir(args.models_dir),
-            data_label=args.data, progress=progress, use_cache=not args.no_cache,
+            data_label=BUNDLED_LABEL if args.data == "bundled" else args.data, progress=progress,
+            use_cache=not args.no_cache,
         )
     finally:
         pool.close_all()
     if args.json:
-        print(report.to_json(args.k))
+        print(report.to_json(args.k, reference=args.reference))
     else:
-        print(f"{len(docs)} documents of {args.data} ({report.data['bytes']:,} bytes), seed {args.seed}")
+        print(f"{len(docs)} documents of {report.data['source']} ({report.data['bytes']:,} bytes), seed {args.seed}")
         text = evaluation.summary_text(report.summary(args.k), args.k)
         print(_table(text.drop(columns="error").to_dict("records"), [c for c in text.columns if c != "error"]))
+        paired = report.paired(args.k, args.reference)
+        if paired:
+            print(f"\nPaired differences against {paired[0]['reference']} (95 % bootstrap over documents):")
+        for row in paired:
+            if row["verdict"] and (row["metric"] == "bits_per_byte" or row["metric"] == "loss"):
+                print(f"  {row['verdict']}")
+        for note in report.notes():
+            print(f"note: {note}")
+        for result in report.results:
+            for flag in result.flags:
+                print(f"suspect: {flag}")
     for result in report.results:
         for warning in result.warnings:
             print(f"warning: {warning}", file=sys.stderr)
@@ -341,6 +358,7 @@ def _setup_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best present)")
     p.add_argument("--no-cache", action="store_true", help="recompute even when a cached result exists")
     _timeout_option(p)
+    p.add_argument("--reference", default=None, metavar="EXP/RUN", help="run the others are compared with (default: the first)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 

@@ -29,6 +29,8 @@ from sandbox.corpus import bundled_split
 from sandbox.settings import PROJECT_ROOT
 
 FORMATS = (".txt", ".jsonl", ".parquet")
+BUNDLED_SEED = 1337  # the bundled corpus the sandbox's own zoo is trained on
+BUNDLED_LABEL = "bundled corpus, validation split"  # how results on it name their text
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 _BLANK_LINES = re.compile(r"\n[ \t]*\n\s*")  # one or more blank lines end a document
 
@@ -136,7 +138,7 @@ def _load_hf(spec: str) -> list[str]:
 
 
 def load_documents(source: str = "bundled", *, split: str = "validation",
-                   seed: int = 1337) -> list[str]:
+                   seed: int = BUNDLED_SEED) -> list[str]:
     """Documents of ``source``: ``"bundled"``, a .txt/.jsonl/.parquet path, or ``hf:...``.
 
     ``split`` and ``seed`` apply to the bundled corpus only (a file is one split; an

@@ -4,6 +4,10 @@ Static checks (files present, Python that compiles, JSON that parses, config key
 ModelConfig declares) need no worker and run in the app's process without importing any
 experiment code. The dynamic check loads each run in the experiment's worker and runs one
 short forward pass (`sandbox.runhost` applies the contract step by step); ``quick`` skips it.
+It then scores a short fixed text (`sandbox.sanity.probe_documents`, a few hundred characters
+of each of the first documents of the bundled corpus's validation split) and warns when the
+loss is worse than uniform guessing, or far from the run's logged validation loss on that
+corpus (`sandbox.sanity`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from sandbox import sanity
 from sandbox.discovery import Experiment, Run, discover
 from sandbox.protocol import WorkerError
 
@@ -30,6 +35,8 @@ HINTS = {
     "model": "modules/model.py must define class Model(cfg).",
     "forward": "model(input_ids) must return (logits, None) with logits (batch, seq, vocab).",
     "worker": "The worker process failed; the server log has its last output.",
+    "sanity": "Check that model.pth was saved after training, by this version of the code (a fresh "
+    "Model(cfg) scores about ln vocab or worse), then evaluate it on the bundled corpus.",
 }
 
 
@@ -181,6 +188,7 @@ def dynamic_findings(exp: Experiment, client) -> tuple[list[Finding], dict[str, 
                 Finding(exp.name, run.name, rule, exc.file or exp.name, str(exc), exc.hint or HINTS.get(rule, ""))
             )
             continue
+        out.extend(_probe(exp, run, client, infos[run.name]))
         if infos[run.name].get("pad_outside_model"):
             out.append(
                 Finding(
@@ -195,6 +203,28 @@ def dynamic_findings(exp: Experiment, client) -> tuple[list[Finding], dict[str, 
                 )
             )
     return out, infos
+
+
+def _probe(exp: Experiment, run: Run, client, info: dict) -> list[Finding]:
+    """Score the probe text; a warning per sanity flag (the verdict is recorded for the pages).
+
+    Adds ``probe_loss`` to ``info``.
+    """
+    from sandbox.evaluation import probe_loss
+
+    rel = f"trained/{run.name}/model.pth"
+    try:
+        loss = probe_loss(client, run.name, sanity.probe_documents(), int(info["max_seq_len"]))
+    except WorkerError as exc:
+        rule = exc.rule or "worker"
+        return [Finding(exp.name, run.name, rule, exc.file or rel, f"Scoring a short text failed: {exc}",
+                        exc.hint or HINTS.get(rule, ""))]
+    except RuntimeError as exc:  # a stream that ended early: the worker's output was short
+        return [Finding(exp.name, run.name, "worker", rel, f"Scoring a short text failed: {exc}.", HINTS["worker"])]
+    info["probe_loss"] = loss
+    flags = sanity.check(run, loss, info.get("vocab_size"), on_bundled=True, where="on the doctor's probe text")
+    sanity.record(run, flags, loss, "doctor")
+    return [Finding(exp.name, run.name, "sanity", rel, flag, HINTS["sanity"], "warning") for flag in flags]
 
 
 def check_experiment(exp: Experiment, pool=None, quick: bool = False) -> tuple[list[Finding], dict[str, dict]]:

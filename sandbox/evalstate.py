@@ -12,13 +12,14 @@ the page asks for the file again.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sandbox import querystate as qs
-from sandbox.evaluation import DEFAULT_KS
+from sandbox.evaluation import DEFAULT_KS, EvalSettings
 
 K_CHOICES = (1, 2, 3, 5, 10, 20, 50, 100)
+STANDARD_BATCH = 8  # the page's default batch size (windows per forward pass)
 MAX_DOCS = 5000
 MAX_SEED = 2**31 - 1
 QUERY_KEYS = ("runs", "k", "docs", "seed", "data")
@@ -87,19 +88,21 @@ def parse_data(raw: qs.Raw, data_files: Sequence[str], hf_available: bool) -> tu
 def from_query(
     params: Mapping[str, list[str] | str],
     run_ids: list[str],
+    flagged: Collection[str] = (),
     *,
     data_files: Sequence[str] = (),
     hf_available: bool = False,
 ) -> tuple[EvalSelection, list[str]]:
     """The selection a link asks for, and a warning per value that was ignored.
 
+    Without runs in the link, two runs are picked, never one of ``flagged`` (`sandbox.sanity`).
     ``data_files`` are the names the page offers from the data folder; ``hf_available``
     says whether Hugging Face data can be loaded here.
     """
     default = EvalSelection()
     runs, warnings = qs.parse_choices(params.get("runs"), run_ids, what="run", why="there is no such run here")
     if "runs" not in params:
-        runs = qs.default_runs(run_ids, 2)
+        runs = qs.default_runs(run_ids, 2, skip=flagged)
     k_raw, k_warn = qs.parse_choices(
         params.get("k"), [str(k) for k in K_CHOICES], what="k",
         why=f"k must be one of {', '.join(map(str, K_CHOICES))}",
@@ -136,3 +139,9 @@ def to_query(selection: EvalSelection) -> dict[str, list[str]]:
         "seed": [str(selection.seed)],
         "data": [selection.data],
     }
+
+
+def standard_settings(device: str) -> EvalSettings:
+    """The page's default method (k up to the largest default k, disjoint windows): what the
+    compare card's "evaluate both" uses too, so both find each other's results in the cache."""
+    return EvalSettings(kmax=max(DEFAULT_KS), overlap=0, batch_size=STANDARD_BATCH, autocast=None, device=device)

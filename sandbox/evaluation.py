@@ -20,7 +20,15 @@ cannot mix models up):
    sums them per document and per position in the window (`sandbox.metrics`).
 
 Results are cached per run as JSON under ``cache_dir()/eval/``, keyed by the run's
-fingerprint (experiment code + weights size/mtime), the data fingerprint and the settings.
+fingerprint (experiment code + weights size/mtime), the data fingerprint and the settings;
+each entry also names its text (``data_label``), so that a comparison drawn from the cache
+(`common_evaluation`) only ever puts side by side results on the same text and settings,
+and says which text that was.
+
+Verdicts between runs are paired differences (`Report.paired`): both runs scored the same
+documents, so one bootstrap over documents resamples both (`sandbox.metrics.paired_bootstrap`).
+Every result is also checked for sanity (`sandbox.sanity`): a loss worse than uniform
+guessing, or far from the run's logged validation loss on the same data, is flagged.
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sandbox import metrics
+from sandbox import metrics, sanity
 from sandbox.discovery import Run, UnknownRunError, find_experiment, find_run
 from sandbox.numfmt import format_number
 from sandbox.protocol import WorkerError
@@ -48,6 +56,7 @@ from sandbox.settings import cache_dir
 EVAL_VERSION = 1  # bump when the method changes: older cache entries are then ignored
 DEFAULT_KS = (1, 5, 10)
 MAX_DETAIL_CHARS = 4000  # per-token views read at most this much of a document
+SMALL_SAMPLE = 30  # fewer documents than this: intervals (and so verdicts) mean little
 
 Progress = Callable[[str, int, int], None]  # (run id, windows done, windows in all)
 
@@ -148,6 +157,7 @@ class RunResult:
     cached: bool = False
     error: dict | None = None  # {"message", "hint"}; tracebacks go to the server log only
     warnings: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)  # sanity sentences (`sandbox.sanity`), made afresh
 
     @property
     def ok(self) -> bool:
@@ -226,7 +236,8 @@ def load_cached(key: str, root: Path | None = None) -> RunResult | None:
 def save_cached(key: str, result: RunResult, root: Path | None = None, meta: dict | None = None) -> str | None:
     """Write a result atomically; returns a warning sentence instead of raising on failure.
 
-    ``meta`` (run and data fingerprints, settings) is stored beside it for `latest_bpb`.
+    ``meta`` (run and data fingerprints, the text's label, settings) is stored beside it for
+    `common_evaluation`.
     """
     try:
         path = _cache_path(key, root)
@@ -244,34 +255,111 @@ def save_cached(key: str, result: RunResult, root: Path | None = None, meta: dic
     return None
 
 
-def latest_bpb(models_dir: Path | str | None, run_ids: list[str], root: Path | None = None) -> dict[str, float]:
-    """Bits per byte of each run from its newest cached evaluation of its current weights/code.
+@dataclass
+class CachedEntry:
+    """One cached result of a run's current code and weights, with what it was computed on."""
 
-    Runs never evaluated (or changed since) are left out. The newest evaluations of two runs
-    may be on different data: compare them only when that is known to be the same.
-    """
+    result: RunResult
+    data_fp: str
+    data_label: str
+    settings: dict
+    mtime: float
+
+    @property
+    def documents(self) -> int:
+        return len(self.result.sums.tokens) if self.result.sums is not None else 0
+
+    @property
+    def text(self) -> str:
+        """The text it was evaluated on, in words: "100 documents of bundled corpus, validation split"."""
+        return text_name(self.documents, self.data_label, self.data_fp)
+
+
+def text_name(documents: int, label: str, fingerprint: str) -> str:
+    """Evaluation text in words: "100 documents of bundled corpus, validation split"."""
+    return f"{documents:,} document{'' if documents == 1 else 's'} of {label or f'text {fingerprint}'}"
+
+
+_ENTRIES: dict[tuple[str, int, int], tuple[str, dict, RunResult] | None] = {}  # parsed once per file version
+
+
+def _read_entry(path: Path) -> tuple[float, tuple[str, dict, RunResult] | None]:
+    st = path.stat()
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key not in _ENTRIES:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            result = RunResult.from_dict(data)
+            meta = data.get("meta") or {}
+            _ENTRIES[key] = (result.run_id, meta, result) if result.ok and isinstance(meta, dict) else None
+        except (OSError, ValueError, KeyError, TypeError):
+            _ENTRIES[key] = None  # an entry being written, or from an older version
+    return st.st_mtime, _ENTRIES[key]
+
+
+def cached_entries(models_dir: Path | str | None, run_ids: list[str], root: Path | None = None) -> list[CachedEntry]:
+    """Every cached result of ``run_ids`` for their current code and weights, newest first."""
     from sandbox.discovery import all_runs
 
     wanted = {r.id: r.fingerprint() for r in all_runs(models_dir) if r.id in run_ids}
+    found = []
     try:
         folder = root if root is not None else cache_dir() / "eval"
-        files = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+        paths = list(folder.glob("*.json"))
     except OSError:
-        return {}
-    found: dict[str, float] = {}
-    for path in files:
+        return []  # no cache to read: nothing was evaluated as far as we can tell
+    for path in paths:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            run_id = data["run_id"]
-            if run_id in found or wanted.get(run_id) != data.get("meta", {}).get("run_fp") or not data.get("sums"):
-                continue
-            sums = metrics.DocSums.from_dict(data["sums"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # a cache entry being written, or from an older version
-        found[run_id] = float(sums.nll.sum() / metrics.LN2 / sums.bytes.sum())
-        if len(found) == len(wanted):
-            break
-    return found
+            mtime, entry = _read_entry(path)
+        except OSError:
+            continue  # removed while we looked
+        if entry is None:
+            continue
+        run_id, meta, result = entry
+        if wanted.get(run_id) is None or wanted[run_id] != meta.get("run_fp") or not meta.get("data_fp"):
+            continue
+        result = RunResult.from_dict(result.to_dict())  # a copy: callers may add flags
+        result.cached = True
+        found.append(CachedEntry(result, str(meta["data_fp"]), str(meta.get("data_label") or ""),
+                                 dict(meta.get("settings") or {}), mtime))
+    return sorted(found, key=lambda e: e.mtime, reverse=True)
+
+
+def common_evaluation(models_dir: Path | str | None, run_ids: list[str], root: Path | None = None) -> Report | None:
+    """The newest cached results of all ``run_ids`` on the SAME text with the SAME settings.
+
+    None when there are none: then no figure may compare the runs' evaluations (say which
+    text each was evaluated on instead, `evaluated_texts`). Flags are checked afresh.
+    """
+    groups: dict[tuple[str, str], dict[str, CachedEntry]] = {}
+    for entry in cached_entries(models_dir, run_ids, root):  # newest first: the first of each run wins
+        group = groups.setdefault((entry.data_fp, json.dumps(entry.settings, sort_keys=True)), {})
+        group.setdefault(entry.result.run_id, entry)
+    complete = [g for g in groups.values() if all(r in g for r in run_ids)]
+    if not complete or not run_ids:
+        return None
+    best = max(complete, key=lambda g: min(e.mtime for e in g.values()))
+    first = best[run_ids[0]]
+    try:
+        settings = EvalSettings(**first.settings)
+    except (TypeError, ValueError):
+        return None
+    results = [best[r].result for r in run_ids]
+    sums = first.result.sums
+    data = {"source": first.data_label, "documents": first.documents, "fingerprint": first.data_fp,
+            "bytes": int(sums.bytes.sum()), "chars": first.result.n_chars}
+    report = Report(results=results, settings=settings, data=data)
+    report.check_sanity(models_dir)
+    return report
+
+
+def evaluated_texts(models_dir: Path | str | None, run_ids: list[str], root: Path | None = None) -> dict[str, list[str]]:
+    """For each run, the texts its cached evaluations used ("3 documents of notes.txt"), newest first."""
+    out: dict[str, list[str]] = {r: [] for r in run_ids}
+    for entry in cached_entries(models_dir, run_ids, root):
+        if entry.text not in out[entry.result.run_id]:
+            out[entry.result.run_id].append(entry.text)
+    return out
 
 
 # -- one run ---------------------------------------------------------------------------------
@@ -328,6 +416,19 @@ def score_documents(
     return sums, metrics.position_sums(nll, rank, pos, max_len, settings.kmax), total
 
 
+def probe_loss(client: Any, run_name: str, docs: list[str], max_len: int) -> float:
+    """Loss (nats/token) of one run on a few short documents, scored as an evaluation scores.
+
+    The doctor's sanity probe (`sandbox.sanity.probe_documents`): a handful of windows, no
+    round-trip check, no cache.
+    """
+    docs_ids = client.request("encode", run=run_name, texts=docs, bos=True)
+    doc_bytes = np.fromiter((len(d.encode("utf-8")) for d in docs), dtype=np.int64, count=len(docs))
+    sums, _, _ = score_documents(client, run_name, docs_ids, doc_bytes, max_len, EvalSettings(kmax=1))
+    tokens = int(sums.tokens.sum())
+    return float(sums.nll.sum() / tokens) if tokens else math.nan
+
+
 def evaluate_run(
     client: Any,
     run: Run,
@@ -336,6 +437,7 @@ def evaluate_run(
     *,
     run_fp: str,
     data_fp: str,
+    data_label: str = "",
     progress: Progress | None = None,
     cancel: Callable[[], bool] = lambda: False,
     use_cache: bool = True,
@@ -372,7 +474,7 @@ def evaluate_run(
         windows=n_windows,
         seconds=time.perf_counter() - t0,
     )
-    meta = {"run_fp": run_fp, "data_fp": data_fp, "settings": asdict(settings)}
+    meta = {"run_fp": run_fp, "data_fp": data_fp, "data_label": data_label, "settings": asdict(settings)}
     if use_cache and (warning := save_cached(key, result, cache_root, meta)):
         result.warnings.append(warning)
     return result
@@ -413,29 +515,155 @@ class Report:
     def result(self, run_id: str) -> RunResult:
         return next(r for r in self.results if r.run_id == run_id)
 
+    @property
+    def on_bundled(self) -> bool:
+        """True when the text is (a sample of) the bundled corpus's validation split."""
+        from sandbox.data import BUNDLED_LABEL
+
+        return self.data.get("source") == BUNDLED_LABEL
+
     def summary(self, ks: list[int], *, n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
-        """One row per run: top-k, loss, perplexity, bits/byte with 95 % intervals, speed."""
+        """One row per run: bits/byte, loss, perplexity, top-k with 95 % intervals, speed."""
         return summary_table(self.results, ks, n_resamples=n_resamples, seed=seed)
 
-    def to_json(self, ks: list[int], *, n_resamples: int = 1000, seed: int = 0) -> str:
-        """Everything: settings, data, the summary rows and each run's raw sums."""
+    def check_sanity(self, models_dir: Path | str | None, *, record: bool = False) -> None:
+        """Fill each result's ``flags`` (`sandbox.sanity`); with ``record``, remember verdicts
+        made on the bundled corpus so that default choices can leave flagged runs out."""
+        where = "on the bundled corpus" if self.on_bundled else f"on {self.data.get('source') or 'this text'}"
+        for r in self.results:
+            if not r.ok:
+                continue
+            try:
+                run = find_run(models_dir, r.run_id)
+            except UnknownRunError:
+                continue
+            loss = float(r.sums.nll.sum() / r.sums.tokens.sum()) if r.sums.tokens.sum() else math.nan
+            r.flags = sanity.check(run, loss, r.info.get("vocab_size"), on_bundled=self.on_bundled, where=where)
+            if record and self.on_bundled and math.isfinite(loss):
+                sanity.record(run, r.flags, loss, "evaluation")
+
+    def same_tokens(self) -> bool:
+        """True when every run cut the text into the same tokens, as far as can be told: same
+        tokenizer name, same number of outputs, same token count in every document. Only then
+        do per-token metrics (loss, perplexity, top-k) compare."""
+        ok = [r for r in self.results if r.ok]
+        return all(same_cut(ok[0], r) for r in ok[1:])
+
+    def small_sample_note(self) -> str | None:
+        """A sentence when there are too few documents for intervals to mean much."""
+        n = int(self.data.get("documents") or 0)
+        if 0 < n < SMALL_SAMPLE:
+            return (f"Intervals from {n} documents mean little: evaluate at least {SMALL_SAMPLE} documents "
+                    "before trusting a verdict.")
+        return None
+
+    def notes(self) -> list[str]:
+        """Sentences to show under the results: a small sample, tokenizers that differ."""
+        out = [note] if (note := self.small_sample_note()) else []
+        if not self.same_tokens():
+            cuts = "; ".join(
+                f"{r.run_id}: {r.info.get('tokenizer') or '?'}, {r.info.get('vocab_size') or '?'} outputs, "
+                f"{r.tokens:,} tokens" for r in self.results if r.ok
+            )
+            out.append(
+                "Loss, perplexity and top-k accuracy are per token, and these runs cut the text into "
+                f"tokens differently ({cuts}): those are not comparable across tokenizers. Bits per byte is."
+            )
+        return out
+
+    def paired(self, ks: list[int], reference: str | None = None, *, n_resamples: int = 1000, seed: int = 0) -> list[dict]:
+        """Paired differences (run − reference) of every metric, with 95 % intervals and verdicts.
+
+        ``reference`` defaults to the first run that succeeded. Per-token metrics are marked not
+        comparable (and get no verdict) when the runs' tokenizers differ (`same_tokens`).
+        """
+        ok = [r for r in self.results if r.ok]
+        if len(ok) < 2:
+            return []
+        ref = next((r for r in ok if r.run_id == reference), ok[0])
+        rows = []
+        for r in ok:
+            if r is ref:
+                continue
+            try:
+                diffs = metrics.paired_bootstrap(ref.sums, r.sums, list(ks), n_resamples=n_resamples, seed=seed)
+            except ValueError:
+                continue  # not the same documents: nothing to pair
+            for name, (diff, lo, hi) in diffs.items():
+                fair = same_cut(ref, r) or not metrics.per_token(name)
+                rows.append({
+                    "reference": ref.run_id, "run": r.run_id, "metric": name,
+                    "difference": diff, "lo": lo, "hi": hi, "comparable": fair,
+                    "verdict": verdict(r.run_id, ref.run_id, name, diff, lo, hi) if fair else None,
+                })
+        return rows
+
+    def to_json(self, ks: list[int], *, n_resamples: int = 1000, seed: int = 0, reference: str | None = None) -> str:
+        """Everything: settings, data, the summary rows, paired differences, notes, flags and
+        each run's raw sums."""
         table = self.summary(ks, n_resamples=n_resamples, seed=seed)
+        paired = self.paired(ks, reference, n_resamples=n_resamples, seed=seed)
         payload = {
             "method_version": EVAL_VERSION,
             "settings": asdict(self.settings),
             "data": self.data,
             "ks": list(ks),
             "summary": json.loads(table.to_json(orient="records")),
+            "reference": paired[0]["reference"] if paired else None,
+            "paired": [{k: _finite_or_none(v) for k, v in row.items()} for row in paired],
+            "notes": self.notes(),
+            "flags": {r.run_id: r.flags for r in self.results if r.flags},
             "runs": [r.to_dict() for r in self.results],
         }
         return json.dumps(payload, indent=1)
+
+
+def same_cut(a: RunResult, b: RunResult) -> bool:
+    """True when two results cut the text into the same tokens, as far as can be told."""
+    return (a.info.get("tokenizer"), a.info.get("vocab_size")) == (b.info.get("tokenizer"), b.info.get("vocab_size")) and (
+        np.array_equal(a.sums.tokens, b.sums.tokens)
+    )
+
+
+def _finite_or_none(value: Any) -> Any:
+    """JSON has no NaN: a non-finite float becomes null."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+# How a paired difference is said: (words, scale, digits); top-k differences are in points.
+_SAID = {"bits_per_byte": ("bits/byte", 1.0, 3), "loss": ("nats/token", 1.0, 3), "perplexity": ("perplexity", 1.0, 2)}
+
+
+def verdict(run: str, reference: str, metric: str, diff: float, lo: float, hi: float) -> str | None:
+    """One sentence on a paired difference ``run − reference`` of ``metric`` and its interval.
+
+    "B is better than A by 0.036 bits/byte [0.021, 0.050]" when the 95 % interval excludes 0
+    (the interval given as the winner's advantage), "B vs A: no clear difference in ..." when
+    it spans 0. None for metrics without a better direction (tokens per byte).
+    """
+    lower = metrics.lower_is_better(metric)
+    if lower is None or not all(map(math.isfinite, (diff, lo, hi))):
+        return None
+    if metric.startswith("top"):
+        unit, scale, digits = f"points of top-{metric[3:]} accuracy", 100.0, 1
+    else:
+        unit, scale, digits = _SAID[metric]
+    if lo <= 0 <= hi:
+        what = "top-" + metric[3:] + " accuracy" if metric.startswith("top") else metric.replace("_", " ")
+        return (f"{run} vs {reference}: no clear difference in {what} "
+                f"({diff * scale:+.{digits}f} [{lo * scale:+.{digits}f}, {hi * scale:+.{digits}f}])")
+    sign = -1.0 if lower else 1.0  # turns run − reference into the run's advantage
+    adv, a, b = diff * sign * scale, *sorted((lo * sign * scale, hi * sign * scale))
+    if a > 0:
+        return f"{run} is better than {reference} by {adv:.{digits}f} {unit} [{a:.{digits}f}, {b:.{digits}f}]"
+    return f"{reference} is better than {run} by {-adv:.{digits}f} {unit} [{-b:.{digits}f}, {-a:.{digits}f}]"
 
 
 def summary_table(results: list[RunResult], ks: list[int], *, n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
     """The results table: a row per run, NaN and an ``error`` sentence where a run failed."""
     rows = []
     for r in results:
-        row: dict[str, Any] = {"run": r.run_id}
+        row: dict[str, Any] = {"run": r.run_id, "check": "suspect" if r.flags else ""}
         if r.ok:
             point = metrics.metrics(r.sums, list(ks))
             intervals = metrics.bootstrap(r.sums, list(ks), n_resamples=n_resamples, seed=seed)
@@ -454,7 +682,7 @@ def summary_table(results: list[RunResult], ks: list[int], *, n_resamples: int =
             )
         row["error"] = r.error["message"] if r.error else ""
         rows.append(row)
-    columns = ["run", *[c for n in metrics.metric_names(list(ks)) for c in (n, f"{n}_lo", f"{n}_hi")]]
+    columns = ["run", "check", *[c for n in metrics.metric_names(list(ks)) for c in (n, f"{n}_lo", f"{n}_hi")]]
     columns += ["documents", "tokens", "roundtrip_changed", "tokens_per_s", "parameters", "tokenizer", "vocab", "cached", "error"]
     return pd.DataFrame(rows).reindex(columns=columns)
 
@@ -533,6 +761,7 @@ def evaluate(
                 settings,
                 run_fp=run.fingerprint(),
                 data_fp=data_fp,
+                data_label=data_label,
                 progress=progress,
                 cancel=cancel,
                 use_cache=use_cache,
@@ -548,7 +777,9 @@ def evaluate(
         "bytes": int(sum(len(d.encode("utf-8")) for d in docs)),
         "chars": int(sum(map(len, docs))),
     }
-    return Report(results=results, settings=settings, data=data)
+    report = Report(results=results, settings=settings, data=data)
+    report.check_sanity(models_dir, record=True)
+    return report
 
 
 # -- one document in detail --------------------------------------------------------------------
@@ -640,7 +871,7 @@ def summary_text(table: pd.DataFrame, ks: list[int], digits: int = 4) -> pd.Data
             return ""
         return f"{format_number(value, digits)} [{format_number(lo, digits)}, {format_number(hi, digits)}]"
 
-    out = pd.DataFrame({"run": table["run"]})
+    out = pd.DataFrame({"run": table["run"], "check": table["check"].fillna("")})
     for name in metrics.metric_names(list(ks)):
         out[name] = [cell(row, name) for _, row in table.iterrows()]
     out["roundtrip_changed"] = table["roundtrip_changed"].map(lambda v: "" if pd.isna(v) else f"{v:.2%}")

@@ -7,6 +7,7 @@ HTML string. Token pieces and document text are untrusted and always go through
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from html import escape
 
 import altair as alt
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from sandbox.colors import color_scale
+from sandbox.numfmt import format_number
 from sandbox.tokenview import visible_piece
 
 HIT = "#c7e9c0"  # the true token, or a prediction equal to it
@@ -166,3 +168,74 @@ def comparison_figure(
     if by_pos is not None and not by_pos.empty:
         charts.append(position_chart(by_pos, "loss", "loss (nats/token)").properties(width=520))
     return stack(*charts)
+
+
+# -- the results table -------------------------------------------------------------------------
+
+BEST = "background-color: #c7e9c0; font-weight: 700"  # the best value of a column
+
+
+def results_display(summary: pd.DataFrame, names: list[str], huge: Collection[str] = ()) -> pd.DataFrame:
+    """The results table as shown: run, check, then each metric (bits per byte first) beside
+    its 95 % interval as text, then round trip, speed, tokens, cached, error.
+
+    Columns named in ``huge`` (values beyond what the table can format, `numfmt.has_huge`)
+    are text in scientific notation."""
+    display = summary[["run", "check"]].copy()
+    for name in names:
+        display[name] = summary[name].map(format_number) if name in huge else summary[name]
+        display[f"{name} 95% CI"] = [
+            "" if pd.isna(lo) else f"[{format_number(lo)}, {format_number(hi)}]"
+            for lo, hi in zip(summary[f"{name}_lo"], summary[f"{name}_hi"], strict=True)
+        ]
+    for column in ("roundtrip_changed", "tokens_per_s", "tokens", "cached", "error"):
+        display[column] = summary[column]
+    return display
+
+
+def best_values(display: pd.DataFrame, names: list[str], per_token_comparable: bool) -> dict[str, float]:
+    """The best value of each metric column that ranks runs fairly (none for a column with
+    fewer than two values, for tokens per byte, or for per-token metrics across tokenizers)."""
+    from sandbox import metrics
+
+    out = {}
+    for name in names:
+        lower = metrics.lower_is_better(name)
+        values = pd.to_numeric(display[name], errors="coerce")
+        if lower is None or (metrics.per_token(name) and not per_token_comparable) or values.notna().sum() < 2:
+            continue
+        out[name] = float(values.min() if lower else values.max())
+    return out
+
+
+def styled_results(display: pd.DataFrame, names: list[str], per_token_comparable: bool):
+    """A pandas Styler of the results table: numbers to 4 decimals, the best of each fair
+    column highlighted (`best_values`)."""
+
+    def number(value: float | str) -> str:
+        if isinstance(value, str):  # already text (a huge column, see `results_display`)
+            return value
+        return "" if pd.isna(value) else format_number(value)
+
+    def highlight(col: pd.Series, best: float) -> list[str]:
+        return [BEST if v == best else "" for v in pd.to_numeric(col, errors="coerce")]
+
+    styler = display.style.format({name: number for name in names})
+    for name, best in best_values(display, names, per_token_comparable).items():
+        styler = styler.apply(highlight, best=best, subset=[name])
+    return styler
+
+
+def paired_table(paired: list[dict]) -> pd.DataFrame:
+    """Every paired difference (`evaluation.Report.paired`) as a table of text cells."""
+    rows = []
+    for row in paired:
+        d, lo, hi = row["difference"], row["lo"], row["hi"]
+        rows.append({
+            "run − reference": f"{row['run']} − {row['reference']}",
+            "metric": row["metric"].replace("_", " "),
+            "difference": "" if pd.isna(d) else f"{d:+,.4f}",
+            "95% interval": "" if pd.isna(lo) else f"[{lo:+,.4f}, {hi:+,.4f}]",
+            "verdict": row["verdict"] or ("" if row["comparable"] else "not comparable across tokenizers"),
+        })
+    return pd.DataFrame(rows, columns=["run − reference", "metric", "difference", "95% interval", "verdict"])

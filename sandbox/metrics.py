@@ -109,8 +109,24 @@ def topk_accuracy(rank: np.ndarray, ks: list[int], valid: np.ndarray | None = No
 
 
 def metric_names(ks: list[int]) -> list[str]:
-    """Metric keys in display order."""
-    return [f"top{k}" for k in ks] + ["loss", "perplexity", "bits_per_byte", "tokens_per_byte"]
+    """Metric keys in display order: bits per byte first (the only one comparable across
+    tokenizers), then the per-token metrics, then tokens per byte."""
+    return ["bits_per_byte", "loss", "perplexity", *[f"top{k}" for k in ks], "tokens_per_byte"]
+
+
+# Metrics measured per token: across different tokenizers they do not compare.
+def per_token(name: str) -> bool:
+    """True for the metrics that depend on how the text was cut into tokens."""
+    return name in ("loss", "perplexity") or name.startswith("top")
+
+
+def lower_is_better(name: str) -> bool | None:
+    """True when a smaller value is better, False when a larger one is, None when neither."""
+    if name in ("bits_per_byte", "loss", "perplexity"):
+        return True
+    if name.startswith("top"):
+        return False
+    return None
 
 
 def _from_totals(
@@ -161,22 +177,82 @@ def bootstrap(
     n = len(sums.tokens)
     if n == 0:
         return {name: (math.nan, math.nan) for name in metric_names(ks)}
+    table = _table(sums)
+    t = np.concatenate([counts @ table for counts in resample_counts(n, n_resamples, seed, chunk_cells)])
+    values = _from_totals(t[:, 0], t[:, 1], t[:, 2], t[:, 3:], ks)
+    return {name: _interval(v, confidence) for name, v in values.items()}
+
+
+def _table(sums: DocSums) -> np.ndarray:
+    """Columns tokens, nll, bytes, hits@1..kmax: one matmul with counts resamples them all."""
+    return np.column_stack([sums.tokens, sums.nll, sums.bytes, sums.hits]).astype(np.float64)
+
+
+def _interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Percentile interval of resampled values (NaN when none is finite)."""
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    if not np.isfinite(values).any():
+        return math.nan, math.nan
+    lo, hi = np.nanpercentile(values, [tail, 100.0 - tail])
+    return float(lo), float(hi)
+
+
+def resample_counts(n: int, n_resamples: int, seed: int, chunk_cells: int = 4_000_000):
+    """Bootstrap resamples of ``n`` documents as count vectors, in chunks of ``(size, n)``.
+
+    Row r, column d: how often document d is drawn in resample r (a multinomial draw is the
+    same thing as ``n`` indices drawn with replacement, counted). Chunks hold at most
+    ``chunk_cells`` counts, to bound memory on large corpora.
+    """
     rng = np.random.default_rng(seed)
-    # Columns: tokens, nll, bytes, hits@1..kmax; one matmul resamples them all.
-    table = np.column_stack([sums.tokens, sums.nll, sums.bytes, sums.hits]).astype(np.float64)
-    per_chunk = max(1, chunk_cells // n)
-    totals = []
+    per_chunk = max(1, chunk_cells // max(n, 1))
     for start in range(0, n_resamples, per_chunk):
         size = min(per_chunk, n_resamples - start)
-        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=size)
-        totals.append(counts @ table)
-    t = np.concatenate(totals)
-    values = _from_totals(t[:, 0], t[:, 1], t[:, 2], t[:, 3:], ks)
-    tail = (1.0 - confidence) / 2.0 * 100.0
+        yield rng.multinomial(n, np.full(n, 1.0 / n), size=size)
+
+
+def resampled_differences(a: DocSums, b: DocSums, ks: list[int], counts: np.ndarray) -> dict[str, np.ndarray]:
+    """Metric of ``b`` minus metric of ``a`` in each resample given by a counts matrix.
+
+    The same counts (the same documents, drawn the same number of times) apply to both
+    runs' per-document sums: that is what makes the difference *paired*.
+    """
+    ta, tb = counts @ _table(a), counts @ _table(b)
+    va = _from_totals(ta[:, 0], ta[:, 1], ta[:, 2], ta[:, 3:], ks)
+    vb = _from_totals(tb[:, 0], tb[:, 1], tb[:, 2], tb[:, 3:], ks)
+    return {name: vb[name] - va[name] for name in va}
+
+
+def paired_bootstrap(
+    a: DocSums,
+    b: DocSums,
+    ks: list[int],
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    chunk_cells: int = 4_000_000,
+) -> dict[str, tuple[float, float, float]]:
+    """Paired difference ``b - a`` of every metric: ``(difference, lo, hi)``.
+
+    Both runs were scored on the same documents; each resample draws document indices once
+    and applies them to both runs' per-document sums, so what the two runs share (a hard
+    document is hard for both) cancels out, and the interval is that of the difference
+    itself, usually much narrower than the two runs' own intervals suggest. The difference
+    is of the ratio-of-totals metrics (e.g. bits/byte of b's resampled totals minus a's).
+    """
+    _check_ks(ks, min(a.kmax, b.kmax))
+    if len(a.tokens) != len(b.tokens) or not np.array_equal(a.bytes, b.bytes):
+        raise ValueError("a paired difference needs both runs scored on the same documents")
+    point_a, point_b = metrics(a, ks), metrics(b, ks)
+    n = len(a.tokens)
+    if n == 0:
+        return {name: (math.nan, math.nan, math.nan) for name in metric_names(ks)}
+    chunks = [resampled_differences(a, b, ks, counts) for counts in resample_counts(n, n_resamples, seed, chunk_cells)]
     out = {}
-    for name, v in values.items():
-        lo, hi = np.nanpercentile(v, [tail, 100.0 - tail]) if np.isfinite(v).any() else (math.nan,) * 2
-        out[name] = (float(lo), float(hi))
+    for name in metric_names(ks):  # display order: bits per byte first
+        lo, hi = _interval(np.concatenate([c[name] for c in chunks]), confidence)
+        out[name] = (point_b[name] - point_a[name], lo, hi)
     return out
 
 

@@ -9,7 +9,7 @@ here are also the widgets' ranges, so a value read from a link always fits its w
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 
 from sandbox import querystate
@@ -122,11 +122,14 @@ def _parse_override(value: str, runs: Sequence[str]) -> tuple[str | None, dict, 
     return run, override, warnings
 
 
-def state_from_query(params: Mapping[str, querystate.Raw], run_ids: Sequence[str]) -> tuple[PlaygroundState, list[str]]:
+def state_from_query(
+    params: Mapping[str, querystate.Raw], run_ids: Sequence[str], flagged: Collection[str] = ()
+) -> tuple[PlaygroundState, list[str]]:
     """The state a link describes, and one warning per value that was ignored.
 
     ``params`` maps each key to its values (``st.query_params.get_all``); ``run_ids`` are the
-    runs discovery found: only those can be chosen.
+    runs discovery found: only those can be chosen. Without runs in the link, two are picked,
+    never one of ``flagged`` (weights that look untrained, `sandbox.sanity`).
     """
     warnings = [
         f"Ignored the link's parameter {querystate.shown(key)}: this page does not use it."
@@ -138,7 +141,7 @@ def state_from_query(params: Mapping[str, querystate.Raw], run_ids: Sequence[str
     )
     warnings += bad
     if "run" not in params:
-        runs = querystate.default_runs(run_ids, 2)
+        runs = querystate.default_runs(run_ids, 2, skip=flagged)
     if len(runs) > MAX_RUNS:
         warnings.append(f"The link names {len(runs)} runs; the Playground shows at most {MAX_RUNS}, the first ones.")
         runs = runs[:MAX_RUNS]

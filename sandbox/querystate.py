@@ -13,7 +13,7 @@ string, or None when the parameter is absent.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 MAX_VALUE_LENGTH = 300  # longer values are never legitimate here
 MAX_VALUES = 500  # repeated parameters beyond this are ignored
@@ -116,12 +116,15 @@ def parse_bool(raw: Raw, default: bool, *, what: str = "switch") -> tuple[bool, 
     return default, f"Ignored {what} {shown(value)} from the link: use 1 or 0."
 
 
-def default_runs(run_ids: Sequence[str], limit: int) -> list[str]:
+def default_runs(run_ids: Sequence[str], limit: int, skip: Collection[str] = ()) -> list[str]:
     """What a page shows before anyone chose: one run of each experiment first, then more.
 
     Run ids are "experiment/run"; the first run of each experiment comes before a second run
-    of any, so the default view compares experiments.
+    of any, so the default view compares experiments. Runs in ``skip`` (flagged by a sanity
+    check: weights that look untrained, `sandbox.sanity`) are never picked by default.
     """
+    skipped = set(skip)
+    run_ids = [rid for rid in run_ids if rid not in skipped]
     experiments: set[str] = set()
     firsts = []
     for rid in run_ids:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
+import pytest
+
 from sandbox import comparison, figures
 from sandbox.discovery import find_experiment, find_run
 
@@ -15,13 +19,16 @@ def test_card_markdown_names_what_differs(toy_models, pool):
     assert fa["tokens_seen"] == 190 * 4 * 2 * 64 and fa["tokens_seen_source"].startswith("computed")
     assert fb["tokens_seen"] is None  # toy_b has no train_config.json: unknown, not faked
     assert fa["best_val_loss"] == min(3.6 - s / 120 for s in range(0, 200, 10))
-    card = comparison.summary_card(ra, rb, ea, eb, fa, fb, {"toy_a/run1": 2.5})
+    card = comparison.summary_card(ra, rb, ea, eb, fa, fb, None, {"toy_a/run1": ["3 documents of notes.txt"]})
     md = comparison.card_markdown(card)
     assert "### toy_a/run1 vs toy_b/cached" in md
     assert "| parameters | 1,424 | 2,280 | +60.1% |" in md
     assert "`vocab_len`: 36 → 33" in md
     assert "modules/model.py (changed" in md
-    assert "| eval bits per byte | 2.5000 | – | – |" in md
+    # Evaluations on different texts (here: one run never evaluated) are never compared.
+    assert "| evaluated on | 3 documents of notes.txt | never evaluated | not evaluated on the same text |" in md
+    assert "| eval bits per byte | – | – | – |" in md
+    assert "**Evaluation:** not evaluated on the same text" in md
     points = comparison.scaling_points([fa, fb])
     chart = figures.scaling_scatter(points, "non_embedding", "non-embedding parameters")
     assert len(chart.to_dict()["layer"]) == 2
@@ -102,3 +109,61 @@ def test_flops_axis_uses_the_stored_breakdown(tmp_path, monkeypatch, pool):
     parsed = logs.read_logs({run.id: run.log_path})
     view = curves.prepare(parsed, {run.id: run}, curves.CurveSettings(runs=(run.id,), metrics=("train loss",), x="flops"))
     assert (view.draw["x"] == view.draw["step"] * expected).all()
+
+
+def test_card_on_the_same_text_names_it_and_gives_the_paired_verdict(toy_models, pool, tmp_path, monkeypatch):
+    from sandbox import evaluation as ev
+    from sandbox import export
+    from sandbox.data import BUNDLED_LABEL, load_documents
+
+    monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path))
+    ids = ["toy_a/run1", "toy_b/cached"]
+    docs = load_documents("bundled")[:6]
+    ev.evaluate(pool, ids[:1], docs[:3], ev.EvalSettings(kmax=1), models_dir=toy_models, data_label="notes.txt")
+    ev.evaluate(pool, ids, docs, ev.EvalSettings(kmax=1), models_dir=toy_models, data_label=BUNDLED_LABEL)
+    shared = ev.common_evaluation(toy_models, ids)
+    assert shared is not None and shared.data["source"] == BUNDLED_LABEL  # not the notes.txt result
+    ea, eb = find_experiment(toy_models, "toy_a"), find_experiment(toy_models, "toy_b")
+    ra, rb = find_run(toy_models, ids[0]), find_run(toy_models, ids[1])
+    fa = comparison.run_figures(ra, pool.client(ea).request("params", run="run1"))
+    fb = comparison.run_figures(rb, pool.client(eb).request("params", run="cached"))
+    card = comparison.summary_card(ra, rb, ea, eb, fa, fb, shared, ev.evaluated_texts(toy_models, ids))
+    table = comparison.card_table(card).set_index("metric")
+    label = f"6 documents of {BUNDLED_LABEL}"
+    assert table.loc["evaluated on", ids[0]] == table.loc["evaluated on", ids[1]] == label
+    bpb = {r.run_id: r.sums.nll.sum() / math.log(2) / r.sums.bytes.sum() for r in shared.results}
+    assert table.loc["eval bits per byte", ids[0]] == f"{bpb[ids[0]]:.4f}"
+    diff = card["evaluation"]["paired"][0]
+    assert diff == pytest.approx(bpb[ids[1]] - bpb[ids[0]])
+    assert table.loc["eval bits per byte", "B − A"].startswith(f"{diff:+.4f} [")
+    md = comparison.card_markdown(card)
+    assert f"**Evaluation:** {label}, the same settings for both." in md
+    assert card["evaluation"]["verdict"] in md and "Intervals from 6 documents mean little" in md
+    # The PNG export draws the same table: the text's name is one of its cells.
+    chart = figures.table_chart(comparison.card_table(card), "t")
+    texts = {v["text"] for v in next(iter(chart.to_dict()["datasets"].values()))}
+    assert label in texts
+    assert export.to_png(chart).startswith(b"\x89PNG")
+
+
+def test_card_names_a_suspect_run(tmp_path, pool, monkeypatch):
+    import toyzoo
+
+    from sandbox import evaluation as ev
+    from sandbox import sanity
+    from sandbox.data import BUNDLED_LABEL, load_documents
+
+    monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
+    models = tmp_path / "models"
+    toyzoo.add_untrained_run(toyzoo.make_toy_a(models), "random_init")
+    ids = ["toy_a/run1", "toy_a/random_init"]
+    ev.evaluate(pool, ids, load_documents("bundled")[:3], ev.EvalSettings(kmax=1), models_dir=models,
+                data_label=BUNDLED_LABEL)
+    exp = find_experiment(models, "toy_a")
+    ra, rb = find_run(models, ids[0]), find_run(models, ids[1])
+    params = pool.client(exp).request("params", run="run1")
+    card = comparison.summary_card(ra, rb, exp, exp, comparison.run_figures(ra, params),
+                                   comparison.run_figures(rb, params), ev.common_evaluation(models, ids))
+    assert len(card["flags"]) == 1 and sanity.UNTRAINED in card["flags"][0]
+    assert card["evaluation"]["verdict"].startswith("toy_a/run1 is better than toy_a/random_init by")
+    assert f"**Check:** {card['flags'][0]}" in comparison.card_markdown(card)

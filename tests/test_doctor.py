@@ -121,3 +121,38 @@ def test_cli_doctor_exit_status(tmp_path, toy_models):
     )
     assert bad.returncode == 1
     assert "trained/run1/model.pth is missing" in bad.stdout
+
+
+def test_untrained_weights_and_a_mismatched_log_are_suspect(tmp_path, pool, monkeypatch):
+    import math
+
+    from sandbox import catalog, sanity
+
+    monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
+    models = tmp_path / "models"
+    root = toyzoo.make_toy_a(models, runs=("run1", "bundled"))
+    toyzoo.add_untrained_run(root, "random_init")
+    toyzoo.say_trained_on_bundled(root / "trained" / "bundled", 1.5)  # its weights score ~2.5
+    findings, infos = check_experiment(find_experiment(models, "toy_a"), pool)
+    assert not [f for f in findings if f.severity == "error"], findings
+    by_run = {f.run: f for f in findings}
+    assert set(by_run) == {"random_init", "bundled"}
+    untrained = by_run["random_init"]
+    assert (untrained.rule, untrained.severity) == ("sanity", "warning") and untrained.hint
+    assert sanity.UNTRAINED in untrained.sentence and "on the doctor's probe text" in untrained.sentence
+    assert sanity.MISMATCH in by_run["bundled"].sentence
+    assert infos["run1"]["probe_loss"] < math.log(36) < infos["random_init"]["probe_loss"]
+    rows = {r["run"]: r for r in catalog.runs_table(models, {"toy_a": [f.as_dict() for f in findings]})}
+    assert {name: r["status"] for name, r in rows.items()} == {"run1": "ok", "bundled": "suspect", "random_init": "suspect"}
+    assert sanity.UNTRAINED in rows["random_init"]["problems"][0]
+    # The verdicts were recorded: a static-only table (no forward pass) still says suspect.
+    quick = {r["run"]: r["status"] for r in catalog.runs_table(models, {})}
+    assert quick == {"run1": "ok", "bundled": "suspect", "random_init": "suspect"}
+    # The CLI doctor prints the probe loss and the warning, and does not fail on warnings.
+    out = subprocess.run(
+        [sys.executable, "-m", "sandbox", "doctor", "--models-dir", str(models), "--device", "cpu"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "nats/token on the probe text (uniform: 3.584)" in out.stdout
+    assert "[warning] random_init: toy_a/random_init: loss" in out.stdout and sanity.UNTRAINED in out.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import textwrap
 from pathlib import Path
@@ -91,8 +92,11 @@ def make_fixed(models: Path) -> Path:
 def zoo(tmp_path_factory) -> Path:
     models = tmp_path_factory.mktemp("eval_models")
     make_fixed(models)
-    toyzoo.make_toy_a(models)
+    root = toyzoo.make_toy_a(models, runs=("run1", "bundled"))
+    toyzoo.say_trained_on_bundled(root / "trained" / "bundled", 1.5)  # its log is not of these weights
+    toyzoo.add_untrained_run(root, "random_init")
     toyzoo.make_toy_b(models)
+    toyzoo.make_toy_pieces(models)
     return models
 
 
@@ -289,9 +293,6 @@ def test_cache_makes_a_repeat_free_and_a_failed_write_only_warns(mpool, zoo, tmp
                          progress=lambda *a: calls.append(a))
     assert second.results[0].cached
     np.testing.assert_array_equal(second.results[0].sums.nll, first.results[0].sums.nll)
-    # The newest cached bits/byte of a run (for the Models page), only for its current weights.
-    bpb = ev.latest_bpb(zoo, ["fixed/peaked", "fixed/uniform"], root=tmp_path)
-    assert bpb == {"fixed/peaked": pytest.approx(9 / 4)}  # 9 bits over 4 bytes
     # Other data or other settings: another key.
     third = ev.evaluate(mpool, ["fixed/peaked"], ["abcd"], ev.EvalSettings(kmax=4), models_dir=zoo, cache_root=tmp_path)
     assert not third.results[0].cached
@@ -309,7 +310,7 @@ def test_exports_and_tables(mpool, zoo) -> None:
     assert [row["run"] for row in payload["summary"]] == ["fixed/peaked", "fixed/uniform"]
     assert payload["data"]["documents"] == 2 and payload["data"]["bytes"] == 8
     csv = report.summary([1, 3], n_resamples=50).to_csv(index=False)
-    assert csv.splitlines()[0].startswith("run,top1,top1_lo,top1_hi,top3")
+    assert csv.splitlines()[0].startswith("run,check,bits_per_byte,bits_per_byte_lo,bits_per_byte_hi,loss")
     by_k = ev.accuracy_by_k(report.results, n_resamples=50)
     assert list(by_k[by_k["run"] == "fixed/uniform"]["accuracy"]) == [1.0, 1.0, 1.0]
     pos = ev.by_position(report.results, [1])
@@ -374,3 +375,144 @@ def test_roundtrip_changes_takes_the_fewest_requests_that_are_exact() -> None:
     client = FakeClient(pieces_lie=True)  # pieces that do not rebuild the text: decode each document
     assert ev.roundtrip_changes(client, "r", docs, ids) == 2
     assert client.calls == ["decode", "pieces", "decode", "decode", "decode"]
+
+
+# -- comparisons on equal terms, paired verdicts, sanity flags ---------------------------------
+
+
+def test_common_evaluation_pairs_only_results_on_the_same_text_and_settings(mpool, zoo, tmp_path) -> None:
+    runs = ["fixed/peaked", "fixed/uniform"]
+    settings = ev.EvalSettings(kmax=2)
+    ev.evaluate(mpool, runs[:1], ["abcd"], settings, models_dir=zoo, cache_root=tmp_path, data_label="notes.txt")
+    ev.evaluate(mpool, runs[1:], ["dcba", "ab"], settings, models_dir=zoo, cache_root=tmp_path, data_label="other.txt")
+    assert ev.common_evaluation(zoo, runs, root=tmp_path) is None  # each has results, on different texts
+    assert ev.evaluated_texts(zoo, runs, root=tmp_path) == {
+        "fixed/peaked": ["1 document of notes.txt"], "fixed/uniform": ["2 documents of other.txt"]}
+    # Same text, other settings: still not comparable.
+    ev.evaluate(mpool, runs[:1], ["dcba", "ab"], ev.EvalSettings(kmax=1), models_dir=zoo, cache_root=tmp_path,
+                data_label="other.txt")
+    assert ev.common_evaluation(zoo, runs, root=tmp_path) is None
+    ev.evaluate(mpool, runs[:1], ["dcba", "ab"], settings, models_dir=zoo, cache_root=tmp_path, data_label="other.txt")
+    shared = ev.common_evaluation(zoo, runs, root=tmp_path)
+    assert shared is not None and [r.run_id for r in shared.results] == runs
+    assert shared.data["source"] == "other.txt" and shared.data["documents"] == 2
+    assert shared.settings == settings and all(r.cached for r in shared.results)
+    # 3 of "a b c d" by hand: peaked puts 1/2, 1/4, 1/8, 1/8 on them; 6 bytes of text.
+    bits = {r.run_id: r.sums.nll.sum() / math.log(2) for r in shared.results}
+    assert bits["fixed/peaked"] == pytest.approx(3 + 3 + 2 + 1 + 1 + 2)  # d c b a, a b
+    # New weights for one run: its cached results no longer count.
+    weights = zoo / "fixed/trained/uniform/model.pth"
+    stat = weights.stat()
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    try:
+        assert ev.common_evaluation(zoo, runs, root=tmp_path) is None
+    finally:
+        os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_paired_differences_in_the_report_and_its_json(mpool, zoo) -> None:
+    docs = ["abcd", "aab", "dcba", "aaaa"]
+    report = run_eval(mpool, zoo, ["fixed/peaked", "fixed/uniform"], docs, kmax=3)
+    assert report.same_tokens()  # one tokenizer: every metric compares
+    rows = {r["metric"]: r for r in report.paired([1], n_resamples=200)}
+    by_hand = {r.run_id: r.sums.nll.sum() / math.log(2) / 15 for r in report.results}  # 15 bytes
+    bpb = rows["bits_per_byte"]
+    assert bpb["reference"] == "fixed/peaked" and bpb["run"] == "fixed/uniform"
+    assert bpb["difference"] == pytest.approx(by_hand["fixed/uniform"] - by_hand["fixed/peaked"])
+    assert bpb["lo"] <= bpb["difference"] <= bpb["hi"] and bpb["comparable"] and rows["loss"]["comparable"]
+    assert bpb["verdict"].startswith("fixed/peaked is better than fixed/uniform by")
+    other = {r["metric"]: r for r in report.paired([1], "fixed/uniform", n_resamples=200)}
+    assert other["bits_per_byte"]["difference"] == pytest.approx(-bpb["difference"])
+    payload = json.loads(report.to_json([1], n_resamples=200))
+    assert payload["reference"] == "fixed/peaked"
+    assert {(r["run"], r["metric"]) for r in payload["paired"]} >= {("fixed/uniform", "bits_per_byte")}
+    assert payload["notes"] == [report.small_sample_note()]  # 4 documents: intervals mean little
+    assert "Intervals from 4 documents mean little" in payload["notes"][0]
+
+
+def test_verdict_sentences() -> None:
+    assert ev.verdict("B", "A", "bits_per_byte", -0.036, -0.050, -0.021) == "B is better than A by 0.036 bits/byte [0.021, 0.050]"
+    assert ev.verdict("B", "A", "bits_per_byte", 0.036, 0.021, 0.050) == "A is better than B by 0.036 bits/byte [0.021, 0.050]"
+    assert ev.verdict("B", "A", "loss", 0.01, -0.02, 0.03).startswith("B vs A: no clear difference in loss")
+    assert ev.verdict("B", "A", "top1", 0.012, 0.004, 0.020) == "B is better than A by 1.2 points of top-1 accuracy [0.4, 2.0]"
+    assert ev.verdict("B", "A", "tokens_per_byte", 0.1, 0.05, 0.2) is None
+    assert ev.verdict("B", "A", "loss", math.nan, math.nan, math.nan) is None
+
+
+def test_per_token_and_per_byte_rankings_disagree_across_tokenizers(mpool, zoo) -> None:
+    from sandbox.data import load_documents, sample_documents
+
+    docs = sample_documents(load_documents("bundled"), 30, seed=0)
+    report = run_eval(mpool, zoo, ["toy_a/run1", "toy_pieces/run1"], docs, kmax=1)
+    table = report.summary([1], n_resamples=200).set_index("run")
+    # Pieces: more text per token, so a higher loss per token but fewer bits per byte.
+    assert table.loc["toy_pieces/run1", "loss"] > table.loc["toy_a/run1", "loss"]
+    assert table.loc["toy_pieces/run1", "bits_per_byte"] < table.loc["toy_a/run1", "bits_per_byte"]
+    assert not report.same_tokens()
+    assert any("not comparable across tokenizers" in n for n in report.notes())
+    rows = {r["metric"]: r for r in report.paired([1], n_resamples=300)}
+    assert not rows["loss"]["comparable"] and rows["loss"]["verdict"] is None
+    assert rows["bits_per_byte"]["comparable"]
+    assert rows["bits_per_byte"]["verdict"].startswith("toy_pieces/run1 is better than toy_a/run1 by")
+    assert report.small_sample_note() is None  # 30 documents
+
+
+def test_sanity_flags_untrained_weights_and_a_log_that_does_not_match(mpool, zoo, tmp_path, monkeypatch) -> None:
+    from sandbox import sanity
+    from sandbox.data import BUNDLED_LABEL, load_documents
+    from sandbox.discovery import find_run
+
+    monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path))
+    docs = load_documents("bundled")[:5]
+    runs = ["toy_a/run1", "toy_a/bundled", "toy_a/random_init"]
+    report = ev.evaluate(mpool, runs, docs, ev.EvalSettings(kmax=1), models_dir=zoo, use_cache=False,
+                         data_label=BUNDLED_LABEL)
+    flags = {r.run_id: r.flags for r in report.results}
+    assert flags["toy_a/run1"] == []  # a bigram model: below ln 36, no claim about its data
+    untrained = report.result("toy_a/random_init")
+    assert untrained.sums.nll.sum() / untrained.sums.tokens.sum() > math.log(36)
+    assert len(flags["toy_a/random_init"]) == 1 and sanity.UNTRAINED in flags["toy_a/random_init"][0]
+    assert "ln 36 = 3.58" in flags["toy_a/random_init"][0]
+    # toy_a/bundled says it trained on the bundled corpus; its log ends at 1.5, its weights score ~2.5.
+    assert len(flags["toy_a/bundled"]) == 1 and sanity.MISMATCH in flags["toy_a/bundled"][0]
+    table = report.summary([1], n_resamples=50).set_index("run")
+    assert list(table["check"]) == ["", "suspect", "suspect"]
+    assert json.loads(report.to_json([1], n_resamples=50))["flags"] == {k: v for k, v in flags.items() if v}
+    # Verdicts on the bundled corpus are recorded for the pages' default choice.
+    all_runs = [find_run(zoo, r) for r in runs]
+    assert sanity.flagged_run_ids(all_runs) == {"toy_a/bundled", "toy_a/random_init"}
+    # On other text: the worse-than-uniform flag is shown, the log gap is not checked, nothing recorded.
+    monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "other"))
+    other = ev.evaluate(mpool, runs, docs, ev.EvalSettings(kmax=1), models_dir=zoo, use_cache=False,
+                        data_label="notes.txt")
+    assert [len(r.flags) for r in other.results] == [0, 0, 1]
+    assert "on notes.txt" in other.result("toy_a/random_init").flags[0]
+    assert sanity.flagged_run_ids(all_runs) == set()
+
+
+def test_cli_eval_carries_the_paired_verdict_and_the_flags(zoo, capsys, monkeypatch, tmp_path) -> None:
+    from sandbox import cli, sanity
+
+    monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path))
+    argv = ["eval", "--models-dir", str(zoo), "--runs", "toy_a/run1", "toy_pieces/run1", "toy_a/random_init",
+            "--docs", "30", "--k", "1", "--device", "cpu"]
+    assert cli.main([*argv, "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["reference"] == "toy_a/run1" and payload["data"]["source"] == "bundled corpus, validation split"
+    paired = {(r["run"], r["metric"]): r for r in payload["paired"]}
+    bpb = paired[("toy_pieces/run1", "bits_per_byte")]
+    assert bpb["lo"] <= bpb["difference"] <= bpb["hi"] < 0 and bpb["comparable"]
+    assert bpb["verdict"].startswith("toy_pieces/run1 is better than toy_a/run1 by")
+    assert paired[("toy_pieces/run1", "loss")]["comparable"] is False and paired[("toy_pieces/run1", "loss")]["verdict"] is None
+    assert paired[("toy_a/random_init", "loss")]["comparable"] is True  # same tokenizer as the reference
+    assert list(payload["flags"]) == ["toy_a/random_init"] and sanity.UNTRAINED in payload["flags"]["toy_a/random_init"][0]
+    assert [row["check"] for row in payload["summary"]] == ["", "", "suspect"]
+    # The text output: the table, then the verdict lines, notes and flags.
+    assert cli.main([*argv, "--reference", "toy_pieces/run1"]) == 0
+    text = capsys.readouterr().out
+    assert "Paired differences against toy_pieces/run1" in text
+    assert "  toy_pieces/run1 is better than toy_a/run1 by" in text
+    assert "note: Loss, perplexity and top-k accuracy are per token" in text
+    assert "suspect: toy_a/random_init: loss" in text
+    assert cli.main([*argv, "--reference", "nope/x"]) == 2
+    assert "is not one of --runs" in capsys.readouterr().err

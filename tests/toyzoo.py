@@ -2,7 +2,12 @@
 
 Two of them share every top-level module name (`config`, `modules`, `tokenizers`) but differ
 in tokenizer, vocabulary, forward signature and file naming, like the real zoo. Weights are
-random (seeded) tensors saved from here, so no experiment code is imported by the tests.
+tensors saved from here, so no experiment code is imported by the tests: a "trained" toy is
+a bigram model of the bundled corpus (a low-rank factorisation of its bigram log-probabilities
+in the embedding and head, see `_trained`) with a small context-dependent part, so its loss
+is well below uniform guessing, as a trained model's is; an
+*untrained* run (`add_untrained_run`) has random weights at the scale of a fresh model
+with a bad init, and scores worse than uniform (loss > ln vocab).
 Fault switches: a file named CRASH or HANG in the experiment root makes the next forward
 call `os._exit(3)` or sleep for an hour.
 """
@@ -179,25 +184,91 @@ def _write(root: Path, rel: str, text: str) -> None:
     path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
 
 
+def _bigram(tokenize, n: int, bos: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next-token log-probabilities after each token (``n x n``, add-one smoothed) and the
+    unigram log-probabilities, counted on stories of the bundled corpus.
+
+    Stories of another seed than the bundled corpus's: "trained" on the same kind of text,
+    evaluated on a validation split it never saw.
+    """
+    from sandbox.corpus import generate_stories
+
+    counts = torch.ones(n, n)
+    for story in generate_stories(40, seed=7):
+        # Lower case: the toys' alphabets have no capitals (they read them as spaces), and a
+        # model of "  he" after every full stop would only ever write spaces greedily.
+        ids = torch.tensor([bos, *tokenize(story.lower())])
+        counts.index_put_((ids[:-1], ids[1:]), torch.ones(len(ids) - 1), accumulate=True)
+    return (counts / counts.sum(1, keepdim=True)).log(), (counts.sum(0) / counts.sum()).log()
+
+
+_CONSTANT = 4.0  # embedding column 0 of every token: the head's unigram column reads it
+
+
+def _trained(g: torch.Generator, tokenize, n: int, bos: int, d: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(embedding, head) of a toy that knows the bigrams of the bundled corpus.
+
+    Column 0 carries the unigram (a constant embedding column read by the head); the other
+    ``d - 1`` columns are the best rank-(d-1) factorisation of the bigram log-probabilities
+    minus the unigram, so ``head @ emb[token]`` is close to log p(next | token): a loss well
+    below ln vocab, and greedy decoding that writes words rather than spaces.
+    """
+    bigram, unigram = _bigram(tokenize, n, bos)
+    u, sv, vt = torch.linalg.svd(bigram - unigram)
+    r = d - 1
+    emb = torch.empty(n, d)
+    head = torch.empty(n, d)
+    emb[:, 0] = _CONSTANT
+    head[:, 0] = unigram / _CONSTANT
+    emb[:, 1:] = u[:, :r] * sv[:r].sqrt()
+    head[:, 1:] = vt[:r].T * sv[:r].sqrt()
+    emb[:, 1:] += torch.randn(n, r, generator=g) * 0.01  # seeded: runs of one toy differ a little
+    return emb, head
+
+
+def _mixer(g: torch.Generator, d: int) -> torch.Tensor:
+    """Small mixing weights: the running mean of the context moves the logits a little."""
+    return torch.randn(d, d, generator=g) * (0.02 / d**0.5)
+
+
+def _char_ids(alphabet: str):
+    space = alphabet.index(" ")
+    return lambda text: [alphabet.index(c) if c in alphabet else space for c in text]
+
+
 def _state_a(cfg: dict, seed: int) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    d, v = cfg["dim"], cfg["vocab_len"]
+    emb, head = _trained(g, _char_ids(ALPHABET), v, v - 3, d)
+    return {
+        "emb.weight": emb,
+        "mix.proj.weight": _mixer(g, d),
+        "mix.proj.bias": torch.zeros(d),
+        "head.weight": head,
+    }
+
+
+def _untrained_state_a(cfg: dict, seed: int) -> dict:
+    """Random weights at the scale of a bad init: logits of std ~4, far worse than uniform."""
     g = torch.Generator().manual_seed(seed)
     d, v = cfg["dim"], cfg["vocab_len"]
     return {
         "emb.weight": torch.randn(v, d, generator=g),
         "mix.proj.weight": torch.randn(d, d, generator=g) / d**0.5,
         "mix.proj.bias": torch.zeros(d),
-        "head.weight": torch.randn(v, d, generator=g) / d**0.5,
+        "head.weight": torch.randn(v, d, generator=g),
     }
 
 
-def _state_b(cfg: dict, seed: int) -> dict:
+def _state_b(cfg: dict, seed: int, letters: str) -> dict:
     g = torch.Generator().manual_seed(seed)
     d, v = cfg["dim"], cfg["vocab_len"] + 2
+    emb, head = _trained(g, _char_ids(letters), v, cfg["vocab_len"], d)
     return {
-        "emb.weight": torch.randn(v, d, generator=g),
-        "mix.proj.weight": torch.randn(d, d, generator=g) / d**0.5,
+        "emb.weight": emb,
+        "mix.proj.weight": _mixer(g, d),
         "mix.proj.bias": torch.zeros(d),
-        "out.weight": torch.randn(v, d, generator=g) / d**0.5,
+        "out.weight": head,
     }
 
 
@@ -244,7 +315,7 @@ def make_toy_b(models: Path, name: str = "toy_b", runs: tuple[str, ...] = ("cach
     for i, run in enumerate(runs):
         d = root / "trained" / run
         d.mkdir(parents=True, exist_ok=True)
-        torch.save(_state_b(cfg, seed=100 + i), d / "model.pth")
+        torch.save(_state_b(cfg, seed=100 + i, letters=letters), d / "model.pth")
         (d / "model_config.json").write_text(json.dumps(cfg))
         rows = "".join(f"{s},{1e-3},{3.3 - s / 90},{3.4 - s / 100},{2.9},{s * 0.7}\n" for s in range(0, 200, 10))
         (d / "log_data.csv").write_text(LOG_B + rows)
@@ -256,3 +327,124 @@ def copy_experiment(src: Path, models: Path, name: str) -> Path:
     dst = models / name
     shutil.copytree(src, dst)
     return dst
+
+
+def add_untrained_run(root: Path, run: str = "untrained", seed: int = 0) -> Path:
+    """A run of experiment A (at ``root``) whose model.pth is an untrained model.
+
+    Its config, train config and log are those of a trained run (the log ends at a
+    validation loss of about 2.0), as when a checkpoint from before training, or from other
+    code, is saved over the trained one: loss on any text is far above ln 36.
+    """
+    d = root / "trained" / run
+    d.mkdir(parents=True, exist_ok=True)
+    cfg = {"vocab_len": 36, "dim": 16, "max_seq_len": 64, "tokenizer": "char", "device": "mps"}
+    torch.save(_untrained_state_a(cfg, seed), d / "model.pth")
+    (d / "model_config.json").write_text(json.dumps(cfg))
+    (d / "train_config.json").write_text(json.dumps({"batch_size": 4, "gradient_accumulation_steps": 2}))
+    rows = "".join(f"{s},{s * 0.5},{1000 + s},{3.5 - s / 100},{3.6 - s / 120},{2.7},{1e-3},{0.5}\n" for s in range(0, 200, 10))
+    (d / "log_data.csv").write_text(LOG_A + rows)
+    return d
+
+
+def say_trained_on_bundled(run_dir: Path, final_val_loss: float | None = None) -> None:
+    """Make a run's train config name the bundled corpus (as the sandbox's own zoo does).
+
+    With ``final_val_loss``, its log's last validation loss becomes that value: a log that
+    does not describe these weights when it is far from what they score (a toy scores ~2.5).
+    """
+    from sandbox.data import BUNDLED_SEED
+
+    path = run_dir / "train_config.json"
+    cfg = json.loads(path.read_text()) if path.is_file() else {}
+    path.write_text(json.dumps({**cfg, "corpus_seed": BUNDLED_SEED}))
+    if final_val_loss is not None:
+        log = run_dir / "log_data.csv"
+        header, *rows = log.read_text().splitlines()
+        column = header.split(",").index("Validation Loss")
+        last = rows[-1].split(",")
+        last[column] = str(final_val_loss)
+        log.write_text("\n".join([header, *rows[:-1], ",".join(last)]) + "\n")
+
+
+# Experiment P: a tokenizer of pieces (characters and frequent chunks, greedy longest match).
+# Fewer tokens per byte than the character toys: a higher loss per token, but (trained the
+# same way) fewer bits per byte, so per-token and per-byte rankings disagree.
+PIECES = list(dict.fromkeys(list(ALPHABET) + [
+    " the ", "the ", " and ", " a ", "ed ", "ing", " to ", " was ", "he ", "she ", " of ", " in ",
+    "said", " it", "er", "on", "an", "en", "in", "at", "ou", "ll", "re", "th", ". ", ", ", "e ",
+    "s ", "d ", "t ", "y ", "little", "time", "once upon a ", " her ", " his ", " with ", "day",
+    " they ", "friend",
+]))
+
+PIECE_TOKENIZER = """
+import json
+
+
+class PieceTokenizer:
+    \"\"\"Greedy longest match over a list of pieces; a character no piece starts with becomes a space.\"\"\"
+
+    def __init__(self, pieces):
+        self.pieces = pieces
+        self.index = {p: i for i, p in enumerate(pieces)}
+        self.longest = max(map(len, pieces))
+        n = len(pieces)
+        self.bos_id, self.eos_id, self.pad_id = n, n + 1, n + 2
+
+    def encode(self, text, bos=True, eos=False, pad=None):
+        ids, i = [], 0
+        while i < len(text):
+            for length in range(min(self.longest, len(text) - i), 0, -1):
+                j = self.index.get(text[i : i + length])
+                if j is not None:
+                    ids.append(j)
+                    i += length
+                    break
+            else:
+                ids.append(self.index[" "])
+                i += 1
+        ids = ([self.bos_id] if bos else []) + ids + ([self.eos_id] if eos else [])
+        if pad is not None:
+            ids += [self.pad_id] * (pad - len(ids))
+        return ids
+
+    def decode(self, ids):
+        return "".join(self.pieces[i] for i in ids if 0 <= i < len(self.pieces))
+
+
+def get_tokenizer(size):
+    with open("tokenizers/pieces/models/pieces.json", encoding="utf-8") as f:
+        pieces = json.load(f)
+    assert len(pieces) + 3 == size, "vocab_len must be the pieces and three specials"
+    return PieceTokenizer(pieces)
+"""
+
+
+def make_toy_pieces(models: Path, name: str = "toy_pieces", runs: tuple[str, ...] = ("run1",)) -> Path:
+    """Experiment P: experiment A's code with the pieces tokenizer (vocab: the pieces + 3 specials)."""
+    root = models / name
+    vocab = len(PIECES) + 3
+    _write(root, "config.py", CONFIG_A.replace("vocab_len: int = 36", f"vocab_len: int = {vocab}")
+           .replace('tokenizer: str = "char"', 'tokenizer: str = "pieces"'))
+    _write(root, "modules/__init__.py", "")
+    _write(root, "modules/layers.py", LAYERS)
+    _write(root, "modules/model.py", MODEL_A)
+    _write(root, "tokenizers/pieces/tokenizer.py", PIECE_TOKENIZER)
+    (root / "tokenizers/pieces/models").mkdir(parents=True, exist_ok=True)
+    (root / "tokenizers/pieces/models/pieces.json").write_text(json.dumps(PIECES), encoding="utf-8")
+    namespace: dict = {}
+    exec(compile(textwrap.dedent(PIECE_TOKENIZER), "pieces_tokenizer", "exec"), namespace)  # noqa: S102 — our own fixture code
+    tokenizer = namespace["PieceTokenizer"](PIECES)
+    cfg = {"vocab_len": vocab, "dim": 16, "max_seq_len": 64, "tokenizer": "pieces", "device": "cpu"}
+    for i, run in enumerate(runs):
+        d = root / "trained" / run
+        d.mkdir(parents=True, exist_ok=True)
+        g = torch.Generator().manual_seed(200 + i)
+        emb, head = _trained(g, lambda text: tokenizer.encode(text, bos=False), vocab, tokenizer.bos_id, cfg["dim"])
+        state = {"emb.weight": emb, "mix.proj.weight": _mixer(g, cfg["dim"]),
+                 "mix.proj.bias": torch.zeros(16), "head.weight": head}
+        torch.save(state, d / "model.pth")
+        (d / "model_config.json").write_text(json.dumps(cfg))
+        rows = "".join(f"{s},{s * 0.5},{1000 + s},{4.5 - s / 100},{4.6 - s / 120},{2.7},{1e-3},{0.5}\n" for s in range(0, 200, 10))
+        (d / "log_data.csv").write_text(LOG_A + rows)
+    return root
