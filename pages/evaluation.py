@@ -22,10 +22,11 @@ from sandbox import data, evalstate, evalview, export
 from sandbox import evaluation as ev
 from sandbox.discovery import UnknownRunError
 from sandbox.protocol import WorkerError
+from sandbox.tokenview import md_escape
 
 common.require_access()
 
-MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+MAX_UPLOAD_BYTES = data.UPLOAD_MAX_BYTES
 DRAW_EVERY = 0.1  # seconds between progress redraws
 SOURCES = ("Bundled corpus (validation)", "Upload a file", "Data folder", "Hugging Face")
 
@@ -64,7 +65,7 @@ common.sync_query_params(evalstate.to_query(selection), evalstate.QUERY_KEYS)
 # -- data -------------------------------------------------------------------------------------
 @st.cache_data(show_spinner="Loading documents…", max_entries=8)
 def load_source(source: str) -> list[str]:
-    """Documents of the bundled corpus, a data-folder file or a Hugging Face data set."""
+    """Documents of the bundled corpus or a Hugging Face data set (files: the library's cache)."""
     return data.load_documents(source)
 
 
@@ -77,7 +78,7 @@ def choose_documents() -> tuple[list[str] | None, str]:
         if source == SOURCES[1]:
             upload = st.file_uploader(
                 f"A text file (.txt: blank lines between documents; .jsonl or .parquet with a "
-                f"text field; at most {MAX_UPLOAD_BYTES // 2**20} MB)",
+                f"text field; at most {data.format_size(MAX_UPLOAD_BYTES)})",
                 type=[f.lstrip(".") for f in data.FORMATS],
                 key="ev_upload",
             )
@@ -86,13 +87,15 @@ def choose_documents() -> tuple[list[str] | None, str]:
             return data.documents_from_bytes(upload.getvalue(), upload.name, MAX_UPLOAD_BYTES), upload.name
         if source == SOURCES[2]:
             folder = data.default_data_dir()
-            files = data.data_files(folder)
+            files, refused = data.scan_data_folder(folder)
+            for sentence in refused:
+                st.warning(md_escape(sentence))
             if not files:
                 st.info(f"No .txt, .jsonl or .parquet files in the data folder `{folder}` (set SANDBOX_DATA_DIR).")
                 return None, ""
             names = [p.relative_to(folder).as_posix() for p in files]
             name = st.selectbox("File in the data folder", names, key="ev_file")
-            return load_source(str(files[names.index(name)])), name
+            return data.load_documents(str(files[names.index(name)]), within=folder), name
         if importlib.util.find_spec("datasets") is None:
             st.info("Hugging Face data sets need the optional `datasets` package on the server.")
             return None, ""
