@@ -2,6 +2,13 @@
 
 Everything here is thin glue around `sandbox`; logic that can be tested without Streamlit
 belongs in the library.
+
+One rule for untrusted text on every page: anything that comes from files, logs, uploads,
+links or prompts (run and file names, log headers, error messages, READMEs) is shown as
+text. Where it goes into an element that renders Markdown (st.markdown, st.caption,
+st.info/warning/error/success, expander labels, progress text), it is passed through
+``md_escape`` (or quoted by ``querystate.shown``); HTML views escape it with ``html.escape``.
+Only a run's README renders as Markdown, after ``tokenview.safe_readme``.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from streamlit.runtime.pages_manager import PagesManager
 
 from sandbox import discovery
 from sandbox.settings import parse_app_args
+from sandbox.tokenview import md_escape
 
 # Right after a server start, Streamlit runs in its legacy multipage mode (a `pages/` folder
 # sits beside the entry script) until some run calls st.navigation: a first request for
@@ -93,12 +101,12 @@ def client_for(run_id: str):
 
 def show_error(exc: Exception, where: str = "") -> None:
     """A worker or contract error as one red box with the sentence, and details folded away."""
-    prefix = f"**{where}**: " if where else ""
-    st.error(prefix + str(exc))
+    prefix = f"**{md_escape(where)}**: " if where else ""
+    st.error(prefix + md_escape(str(exc)))  # messages quote files and code: text, never Markdown
     hint = getattr(exc, "hint", "")
     detail = getattr(exc, "detail", "")
     if hint:
-        st.caption(f"Fix: {hint}")
+        st.caption(f"Fix: {md_escape(hint)}")
     if detail:
         with st.expander("Details"):
             st.code(detail, language="text")
@@ -242,7 +250,7 @@ def scaling_charts(rows: list[dict], loss: str = "final_val_loss") -> None:
             chart_downloads(lambda chart=chart: chart, f"loss_vs_{x}", f"scaling_{x}")
     missing = points[points["train_compute"].isna()]["run_id"].tolist()
     if missing:
-        st.caption(f"No training compute for: {', '.join(missing)} (tokens seen unknown).")
+        st.caption(f"No training compute for: {md_escape(', '.join(missing))} (tokens seen unknown).")
 
 
 def chart_downloads(chart_fn, name: str, key: str) -> None:

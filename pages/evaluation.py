@@ -104,7 +104,7 @@ def choose_documents() -> tuple[list[str] | None, str]:
             return None, ""
         return load_source(spec), spec
     except data.DataSourceError as exc:
-        st.error(str(exc))
+        st.error(md_escape(str(exc)))
         return None, ""
 
 
@@ -160,7 +160,7 @@ def queue_note(run_id: str) -> str:
 def run_evaluation(docs: list[str], settings: ev.EvalSettings) -> ev.Report:
     """Evaluate the picked runs with a progress bar per run and one overall."""
     overall = st.progress(0.0, text="Overall")
-    bars = {run_id: st.progress(0.0, text=f"{run_id}: {queue_note(run_id)}") for run_id in picked}
+    bars = {run_id: st.progress(0.0, text=f"{md_escape(run_id)}: {queue_note(run_id)}") for run_id in picked}
     last = [0.0]
 
     def progress(run_id: str, done: int, total: int) -> None:
@@ -169,7 +169,7 @@ def run_evaluation(docs: list[str], settings: ev.EvalSettings) -> ev.Report:
             return
         last[0] = now
         frac = done / total if total else 1.0
-        bars[run_id].progress(frac, text=f"{run_id}: {done:,} / {total:,} windows")
+        bars[run_id].progress(frac, text=f"{md_escape(run_id)}: {done:,} / {total:,} windows")
         finished = picked.index(run_id) + frac
         overall.progress(finished / len(picked), text=f"Overall: {finished:.1f} / {len(picked)} runs")
 
@@ -214,7 +214,7 @@ summary = tables[key]
 
 st.subheader("Results")
 st.caption(
-    f"{report.data['documents']:,} documents of {report.data['source'] or 'the chosen data'} "
+    f"{report.data['documents']:,} documents of {md_escape(report.data['source'] or 'the chosen data')} "
     f"({report.data['bytes']:,} UTF-8 bytes), data fingerprint `{report.data['fingerprint']}`. "
     "Intervals: 95 % bootstrap over documents."
 )
@@ -242,18 +242,18 @@ st.dataframe(
 )
 for r in report.results:
     for warning in r.warnings:
-        st.warning(warning)
+        st.warning(md_escape(warning))
     if r.error:
-        st.error(f"**{r.run_id}**: {r.error['message']}")
+        st.error(f"**{md_escape(r.run_id)}**: {md_escape(r.error['message'])}")
         if r.error.get("hint"):
-            st.caption(f"Fix: {r.error['hint']}")
+            st.caption(f"Fix: {md_escape(r.error['hint'])}")
         if r.error.get("detail"):
-            with st.expander(f"Details ({r.run_id})"):
+            with st.expander(f"Details ({md_escape(r.run_id)})"):
                 st.code(r.error["detail"], language="text")
 lossy = summary[summary["roundtrip_changed"] > 0]
 for _, row in lossy.iterrows():
     st.warning(
-        f"{row['run']}: its tokenizer is lossy on this text: decode(encode(text)) changes "
+        f"{md_escape(row['run'])}: its tokenizer is lossy on this text: decode(encode(text)) changes "
         f"{row['roundtrip_changed']:.2%} of the characters, which it therefore never predicts as written."
     )
 ok = [r for r in report.results if r.ok]
@@ -330,7 +330,7 @@ with tab_tok:
     for r in ok:
         d = details_for(r, text)
         if d is not None:
-            st.markdown(f"**{r.run_id}**")
+            st.markdown(f"**{md_escape(r.run_id)}**")
             st.html(evalview.topk_table_html(d, k_show, n_show))
 with tab_heat:
     if len(ok) < 2:

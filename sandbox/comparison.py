@@ -27,7 +27,7 @@ def loss_outcome(run: Run) -> dict:
     out = {"final_val_loss": None, "best_val_loss": None, "best_step": None}
     if not run.log_path.is_file():
         return out
-    log = logs.read_log(run.log_path)
+    log = run.log()
     values = log.columns.get(logs.VAL_LOSS)
     if values is None or not np.isfinite(values).any():
         return out
@@ -197,7 +197,7 @@ def flops_per_step(run: Run) -> tuple[float | None, str]:
         return None, "its config names no n_layers / dim / max_seq_len"
     per_step, how = tokens_per_step(run)
     if per_step is None:
-        frame = logs.read_log(run.log_path).frame
+        frame = run.log().frame
         if logs.TOKENS_SEEN in frame and len(frame) and frame[logs.STEP].iloc[-1] > 0:
             per_step = float(frame[logs.TOKENS_SEEN].iloc[-1] / frame[logs.STEP].iloc[-1])
             how = "logged tokens seen / step"

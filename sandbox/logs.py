@@ -306,10 +306,21 @@ def file_stamp(path: Path) -> tuple[int, int] | None:
     return (st.st_size, st.st_mtime_ns)
 
 
-def read_log(path: Path | str) -> RunLog:
-    """The parsed log at ``path``; parsed again only when its size or mtime changed."""
+def read_log(path: Path | str, within: Path | None = None) -> RunLog:
+    """The parsed log at ``path``; parsed again only when its size or mtime changed.
+
+    With ``within`` (the models directory), a log that lies outside it once links are
+    resolved is not read: the RunLog is empty and its note says why.
+    """
     path = Path(path)
     label = _label(path)
+    if within is not None:
+        from sandbox.discovery import OutsideError, confine
+
+        try:
+            confine(path, within, label.split("/", 1)[-1])
+        except OutsideError as exc:
+            return RunLog(path, label, (-1, -1), notes=(str(exc),))
     stamp = file_stamp(path)
     if stamp is None:
         return RunLog(path, label, (-1, -1), notes=(f"{label} does not exist.",))
@@ -328,17 +339,18 @@ def read_log(path: Path | str) -> RunLog:
     return log
 
 
-def read_logs(paths: Mapping[str, Path]) -> dict[str, RunLog]:
+def read_logs(paths: Mapping[str, Path], within: Path | None = None) -> dict[str, RunLog]:
     """``{run id: RunLog}`` for ``{run id: log path}``; changed files are parsed in parallel.
 
     Arrow parses without holding the GIL, so a few threads overlap the files' parsing.
+    ``within``: as for :func:`read_log`.
     """
     global _POOL
     if len(paths) < 2:
-        return {rid: read_log(p) for rid, p in paths.items()}
+        return {rid: read_log(p, within) for rid, p in paths.items()}
     if _POOL is None:
         _POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
-    return dict(zip(paths, _POOL.map(read_log, paths.values()), strict=True))
+    return dict(zip(paths, _POOL.map(lambda p: read_log(p, within), paths.values()), strict=True))
 
 
 def clear_cache() -> None:
