@@ -90,6 +90,10 @@ def run_row(run: Run, findings: list[dict] | None = None) -> dict:
     except Exception as exc:  # noqa: BLE001 — same for a log the reader cannot parse
         row["final_train_loss"] = row["final_val_loss"] = None
         problem(f"trained/{run.name}/log_data.csv cannot be read ({type(exc).__name__}).")
+    else:
+        log = run.log() if run.log_path.is_file() else None  # cached: parsed once per change
+        if log is not None and log.error:  # a binary or unreadable log: nothing of it is used
+            problem(log.error.replace(log.label, f"trained/{run.name}/log_data.csv", 1))
     row["status"] = "ok" if not problems else "broken"
     row["problems"] = problems
     return row
