@@ -52,6 +52,10 @@ st.session_state[common.ENTRY_KEY] = True
 if common.access_ok():
     page = st.navigation(pages)
     common.screenshot_mode()
+    page.run()
 else:
-    page = st.navigation([st.Page(common.token_form, title="Sign in")], position="hidden")
-page.run()
+    # Every page is known (hidden), so a shared link to one is not "Page not found" and keeps
+    # its path and query parameters through the token: once it is given, the rerun opens the
+    # linked page as linked. Nothing of the page runs before that.
+    st.navigation(pages, position="hidden")
+    common.token_form()
