@@ -13,6 +13,7 @@ Only a run's README renders as Markdown, after ``tokenview.safe_readme``.
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -134,19 +135,64 @@ def require_access() -> None:
         st.stop()
 
 
-def token_form() -> None:
-    """The only page a visitor sees until the right token is given (once per browser session)."""
+@st.cache_resource(show_spinner=False)
+def token_throttle():
+    """The process-wide record of wrong tokens per client (`sandbox.auth.Throttle`)."""
+    from sandbox.auth import Throttle
+
+    return Throttle()
+
+
+def _client_keys() -> tuple[str, ...]:
+    """This visitor as the throttle knows it: its browser session and, when the server sees
+    one, its address (shared by every session a client opens)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    keys = [f"session:{ctx.session_id if ctx else 'none'}"]
+    address = st.context.ip_address
+    if address:
+        keys.append(f"ip:{address}")
+    return tuple(keys)
+
+
+def _check_token() -> None:
+    """The token box's callback (before the script runs, so a right token shows the page
+    at once): throttled, compared in constant time, and the box emptied either way."""
     from sandbox.auth import expected_token, token_matches
 
+    ss = st.session_state
+    given = ss.get("access_token", "")
+    ss["access_token"] = ""  # never keep the secret (or a wrong guess) in session state
+    if not given:
+        return
+    keys, throttle = _client_keys(), token_throttle()
+    if throttle.wait_left(keys) > 0:
+        ss["access_message"] = "wait"  # too soon: not even compared
+        return
+    expected = expected_token()
+    if expected is not None and token_matches(given, expected):
+        throttle.succeeded(keys)
+        ss["access_ok"] = True
+        ss.pop("access_message", None)
+        return
+    throttle.failed(keys)
+    ss["access_message"] = "wrong"
+
+
+def token_form() -> None:
+    """The only page a visitor sees until the right token is given (once per browser session)."""
     st.title("micro-GPT sandbox")
-    given = st.text_input("Access token", type="password", key="access_token")
-    if given:
-        expected = expected_token()
-        if expected is not None and token_matches(given, expected):
-            st.session_state["access_ok"] = True
-            del st.session_state["access_token"]  # do not keep the secret in session state
-            st.rerun()
-        st.error("That token does not match the one this sandbox was started with.")
+    st.text_input("Access token", type="password", key="access_token", on_change=_check_token)
+    message = st.session_state.get("access_message")
+    wait = token_throttle().wait_left(_client_keys())
+    wrong = "That token does not match the one this sandbox was started with"
+    if message == "wrong" and wait > 0:
+        st.error(f"{wrong}; after so many wrong tries, wait {math.ceil(wait)} s before the next one.")
+    elif wait > 0:
+        st.error(f"Too many wrong tokens from this browser or address: wait {math.ceil(wait)} s, then try again.")
+    elif message == "wrong":
+        st.error(f"{wrong}.")
     st.caption("Ask whoever started the sandbox for the token.")
 
 
