@@ -143,6 +143,10 @@ _INLINE_SPECIAL = re.compile(r"([\\`*\[\]<>&~|$])")
 _COLON_WORD = re.compile(r":(?=[A-Za-z/])")
 # ... and, at the start of a line, headings, lists, quotes, rules and setext underlines.
 _LINE_START = re.compile(r"^([ \t]*)([#+=-]|\d+(?=[.)]))", re.MULTILINE)
+# GFM turns bare URLs and e-mail addresses into links after escapes are resolved, so they are
+# broken with an invisible WORD JOINER instead: "http⁠://", "www⁠.", "name⁠@host".
+_AUTOLINK = re.compile(r"(?i)(?<![A-Za-z])(https?|ftp|www)(?=\\?[:.])|(?<=[\w.+-])(?=@[\w-])")
+WORD_JOINER = "\u2060"
 
 
 def md_escape(text: str) -> str:
@@ -152,11 +156,13 @@ def md_escape(text: str) -> str:
     Every character that could start Markdown, HTML or a Streamlit directive is
     backslash-escaped, and only those: ordinary sentences ("model_config.json is missing
     (line 3).") pass unchanged, a quoted ``$``, ``*`` or ``![p](http://host/a)`` shows as
-    typed and never becomes math, emphasis or an image the browser would fetch.
+    typed and never becomes math, emphasis or an image the browser would fetch. Bare URLs
+    and e-mail addresses get an invisible WORD JOINER, so GFM does not make links of them.
     """
     text = _INLINE_SPECIAL.sub(r"\\\1", text)
     text = re.sub(r"_", lambda m: "_" if _intraword(m.string, m.start()) else "\\_", text)
     text = _COLON_WORD.sub(r"\\:", text)
+    text = _AUTOLINK.sub(lambda m: (m.group(1) or "") + WORD_JOINER, text)
     return _LINE_START.sub(lambda m: _line_start(m.group(1), m.group(2)), text)
 
 

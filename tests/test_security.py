@@ -570,7 +570,8 @@ def test_markdown_checker_catches_what_the_issue_found() -> None:
     [
         ("model_config.json is missing (line 3: bad).", "model_config.json is missing (line 3: bad)."),
         ("toy_a/run1 and final_val_loss", "toy_a/run1 and final_val_loss"),
-        (f"![p](http://{HOST}/a)", f"!\\[p\\](http\\://{HOST}/a)"),
+        (f"![p](http://{HOST}/a)", f"!\\[p\\](http\u2060\\://{HOST}/a)"),
+        (f"see https://{HOST}/x, www.{HOST} or a@{HOST}", f"see https\u2060\\://{HOST}/x, www\u2060.{HOST} or a\u2060@{HOST}"),
         ("<img src=x> &lt; `c` ~~s~~ a|b $x$", "\\<img src=x\\> \\&lt; \\`c\\` \\~\\~s\\~\\~ a\\|b \\$x\\$"),
         ("**b** _i_ :red[x] :material/home:", "\\*\\*b\\*\\* \\_i\\_ \\:red\\[x\\] \\:material/home:"),
         ("# h\n- item\n1. first\n  2) second", "\\# h\n\\- item\n1\\. first\n  2\\) second"),
