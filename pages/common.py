@@ -59,6 +59,12 @@ def experiments() -> list[discovery.Experiment]:
     return found
 
 
+def refused_experiment_links() -> list[str]:
+    """Sentences for experiment folders left out because they link out of the models directory
+    (run folders that do are the doctor's, under their experiment)."""
+    return [s for s in discovery.refused_links(models_dir()) if "/" not in s.split(" ", 1)[0]]
+
+
 def run_ids() -> list[str]:
     """Ids ("experiment/run") of every run, in a stable order."""
     return [run.id for exp in experiments() for run in exp.runs]

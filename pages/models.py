@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from pages import common
-from sandbox import catalog, comparison, discovery, export, figures, modelsstate, querystate
+from sandbox import catalog, comparison, export, figures, modelsstate, querystate
 from sandbox.codediff import default_base, diff_experiments
 from sandbox.doctor import check_experiment
 from sandbox.tokenview import md_escape, safe_readme
@@ -74,9 +74,8 @@ def choose(label: str, options: list[str], key: str, index: int = 0, **kw):
 
 
 # -- the runs table ------------------------------------------------------------------------
-for sentence in discovery.refused_links(common.models_dir()):
-    if "/" not in sentence.split(" ", 1)[0]:  # run folders are the doctor's, under their experiment
-        st.warning(md_escape(sentence), icon=":material/link_off:")
+for sentence in common.refused_experiment_links():
+    st.warning(md_escape(sentence), icon=":material/link_off:")
 picked = st.multiselect("Experiments", names, default=None if "models_experiments" in ss else names, key="models_experiments")
 shown = table[table["experiment"].isin(picked)]
 st.dataframe(

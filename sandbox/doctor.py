@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sandbox.codediff import linked_code_files
-from sandbox.discovery import Experiment, OutsideError, Run, discover, refused_run_folders
+from sandbox.discovery import Experiment, OutsideError, Run, confine, discover, refused_run_folders
 from sandbox.protocol import WorkerError
 
 # Hints for findings whose rule is known but whose sentence came from elsewhere.
@@ -92,6 +92,10 @@ def static_findings(exp: Experiment) -> list[Finding]:
     for rel in linked_code_files(exp):
         refused_code.add(rel)
         add(None, "files", rel, f"{rel} is a link to a file outside the models directory; it is not read.")
+    try:
+        confine(exp.root / "README.md", base, "README.md")
+    except OutsideError as exc:  # read for the code diff's guess of the base experiment
+        add(None, "files", "README.md", str(exc), "warning")
     for sentence in refused_run_folders(exp.root, base):  # not listed: the other runs still load
         add(None, "files", sentence.split(" ", 1)[0], sentence, "warning")
     for rel, rule in (("config.py", "config"), ("modules/model.py", "model")):

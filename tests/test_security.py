@@ -396,6 +396,7 @@ def linked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (models / "toy_a/trained/away").symlink_to(evil / "trained/run1", target_is_directory=True)
     (outside / "layers.py").write_text(f"# {SECRET}\n")
     (models / "toy_b/modules/extra.py").symlink_to(outside / "layers.py")
+    (models / "toy_b/README.md").symlink_to(outside / "layers.py")
     data_dir = base / "data"
     data_dir.mkdir()
     (data_dir / "ok.txt").write_text("the cat sat.\n\nthe dog ran.\n")
@@ -439,7 +440,8 @@ def test_links_out_of_the_models_dir_are_reported_not_skipped_silently(linked: d
     toy_b = discovery.find_experiment(linked["models"], "toy_b")
     findings, _ = check_experiment(toy_b, quick=True)
     assert [f.sentence for f in findings if f.rule == "files"] == [
-        "modules/extra.py is a link to a file outside the models directory; it is not read."
+        "modules/extra.py is a link to a file outside the models directory; it is not read.",
+        "README.md is a link to a file outside the models directory; it is not read.",
     ]
 
 
@@ -505,6 +507,7 @@ def test_cli_reports_what_it_refused(linked: dict[str, Path], capsys: pytest.Cap
 def test_pages_show_the_refusals_and_nothing_from_outside(app_at, linked: dict[str, Path], monkeypatch) -> None:
     monkeypatch.setenv("SANDBOX_DATA_DIR", str(linked["data"]))
     at = app_at(linked["models"]).run()
+    assert any("evil_link is a link to a folder outside" in w.value for w in at.warning), "said on the Overview"
     at.switch_page("pages/models.py").run()
     at.toggle[0].set_value(False).run()  # static doctor: no worker needed here
     at.selectbox(key="models_detail_run").set_value("toy_a/linked").run()
