@@ -307,8 +307,8 @@ def _load_hf(spec: str, limits: Limits) -> list[str]:
             f'{spec} has no "text" column (columns: {", ".join(ds.column_names)}).')
     budget = _Budget(spec, limits)
     budget.check_documents(ds.num_rows)
-    texts = (t for t in ds.iter(batch_size=_PARQUET_BATCH_ROWS) for t in t["text"])
-    return budget.take(t for t in texts if isinstance(t, str))
+    texts = (text for batch in ds.iter(batch_size=_PARQUET_BATCH_ROWS) for text in batch["text"])
+    return budget.take(text for text in texts if isinstance(text, str))
 
 
 def load_documents(source: str = "bundled", *, split: str = "validation", seed: int = 1337,

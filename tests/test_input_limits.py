@@ -204,3 +204,34 @@ def test_a_data_file_is_parsed_again_only_when_it_changes(tmp_path, monkeypatch)
 
     os.utime(path, ns=(stamp, stamp))
     assert data.load_documents(str(path)) == ["one", "two", "three"]
+
+
+class FakeDataset:
+    """What `sandbox.data` uses of a Hugging Face ``datasets.Dataset`` (no download in tests)."""
+
+    def __init__(self, texts: list) -> None:
+        self.texts, self.column_names, self.num_rows = texts, ["text"], len(texts)
+        self.rows_read = 0
+
+    def iter(self, batch_size: int):
+        for start in range(0, len(self.texts), batch_size):
+            batch = self.texts[start:start + batch_size]
+            self.rows_read += len(batch)
+            yield {"text": batch}
+
+
+def test_hugging_face_sources_are_capped_too(monkeypatch) -> None:
+    import sys
+    import types
+
+    datasets = types.ModuleType("datasets")
+    loaded = {}
+    datasets.load_dataset = lambda name, config, split: loaded.setdefault(name, FakeDataset(
+        ["d"] * 5 if name == "small" else ["x" * 1000] * 5000))
+    monkeypatch.setitem(sys.modules, "datasets", datasets)
+    assert data.load_documents("hf:small:train") == ["d"] * 5
+    with pytest.raises(DataSourceError, match=r"hf:big:train holds more than 100,000 characters"):
+        data.load_documents("hf:big:train", limits=Limits(max_chars=100_000))
+    assert loaded["big"].rows_read < 1000, "read until the limit, not to the end"
+    with pytest.raises(DataSourceError, match=r"hf:big:train holds more than 10 documents"):
+        data.load_documents("hf:big:train", limits=Limits(max_documents=10))
