@@ -100,7 +100,7 @@ class _Budget:
         if size > self.limits.max_unpacked_bytes:
             raise DataSourceError(
                 f"{self.name} unpacks to more than {format_size(self.limits.max_unpacked_bytes)} "
-                f"of text (the limit is {format_size(self.limits.max_unpacked_bytes)}).")
+                "of text, the most a data source may hold.")
 
     def take(self, docs: Iterable[str]) -> list[str]:
         """The non-empty documents of ``docs``, counted against the limits as they come."""
