@@ -24,6 +24,7 @@ from sandbox import querystate as qs
 from sandbox.discovery import UnknownRunError
 from sandbox.loader import WorkerPool
 from sandbox.protocol import RequestFailed
+from sandbox.tokenview import WORD_JOINER
 
 LONG = "a/" + "x" * 20_000  # every key of a link carries one: the link stays under Streamlit's 512 KiB cap
 HOSTILE = [
@@ -657,7 +658,7 @@ def test_loss_curves_show_hostile_column_names_as_text(marked_app) -> None:
     at.multiselect(key="lc_runs").set_value([EVIL_RUN_ID, "toy_a/run1"]).run()
     at.multiselect(key="lc_metrics").set_value(["train loss", EVIL_COLUMNS[0]]).run()
     assert not at.exception, at.exception
-    notes = " ".join(markdown_bodies(at)).replace("\\", "")
+    notes = " ".join(markdown_bodies(at)).replace("\\", "").replace(WORD_JOINER, "")
     assert EVIL_COLUMNS[2] in notes, "the note about the text column names it"
     assert EVIL_COLUMNS[0] in notes, "the summary table's heading names the metric"
     assert_no_markup_from_data(at)
