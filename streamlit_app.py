@@ -9,6 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from pages import common
+from sandbox.tokenview import md_escape
 
 st.set_page_config(page_title="micro-GPT sandbox", page_icon="🧪", layout="wide")
 
@@ -35,6 +36,8 @@ def home() -> None:
     cols[1].metric("Trained runs", summary["runs"])
     cols[2].metric("Device", common.device_name())
     st.caption(f"Models directory: `{common.models_dir()}`")
+    for sentence in common.refused_experiment_links():
+        st.warning(md_escape(sentence), icon=":material/link_off:")
     if summary["runs"] == 0:
         st.info("No trained runs found. Add an experiment folder under the models directory.")
     st.dataframe(common.runs_overview(), hide_index=True, width="stretch")
@@ -52,6 +55,10 @@ st.session_state[common.ENTRY_KEY] = True
 if common.access_ok():
     page = st.navigation(pages)
     common.screenshot_mode()
+    page.run()
 else:
-    page = st.navigation([st.Page(common.token_form, title="Sign in")], position="hidden")
-page.run()
+    # Every page is known (hidden), so a shared link to one is not "Page not found" and keeps
+    # its path and query parameters through the token: once it is given, the rerun opens the
+    # linked page as linked. Nothing of the page runs before that.
+    st.navigation(pages, position="hidden")
+    common.token_form()

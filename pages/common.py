@@ -2,11 +2,19 @@
 
 Everything here is thin glue around `sandbox`; logic that can be tested without Streamlit
 belongs in the library.
+
+One rule for untrusted text on every page: anything that comes from files, logs, uploads,
+links or prompts (run and file names, log headers, error messages, READMEs) is shown as
+text. Where it goes into an element that renders Markdown (st.markdown, st.caption,
+st.info/warning/error/success, expander labels, progress text), it is passed through
+``md_escape`` (or quoted by ``querystate.shown``); HTML views escape it with ``html.escape``.
+Only a run's README renders as Markdown, after ``tokenview.safe_readme``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from pathlib import Path
 
@@ -16,6 +24,7 @@ from streamlit.runtime.pages_manager import PagesManager
 
 from sandbox import discovery
 from sandbox.settings import parse_app_args
+from sandbox.tokenview import md_escape
 
 # Right after a server start, Streamlit runs in its legacy multipage mode (a `pages/` folder
 # sits beside the entry script) until some run calls st.navigation: a first request for
@@ -74,6 +83,12 @@ def experiments() -> list[discovery.Experiment]:
     return found
 
 
+def refused_experiment_links() -> list[str]:
+    """Sentences for experiment folders left out because they link out of the models directory
+    (run folders that do are the doctor's, under their experiment)."""
+    return [s for s in discovery.refused_links(models_dir()) if "/" not in s.split(" ", 1)[0]]
+
+
 def run_ids() -> list[str]:
     """Ids ("experiment/run") of every run, in a stable order."""
     return [run.id for exp in experiments() for run in exp.runs]
@@ -129,15 +144,16 @@ def show_error(exc: Exception, where: str = "") -> None:
     server log, never to the visitor (tracebacks name server paths).
 
     A worker's own traceback was logged by `sandbox.loader` when its reply came; anything
-    else is logged here with the app's traceback.
+    else is logged here with the app's traceback. Messages quote files and code: they are
+    shown as text, never as Markdown.
     """
     from sandbox.protocol import WorkerError
 
-    prefix = f"**{where}**: " if where else ""
-    st.error(prefix + str(exc))
+    prefix = f"**{md_escape(where)}**: " if where else ""
+    st.error(prefix + md_escape(str(exc)))
     hint = getattr(exc, "hint", "")
     if hint:
-        st.caption(f"Fix: {hint}")
+        st.caption(f"Fix: {md_escape(hint)}")
     if not isinstance(exc, WorkerError):
         log.warning("%s: %s: %s", where or "page", type(exc).__name__, exc, exc_info=exc)
 
@@ -164,19 +180,64 @@ def require_access() -> None:
         st.stop()
 
 
-def token_form() -> None:
-    """The only page a visitor sees until the right token is given (once per browser session)."""
+@st.cache_resource(show_spinner=False)
+def token_throttle():
+    """The process-wide record of wrong tokens per client (`sandbox.auth.Throttle`)."""
+    from sandbox.auth import Throttle
+
+    return Throttle()
+
+
+def _client_keys() -> tuple[str, ...]:
+    """This visitor as the throttle knows it: its browser session and, when the server sees
+    one, its address (shared by every session a client opens)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    keys = [f"session:{ctx.session_id if ctx else 'none'}"]
+    address = st.context.ip_address
+    if address:
+        keys.append(f"ip:{address}")
+    return tuple(keys)
+
+
+def _check_token() -> None:
+    """The token box's callback (before the script runs, so a right token shows the page
+    at once): throttled, compared in constant time, and the box emptied either way."""
     from sandbox.auth import expected_token, token_matches
 
+    ss = st.session_state
+    given = ss.get("access_token", "")
+    ss["access_token"] = ""  # never keep the secret (or a wrong guess) in session state
+    if not given:
+        return
+    keys, throttle = _client_keys(), token_throttle()
+    if throttle.wait_left(keys) > 0:
+        ss["access_message"] = "wait"  # too soon: not even compared
+        return
+    expected = expected_token()
+    if expected is not None and token_matches(given, expected):
+        throttle.succeeded(keys)
+        ss["access_ok"] = True
+        ss.pop("access_message", None)
+        return
+    throttle.failed(keys)
+    ss["access_message"] = "wrong"
+
+
+def token_form() -> None:
+    """The only page a visitor sees until the right token is given (once per browser session)."""
     st.title("micro-GPT sandbox")
-    given = st.text_input("Access token", type="password", key="access_token")
-    if given:
-        expected = expected_token()
-        if expected is not None and token_matches(given, expected):
-            st.session_state["access_ok"] = True
-            del st.session_state["access_token"]  # do not keep the secret in session state
-            st.rerun()
-        st.error("That token does not match the one this sandbox was started with.")
+    st.text_input("Access token", type="password", key="access_token", on_change=_check_token)
+    message = st.session_state.get("access_message")
+    wait = token_throttle().wait_left(_client_keys())
+    wrong = "That token does not match the one this sandbox was started with"
+    if message == "wrong" and wait > 0:
+        st.error(f"{wrong}; after so many wrong tries, wait {math.ceil(wait)} s before the next one.")
+    elif wait > 0:
+        st.error(f"Too many wrong tokens from this browser or address: wait {math.ceil(wait)} s, then try again.")
+    elif message == "wrong":
+        st.error(f"{wrong}.")
     st.caption("Ask whoever started the sandbox for the token.")
 
 
@@ -310,7 +371,7 @@ def scaling_charts(rows: list[dict], loss: str = "final_val_loss") -> None:
             chart_downloads(lambda chart=chart: chart, f"loss_vs_{x}", f"scaling_{x}")
     missing = points[points["train_compute"].isna()]["run_id"].tolist()
     if missing:
-        st.caption(f"No training compute for: {', '.join(missing)} (tokens seen unknown).")
+        st.caption(f"No training compute for: {md_escape(', '.join(missing))} (tokens seen unknown).")
 
 
 def chart_downloads(chart_fn, name: str, key: str) -> None:

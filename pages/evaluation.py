@@ -26,7 +26,7 @@ from sandbox.tokenview import md_escape
 
 common.require_access()
 
-MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+MAX_UPLOAD_BYTES = data.UPLOAD_MAX_BYTES
 DRAW_EVERY = 0.1  # seconds between progress redraws
 SOURCES = ("Bundled corpus (validation)", "Upload a file", "Data folder", "Hugging Face")
 
@@ -46,10 +46,11 @@ ss = st.session_state
 
 # -- the selection: from the link on the first visit, then from the widgets -------------------
 def data_folder_names() -> tuple:
-    """(data folder, its offered files, their names there): the only files a link may name."""
+    """(data folder, its offered files, their names there, a sentence per file refused as a
+    link out of the folder): the only files a link may name."""
     folder = data.default_data_dir()
-    files = data.data_files(folder)
-    return folder, files, [p.relative_to(folder).as_posix() for p in files]
+    files, refused = data.scan_data_folder(folder)
+    return folder, files, [p.relative_to(folder).as_posix() for p in files], refused
 
 
 if "ev_runs" not in ss:
@@ -81,7 +82,7 @@ seed = int(cols[2].number_input("Sample seed", 0, evalstate.MAX_SEED, step=1, ke
 # -- data -------------------------------------------------------------------------------------
 @st.cache_data(show_spinner="Loading documents…", max_entries=8)
 def load_source(source: str) -> list[str]:
-    """Documents of the bundled corpus, a data-folder file or a Hugging Face data set."""
+    """Documents of the bundled corpus or a Hugging Face data set (files: the library's cache)."""
     return data.load_documents(source)
 
 
@@ -97,7 +98,7 @@ def choose_documents() -> tuple[list[str] | None, str, str]:
             link = evalstate.UPLOAD
             upload = st.file_uploader(
                 f"A text file (.txt: blank lines between documents; .jsonl or .parquet with a "
-                f"text field; at most {MAX_UPLOAD_BYTES // 2**20} MB)",
+                f"text field; at most {data.format_size(MAX_UPLOAD_BYTES)})",
                 type=[f.lstrip(".") for f in data.FORMATS],
                 key="ev_upload",
             )
@@ -110,13 +111,15 @@ def choose_documents() -> tuple[list[str] | None, str, str]:
                 return None, "", link
             return data.documents_from_bytes(upload.getvalue(), upload.name, MAX_UPLOAD_BYTES), upload.name, link
         if source == SOURCES[2]:
-            folder, files, names = data_folder_names()
+            folder, files, names, refused = data_folder_names()
+            for sentence in refused:
+                st.warning(md_escape(sentence))
             if not files:
                 st.info(f"No .txt, .jsonl or .parquet files in the data folder `{folder}` (set SANDBOX_DATA_DIR).")
                 return None, "", link
             name = st.selectbox("File in the data folder", names, key="ev_file")
             link = evalstate.FILE_PREFIX + name
-            return load_source(str(files[names.index(name)])), name, link
+            return data.load_documents(str(files[names.index(name)]), within=folder), name, link
         if importlib.util.find_spec("datasets") is None:
             st.info("Hugging Face data sets need the optional `datasets` package on the server.")
             return None, "", link
@@ -126,7 +129,7 @@ def choose_documents() -> tuple[list[str] | None, str, str]:
         link = spec if evalstate.HF_SPEC.fullmatch(spec) else link
         return load_source(spec), spec, link
     except data.DataSourceError as exc:
-        st.error(str(exc))
+        st.error(md_escape(str(exc)))
         return None, "", link
 
 
@@ -184,7 +187,7 @@ def queue_note(run_id: str) -> str:
 def run_evaluation(docs: list[str], settings: ev.EvalSettings) -> ev.Report:
     """Evaluate the picked runs with a progress bar per run and one overall."""
     overall = st.progress(0.0, text="Overall")
-    bars = {run_id: st.progress(0.0, text=f"{run_id}: {queue_note(run_id)}") for run_id in picked}
+    bars = {run_id: st.progress(0.0, text=f"{md_escape(run_id)}: {queue_note(run_id)}") for run_id in picked}
     last = [0.0]
 
     def progress(run_id: str, done: int, total: int) -> None:
@@ -193,7 +196,7 @@ def run_evaluation(docs: list[str], settings: ev.EvalSettings) -> ev.Report:
             return
         last[0] = now
         frac = done / total if total else 1.0
-        bars[run_id].progress(frac, text=f"{run_id}: {done:,} / {total:,} windows")
+        bars[run_id].progress(frac, text=f"{md_escape(run_id)}: {done:,} / {total:,} windows")
         finished = picked.index(run_id) + frac
         overall.progress(finished / len(picked), text=f"Overall: {finished:.1f} / {len(picked)} runs")
 
@@ -284,11 +287,11 @@ st.dataframe(
 )
 for r in report.results:
     for warning in r.warnings:
-        st.warning(warning)
+        st.warning(md_escape(warning))
     if r.error:
-        st.error(f"**{r.run_id}**: {r.error['message']}")
+        st.error(f"**{md_escape(r.run_id)}**: {md_escape(r.error['message'])}")
         if r.error.get("hint"):
-            st.caption(f"Fix: {r.error['hint']}")
+            st.caption(f"Fix: {md_escape(r.error['hint'])}")
 for r in report.results:
     for flag in r.flags:
         st.error(md_escape(flag), icon=":material/warning:")
@@ -297,7 +300,7 @@ for note in report.notes():
 lossy = summary[summary["roundtrip_changed"] > 0]
 for _, row in lossy.iterrows():
     st.warning(
-        f"{row['run']}: its tokenizer is lossy on this text: decode(encode(text)) changes "
+        f"{md_escape(row['run'])}: its tokenizer is lossy on this text: decode(encode(text)) changes "
         f"{row['roundtrip_changed']:.2%} of the characters, which it therefore never predicts as written."
     )
 ok = [r for r in report.results if r.ok]
@@ -405,7 +408,7 @@ with tab_tok:
     for r in ok:
         d = details_for(r, text)
         if d is not None:
-            st.markdown(f"**{r.run_id}**")
+            st.markdown(f"**{md_escape(r.run_id)}**")
             st.html(evalview.topk_table_html(d, k_show, n_show))
 with tab_heat:
     if len(ok) < 2:

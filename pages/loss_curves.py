@@ -13,6 +13,7 @@ from sandbox import livewatch, lossview
 from sandbox.colors import run_color
 from sandbox.curves import X_AXES, CurveSettings, goal
 from sandbox.discovery import Run
+from sandbox.tokenview import md_escape
 
 common.require_access()
 
@@ -70,7 +71,7 @@ ss["lc_all"] = with_logs
 gone = [r for r in ss.get("lc_runs", []) if r not in with_logs]
 ss["lc_runs"] = [r for r in ss.get("lc_runs", []) if r in with_logs]
 if gone:
-    st.info(f"No longer shown, its run folder or log went away: {', '.join(gone)}.", icon=":material/info:")
+    st.info(f"No longer shown, its run folder or log went away: {md_escape(', '.join(gone))}.", icon=":material/info:")
 
 # -- the widgets ------------------------------------------------------------------------------
 top = st.columns([3, 2])
@@ -114,11 +115,11 @@ def show(view: lossview.LossView) -> None:
     """Chart, notes and summary tables of one built view."""
     curves = view.curves
     if curves.unavailable:
-        listed = "; ".join(f"**{rid}**: {why}" for rid, why in curves.unavailable.items())
+        listed = "; ".join(f"**{md_escape(rid)}**: {md_escape(why)}" for rid, why in curves.unavailable.items())
         title = X_AXES[view.settings.x].title.lower()
         st.info(f"Not drawn against {title}: {listed}.", icon=":material/info:")
     for rid, how in curves.computed.items():
-        st.caption(f"{curves.x_title} of **{rid}** computed from its configs: {how}.")
+        st.caption(f"{curves.x_title} of **{md_escape(rid)}** computed from its configs: {md_escape(how)}.")
     if curves.draw.empty:
         st.info("Nothing to draw for this choice (no logged values, or all trimmed away).")
     else:
@@ -126,15 +127,15 @@ def show(view: lossview.LossView) -> None:
             view.chart, key="lc_chart", width="stretch" if len(view.settings.metrics) == 1 else "content"
         )
     for note in curves.notes:
-        st.caption(note)
+        st.caption(md_escape(note))
     log_notes = [note for notes in view.log_notes.values() for note in notes]
     if log_notes:
         with st.expander(f"{len(log_notes)} note(s) about these logs", icon=":material/warning:"):
-            st.markdown("\n".join(f"- {note}" for note in log_notes))
+            st.markdown("\n".join(f"- {md_escape(note)}" for note in log_notes))  # headers are data
 
     for metric, table in view.summary.items():
         best = {"min": "best = lowest", "max": "best = highest"}.get(goal(metric), "no best value")
-        st.markdown(f"**{metric}** · {best} · from the full logs")
+        st.markdown(f"**{md_escape(metric)}** · {best} · from the full logs")
         st.dataframe(_styled(table), hide_index=True, width="stretch")
 
 
@@ -163,7 +164,7 @@ def live(settings: CurveSettings, chosen: list[Run]) -> None:
     st.caption(
         f"Live: redrawn when a log changes (checked every {LIVE_SECONDS:g} s, "
         f"{'file watcher' if watcher.mode == 'watchdog' else 'polling'})."
-        + (f" {watcher.reason}." if watcher.reason else "")
+        + (f" {md_escape(watcher.reason)}." if watcher.reason else "")
     )
 
 

@@ -6,9 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from pages import common
-from sandbox import catalog, comparison, export, figures, modelsstate
+from sandbox import catalog, comparison, export, figures, modelsstate, querystate
 from sandbox.codediff import default_base, diff_experiments
 from sandbox.doctor import check_experiment
+from sandbox.tokenview import md_escape, safe_readme
 
 common.require_access()
 
@@ -73,6 +74,8 @@ def choose(label: str, options: list[str], key: str, index: int = 0, **kw):
 
 
 # -- the runs table ------------------------------------------------------------------------
+for sentence in common.refused_experiment_links():
+    st.warning(md_escape(sentence), icon=":material/link_off:")
 picked = st.multiselect("Experiments", names, default=None if "models_experiments" in ss else names, key="models_experiments")
 shown = table[table["experiment"].isin(picked)]
 st.dataframe(
@@ -114,7 +117,7 @@ with tab_detail:
             try:
                 st.json(run.model_config())
             except ValueError as exc:
-                st.error(str(exc))
+                st.error(md_escape(str(exc)))
             info = reports.get(run.experiment, ([], {}))[1].get(run.name)
             if info:
                 st.caption(
@@ -128,7 +131,7 @@ with tab_detail:
                 train_cfg = run.train_config()
                 st.json(train_cfg) if train_cfg is not None else st.caption("No train_config.json.")
             except ValueError as exc:
-                st.error(str(exc))
+                st.error(md_escape(str(exc)))
             st.subheader("Training log")
             row = table[table["run_id"] == run_id].iloc[0]
             if run.log_path.is_file():
@@ -137,10 +140,14 @@ with tab_detail:
                 )
             else:
                 st.caption("No log_data.csv.")
-        readme = run.readme()
+        try:
+            readme = run.readme()
+        except ValueError as exc:  # a link out of the models directory: not read, said
+            readme = None
+            st.error(md_escape(str(exc)))
         if readme:
             with st.expander("README.md", expanded=True):
-                st.markdown(readme)
+                st.markdown(safe_readme(readme))
 
 # -- config diff ----------------------------------------------------------------------------
 with tab_diff:
@@ -157,7 +164,7 @@ with tab_diff:
             try:
                 configs[rid] = run.model_config()
             except ValueError as exc:
-                st.warning(f"{rid}: {exc}")
+                st.warning(md_escape(f"{rid}: {exc}"))
         diff = catalog.config_diff(configs)
         if diff:
             st.caption("Only the keys whose values differ are shown.")
@@ -181,11 +188,11 @@ with tab_code:
         changed = [d for d in diffs if d.status != "unchanged"]
         st.caption(
             f"{len(changed)} of {len(diffs)} files of config.py, modules/ and tokenizer code differ. "
-            f"Unchanged: {', '.join(f'`{d.path}`' for d in diffs if d.status == 'unchanged') or 'none'}."
+            f"Unchanged: {', '.join(querystate.shown(d.path, 200) for d in diffs if d.status == 'unchanged') or 'none'}."
         )
         for d in changed:
             counts = f" +{d.added} −{d.removed}" if d.status == "changed" else ""
-            with st.expander(f"`{d.path}` — {d.status}{counts}", expanded=d.status == "changed"):
+            with st.expander(f"{querystate.shown(d.path, 200)} — {d.status}{counts}", expanded=d.status == "changed"):
                 if d.diff:
                     st.code(d.diff, language="diff")
 
@@ -283,9 +290,9 @@ with tab_card:
                             st.rerun()
                 for flag in card["flags"]:
                     st.error(md_escape(flag), icon=":material/warning:")
-                st.markdown(f"**Code:** {card['code_note']}." + "".join(f"\n- `{f}`" for f in card["changed_files"]))
+                st.markdown(f"**Code:** {md_escape(card['code_note'])}." + "".join(f"\n- {querystate.shown(f, 200)}" for f in card["changed_files"]))
                 if card["config_diff"]:
-                    st.markdown("**Config keys that differ:** " + ", ".join(f"`{r['key']}`" for r in card["config_diff"]))
+                    st.markdown("**Config keys that differ:** " + ", ".join(querystate.shown(r["key"], 80) for r in card["config_diff"]))
             md = comparison.card_markdown(card)
             d1, d2 = st.columns(2)
             d1.download_button("Markdown", md, file_name="comparison.md", mime="text/markdown")
@@ -299,16 +306,16 @@ with tab_doctor:
     for exp in experiments:
         findings = findings_by_exp.get(exp.name, [])
         errors = [f for f in findings if f["severity"] == "error"]
-        label = f"{exp.name}: " + ("ok" if not errors else f"{len(errors)} problem(s)")
+        label = f"{md_escape(exp.name)}: " + ("ok" if not errors else f"{len(errors)} problem(s)")
         with st.expander(label, expanded=bool(errors)):
             if not findings:
                 st.success("Follows the contract." + (" Every run loads and runs a forward pass." if full_check else ""))
             for f in findings:
-                where = f"`{f['file']}`" + (f" (run {f['run']})" if f["run"] else "")
+                where = querystate.shown(f["file"], 200) + (f" (run {md_escape(f['run'])})" if f["run"] else "")
                 box = st.error if f["severity"] == "error" else st.warning
-                box(f"{f['sentence']}  \nRule: *{f['rule']}* · {where}")
+                box(f"{md_escape(f['sentence'])}  \nRule: *{f['rule']}* · {where}")
                 if f["hint"]:
-                    st.caption(f"Fix: {f['hint']}")
+                    st.caption(f"Fix: {md_escape(f['hint'])}")
 
 # -- the URL follows the widgets (other parameters, e.g. screenshot mode, are kept) -------------
 common.sync_query_params(modelsstate.to_query(ss), modelsstate.QUERY_KEYS)

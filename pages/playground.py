@@ -124,7 +124,7 @@ overrides: dict[str, dict] = {}
 if picked:
     with st.expander("Per-run settings (optional overrides)"):
         for run in picked:
-            if st.toggle(f"Own settings for {run}", key=f"pg_own::{run}"):
+            if st.toggle(f"Own settings for {tokenview.md_escape(run)}", key=f"pg_own::{run}"):
                 for name in playstate.OVERRIDABLE:
                     st.session_state.setdefault(f"pg_ov::{run}::{name}", st.session_state[f"pg_{name}"])
                 sampling_inputs(f"pg_ov::{run}::", playstate.OVERRIDABLE)
@@ -404,7 +404,7 @@ if history:
     for number, entry in reversed(list(enumerate(history, start=1))):
         base = SamplingSettings(**entry["settings"])
         first_line = " ".join(entry["prompt"].split())[:60] or "(empty prompt)"
-        with st.expander(f"{number}. {entry['when']} — {first_line}"):
+        with st.expander(f"{number}. {entry['when']} — {tokenview.md_escape(first_line)}"):
             st.caption(playstate.describe_settings(base))
             for col, column in zip(st.columns(len(entry["columns"])), entry["columns"], strict=True):
                 with col:
@@ -413,6 +413,6 @@ if history:
                     if own != base:
                         st.caption(f"Own settings: {playstate.describe_settings(own, base)}")
                     if column.get("error"):
-                        st.error(column["error"]["message"])
+                        st.error(tokenview.md_escape(column["error"]["message"]))
                     st.html(tokenview.plain_html(column["text"]))
                     st.caption(f"{column['n_tokens']} tokens · {column['reason']}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from sandbox.discovery import Run, discover
+from sandbox.discovery import OutsideError, Run, discover
 
 _PARAM_CACHE: dict[tuple[str, int, int], int] = {}
 
@@ -28,7 +28,7 @@ def count_parameters(run: Run) -> int | None:
         return None
     key = (str(run.weights), size, mtime)
     if key not in _PARAM_CACHE:
-        state = torch.load(run.weights, map_location="cpu", weights_only=True)
+        state = torch.load(run.checked("model.pth"), map_location="cpu", weights_only=True)
         seen: set[tuple[int, int]] = set()
         total = 0
         for tensor in state.values():
@@ -49,7 +49,7 @@ def final_losses(run: Run) -> tuple[float | None, float | None]:
 
     if not run.log_path.is_file():
         return None, None
-    log = logs.read_log(run.log_path)
+    log = run.log()
     return log.last_finite(logs.TRAIN_LOSS), log.last_finite(logs.VAL_LOSS)
 
 
@@ -63,28 +63,44 @@ def run_row(run: Run, findings: list[dict] | None = None) -> dict:
     """
     from sandbox import sanity
 
-    problems = [
-        f["sentence"] for f in findings or [] if f["run"] in (None, run.name) and f["severity"] == "error"
-    ]
+    problems: list[str] = []
+
+    def problem(sentence: str) -> None:  # the doctor may have said it already: say it once
+        if sentence not in problems:
+            problems.append(sentence)
+
+    for f in findings or []:
+        if f["run"] in (None, run.name) and f["severity"] == "error":
+            problem(f["sentence"])
     suspect = [f["sentence"] for f in findings or [] if f["run"] == run.name and f["rule"] == "sanity"]
     suspect = suspect or sanity.recorded_flags(run)
     row = {"run_id": run.id, "experiment": run.experiment, "run": run.name}
     try:
         cfg = run.model_config()
+    except OutsideError as exc:
+        cfg = {}
+        problem(str(exc))
     except ValueError as exc:
         cfg = {}
-        problems.append(f"trained/{run.name}/{exc}.")
+        problem(f"trained/{run.name}/{exc}.")
     row.update(tokenizer=cfg.get("tokenizer"), vocab=cfg.get("vocab_len"), context=cfg.get("max_seq_len"))
     try:
         row["parameters"] = count_parameters(run)
+    except OutsideError as exc:
+        row["parameters"] = None
+        problem(str(exc))
     except Exception as exc:  # noqa: BLE001 — a corrupt weights file is a problem to show, not a crash
         row["parameters"] = None
-        problems.append(f"trained/{run.name}/model.pth cannot be read ({type(exc).__name__}).")
+        problem(f"trained/{run.name}/model.pth cannot be read ({type(exc).__name__}).")
     try:
         row["final_train_loss"], row["final_val_loss"] = final_losses(run)
     except Exception as exc:  # noqa: BLE001 — same for a log the reader cannot parse
         row["final_train_loss"] = row["final_val_loss"] = None
-        problems.append(f"trained/{run.name}/log_data.csv cannot be read ({type(exc).__name__}).")
+        problem(f"trained/{run.name}/log_data.csv cannot be read ({type(exc).__name__}).")
+    else:
+        log = run.log() if run.log_path.is_file() else None  # cached: parsed once per change
+        if log is not None and log.error:  # a binary or unreadable log: nothing of it is used
+            problem(log.error.replace(log.label, f"trained/{run.name}/log_data.csv", 1))
     row["status"] = "broken" if problems else "suspect" if suspect else "ok"
     row["problems"] = problems + suspect
     return row
@@ -121,7 +137,7 @@ def tokens_seen(run: Run) -> tuple[float | None, str]:
 
     if not run.log_path.is_file():
         return None, "no log"
-    log = logs.read_log(run.log_path)
+    log = run.log()
     if log.rows == 0:
         return None, "empty log"
     logged = log.last_finite(logs.TOKENS_SEEN)

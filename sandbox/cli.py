@@ -53,26 +53,29 @@ def _table(rows: list[dict], columns: list[str]) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """Experiments and runs with parameters, tokenizer, vocab, context, losses, status."""
-    from sandbox.discovery import discover
+    from sandbox.discovery import discover, refused_links
 
     base = models_dir(args.models_dir)
     findings = {exp.name: [f.as_dict() for f in check_experiment(exp, quick=True)[0]] for exp in discover(base)}
     rows = catalog.runs_table(base, findings)
     if args.json:
         experiments = sorted({r["experiment"] for r in rows} | set(findings))
-        print(json.dumps({"models_dir": str(base), "experiments": experiments, "runs": rows}, indent=2))
+        refused = refused_links(base)
+        print(json.dumps({"models_dir": str(base), "experiments": experiments, "runs": rows, "refused": refused}, indent=2))
     else:
         cols = ["experiment", "run", "parameters", "tokenizer", "vocab", "context", "final_train_loss", "final_val_loss", "status"]
         print(_table(rows, cols))
         for row in rows:
             for problem in row["problems"]:
                 print(f"  ! {row['run_id']}: {problem}")
+        for sentence in refused_links(base):
+            print(f"  ! {sentence}")
     return 0
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Check every experiment against the contract; exit 1 when any error is found."""
-    from sandbox.discovery import discover
+    from sandbox.discovery import discover, refused_links
 
     base = models_dir(args.models_dir)
     pool = None if args.quick else _pool(args)
@@ -81,6 +84,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         experiments = discover(base)
         if not experiments:
             print(f"No experiments under {base}.")
+        for sentence in refused_links(base):
+            if sentence.split(" ", 1)[0].count("/") == 0:  # run folders: under their experiment
+                print(f"[warning] {sentence}")
         for exp in experiments:
             findings, infos = check_experiment(exp, pool, quick=args.quick)
             bad = [f for f in findings if f.severity == "error"]

@@ -1,8 +1,8 @@
 """What an experiment changed: a file-by-file diff of its code against a base experiment.
 
 Read-only and confined to the models directory: experiments are looked up by name among
-those discovered, and every file compared must resolve inside its experiment's folder (a
-symbolic link pointing elsewhere is reported, not followed).
+those discovered, and every file compared must resolve inside the models directory (a
+symbolic link pointing elsewhere is reported with the status OUTSIDE, not followed).
 """
 
 from __future__ import annotations
@@ -23,21 +23,34 @@ class FileDiff:
     """One file's comparison between a base experiment (a) and another (b)."""
 
     path: str
-    status: str  # "changed", "unchanged", "only in base", "only in other", "not readable"
+    status: str  # "changed", "unchanged", "only in base", "only in other", "not readable", OUTSIDE
     diff: str = ""  # unified diff text when changed
     added: int = 0
     removed: int = 0
 
 
-def code_files(exp: Experiment) -> dict[str, Path]:
-    """Relative path -> file for the experiment's model code (inside its root only)."""
-    root = exp.root.resolve()
+OUTSIDE = "outside the models directory"  # the status of a file that is a link out of it
+
+
+def _all_code_files(exp: Experiment) -> dict[str, Path]:
     files = {}
     for pattern in PATTERNS:
         for path in exp.root.glob(pattern):
             if path.is_file() and "__pycache__" not in path.parts:
                 files[path.relative_to(exp.root).as_posix()] = path
-    return {rel: p for rel, p in sorted(files.items()) if inside(p, root)}
+    return dict(sorted(files.items()))
+
+
+def code_files(exp: Experiment) -> dict[str, Path]:
+    """Relative path -> file for the experiment's model code (inside the models directory only)."""
+    base = exp.root.parent.resolve()
+    return {rel: p for rel, p in _all_code_files(exp).items() if inside(p, base)}
+
+
+def linked_code_files(exp: Experiment) -> list[str]:
+    """Model-code files of ``exp`` (relative paths) that are links out of the models directory:
+    never read, reported by the code diff and the doctor."""
+    return sorted(set(_all_code_files(exp)) - set(code_files(exp)))
 
 
 def _read(path: Path) -> list[str] | None:
@@ -50,8 +63,12 @@ def _read(path: Path) -> list[str] | None:
 def diff_experiments(base: Experiment, other: Experiment, context: int = 3) -> list[FileDiff]:
     """Every model-code file of either experiment, with a unified diff where it changed."""
     a, b = code_files(base), code_files(other)
+    refused = set(linked_code_files(base)) | set(linked_code_files(other))
     out = []
-    for rel in sorted(set(a) | set(b)):
+    for rel in sorted(set(a) | set(b) | refused):
+        if rel in refused:
+            out.append(FileDiff(rel, OUTSIDE))
+            continue
         if rel not in b:
             out.append(FileDiff(rel, "only in base", removed=len(_read(a[rel]) or [])))
             continue
@@ -96,7 +113,7 @@ def default_base(target: Experiment, experiments: list[Experiment]) -> Experimen
     if not others:
         return None
     readme = target.root / "README.md"
-    if readme.is_file():
+    if readme.is_file() and inside(readme, target.root.parent.resolve()):
         text = readme.read_text(encoding="utf-8", errors="replace").lower()
         for exp in others:
             if re.search(rf"forked from\W+{re.escape(exp.name.lower())}\b", text):

@@ -32,7 +32,7 @@ def loss_outcome(run: Run) -> dict:
     out = {"final_val_loss": None, "best_val_loss": None, "best_step": None}
     if not run.log_path.is_file():
         return out
-    log = logs.read_log(run.log_path)
+    log = run.log()
     values = log.columns.get(logs.VAL_LOSS)
     if values is None or not np.isfinite(values).any():
         return out
@@ -268,7 +268,7 @@ def flops_per_step(run: Run) -> tuple[float | None, str]:
         return None, how_token
     per_step, how = tokens_per_step(run)
     if per_step is None:
-        log = logs.read_log(run.log_path)
+        log = run.log()  # links out of the models directory are not read (an empty log)
         tokens = log.columns.get(logs.TOKENS_SEEN)
         finite = np.flatnonzero(np.isfinite(tokens)) if tokens is not None else np.array([], dtype=int)
         step = float(log.columns[logs.STEP][finite[-1]]) if finite.size else 0.0

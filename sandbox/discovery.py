@@ -17,6 +17,8 @@ from sandbox.settings import models_dir as default_models_dir
 
 # Folders inside models/ that are never experiments.
 _SKIP_PREFIXES = (".", "_")
+# The files of a run folder that the sandbox reads (EXPERIMENT_CONTRACT.md, layout).
+RUN_FILES = ("model.pth", "model_config.json", "train_config.json", "log_data.csv", "README.md")
 
 
 class UnknownRunError(KeyError):
@@ -62,20 +64,51 @@ class Run:
     def readme_path(self) -> Path:
         return self.dir / "README.md"
 
+    @property
+    def models_root(self) -> Path:
+        """The models directory this run was found in (``<models>/<experiment>/trained/<run>``)."""
+        return self.dir.parents[2]
+
+    def checked(self, name: str) -> Path:
+        """The run's file ``name``, for reading; raises `OutsideError` (a ValueError) when it
+        is a link to a file outside the models directory. Every reader of a run file uses it."""
+        return confine(self.dir / name, self.models_root, f"trained/{self.name}/{name}")
+
+    def refused_files(self) -> list[str]:
+        """One sentence per file of the run that is a link out of the models directory."""
+        refused = []
+        for name in RUN_FILES:
+            try:
+                self.checked(name)
+            except OutsideError as exc:
+                refused.append(str(exc))
+        return refused
+
     def model_config(self) -> dict:
         """The saved ModelConfig fields; raises ``ValueError`` naming the file if unreadable."""
-        return read_json_object(self.model_config_path)
+        return read_json_object(self.checked("model_config.json"))
 
     def train_config(self) -> dict | None:
         """The saved TrainConfig fields, or None when the run has none."""
         if not self.train_config_path.is_file():
             return None
-        return read_json_object(self.train_config_path)
+        return read_json_object(self.checked("train_config.json"))
 
     def readme(self) -> str | None:
+        """The run's README.md as text (None when it has none); a link out raises `OutsideError`."""
         if not self.readme_path.is_file():
             return None
-        return self.readme_path.read_text(encoding="utf-8", errors="replace")
+        return self.checked("README.md").read_text(encoding="utf-8", errors="replace")
+
+    def log(self):
+        """The parsed training log (`sandbox.logs.RunLog`, cached by the file's size and mtime).
+
+        A log that is a link out of the models directory is not read: its RunLog is empty
+        and its note says why.
+        """
+        from sandbox import logs
+
+        return logs.read_log(self.log_path, within=self.models_root)
 
     def fingerprint(self) -> str:
         """The experiment's code fingerprint + the weights' size and mtime.
@@ -148,7 +181,8 @@ def discover(models_dir: Path | str | None = None) -> list[Experiment]:
     """All experiments under ``models_dir`` (sorted by name), each with its runs.
 
     Symbolic links that point outside the models directory are ignored, so a request can
-    never reach a folder the person who started the app did not put there.
+    never reach a folder the person who started the app did not put there
+    (:func:`refused_links` names them, for the doctor and the CLI).
     """
     base = default_models_dir(models_dir)
     if not base.is_dir():
@@ -167,6 +201,39 @@ def discover(models_dir: Path | str | None = None) -> list[Experiment]:
                     runs.append(Run(experiment=path.name, name=run_dir.name, dir=run_dir))
         experiments.append(Experiment(name=path.name, root=path, runs=tuple(runs)))
     return experiments
+
+
+def refused_links(models_dir: Path | str | None = None) -> list[str]:
+    """One sentence per experiment or run folder that :func:`discover` leaves out because it
+    is a link to a folder outside the models directory (paths relative to that directory)."""
+    base = default_models_dir(models_dir)
+    if not base.is_dir():
+        return []
+    refused = []
+    for path in sorted(base.iterdir(), key=lambda p: p.name):
+        if not _is_experiment_dir(path):
+            continue
+        if not inside(path, base):
+            refused.append(_folder_refusal(path.name))
+            continue
+        refused += [f"{path.name}/{sentence}" for sentence in refused_run_folders(path, base)]
+    return refused
+
+
+def refused_run_folders(root: Path, base: Path) -> list[str]:
+    """Sentences for the run folders of the experiment at ``root`` that are links out of ``base``."""
+    trained = root / "trained"
+    if not trained.is_dir():
+        return []
+    return [
+        _folder_refusal(f"trained/{run_dir.name}")
+        for run_dir in sorted(trained.iterdir(), key=lambda p: p.name)
+        if run_dir.is_dir() and not run_dir.name.startswith(_SKIP_PREFIXES) and not inside(run_dir, base)
+    ]
+
+
+def _folder_refusal(shown: str) -> str:
+    return f"{shown} is a link to a folder outside the models directory; it is not listed."
 
 
 def all_runs(models_dir: Path | str | None = None) -> list[Run]:
@@ -197,3 +264,19 @@ def inside(path: Path, base: Path) -> bool:
     except ValueError:
         return False
     return True
+
+
+class OutsideError(ValueError):
+    """A file that is (or is reached through) a link to somewhere outside its allowed folder."""
+
+
+def confine(path: Path, base: Path, shown: str, where: str = "the models directory") -> Path:
+    """``path`` if, with every link resolved, it lies inside ``base``; else raises OutsideError.
+
+    The one rule for files: everything the app or the CLI reads (configs, logs, READMEs,
+    weights, code for the code diff, data files) goes through here first. ``shown`` names
+    the file in the sentence (a path relative to ``base``, never a server path).
+    """
+    if not inside(path, Path(base).resolve()):
+        raise OutsideError(f"{shown} is a link to a file outside {where}; it is not read.")
+    return path

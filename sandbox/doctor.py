@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sandbox import sanity
-from sandbox.discovery import Experiment, Run, discover
+from sandbox.codediff import linked_code_files
+from sandbox.discovery import Experiment, OutsideError, Run, confine, discover, refused_run_folders
 from sandbox.protocol import WorkerError
 
 # Hints for findings whose rule is known but whose sentence came from elsewhere.
@@ -37,6 +38,7 @@ HINTS = {
     "worker": "The worker process failed; the server log has its last output.",
     "sanity": "Check that model.pth was saved after training, by this version of the code (a fresh "
     "Model(cfg) scores about ln vocab or worse), then evaluate it on the bundled corpus.",
+    "files": "Copy the file or folder into the models directory instead of linking to it: nothing outside it is read.",
 }
 
 
@@ -127,8 +129,21 @@ def static_findings(exp: Experiment) -> list[Finding]:
     def add(run: str | None, rule: str, file: str, sentence: str, severity: str = "error") -> None:
         out.append(Finding(exp.name, run, rule, file, sentence, HINTS.get(rule, ""), severity))
 
+    base = exp.root.parent  # the models directory
+    refused_code = set()
+    for rel in linked_code_files(exp):
+        refused_code.add(rel)
+        add(None, "files", rel, f"{rel} is a link to a file outside the models directory; it is not read.")
+    try:
+        confine(exp.root / "README.md", base, "README.md")
+    except OutsideError as exc:  # read for the code diff's guess of the base experiment
+        add(None, "files", "README.md", str(exc), "warning")
+    for sentence in refused_run_folders(exp.root, base):  # not listed: the other runs still load
+        add(None, "files", sentence.split(" ", 1)[0], sentence, "warning")
     for rel, rule in (("config.py", "config"), ("modules/model.py", "model")):
         path = exp.root / rel
+        if rel in refused_code:
+            continue
         if not path.is_file():
             add(None, "layout", rel, f"{rel} is missing.")
         elif (err := _compile_error(path, rel)) is not None:
@@ -137,7 +152,7 @@ def static_findings(exp: Experiment) -> list[Finding]:
         add(None, "layout", "tokenizers/", "The tokenizers/ folder is missing.")
     if not exp.runs:
         add(None, "layout", "trained/", "There are no trained runs under trained/.", "warning")
-    fields = model_config_fields(exp.root / "config.py")
+    fields = None if "config.py" in refused_code else model_config_fields(exp.root / "config.py")
     for run in exp.runs:
         out.extend(_run_static(exp, run, fields))
     return out
@@ -150,12 +165,17 @@ def _run_static(exp: Experiment, run: Run, fields: set[str] | None) -> list[Find
     def add(rule: str, file: str, sentence: str, severity: str = "error") -> None:
         out.append(Finding(exp.name, run.name, rule, file, sentence, HINTS.get(rule, ""), severity))
 
+    refused = run.refused_files()
+    for sentence in refused:
+        add("files", sentence.split(" ", 1)[0], sentence)
     if not run.weights.is_file():
         add("weights", f"{rel}/model.pth", f"{rel}/model.pth is missing.")
     elif (problem := weights_problem(run.weights, f"{rel}/model.pth")) is not None:
         add("weights", f"{rel}/model.pth", problem)
     try:
         data = run.model_config()
+    except OutsideError:
+        data = None  # said above
     except ValueError as exc:
         add("run files", f"{rel}/model_config.json", f"{rel}/{exc}.")
         data = None
@@ -168,9 +188,9 @@ def _run_static(exp: Experiment, run: Run, fields: set[str] | None) -> list[Find
                 f"{rel}/model_config.json has keys that ModelConfig in config.py does not define: "
                 f"{', '.join(unknown)}.",
             )
-    if run.train_config_path.is_file():
+    if run.train_config_path.is_file() and f"{rel}/train_config.json" not in {f.file for f in out}:
         try:
-            json.loads(run.train_config_path.read_text(encoding="utf-8"))
+            json.loads(run.checked("train_config.json").read_text(encoding="utf-8"))
         except (ValueError, OSError) as exc:
             add("run files", f"{rel}/train_config.json", f"{rel}/train_config.json is not valid JSON ({exc}).", "warning")
     return out

@@ -88,6 +88,7 @@ class RunLog:
     nonfinite: Mapping[str, np.ndarray] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     headers: Mapping[str, str] = field(default_factory=dict)  # column -> header as logged
+    error: str | None = None  # why nothing of the file could be used (a binary file, ...)
 
     @property
     def metrics(self) -> list[str]:
@@ -123,6 +124,29 @@ def _quote(text: str, limit: int = 30) -> str:
 
 # ---------------------------------------------------------------------------------------
 # Parsing
+
+
+_SNIFF_BYTES = 65536  # how much of a log is looked at to tell text from binary
+
+
+def _is_text(data: bytes) -> bool:
+    """True for a CSV a logger could have written: UTF-8 text, not a binary file.
+
+    A NUL byte, a header line that is not UTF-8, or many bytes that are neither UTF-8
+    nor printable mean binary (a compressed or copied-over file, UTF-16). A single
+    undecodable cell is not binary: the rest of the log is still used.
+    """
+    sample = data[:_SNIFF_BYTES]
+    if b"\x00" in sample:
+        return False
+    header = sample.split(b"\n", 1)[0]
+    try:
+        header.decode("utf-8")
+    except UnicodeDecodeError:
+        return len(header) == len(sample)  # a header cut by the sample's end is judged below
+    text = sample.decode("utf-8", errors="replace")
+    odd = sum(1 for ch in text if ch == "\ufffd" or (ord(ch) < 32 and ch not in "\t\n\r"))
+    return odd <= max(4, len(text) // 10)
 
 
 def _drop_partial_last_line(data: bytes, label: str, notes: list[str]) -> bytes:
@@ -279,10 +303,20 @@ def parse_log(data: bytes, label: str = "log_data.csv") -> RunLog:
     if not data or data.isspace():
         notes.append(f"{label} is empty (the run has not logged anything yet).")
         return RunLog(None, label, (-1, -1), notes=tuple(notes))
+    if not _is_text(data):  # before anything else: no raw bytes and no "incomplete line" note
+        sentence = f"{label} is not a text CSV file."
+        return RunLog(None, label, (-1, -1), notes=(sentence,), error=sentence)
     data = _drop_partial_last_line(data, label, notes)
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        # Arrow decodes a bad row strictly before its handler sees it (and prints the
+        # error to stderr): give it text in which every undecodable byte is U+FFFD.
+        data = data.decode("utf-8", errors="replace").encode("utf-8")
+        notes.append(f"{label} has bytes that are not UTF-8 text; they are shown as \ufffd.")
     table = _parse_table(data, label, notes)
     if table is None:
-        return RunLog(None, label, (-1, -1), notes=tuple(notes))
+        return RunLog(None, label, (-1, -1), notes=tuple(notes), error=notes[-1])
     columns, nonfinite, headers = _normalize(table, label, notes)
     if table.num_rows == 0:
         notes.append(f"{label} has a header but no rows yet.")
@@ -306,10 +340,21 @@ def file_stamp(path: Path) -> tuple[int, int] | None:
     return (st.st_size, st.st_mtime_ns)
 
 
-def read_log(path: Path | str) -> RunLog:
-    """The parsed log at ``path``; parsed again only when its size or mtime changed."""
+def read_log(path: Path | str, within: Path | None = None) -> RunLog:
+    """The parsed log at ``path``; parsed again only when its size or mtime changed.
+
+    With ``within`` (the models directory), a log that lies outside it once links are
+    resolved is not read: the RunLog is empty and its note says why.
+    """
     path = Path(path)
     label = _label(path)
+    if within is not None:
+        from sandbox.discovery import OutsideError, confine
+
+        try:
+            confine(path, within, label.split("/", 1)[-1])
+        except OutsideError as exc:
+            return RunLog(path, label, (-1, -1), notes=(str(exc),), error=str(exc))
     stamp = file_stamp(path)
     if stamp is None:
         return RunLog(path, label, (-1, -1), notes=(f"{label} does not exist.",))
@@ -321,24 +366,26 @@ def read_log(path: Path | str) -> RunLog:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        return RunLog(path, label, stamp, notes=(f"{label} cannot be read: {exc}",))
+        sentence = f"{label} cannot be read ({exc.strerror or type(exc).__name__})."
+        return RunLog(path, label, stamp, notes=(sentence,), error=sentence)
     log = replace(parse_log(data, label), path=path, stamp=stamp)
     with _CACHE_LOCK:
         _CACHE[key] = log
     return log
 
 
-def read_logs(paths: Mapping[str, Path]) -> dict[str, RunLog]:
+def read_logs(paths: Mapping[str, Path], within: Path | None = None) -> dict[str, RunLog]:
     """``{run id: RunLog}`` for ``{run id: log path}``; changed files are parsed in parallel.
 
     Arrow parses without holding the GIL, so a few threads overlap the files' parsing.
+    ``within``: as for :func:`read_log`.
     """
     global _POOL
     if len(paths) < 2:
-        return {rid: read_log(p) for rid, p in paths.items()}
+        return {rid: read_log(p, within) for rid, p in paths.items()}
     if _POOL is None:
         _POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
-    return dict(zip(paths, _POOL.map(read_log, paths.values()), strict=True))
+    return dict(zip(paths, _POOL.map(lambda p: read_log(p, within), paths.values()), strict=True))
 
 
 def clear_cache() -> None:

@@ -34,7 +34,7 @@ class LossView:
     def __init__(self, settings: CurveSettings, runs: Sequence[Run]) -> None:
         self.settings = settings
         self.runs = {run.id: run for run in runs}
-        self.logs = logs.read_logs({run.id: run.log_path for run in runs})
+        self.logs = read_run_logs(runs)
         self.curves = curves.prepare(self.logs, self.runs, settings)
 
     @property
@@ -200,5 +200,14 @@ def settings_to_query(settings: CurveSettings) -> dict[str, list[str]]:
 
 def metric_options(run_ids: Sequence[str], runs: Mapping[str, Run]) -> list[str]:
     """Metrics logged by any of ``run_ids`` (canonical first); reads are cached per file."""
-    paths = {rid: runs[rid].log_path for rid in run_ids if rid in runs}
-    return logs.metric_names(logs.read_logs(paths).values())
+    chosen = [runs[rid] for rid in run_ids if rid in runs]
+    return logs.metric_names(read_run_logs(chosen).values())
+
+
+def read_run_logs(runs: Sequence[Run]) -> dict[str, logs.RunLog]:
+    """``{run id: RunLog}``, each log confined to its run's models directory (parsed in
+    parallel per directory; the app has one)."""
+    out: dict[str, logs.RunLog] = {}
+    for root in dict.fromkeys(run.models_root for run in runs):
+        out.update(logs.read_logs({run.id: run.log_path for run in runs if run.models_root == root}, root))
+    return {run.id: out[run.id] for run in runs}

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from sandbox.discovery import OutsideError, confine, inside
 from sandbox.protocol import ContractViolation, strip_paths
 
 # Special-token attributes every tokenizer must have (contract fact 4).
@@ -178,7 +179,19 @@ class RunHost:
             raise ContractViolation(
                 "layout", f"trained/{name}", f"There is no run folder trained/{name}.", ""
             )
+        if not inside(trained / name, self.root.parent.resolve()):
+            raise ContractViolation(
+                "files", f"trained/{name}",
+                f"trained/{name} is a link to a folder outside the models directory; it is not listed.", "",
+            )  # fmt: skip
         return trained / name
+
+    def _checked(self, run_dir: Path, name: str) -> Path:
+        """A run file for reading: never one that is a link out of the models directory."""
+        try:
+            return confine(run_dir / name, self.root.parent, f"trained/{run_dir.name}/{name}")
+        except OutsideError as exc:
+            raise ContractViolation("files", f"trained/{run_dir.name}/{name}", str(exc), "") from None
 
     def load(self, name: str) -> LoadedRun:
         """The run ``name``, loaded once and reloaded when its weights file changes."""
@@ -234,7 +247,7 @@ class RunHost:
             raise ContractViolation(
                 "config", "config.py", "config.py defines no dataclass called ModelConfig.", ""
             )
-        path = run_dir / "model_config.json"
+        path = self._checked(run_dir, "model_config.json")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -347,7 +360,9 @@ class RunHost:
     def _weights(self, rel: str, run_dir: Path, model: torch.nn.Module) -> None:
         file = f"{rel}/model.pth"
         try:
-            state = torch.load(run_dir / "model.pth", map_location="cpu", weights_only=True)
+            state = torch.load(self._checked(run_dir, "model.pth"), map_location="cpu", weights_only=True)
+        except ContractViolation:
+            raise
         except Exception as exc:  # noqa: BLE001 — corrupt or non-tensor pickles land here
             from sandbox.doctor import weights_problem
 

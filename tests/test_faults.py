@@ -492,11 +492,11 @@ def test_loss_curves_page_when_a_log_vanishes_while_read(
     victim = zoo / "toy_a/trained/run2/log_data.csv"
     state = SimpleNamespace(armed=False, vanished=False)
 
-    def read_then_vanish(path):
+    def read_then_vanish(path, *args, **kwargs):
         if state.armed and Path(path) == victim and victim.exists():
             victim.unlink()
             state.vanished = True
-        return real_read(path)
+        return real_read(path, *args, **kwargs)
 
     at = _open(app_at, zoo, "pages/loss_curves.py", {"run": ["toy_a/run1", "toy_a/run2"]})
     monkeypatch.setattr(logs, "read_log", read_then_vanish)

@@ -216,3 +216,66 @@ def test_last_finite_skips_a_diverged_tail():
     assert log.last_finite(logs.TRAIN_LOSS) == 2.5
     assert log.last_finite(logs.VAL_LOSS) == 3.1
     assert log.last_finite(logs.TOKENS_SEEN) is None
+
+
+# -- binary and undecodable logs (issue 12, item 9) ---------------------------------------------
+
+
+def _binary_logs() -> dict[str, bytes]:
+    import gzip
+    import random
+
+    rng = random.Random(0)
+    csv = b"Step,Train Loss\n1,2.0\n2,1.5\n"
+    return {
+        "gzip": gzip.compress(csv),
+        "random bytes": bytes(rng.randrange(256) for _ in range(3000)),
+        "utf-16": csv.decode().encode("utf-16"),
+        "png": b"\x89PNG\r\n\x1a\n" + bytes(rng.randrange(256) for _ in range(500)),
+        "nul bytes": csv.replace(b"\n2,", b"\n\x00\x00,"),
+        "header not utf-8": "Step,Train Loss,Notiz\xe4\n1,2.0,a\n".encode("latin-1"),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_binary_logs()))
+def test_a_binary_log_is_one_sentence_and_no_raw_bytes(kind: str, capfd: pytest.CaptureFixture) -> None:
+    log = parse(_binary_logs()[kind])
+    assert log.notes == ("exp/trained/run/log_data.csv is not a text CSV file.",)
+    assert log.error == log.notes[0]
+    assert log.rows == 0 and log.metrics == []
+    assert capfd.readouterr().err == "", "nothing is printed to stderr"
+
+
+def test_one_undecodable_cell_keeps_the_rest_of_the_log(capfd: pytest.CaptureFixture) -> None:
+    data = "Step,Train Loss,Note\n1,2.0,café\n2,1.5,ok\n".encode("latin-1") + b"3,\xff\xfe,1,2\n4,1.2,ok\n"
+    log = parse(data)
+    assert log.rows == 3 and log.error is None
+    assert list(log.columns[logs.TRAIN_LOSS]) == [2.0, 1.5, 1.2]
+    assert any("wrong number of fields" in note for note in log.notes)
+    assert capfd.readouterr().err == "", "a bad row with undecodable bytes prints nothing"
+
+
+def test_cli_list_calls_a_run_with_a_binary_log_broken(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    from sandbox import cli
+
+    logzoo.add_run(tmp_path, "exp", "bin", _binary_logs()["random bytes"])
+    logzoo.add_run(tmp_path, "exp", "good", logzoo.curve_frame(logzoo.V2).to_csv(index=False))
+    assert cli.main(["list", "--models-dir", str(tmp_path), "--json"]) == 0
+    import json
+
+    out = capfd.readouterr()
+    rows = {row["run"]: row for row in json.loads(out.out)["runs"]}
+    assert out.err == ""
+    assert "trained/bin/log_data.csv is not a text CSV file." in rows["bin"]["problems"]
+    assert rows["bin"]["status"] == "broken"
+    assert not any("log_data" in p for p in rows["good"]["problems"])
+
+
+def test_cli_list_says_an_invalid_json_once(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    from sandbox import cli
+
+    run_dir = logzoo.add_run(tmp_path, "exp", "r", None)
+    (run_dir / "model_config.json").write_text("{not json")
+    cli.main(["list", "--models-dir", str(tmp_path)])
+    out = capfd.readouterr().out
+    assert out.count("model_config.json is not valid JSON") == 1, out

@@ -122,4 +122,4 @@ def test_the_prompt_is_shown_dimmed_and_escaped_before_the_continuation():
 
 
 def test_md_escape_keeps_quoted_input_literal():
-    assert tokenview.md_escape("'$' and '*' (U+002A) [x](y)") == "'\\$' and '\\*' \\(U\\+002A\\) \\[x\\]\\(y\\)"
+    assert tokenview.md_escape("'$' and '*' (U+002A) [x](y)") == "'\\$' and '\\*' (U+002A) \\[x\\](y)"

@@ -110,3 +110,39 @@ def test_a_page_url_without_the_token_shows_only_the_sign_in(
         expect(main.get_by_test_id("stDataFrame")).to_have_count(0)
         expect(main.get_by_test_id("stMultiSelect")).to_have_count(0)
         expect(main.locator("h1")).to_have_text(["micro-GPT sandbox"])
+
+
+@pytest.mark.parametrize(
+    ("name", "query", "heading", "widget", "label"),
+    [
+        ("evaluation", {"runs": ["template/gpt2_atto", "kv_variant/gqa_atto"]}, "Evaluation", "stMultiSelect", "Runs (any experiments)"),
+        ("playground", {"run": "template/llama_atto", "prompt": "Once upon a time"}, "Playground", "stMultiSelect", "Runs (1–4, from any experiments)"),
+    ],
+)
+def test_a_shared_link_survives_the_token(
+    token_server: drv.Server, token: str, page: Page, console: drv.ConsoleLog,
+    name: str, query: dict, heading: str, widget: str, label: str,
+) -> None:
+    """A link to a page with its selection, opened on a protected server: the token box is
+    usable (no "Page not found" over it) and the token leads to the linked page, as linked."""
+    main = drv.main(page)
+    drv.open_page(page, token_server.url(name, query))
+    expect(page.get_by_text("Page not found")).to_have_count(0)
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    drv.screenshot(page, f"token-link-{name}-sign-in")
+    box = page.get_by_label("Access token")
+    box.fill(token)  # would time out if a pop-up covered the box
+    box.press("Enter")
+    drv.settle(page)
+    expect(main.get_by_role("heading", name=heading)).to_be_visible(timeout=drv.RUN_TIMEOUT_MS)
+    wanted = query.get("runs") or [query["run"]]
+    picker = drv.widget(page, widget, label)
+    # The token's rerun may still be drawing the page: wait for the linked runs to show.
+    expect(picker.locator("[data-tag]")).to_have_count(len(wanted), timeout=drv.RUN_TIMEOUT_MS)
+    drv.settle(page)
+    assert drv.multiselect_values(picker) == wanted
+    assert f"/{name}?" in page.url and token not in page.url
+    if "prompt" in query:
+        expect(main.get_by_role("textbox", name="Prompt")).to_have_value(query["prompt"])
+    drv.screenshot(page, f"token-link-{name}")
+    drv.assert_clean(page, console)
