@@ -226,11 +226,20 @@ class RunHost:
 
     def _tokenizer(self, cfg: Any) -> Any:
         name = getattr(cfg, "tokenizer", None)
-        if not isinstance(name, str) or not name.isidentifier():
+        if not isinstance(name, str):
             raise ContractViolation(
                 "tokenizer", "config.py", "ModelConfig has no usable `tokenizer` name.", ""
             )
-        file = f"tokenizers/{name}/tokenizer.py"
+        if not tokenizer_name_ok(name):
+            raise ContractViolation(
+                "tokenizer",
+                "model_config.json",
+                f"The tokenizer name {name!r} names no folder under tokenizers/.",
+                "Set `tokenizer` to the name of a folder tokenizers/<name>/ that holds tokenizer.py.",
+            )
+        # The experiment's own code does importlib.import_module(f"tokenizers.{name}.tokenizer"):
+        # a folder name need not be a Python identifier (`bpe_fineweb-edu`), so neither do we.
+        file = f"tokenizers/{name.replace('.', '/')}/tokenizer.py"
         module = _import(f"tokenizers.{name}.tokenizer", file, "tokenizer")
         get_tokenizer = getattr(module, "get_tokenizer", None)
         if get_tokenizer is None:
@@ -363,6 +372,15 @@ class RunHost:
             "device": self.device,
             "config": config_dict(run.cfg),
         }
+
+
+def tokenizer_name_ok(name: str) -> bool:
+    """True when ``tokenizers.<name>.tokenizer`` is a module path importlib can find in folders.
+
+    Any folder name goes (hyphens included, as importlib allows); a name that is empty,
+    has an empty dotted part (``..``, a leading dot) or a path separator does not.
+    """
+    return bool(name) and all(part and not set(part) & {"/", "\\", "\0"} for part in name.split("."))
 
 
 def config_dict(cfg: Any) -> dict:

@@ -63,6 +63,23 @@ def broken_log() -> str:
     return "\n".join(lines) + "\n" + "500,0.001,2."
 
 
+def tensor_repr_log(rows: int = 20) -> tuple[str, np.ndarray]:
+    """A log whose learning rate was logged straight from a tensor, as real experiments do:
+    cells like ``tensor(0.0100)``, one written with its device and dtype as a CUDA run prints
+    it, and one ``tensor(nan)``. Returns the text and the learning rates it holds."""
+    frame = curve_frame(V2, rows=rows)
+    lrs = np.round(0.01 * (1 - np.arange(rows) / rows), 4)
+    lines = [",".join(V2)]
+    for i, row in enumerate(frame.itertuples(index=False)):
+        cell = f"tensor({lrs[i]:.4f})"
+        if i == 3:
+            cell = f"\"tensor({lrs[i]:.4f}, device='cuda:0', dtype=torch.float64)\""
+        if i == rows - 1:
+            cell, lrs[i] = "tensor(nan)", np.nan
+        lines.append(",".join([f"{row[0]}", cell, *(f"{v:.4f}" for v in row[2:])]))
+    return "\n".join(lines) + "\n", lrs
+
+
 def make_zoo(models: Path) -> dict[str, Path]:
     """alpha/v1 (header variant 1 + Tokens Seen), beta/v2 (variant 2 + train_config),
     beta/broken (every problem), beta/fresh (no log yet)."""

@@ -121,3 +121,21 @@ def test_cli_doctor_exit_status(tmp_path, toy_models):
     )
     assert bad.returncode == 1
     assert "trained/run1/model.pth is missing" in bad.stdout
+
+
+def test_a_tokenizer_folder_that_is_not_an_identifier_loads(tmp_path, pool):
+    """`bpe_fineweb-edu` is a real folder name: the experiment's own importlib loads it, so do we."""
+    toyzoo.make_toy_a(tmp_path, name="hyphen", tokenizer="char_fineweb-edu")
+    findings, infos = check_experiment(find_experiment(tmp_path, "hyphen"), pool)
+    assert not [f for f in findings if f.severity == "error"], [f.sentence for f in findings]
+    assert infos["run1"]["tokenizer"] == "char_fineweb-edu" and infos["run1"]["vocab_size"] == 36
+
+
+@pytest.mark.parametrize("name", ["", "../char", "char/../../x", ".char", "a..b"])
+def test_a_tokenizer_name_that_is_no_folder_is_refused(tmp_path, pool, name):
+    root = toyzoo.make_toy_a(tmp_path, name="odd")
+    path = root / "trained/run1/model_config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "tokenizer": name}))
+    findings, _ = check_experiment(find_experiment(tmp_path, "odd"), pool)
+    assert [f.rule for f in findings if f.severity == "error"] == ["tokenizer"]
+    assert any("names no folder under tokenizers/" in f.sentence for f in findings), [f.sentence for f in findings]

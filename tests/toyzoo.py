@@ -205,17 +205,23 @@ LOG_A = "Step,Time Elapsed,Tokens Per Second,Train Loss,Validation Loss,Perplexi
 LOG_B = "Step,Learning Rate,Train Loss,Validation Loss,Perplexity,Time Elapsed\n"
 
 
-def make_toy_a(models: Path, name: str = "toy_a", runs: tuple[str, ...] = ("run1",)) -> Path:
-    """Experiment A: char tokenizer at tokenizers/char/models/{size-3}.model, specials last."""
+def make_toy_a(
+    models: Path, name: str = "toy_a", runs: tuple[str, ...] = ("run1",), tokenizer: str = "char"
+) -> Path:
+    """Experiment A: char tokenizer at tokenizers/<tokenizer>/models/{size-3}.model, specials last.
+
+    ``tokenizer`` names the folder; real ones are not always identifiers (``bpe_fineweb-edu``).
+    """
     root = models / name
     _write(root, "config.py", CONFIG_A)
     _write(root, "modules/__init__.py", "")
     _write(root, "modules/layers.py", LAYERS)
     _write(root, "modules/model.py", MODEL_A)
-    _write(root, "tokenizers/char/tokenizer.py", _tokenizer_source("tokenizers/char/models/{size - 3}.model", "size - 3"))
-    cfg = {"vocab_len": 36, "dim": 16, "max_seq_len": 64, "tokenizer": "char", "device": "mps"}
-    (root / "tokenizers/char/models").mkdir(parents=True, exist_ok=True)
-    (root / f"tokenizers/char/models/{cfg['vocab_len'] - 3}.model").write_text(ALPHABET, encoding="utf-8")
+    source = _tokenizer_source(f"tokenizers/{tokenizer}/models/{{size - 3}}.model", "size - 3")
+    _write(root, f"tokenizers/{tokenizer}/tokenizer.py", source)
+    cfg = {"vocab_len": 36, "dim": 16, "max_seq_len": 64, "tokenizer": tokenizer, "device": "mps"}
+    (root / f"tokenizers/{tokenizer}/models").mkdir(parents=True, exist_ok=True)
+    (root / f"tokenizers/{tokenizer}/models/{cfg['vocab_len'] - 3}.model").write_text(ALPHABET, encoding="utf-8")
     for i, run in enumerate(runs):
         d = root / "trained" / run
         d.mkdir(parents=True, exist_ok=True)
