@@ -8,20 +8,41 @@ import streamlit as st
 from pages import common
 from sandbox import catalog, comparison, export, figures, modelsstate
 from sandbox.codediff import default_base, diff_experiments
-from sandbox.doctor import check_experiment
+from sandbox.doctor import load_run, static_findings
 
 common.require_access()
 
 st.title("Models")
 
 
-@st.cache_data(show_spinner="Checking experiments against the contract…", max_entries=64)
-def doctor_report(exp_name: str, fingerprint: str, stamps: tuple, quick: bool) -> tuple[list[dict], dict]:
-    """Doctor findings for one experiment; cached until its code or any weights file changes."""
-    exp = next(e for e in common.experiments() if e.name == exp_name)
-    pool = None if quick else common.worker_pool()
-    findings, infos = check_experiment(exp, pool, quick=quick)
-    return [f.as_dict() for f in findings], infos
+def load_every_run(experiments) -> None:
+    """Load each run in its experiment's worker (one forward pass), a progress bar per run.
+
+    What each load finds (problems, parameter count) is remembered per run fingerprint, so
+    the table below and later visits show it without loading anything again.
+    """
+    pool = common.worker_pool()
+    for exp in experiments:
+        static = static_findings(exp)
+        exp_broken = any(f.severity == "error" and f.run is None for f in static)
+        broken_runs = {f.run for f in static if f.severity == "error" and f.run}
+        for run in exp.runs:
+            label, bar = st.empty(), st.progress(0.0)
+            if exp_broken or run.name in broken_runs:
+                label.text(f"{run.id}: not loaded, its files break the contract (see Doctor).")
+                bar.progress(1.0)
+                continue
+            label.text(f"{run.id}: loading…")
+            try:
+                findings, info = load_run(exp, run, pool.client(exp))
+            except Exception as exc:  # noqa: BLE001 — one run's failure must not stop the others
+                common.show_error(exc, run.id)
+                continue
+            bar.progress(1.0)
+            if info is None:
+                label.text(f"{run.id}: does not load: {findings[0].sentence if findings else 'see Doctor'}")
+            else:
+                label.text(f"{run.id}: loaded, {info['n_params']:,} parameters, forward pass ok.")
 
 
 experiments = common.experiments()
@@ -29,22 +50,19 @@ if not experiments:
     st.info(f"No experiments under `{common.models_dir()}`. Add one as a folder (or git submodule) there.")
     st.stop()
 
-full_check = st.toggle(
-    "Load every run (doctor with a forward pass)",
-    value=True,
-    help="Off: static checks only (files, syntax, JSON, config keys): no worker is started.",
-)
-reports = {}
-for exp in experiments:
-    stamps = tuple(run.weights_stamp() for run in exp.runs)
-    try:
-        reports[exp.name] = doctor_report(exp.name, exp.fingerprint(), stamps, not full_check)
-    except Exception as exc:  # noqa: BLE001 — one experiment's failure must not stop the page
-        common.show_error(exc, exp.name)
-        reports[exp.name] = ([], {})
-
-findings_by_exp = {name: rep[0] for name, rep in reports.items()}
-rows = catalog.runs_table(common.models_dir(), findings_by_exp)
+# Opening the page starts no worker: the table and the doctor show the static checks and what
+# the last load of each run found. Loading every run is an explicit action.
+if st.button(
+    "Load every run",
+    icon=":material/play_circle:",
+    help="Loads each run in its experiment's worker and runs one forward pass: the doctor's full "
+    "check, and each model's parameter count. Remembered until the run's code, config or weights change.",
+):
+    load_every_run(experiments)
+known = catalog.known_by_experiment(experiments)
+findings_by_exp = {name: found[0] for name, found in known.items()}
+loads_by_exp = {name: found[1] for name, found in known.items()}
+rows = catalog.runs_table(common.models_dir(), known)
 table = pd.DataFrame(rows, columns=catalog.COLUMNS)
 table["problems"] = table["problems"].map(lambda ps: "; ".join(ps) if isinstance(ps, list) else "")
 
@@ -76,15 +94,22 @@ def choose(label: str, options: list[str], key: str, index: int = 0, **kw):
 picked = st.multiselect("Experiments", names, default=None if "models_experiments" in ss else names, key="models_experiments")
 shown = table[table["experiment"].isin(picked)]
 st.dataframe(
-    shown.drop(columns=["run_id"]),
+    # A run not loaded yet has no parameter count: a blank cell, not "None" nor an estimate.
+    shown.drop(columns=["run_id"]).style.format({"parameters": "{:,.0f}"}, na_rep=""),
     hide_index=True,
     width="stretch",
     column_config={
-        "parameters": st.column_config.NumberColumn("parameters", format="localized"),
+        "parameters": st.column_config.NumberColumn("parameters"),
         "final_train_loss": st.column_config.NumberColumn("final train loss", format="%.4f"),
         "final_val_loss": st.column_config.NumberColumn("final val loss", format="%.4f"),
         "status": st.column_config.TextColumn("status"),
     },
+)
+not_loaded = int(shown["parameters"].isna().sum())
+st.caption(
+    "Parameters: the model's own, tied weights once, buffers excluded, counted when a worker loads "
+    "the run. "
+    + (f"{not_loaded} run(s) not loaded yet (blank): **Load every run** counts them." if not_loaded else "")
 )
 
 runs_by_id = {r.id: r for e in experiments for r in e.runs}
@@ -109,13 +134,16 @@ with tab_detail:
                 st.json(run.model_config())
             except ValueError as exc:
                 st.error(str(exc))
-            info = reports.get(run.experiment, ([], {}))[1].get(run.name)
+            record = loads_by_exp.get(run.experiment, {}).get(run.name)
+            info = record["info"] if record else None
             if info:
                 st.caption(
                     f"Loaded: {info['n_params']:,} parameters · {info['vocab_size']} logits · "
                     f"context {info['max_seq_len']} · device {info['device']}"
                 )
                 st.json({k: v for k, v in info["config"].items()}, expanded=False)
+            elif record is None:
+                st.caption("Not loaded yet: **Load every run** (above) counts its parameters.")
         with right:
             st.subheader("Train config")
             try:
@@ -188,7 +216,10 @@ with tab_cost:
     from sandbox.compute import FORMULA
 
     st.caption(f"Counted from each loaded model (tied weights once). {FORMULA}; inference 2·N + 2·n_layers·context·d_model.")
-    cost_rows = common.cost_rows([runs_by_id[rid] for rid in healthy])
+    cost_rows = common.cost_rows([runs_by_id[rid] for rid in healthy], load=False)
+    uncounted = sorted(set(healthy) - {r["run_id"] for r in cost_rows})
+    if uncounted:
+        st.caption(f"Not counted yet (**Load every run** counts them): {', '.join(uncounted)}.")
     parts = [{"run_id": r["run_id"], "part": p, "parameters": n} for r in cost_rows for p, n in r["breakdown"]["parts"].items()]
     if cost_rows:
         cost = pd.DataFrame(cost_rows)
@@ -213,8 +244,10 @@ with tab_card:
             a_id = choose("Run A", healthy, "card_a", 0)
         with c2:
             b_id = choose("Run B", healthy, "card_b", len(healthy) - 1)
-        rows_ab = {r["run_id"]: r for r in common.cost_rows([runs_by_id[a_id], runs_by_id[b_id]])}
+        rows_ab = {r["run_id"]: r for r in common.cost_rows([runs_by_id[a_id], runs_by_id[b_id]], load=False)}
         fa, fb = rows_ab.get(a_id), rows_ab.get(b_id)
+        if a_id != b_id and not (fa and fb):
+            st.info("Their parameters are not counted yet: **Load every run** (above) counts them.")
         if fa and fb and a_id != b_id:
             ra, rb = runs_by_id[a_id], runs_by_id[b_id]
             card = comparison.summary_card(
@@ -241,9 +274,19 @@ with tab_doctor:
         findings = findings_by_exp.get(exp.name, [])
         errors = [f for f in findings if f["severity"] == "error"]
         label = f"{exp.name}: " + ("ok" if not errors else f"{len(errors)} problem(s)")
+        loads = loads_by_exp.get(exp.name, {})
+        unloaded = [run.name for run in exp.runs if run.name not in loads]
         with st.expander(label, expanded=bool(errors)):
-            if not findings:
-                st.success("Follows the contract." + (" Every run loads and runs a forward pass." if full_check else ""))
+            if not errors:
+                st.success(
+                    "Follows the contract."
+                    + (" Every run loads and runs a forward pass." if exp.runs and not unloaded else "")
+                )
+            if unloaded:
+                st.caption(
+                    f"Checked from its files only: {', '.join(unloaded)}. **Load every run** (above) "
+                    "loads them and runs a forward pass."
+                )
             for f in findings:
                 where = f"`{f['file']}`" + (f" (run {f['run']})" if f["run"] else "")
                 box = st.error if f["severity"] == "error" else st.warning

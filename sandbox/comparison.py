@@ -179,6 +179,15 @@ def store_breakdown(run: Run, breakdown: dict) -> bool:
     return True
 
 
+def remember_loaded(run: Run, info: dict) -> bool:
+    """Store the breakdown a worker's ``info`` reply carries (any load of the run counts it).
+
+    False when the reply has none (an older worker) or the cache cannot be written.
+    """
+    breakdown = info.get("params") if isinstance(info, dict) else None
+    return isinstance(breakdown, dict) and store_breakdown(run, breakdown)
+
+
 def flops_per_step(run: Run) -> tuple[float | None, str]:
     """Estimated training FLOPs per optimizer step: FLOPs/token × tokens/step.
 
@@ -188,7 +197,7 @@ def flops_per_step(run: Run) -> tuple[float | None, str]:
 
     breakdown = cached_breakdown(run)
     if breakdown is None:
-        return None, "its parameters have not been counted yet (open it once on the Models page)"
+        return None, "its parameters have not been counted yet (load it once on the Models page)"
     try:
         per_token = compute.training_flops_per_token(int(breakdown["non_embedding"]), run.model_config())
     except ValueError as exc:

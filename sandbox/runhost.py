@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from sandbox.params import parameter_breakdown
 from sandbox.protocol import ContractViolation
 
 # Special-token attributes every tokenizer must have (contract fact 4).
@@ -352,12 +353,15 @@ class RunHost:
                 "Return (logits, None) with logits (batch, seq, vocab).",
             )
         vocab = int(logits.shape[-1])
-        n_params = sum(p.numel() for p in {id(p): p for p in run.model.parameters()}.values())
+        # The one parameter count (tied weights once, buffers excluded), with its breakdown:
+        # the app stores it for every page and command that shows a run's size.
+        breakdown = parameter_breakdown(run.model, run.cfg)
         tok = run.tokenizer
         pad = getattr(tok, "pad_id", None)
         return {
             "run": run.name,
-            "n_params": int(n_params),
+            "n_params": int(breakdown["total"]),
+            "params": breakdown,
             "vocab_size": vocab,
             "vocab_len": int(getattr(run.cfg, "vocab_len", vocab)),
             "embedding_rows": run.embedding_rows,

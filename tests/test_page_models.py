@@ -19,10 +19,16 @@ def test_home_page_counts_the_zoo(app_at, toy_models):
     assert metrics["Experiments"] == "2" and metrics["Trained runs"] == "2"
 
 
+def _load_every_run(at):
+    next(b for b in at.button if b.label == "Load every run").click().run()
+    assert not at.exception
+
+
 def test_models_page_lists_runs_and_diffs_configs(app_at, toy_models):
     at = app_at(toy_models).run()
     at.switch_page("pages/models.py").run()
     assert not at.exception
+    _load_every_run(at)
     table = at.dataframe[0].value
     assert set(table["run"]) == {"run1", "cached"}
     assert set(table["status"]) == {"ok"}
@@ -48,21 +54,43 @@ def test_broken_experiment_shows_its_problem_and_the_page_goes_on(app_at, tmp_pa
     assert "modules/model.py has a syntax error on line 1" in _texts(at)
 
 
-def test_static_only_doctor_starts_no_worker(app_at, toy_models):
+def test_opening_the_page_starts_no_worker_and_loading_is_a_button(app_at, tmp_path, monkeypatch):
+    """The table and the static doctor show at once; parameters stay blank until the button
+    loads every run (a progress bar each); then the one count shows everywhere, and stays."""
     from pages import common
 
-    at = app_at(toy_models).run()
+    monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
+    toyzoo.make_toy_buffers(tmp_path / "models")
+    toyzoo.make_toy_b(tmp_path / "models")
+    at = app_at(tmp_path / "models").run()
     at.switch_page("pages/models.py").run()
-    at.toggle[0].set_value(False).run()
     assert not at.exception
-    assert at.dataframe[0].value.shape[0] == 2
-    assert common.worker_pool().live_workers() <= 2
+    assert common.worker_pool().live_workers() == 0
+    table = at.dataframe[0].value
+    assert table["parameters"].isna().all() and set(table["checked"]) == {"files only"}
+    assert "2 run(s) not loaded yet" in _texts(at)
+    assert "Not loaded yet" in _texts(at)
+    _load_every_run(at)
+    assert len(at.get("progress")) == 2
+    assert f"toy_c/run1: loaded, {toyzoo.TOY_C_PARAMETERS:,} parameters" in "\n".join(t.value for t in at.text)
+    table = at.dataframe[0].value.set_index("run")
+    assert table.loc["run1", "parameters"] == toyzoo.TOY_C_PARAMETERS
+    assert set(table["checked"]) == {"forward pass"}
+    at.selectbox(key="models_detail_run").set_value("toy_c/run1").run()
+    assert f"Loaded: {toyzoo.TOY_C_PARAMETERS:,} parameters" in _texts(at)
+    # A later visit shows what was found without loading again (fresh app, same cache).
+    at = app_at(tmp_path / "models").run()
+    at.switch_page("pages/models.py").run()
+    assert common.worker_pool().live_workers() == 0
+    assert at.dataframe[0].value.set_index("run").loc["run1", "parameters"] == toyzoo.TOY_C_PARAMETERS
+    assert not at.get("progress")
 
 
 def test_code_diff_scatter_and_summary_card(app_at, toy_models):
     at = app_at(toy_models).run()
     at.switch_page("pages/models.py").run()
     assert not at.exception
+    _load_every_run(at)
     # What changed: toy_b against toy_a; model.py and config.py differ, layers.py does not.
     diff_boxes = [e.label for e in at.expander]
     assert any("modules/model.py" in label and "changed" in label for label in diff_boxes)
