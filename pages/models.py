@@ -7,7 +7,7 @@ import streamlit as st
 
 from pages import common
 from sandbox import catalog, comparison, export, figures, modelsstate
-from sandbox.codediff import default_base, diff_experiments
+from sandbox.codediff import base_reason, default_base, default_target, diff_experiments
 from sandbox.doctor import load_run, static_findings
 
 common.require_access()
@@ -74,6 +74,8 @@ if "models_url_read" not in ss:
     params = {key: st.query_params.get_all(key) for key in st.query_params}
     linked, ss["models_url_warnings"] = modelsstate.from_query(params, names, list(table["run_id"]))
     ss.update(linked)
+    if "code_base" in linked:  # a linked base belongs to the linked (or default) target
+        ss["code_base_for"] = linked.get("code_target") or getattr(default_target(experiments), "name", None)
 for warning in ss.get("models_url_warnings", []):
     st.warning(warning, icon=":material/link_off:")
 for key, options in (("models_experiments", names), ("models_diff_runs", list(table["run_id"]))):
@@ -192,16 +194,27 @@ with tab_code:
     if len(experiments) < 2:
         st.info("One experiment only: nothing to compare its code with.")
     else:
-        target_name = choose("Experiment", names, "code_target", len(names) - 1)
-        guess = default_base(experiment_by_name[target_name], experiments)
+        first = default_target(experiments)
+        target_name = choose("Experiment", names, "code_target", names.index(first.name) if first else 0)
+        target = experiment_by_name[target_name]
         others = [n for n in names if n != target_name]
-        base_name = choose(
-            "Compared with (base)", others, "code_base", others.index(guess.name) if guess else 0,
-            help="Default: the experiment it was forked from (named in its README, else the most similar).",
-        )
-        diffs = diff_experiments(experiment_by_name[base_name], experiment_by_name[target_name])
+        # A base belongs to the target it was chosen for: a new target gets its own default
+        # base, written to the widget's state before it is drawn so that the box shows it too.
+        if ss.get("code_base_for") != target_name or ss.get("code_base") not in others:
+            guess = default_base(target, experiments)
+            ss["code_base"] = guess.name if guess else others[0]
+        ss["code_base_for"] = target_name
+        base_name = st.selectbox(
+            "Compared with (base)", others, key="code_base",
+            help="Default: the experiment it was forked from (named in its README), else the most "
+            "similar one that is not a fork of it.",
+        )  # fmt: skip
+        base = experiment_by_name[base_name]
+        diffs = diff_experiments(base, target)
         changed = [d for d in diffs if d.status != "unchanged"]
         st.caption(
+            f"Diff of **{target_name}** against its base **{base_name}** "
+            f"({base_reason(target, base, experiments)}). "
             f"{len(changed)} of {len(diffs)} files of config.py, modules/ and tokenizer code differ. "
             f"Unchanged: {', '.join(f'`{d.path}`' for d in diffs if d.status == 'unchanged') or 'none'}."
         )

@@ -131,3 +131,102 @@ def test_models_page_selection_lives_in_the_url(app_at, toy_models):
     assert at.query_params["exp"] == ["toy_a", "toy_b"]
     assert at.query_params["run"] == ["toy_a/run1"] or at.query_params["run"] == "toy_a/run1"
     assert not at.exception
+
+
+def _fork_zoo(models):
+    """template; kv_fork, forked from it; kv_fork2, forked from kv_fork (their READMEs say so);
+    and an unrelated toy_b."""
+    base = toyzoo.make_toy_a(models, name="template")
+    fork = toyzoo.copy_experiment(base, models, "kv_fork")
+    layers = fork / "modules/layers.py"
+    layers.write_text(layers.read_text().replace("torch.tanh(", "torch.relu("))
+    (fork / "README.md").write_text("# kv_fork\n\nForked from `template/` (copied, then changed).\n")
+    fork2 = toyzoo.copy_experiment(fork, models, "kv_fork2")
+    model = fork2 / "modules/model.py"
+    model.write_text(model.read_text().replace("x = self.mix(self.emb(input_ids))", "x = self.mix(self.emb(input_ids) * 2)"))
+    (fork2 / "README.md").write_text("# kv_fork2\n\nForked from kv_fork, with a doubled embedding.\n")
+    toyzoo.make_toy_b(models)
+
+
+def _code_tab(at) -> tuple[str, str, str]:
+    """(target, base shown in its box, the caption naming what is diffed against what)."""
+    target = at.selectbox(key="code_target").value
+    base = at.selectbox(key="code_base").value
+    said = next(c.value for c in at.caption if "against its base" in c.value)
+    return target, base, said
+
+
+def _diffed(at) -> set[tuple[str, str]]:
+    """(base, target) of every diff shown, from the diffs' own file headers."""
+    pairs = set()
+    for code in at.code:
+        lines = code.value.splitlines()
+        if len(lines) > 1 and lines[0].startswith("--- ") and lines[1].startswith("+++ "):
+            pairs.add((lines[0][4:].split("/")[0], lines[1][4:].split("/")[0]))
+    return pairs
+
+
+def test_what_changed_diffs_the_fork_against_its_template(app_at, tmp_path):
+    _fork_zoo(tmp_path)
+    at = app_at(tmp_path).run()
+    at.switch_page("pages/models.py").run()
+    assert not at.exception
+    target, base, said = _code_tab(at)
+    assert (target, base) == ("kv_fork", "template")
+    assert "**kv_fork** against its base **template**" in said and "forked from" in said
+    assert _diffed(at) == {("template", "kv_fork")}
+
+
+def test_what_changed_base_resets_when_the_experiment_changes(app_at, tmp_path):
+    _fork_zoo(tmp_path)
+    at = app_at(tmp_path).run()
+    at.switch_page("pages/models.py").run()
+    # The target becomes the old base: the base is never the target itself, nor one of its forks.
+    at.selectbox(key="code_target").set_value("template").run()
+    assert not at.exception
+    target, base, said = _code_tab(at)
+    assert (target, base) == ("template", "toy_b")
+    assert "**template** against its base **toy_b**" in said
+    assert _diffed(at) == {("toy_b", "template")}
+    # Then another fork: its own base (from its README), not the one kept from before.
+    at.selectbox(key="code_target").set_value("kv_fork2").run()
+    assert _code_tab(at)[:2] == ("kv_fork2", "kv_fork")
+    assert _diffed(at) == {("kv_fork", "kv_fork2")}
+    # A base picked by hand is kept while the target stays, and said to be picked.
+    at.selectbox(key="code_base").set_value("template").run()
+    at.selectbox(key="models_detail_run").set_value("toy_b/cached").run()  # another widget moves
+    target, base, said = _code_tab(at)
+    assert (target, base) == ("kv_fork2", "template") and "picked" in said
+    assert _diffed(at) == {("template", "kv_fork2")}
+
+
+def test_default_base_follows_the_forked_from_rule(tmp_path):
+    from sandbox.codediff import base_reason, default_base, default_target
+    from sandbox.discovery import discover
+
+    _fork_zoo(tmp_path)
+    exps = {e.name: e for e in discover(tmp_path)}
+    every = list(exps.values())
+    assert default_target(every).name == "kv_fork"
+    assert default_base(exps["kv_fork"], every).name == "template"
+    assert default_base(exps["kv_fork2"], every).name == "kv_fork"
+    assert default_base(exps["template"], every).name == "toy_b"  # never one of its own forks
+    assert "forked from" in base_reason(exps["kv_fork"], exps["template"], every)
+    assert "was forked from" in base_reason(exps["template"], exps["kv_fork"], every)  # said reversed
+    only_forks = [exps["template"], exps["kv_fork"]]
+    assert default_base(exps["template"], only_forks).name == "kv_fork"  # nothing else to compare with
+    # The shipped zoo: kv_variant's README says it was forked from template.
+    shipped = discover(toyzoo.Path(toyzoo.__file__).resolve().parent.parent / "models")
+    assert default_target(shipped).name == "kv_variant"
+    assert default_base(default_target(shipped), shipped).name == "template"
+
+
+def test_a_linked_base_is_kept(app_at, tmp_path):
+    _fork_zoo(tmp_path)
+    at = app_at(tmp_path)
+    at.query_params["code"] = "kv_fork2"
+    at.query_params["base"] = "template"
+    at.run()
+    at.switch_page("pages/models.py").run()
+    assert not at.exception
+    assert _code_tab(at)[:2] == ("kv_fork2", "template") and _diffed(at) == {("template", "kv_fork2")}
