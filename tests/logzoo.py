@@ -92,3 +92,56 @@ def make_zoo(models: Path) -> dict[str, Path]:
         "beta/broken": add_run(models, "beta", "broken", broken_log()),
         "beta/fresh": add_run(models, "beta", "fresh", None),
     }
+
+
+def outlier_frame(rows: int = 50, every: int = 10, start: float = 65.0) -> pd.DataFrame:
+    """A run whose loss starts at ``start`` (a bad initialization) and falls fast to about 4."""
+    step = np.arange(rows) * every
+    loss = 4.0 + (start - 4.0) * np.exp(-step / (every * 1.5))
+    frame = curve_frame(V1, rows=rows, every=every)
+    frame["Train Loss"], frame["Validation Loss"] = loss, loss + 0.1
+    frame["Perplexity"] = np.exp(np.minimum(loss + 0.1, 50))
+    return frame
+
+
+def make_vocab_zoo(models: Path) -> dict[str, Path]:
+    """Runs with different tokenizers and vocabularies (1,024 to 32,768) and training data,
+    as a researcher's real zoo has them; one starts at loss 65 (``hot/start65``).
+
+    small/bpe1k: bpe, vocab 1024, data "tinystories"; big/bpe32k: bpe, vocab 32768, data
+    "fineweb-edu"; hot/start65: bpe_fineweb-edu, vocab 8192, no data recorded.
+    """
+    def cfg(tokenizer: str, vocab: int) -> dict:
+        return {"tokenizer": tokenizer, "vocab_len": vocab, "max_seq_len": 64}
+
+    return {
+        "small/bpe1k": add_run(
+            models, "small", "bpe1k", curve_frame(V1).to_csv(index=False),
+            train={"batch_size": 4, "dataset": "tinystories"}, model=cfg("bpe", 1024),
+        ),
+        "big/bpe32k": add_run(
+            models, "big", "bpe32k", curve_frame(V1, scale=1.6).to_csv(index=False),
+            train={"batch_size": 4, "dataset": "fineweb-edu"}, model=cfg("bpe", 32768),
+        ),
+        "hot/start65": add_run(
+            models, "hot", "start65", outlier_frame().to_csv(index=False),
+            train={"batch_size": 4}, model=cfg("bpe_fineweb-edu", 8192),
+        ),
+    }  # fmt: skip
+
+
+def cache_evaluation(run, tokens: int, n_bytes: int, root: Path | None = None) -> None:
+    """A cached evaluation of ``run``'s current fingerprint that scored ``tokens`` tokens of a
+    text of ``n_bytes`` bytes (one document), written by `sandbox.evaluation` itself."""
+    from sandbox import evaluation, metrics
+
+    sums = metrics.DocSums(
+        tokens=np.array([tokens]), nll=np.array([tokens * 3.0]), bytes=np.array([n_bytes]),
+        hits=np.zeros((1, 1), dtype=np.int64),
+    )  # fmt: skip
+    result = evaluation.RunResult(run_id=run.id, sums=sums, n_chars=n_bytes, windows=1)
+    settings = evaluation.EvalSettings(kmax=1, device="cpu")
+    data_fp = f"fixture-{tokens}-{n_bytes}"
+    key = evaluation.cache_key(run.id, run.fingerprint(), data_fp, settings)
+    meta = {"run_fp": run.fingerprint(), "data_fp": data_fp, "settings": {}}
+    assert evaluation.save_cached(key, result, root, meta) is None
