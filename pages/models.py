@@ -96,12 +96,14 @@ def choose(label: str, options: list[str], key: str, index: int = 0, **kw):
 picked = st.multiselect("Experiments", names, default=None if "models_experiments" in ss else names, key="models_experiments")
 shown = table[table["experiment"].isin(picked)]
 st.dataframe(
-    # A run not loaded yet has no parameter count: a blank cell, not "None" nor an estimate.
-    shown.drop(columns=["run_id"]).style.format({"parameters": "{:,.0f}"}, na_rep=""),
+    # A run not loaded yet has no parameter count: a blank cell (Streamlit would write "None"
+    # in a number column), never an estimate.
+    shown.drop(columns=["run_id"]).assign(
+        parameters=shown["parameters"].map(lambda n: "" if pd.isna(n) else f"{int(n):,}")
+    ),
     hide_index=True,
     width="stretch",
     column_config={
-        "parameters": st.column_config.NumberColumn("parameters"),
         "final_train_loss": st.column_config.NumberColumn("final train loss", format="%.4f"),
         "final_val_loss": st.column_config.NumberColumn("final val loss", format="%.4f"),
         "status": st.column_config.TextColumn("status"),

@@ -32,7 +32,7 @@ def test_models_page_lists_runs_and_diffs_configs(app_at, toy_models):
     table = at.dataframe[0].value
     assert set(table["run"]) == {"run1", "cached"}
     assert set(table["status"]) == {"ok"}
-    assert table.set_index("run").loc["run1", "parameters"] == 1424
+    assert table.set_index("run").loc["run1", "parameters"] == "1,424"
     # The config diff shows only keys that differ (both runs picked by default).
     diff = at.dataframe[1].value
     assert "vocab_len" in set(diff["key"]) and "dim" in set(diff["key"])
@@ -67,14 +67,14 @@ def test_opening_the_page_starts_no_worker_and_loading_is_a_button(app_at, tmp_p
     assert not at.exception
     assert common.worker_pool().live_workers() == 0
     table = at.dataframe[0].value
-    assert table["parameters"].isna().all() and set(table["checked"]) == {"files only"}
+    assert (table["parameters"] == "").all() and set(table["checked"]) == {"files only"}
     assert "2 run(s) not loaded yet" in _texts(at)
     assert "Not loaded yet" in _texts(at)
     _load_every_run(at)
     assert len(at.get("progress")) == 2
     assert f"toy_c/run1: loaded, {toyzoo.TOY_C_PARAMETERS:,} parameters" in "\n".join(t.value for t in at.text)
     table = at.dataframe[0].value.set_index("run")
-    assert table.loc["run1", "parameters"] == toyzoo.TOY_C_PARAMETERS
+    assert table.loc["run1", "parameters"] == f"{toyzoo.TOY_C_PARAMETERS:,}"
     assert set(table["checked"]) == {"forward pass"}
     at.selectbox(key="models_detail_run").set_value("toy_c/run1").run()
     assert f"Loaded: {toyzoo.TOY_C_PARAMETERS:,} parameters" in _texts(at)
@@ -82,7 +82,7 @@ def test_opening_the_page_starts_no_worker_and_loading_is_a_button(app_at, tmp_p
     at = app_at(tmp_path / "models").run()
     at.switch_page("pages/models.py").run()
     assert common.worker_pool().live_workers() == 0
-    assert at.dataframe[0].value.set_index("run").loc["run1", "parameters"] == toyzoo.TOY_C_PARAMETERS
+    assert at.dataframe[0].value.set_index("run").loc["run1", "parameters"] == f"{toyzoo.TOY_C_PARAMETERS:,}"
     assert not at.get("progress")
 
 
