@@ -278,7 +278,8 @@ def robust_range(series: list[np.ndarray], log: bool = False) -> tuple[float, fl
     spread = q_hi - q_lo
     lo = max(values.min(), q_lo - ROBUST_REACH * spread)
     hi = min(values.max(), q_hi + ROBUST_REACH * spread)
-    pad = (hi - lo) * ROBUST_PAD or max(abs(hi) * 0.05, 1e-9)
+    # A flat series has no spread: leave it room of its own size (on a log axis, a fraction of a decade).
+    pad = (hi - lo) * ROBUST_PAD or (0.05 if log else max(abs(hi) * 0.05, 1e-9))
     lo, hi = lo - pad, hi + pad
     return (float(10**lo), float(10**hi)) if log else (float(lo), float(hi))
 

@@ -62,6 +62,9 @@ def test_robust_range_ignores_one_outlier_start_but_keeps_a_plain_curve_whole():
     assert curves.robust_range([np.array([np.nan, np.inf])]) is None
     lo, hi = curves.robust_range([plain, hot], log=True)
     assert 0 < lo < plain.min() and hi < 20
+    for log in (False, True):  # a flat series (a constant learning rate) still gets a range around it
+        lo, hi = curves.robust_range([np.full(10, 1.0)], log=log)
+        assert lo < 0.99 and hi > 1.01
 
 
 def test_default_range_excludes_the_outlier_and_full_range_shows_it(zoo):
