@@ -65,7 +65,8 @@ def test_default_y_range_leaves_the_outlier_start_out(outlier_server, page: Page
     drv.open_page(page, server.url("loss_curves", {"metric": "validation loss"}))
     main = drv.main(page)
     chart = main.get_by_test_id("stVegaLiteChart").first
-    expect(chart).to_be_visible()
+    # The chart lives in a fragment that redraws every 2 s: on a busy machine, give it time.
+    expect(chart).to_be_visible(timeout=drv.RUN_TIMEOUT_MS)
     page.wait_for_timeout(500)  # let the canvas finish drawing
     robust = {rid: _curve_height(chart.screenshot(), run_color(rid)) for rid in ("big/bpe32k", "small/bpe1k")}
     expect(main).to_contain_text("lie outside the y range")
@@ -76,6 +77,7 @@ def test_default_y_range_leaves_the_outlier_start_out(outlier_server, page: Page
     page.get_by_test_id("stCheckbox").filter(has_text="Full y range").click()
     drv.settle(page)
     assert "yrange=full" in page.url
+    expect(chart).to_be_visible(timeout=drv.RUN_TIMEOUT_MS)
     page.wait_for_timeout(500)
     full = {rid: _curve_height(chart.screenshot(), run_color(rid)) for rid in robust}
     drv.screenshot(page, "curves-outlier-full-range")
@@ -91,7 +93,7 @@ def test_two_panels_each_get_their_range(outlier_server, page: Page, console: dr
     server, _ = outlier_server
     drv.open_page(page, server.url("loss_curves", {"metric": ["validation loss", "learning rate"]}))
     main = drv.main(page)
-    expect(main.get_by_test_id("stVegaLiteChart").first).to_be_visible()
+    expect(main.get_by_test_id("stVegaLiteChart").first).to_be_visible(timeout=drv.RUN_TIMEOUT_MS)
     expect(main).to_contain_text("lie outside the y range")
     page.wait_for_timeout(500)
     drv.screenshot(page, "curves-outlier-two-panels")
