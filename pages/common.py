@@ -331,27 +331,30 @@ def client_in_lane(run_id: str, lane: int):
     return lane_pool(lane).client(exp), run
 
 
-def run_breakdown(run: discovery.Run) -> dict:
-    """Parameter breakdown of a run: from the disk cache, else counted in its worker (and stored)."""
+def run_breakdown(run: discovery.Run, load: bool = True) -> dict | None:
+    """Parameter breakdown of a run: from the disk cache, else counted in its worker (and
+    stored); with ``load`` False, None instead of starting a worker."""
     from sandbox import comparison
 
     breakdown = comparison.cached_breakdown(run)
-    if breakdown is None:
+    if breakdown is None and load:
         client, _ = client_for(run.id)
         breakdown = client.request("params", run=run.name)
         comparison.store_breakdown(run, breakdown)
     return breakdown
 
 
-def cost_rows(runs: list[discovery.Run]) -> list[dict]:
-    """Parameters, compute and loss outcome per run; a run that fails shows its error and is skipped."""
+def cost_rows(runs: list[discovery.Run], load: bool = True) -> list[dict]:
+    """Parameters, compute and loss outcome per run; a run that fails shows its error and is
+    skipped, and so is (silently) a run not counted yet when ``load`` is False."""
     from sandbox import comparison
 
     rows = []
     for run in runs:
         try:
-            breakdown = run_breakdown(run)
-            rows.append({**comparison.run_figures(run, breakdown), "breakdown": breakdown})
+            breakdown = run_breakdown(run, load)
+            if breakdown is not None:
+                rows.append({**comparison.run_figures(run, breakdown), "breakdown": breakdown})
         except Exception as exc:  # noqa: BLE001 — one broken run must not stop the page
             show_error(exc, run.id)
     return rows

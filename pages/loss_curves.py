@@ -61,6 +61,8 @@ if mine != ss.get("lc_url"):
         lc_logy=linked.log_y,
         lc_smooth=linked.smoothing,
         lc_trim=linked.trim,
+        lc_fully=linked.full_y,
+        lc_perbyte=linked.per_byte,
     )
     for warning in warnings:
         st.warning(warning, icon=":material/link_off:")
@@ -93,6 +95,17 @@ trim = row[4].slider(
     "Trim first %", 0.0, lossview.MAX_TRIM, step=1.0, key="lc_trim",
     help="Hide the first part of every curve (the steep start squashes the rest).",
 )  # fmt: skip
+scale_row = st.columns([1, 1, 3])
+full_y = scale_row[0].toggle(
+    "Full y range", key="lc_fully",
+    help="Off: the y range ignores outliers (like TensorBoard), so one run starting far above "
+    "the others does not squash them; values beyond it are cut off, and counted below the chart.",
+)  # fmt: skip
+per_byte = scale_row[1].toggle(
+    "Bits per byte", key="lc_perbyte",
+    help="Train and validation loss (nats per token) × tokens per byte / ln 2, comparable across "
+    "tokenizers. Tokens per byte come from the run's cached evaluation (Evaluation page): an estimate.",
+)  # fmt: skip
 
 settings = CurveSettings(
     runs=tuple(picked),
@@ -102,6 +115,8 @@ settings = CurveSettings(
     log_y=log_y,
     smoothing=float(smoothing),
     trim=float(trim),
+    full_y=full_y,
+    per_byte=per_byte,
 )
 wanted = lossview.settings_to_query(settings)
 common.sync_query_params(wanted, lossview.QUERY_KEYS)
@@ -137,6 +152,8 @@ def show(view: lossview.LossView) -> None:
         best = {"min": "best = lowest", "max": "best = highest"}.get(goal(metric), "no best value")
         st.markdown(f"**{md_escape(metric)}** · {best} · from the full logs")
         st.dataframe(_styled(table), hide_index=True, width="stretch")
+        for note in view.rank_notes.get(metric, []):
+            st.caption(f":material/warning: {md_escape(note)}")
 
 
 def _styled(table: pd.DataFrame):

@@ -7,8 +7,8 @@ import streamlit as st
 
 from pages import common
 from sandbox import catalog, comparison, export, figures, modelsstate, querystate
-from sandbox.codediff import default_base, diff_experiments
-from sandbox.doctor import check_experiment
+from sandbox.codediff import base_reason, default_base, default_target, diff_experiments
+from sandbox.doctor import load_run, static_findings
 from sandbox.tokenview import md_escape, safe_readme
 
 common.require_access()
@@ -16,13 +16,34 @@ common.require_access()
 st.title("Models")
 
 
-@st.cache_data(show_spinner="Checking experiments against the contract…", max_entries=64)
-def doctor_report(exp_name: str, fingerprint: str, stamps: tuple, quick: bool) -> tuple[list[dict], dict]:
-    """Doctor findings for one experiment; cached until its code or any weights file changes."""
-    exp = next(e for e in common.experiments() if e.name == exp_name)
-    pool = None if quick else common.worker_pool()
-    findings, infos = check_experiment(exp, pool, quick=quick)
-    return [f.as_dict() for f in findings], infos
+def load_every_run(experiments) -> None:
+    """Load each run in its experiment's worker (one forward pass), a progress bar per run.
+
+    What each load finds (problems, parameter count) is remembered per run fingerprint, so
+    the table below and later visits show it without loading anything again.
+    """
+    pool = common.worker_pool()
+    for exp in experiments:
+        static = static_findings(exp)
+        exp_broken = any(f.severity == "error" and f.run is None for f in static)
+        broken_runs = {f.run for f in static if f.severity == "error" and f.run}
+        for run in exp.runs:
+            label, bar = st.empty(), st.progress(0.0)
+            if exp_broken or run.name in broken_runs:
+                label.text(f"{run.id}: not loaded, its files break the contract (see Doctor).")
+                bar.progress(1.0)
+                continue
+            label.text(f"{run.id}: loading…")
+            try:
+                findings, info = load_run(exp, run, pool.client(exp))
+            except Exception as exc:  # noqa: BLE001 — one run's failure must not stop the others
+                common.show_error(exc, run.id)
+                continue
+            bar.progress(1.0)
+            if info is None:
+                label.text(f"{run.id}: does not load: {findings[0].sentence if findings else 'see Doctor'}")
+            else:
+                label.text(f"{run.id}: loaded, {info['n_params']:,} parameters, forward pass ok.")
 
 
 experiments = common.experiments()
@@ -30,22 +51,19 @@ if not experiments:
     st.info(f"No experiments under `{common.models_dir()}`. Add one as a folder (or git submodule) there.")
     st.stop()
 
-full_check = st.toggle(
-    "Load every run (doctor with a forward pass)",
-    value=True,
-    help="Off: static checks only (files, syntax, JSON, config keys): no worker is started.",
-)
-reports = {}
-for exp in experiments:
-    stamps = tuple(run.weights_stamp() for run in exp.runs)
-    try:
-        reports[exp.name] = doctor_report(exp.name, exp.fingerprint(), stamps, not full_check)
-    except Exception as exc:  # noqa: BLE001 — one experiment's failure must not stop the page
-        common.show_error(exc, exp.name)
-        reports[exp.name] = ([], {})
-
-findings_by_exp = {name: rep[0] for name, rep in reports.items()}
-rows = catalog.runs_table(common.models_dir(), findings_by_exp)
+# Opening the page starts no worker: the table and the doctor show the static checks and what
+# the last load of each run found. Loading every run is an explicit action.
+if st.button(
+    "Load every run",
+    icon=":material/play_circle:",
+    help="Loads each run in its experiment's worker and runs one forward pass: the doctor's full "
+    "check, and each model's parameter count. Remembered until the run's code, config or weights change.",
+):
+    load_every_run(experiments)
+known = catalog.known_by_experiment(experiments)
+findings_by_exp = {name: found[0] for name, found in known.items()}
+loads_by_exp = {name: found[1] for name, found in known.items()}
+rows = catalog.runs_table(common.models_dir(), known)
 table = pd.DataFrame(rows, columns=catalog.COLUMNS)
 table["problems"] = table["problems"].map(lambda ps: "; ".join(ps) if isinstance(ps, list) else "")
 
@@ -57,6 +75,8 @@ if "models_url_read" not in ss:
     params = {key: st.query_params.get_all(key) for key in st.query_params}
     linked, ss["models_url_warnings"] = modelsstate.from_query(params, names, list(table["run_id"]))
     ss.update(linked)
+    if "code_base" in linked:  # a linked base belongs to the linked (or default) target
+        ss["code_base_for"] = linked.get("code_target") or getattr(default_target(experiments), "name", None)
 for warning in ss.get("models_url_warnings", []):
     st.warning(warning, icon=":material/link_off:")
 for key, options in (("models_experiments", names), ("models_diff_runs", list(table["run_id"]))):
@@ -79,15 +99,24 @@ for sentence in common.refused_experiment_links():
 picked = st.multiselect("Experiments", names, default=None if "models_experiments" in ss else names, key="models_experiments")
 shown = table[table["experiment"].isin(picked)]
 st.dataframe(
-    shown.drop(columns=["run_id"]),
+    # A run not loaded yet has no parameter count: a blank cell (Streamlit would write "None"
+    # in a number column), never an estimate.
+    shown.drop(columns=["run_id"]).assign(
+        parameters=shown["parameters"].map(lambda n: "" if pd.isna(n) else f"{int(n):,}")
+    ),
     hide_index=True,
     width="stretch",
     column_config={
-        "parameters": st.column_config.NumberColumn("parameters", format="localized"),
         "final_train_loss": st.column_config.NumberColumn("final train loss", format="%.4f"),
         "final_val_loss": st.column_config.NumberColumn("final val loss", format="%.4f"),
         "status": st.column_config.TextColumn("status"),
     },
+)
+not_loaded = int(shown["parameters"].isna().sum())
+st.caption(
+    "Parameters: the model's own, tied weights once, buffers excluded, counted when a worker loads "
+    "the run. "
+    + (f"{not_loaded} run(s) not loaded yet (blank): **Load every run** counts them." if not_loaded else "")
 )
 
 runs_by_id = {r.id: r for e in experiments for r in e.runs}
@@ -118,13 +147,16 @@ with tab_detail:
                 st.json(run.model_config())
             except ValueError as exc:
                 st.error(md_escape(str(exc)))
-            info = reports.get(run.experiment, ([], {}))[1].get(run.name)
+            record = loads_by_exp.get(run.experiment, {}).get(run.name)
+            info = record["info"] if record else None
             if info:
                 st.caption(
                     f"Loaded: {info['n_params']:,} parameters · {info['vocab_size']} logits · "
                     f"context {info['max_seq_len']} · device {info['device']}"
                 )
                 st.json({k: v for k, v in info["config"].items()}, expanded=False)
+            elif record is None:
+                st.caption("Not loaded yet: **Load every run** (above) counts its parameters.")
         with right:
             st.subheader("Train config")
             try:
@@ -177,16 +209,27 @@ with tab_code:
     if len(experiments) < 2:
         st.info("One experiment only: nothing to compare its code with.")
     else:
-        target_name = choose("Experiment", names, "code_target", len(names) - 1)
-        guess = default_base(experiment_by_name[target_name], experiments)
+        first = default_target(experiments)
+        target_name = choose("Experiment", names, "code_target", names.index(first.name) if first else 0)
+        target = experiment_by_name[target_name]
         others = [n for n in names if n != target_name]
-        base_name = choose(
-            "Compared with (base)", others, "code_base", others.index(guess.name) if guess else 0,
-            help="Default: the experiment it was forked from (named in its README, else the most similar).",
-        )
-        diffs = diff_experiments(experiment_by_name[base_name], experiment_by_name[target_name])
+        # A base belongs to the target it was chosen for: a new target gets its own default
+        # base, written to the widget's state before it is drawn so that the box shows it too.
+        if ss.get("code_base_for") != target_name or ss.get("code_base") not in others:
+            guess = default_base(target, experiments)
+            ss["code_base"] = guess.name if guess else others[0]
+        ss["code_base_for"] = target_name
+        base_name = st.selectbox(
+            "Compared with (base)", others, key="code_base",
+            help="Default: the experiment it was forked from (named in its README), else the most "
+            "similar one that is not a fork of it.",
+        )  # fmt: skip
+        base = experiment_by_name[base_name]
+        diffs = diff_experiments(base, target)
         changed = [d for d in diffs if d.status != "unchanged"]
         st.caption(
+            f"Diff of **{target_name}** against its base **{base_name}** "
+            f"({base_reason(target, base, experiments)}). "
             f"{len(changed)} of {len(diffs)} files of config.py, modules/ and tokenizer code differ. "
             f"Unchanged: {', '.join(querystate.shown(d.path, 200) for d in diffs if d.status == 'unchanged') or 'none'}."
         )
@@ -201,7 +244,10 @@ with tab_cost:
     from sandbox.compute import FORMULA
 
     st.caption(f"Counted from each loaded model (tied weights once). {FORMULA}; inference 2·N + 2·n_layers·context·d_model.")
-    cost_rows = common.cost_rows([runs_by_id[rid] for rid in healthy])
+    cost_rows = common.cost_rows([runs_by_id[rid] for rid in healthy], load=False)
+    uncounted = sorted(set(healthy) - {r["run_id"] for r in cost_rows})
+    if uncounted:
+        st.caption(f"Not counted yet (**Load every run** counts them): {', '.join(uncounted)}.")
     parts = [{"run_id": r["run_id"], "part": p, "parameters": n} for r in cost_rows for p, n in r["breakdown"]["parts"].items()]
     if cost_rows:
         cost = pd.DataFrame(cost_rows)
@@ -250,8 +296,10 @@ with tab_card:
             a_id = choose("Run A", healthy, "card_a", clean[0])
         with c2:
             b_id = choose("Run B", healthy, "card_b", clean[-1])
-        rows_ab = {r["run_id"]: r for r in common.cost_rows([runs_by_id[a_id], runs_by_id[b_id]])}
+        rows_ab = {r["run_id"]: r for r in common.cost_rows([runs_by_id[a_id], runs_by_id[b_id]], load=False)}
         fa, fb = rows_ab.get(a_id), rows_ab.get(b_id)
+        if a_id != b_id and not (fa and fb):
+            st.info("Their parameters are not counted yet: **Load every run** (above) counts them.")
         if fa and fb and a_id != b_id:
             ra, rb = runs_by_id[a_id], runs_by_id[b_id]
             fresh = ss.setdefault("card_evaluations", {})
@@ -307,9 +355,19 @@ with tab_doctor:
         findings = findings_by_exp.get(exp.name, [])
         errors = [f for f in findings if f["severity"] == "error"]
         label = f"{md_escape(exp.name)}: " + ("ok" if not errors else f"{len(errors)} problem(s)")
+        loads = loads_by_exp.get(exp.name, {})
+        unloaded = [run.name for run in exp.runs if run.name not in loads]
         with st.expander(label, expanded=bool(errors)):
-            if not findings:
-                st.success("Follows the contract." + (" Every run loads and runs a forward pass." if full_check else ""))
+            if not errors:
+                st.success(
+                    "Follows the contract."
+                    + (" Every run loads and runs a forward pass." if exp.runs and not unloaded else "")
+                )
+            if unloaded:
+                st.caption(
+                    f"Checked from its files only: {md_escape(', '.join(unloaded))}. **Load every run** (above) "
+                    "loads them and runs a forward pass."
+                )
             for f in findings:
                 where = querystate.shown(f["file"], 200) + (f" (run {md_escape(f['run'])})" if f["run"] else "")
                 box = st.error if f["severity"] == "error" else st.warning

@@ -1,46 +1,54 @@
 """The runs table: one row per run with what a researcher compares first.
 
-Everything here is read from files without importing experiment code: configs from JSON,
-parameter counts from the weights (``torch.load(weights_only=True)`` reads plain tensors
-only), final losses from the training log. Results are cached by file size and mtime.
+Everything here is read from files without importing experiment code or starting a worker:
+configs from JSON, final losses from the training log, and what only a loaded model can
+tell (its parameter count, whether it loads and runs a forward pass) from what the last
+load of the run found, remembered per run fingerprint (`sandbox.doctor.known_findings`,
+`sandbox.comparison.cached_breakdown`). Until a worker has loaded a run, its parameters
+are unknown (None), never estimated from the weights file: a state_dict also holds buffers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-
-import torch
 
 from sandbox.discovery import OutsideError, Run, discover
 
-_PARAM_CACHE: dict[tuple[str, int, int], int] = {}
-
 COLUMNS = [
     "run_id", "experiment", "run", "parameters", "tokenizer", "vocab", "context",
-    "final_train_loss", "final_val_loss", "status", "problems",
+    "final_train_loss", "final_val_loss", "status", "checked", "problems",
 ]
+
+# What "checked" says of a run: how far the sandbox got with it as it is now.
+CHECKED_FILES = "files only"  # static checks; no worker has loaded this code + config + weights
+CHECKED_LOADED = "forward pass"  # a worker loaded it and ran a forward pass
+CHECKED_FAILED = "failed to load"
 
 
 def count_parameters(run: Run) -> int | None:
-    """Elements in the saved state dict, tensors that share storage (tied weights) once."""
-    size, mtime = run.weights_stamp()
-    if size < 0:
-        return None
-    key = (str(run.weights), size, mtime)
-    if key not in _PARAM_CACHE:
-        state = torch.load(run.checked("model.pth"), map_location="cpu", weights_only=True)
-        seen: set[tuple[int, int]] = set()
-        total = 0
-        for tensor in state.values():
-            if not isinstance(tensor, torch.Tensor):
-                continue
-            ident = (tensor.untyped_storage().data_ptr(), tensor.storage_offset())
-            if ident in seen:
-                continue
-            seen.add(ident)
-            total += tensor.numel()
-        _PARAM_CACHE[key] = total
-    return _PARAM_CACHE[key]
+    """The model's parameters as its worker counted them (tied weights once, buffers
+    excluded: `sandbox.params.parameter_breakdown`), or None until a worker has loaded the
+    run with its current code, config and weights."""
+    from sandbox.comparison import cached_breakdown
+
+    breakdown = cached_breakdown(run)
+    return int(breakdown["total"]) if breakdown else None
+
+
+def run_status(row: Mapping) -> str:
+    """The one status of a run, the same in `sandbox list` and the Models table.
+
+    "broken" when a contract error is known (from its files, or from the last load of the
+    run as it is now); "suspect" when it loads but its loss looks untrained or far from its
+    log (``flags``, `sandbox.sanity`); else "ok". A new status is one more rule here,
+    checked before "ok".
+    """
+    if row.get("problems"):
+        return "broken"
+    if row.get("flags"):
+        return "suspect"
+    return "ok"
 
 
 def final_losses(run: Run) -> tuple[float | None, float | None]:
@@ -53,13 +61,13 @@ def final_losses(run: Run) -> tuple[float | None, float | None]:
     return log.last_finite(logs.TRAIN_LOSS), log.last_finite(logs.VAL_LOSS)
 
 
-def run_row(run: Run, findings: list[dict] | None = None) -> dict:
+def run_row(run: Run, findings: list[dict] | None = None, load: dict | None = None) -> dict:
     """One row of the runs table; problems never raise, they fill the ``problems`` column.
 
-    ``findings`` are the doctor's findings for the run's experiment, as dicts. Status: "broken"
-    (an error), "suspect" (loads, but its loss on the bundled corpus is worse than uniform or
-    far from its log: the doctor's sanity warnings, else a verdict recorded by an earlier
-    doctor run or evaluation, `sandbox.sanity`), else "ok".
+    ``findings`` are the doctor's findings for the run's experiment, as dicts; ``load`` is
+    what the last load of this run found (`sandbox.doctor.cached_load`), None if never loaded.
+    Sanity warnings (the doctor's, else a verdict recorded by an earlier doctor run or
+    evaluation, `sandbox.sanity`) are the row's ``flags``; see :func:`run_status`.
     """
     from sandbox import sanity
 
@@ -84,32 +92,53 @@ def run_row(run: Run, findings: list[dict] | None = None) -> dict:
         cfg = {}
         problem(f"trained/{run.name}/{exc}.")
     row.update(tokenizer=cfg.get("tokenizer"), vocab=cfg.get("vocab_len"), context=cfg.get("max_seq_len"))
-    try:
-        row["parameters"] = count_parameters(run)
-    except OutsideError as exc:
-        row["parameters"] = None
-        problem(str(exc))
-    except Exception as exc:  # noqa: BLE001 — a corrupt weights file is a problem to show, not a crash
-        row["parameters"] = None
-        problem(f"trained/{run.name}/model.pth cannot be read ({type(exc).__name__}).")
+    row["parameters"] = count_parameters(run)  # a weights file linked out: the doctor's "files" finding
     try:
         row["final_train_loss"], row["final_val_loss"] = final_losses(run)
-    except Exception as exc:  # noqa: BLE001 — same for a log the reader cannot parse
+    except Exception as exc:  # noqa: BLE001 — a log the reader cannot parse is a problem to show
         row["final_train_loss"] = row["final_val_loss"] = None
         problem(f"trained/{run.name}/log_data.csv cannot be read ({type(exc).__name__}).")
     else:
         log = run.log() if run.log_path.is_file() else None  # cached: parsed once per change
         if log is not None and log.error:  # a binary or unreadable log: nothing of it is used
             problem(log.error.replace(log.label, f"trained/{run.name}/log_data.csv", 1))
-    row["status"] = "broken" if problems else "suspect" if suspect else "ok"
-    row["problems"] = problems + suspect
+    row["problems"] = problems
+    row["flags"] = suspect
+    row["status"] = run_status(row)
+    row["problems"] = problems + suspect  # shown together; the status says which kind
+    if load is None:
+        row["checked"] = CHECKED_FILES
+    else:
+        row["checked"] = CHECKED_LOADED if load.get("info") else CHECKED_FAILED
     return row
 
 
-def runs_table(models_dir: Path | str | None = None, findings: dict | None = None) -> list[dict]:
-    """Rows for every run under ``models_dir``; ``findings`` maps experiment -> finding dicts."""
-    findings = findings or {}
-    return [run_row(run, findings.get(exp.name)) for exp in discover(models_dir) for run in exp.runs]
+def runs_table(models_dir: Path | str | None = None, known: Mapping | None = None) -> list[dict]:
+    """Rows for every run under ``models_dir``, without starting a worker.
+
+    ``known`` maps experiment name -> ``(findings as dicts, load records by run name)``, as
+    :func:`known_by_experiment` makes them (computed here when not given): the Models page
+    and `sandbox list` both pass through here, so a run has one status in both.
+    """
+    experiments = discover(models_dir)
+    known = known if known is not None else known_by_experiment(experiments)
+    rows = []
+    for exp in experiments:
+        findings, loads = known.get(exp.name, ([], {}))
+        rows += [run_row(run, findings, loads.get(run.name)) for run in exp.runs]
+    return rows
+
+
+def known_by_experiment(experiments) -> dict[str, tuple[list[dict], dict[str, dict]]]:
+    """``{experiment: (finding dicts, load records by run)}``: the static doctor plus what the
+    last load of each run found (`sandbox.doctor.known_findings`); no worker is started."""
+    from sandbox.doctor import known_findings
+
+    out = {}
+    for exp in experiments:
+        findings, loads = known_findings(exp)
+        out[exp.name] = ([f.as_dict() for f in findings], loads)
+    return out
 
 
 def config_diff(configs: dict[str, dict]) -> list[dict]:

@@ -11,7 +11,7 @@ per distinct set of options and each call attaches its data to a shallow copy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -43,6 +43,7 @@ class Layout(NamedTuple):
     has_onsets: bool
     height: int
     panel_width: int
+    robust_y: bool = False  # y ranges given per call (``y_domains``), points beyond them clipped
 
     @property
     def columns(self) -> list[str]:
@@ -71,6 +72,7 @@ def layout_of(
     run_ids: Sequence[str] | None = None,
     height: int = 320,
     panel_width: int = 430,
+    robust_y: bool = False,
 ) -> Layout:
     """The layout for these options and this data (tokens known? anything diverged?)."""
     has_tokens = x_key != "tokens" and "tokens" in draw and bool(draw["tokens"].notna().any())
@@ -78,11 +80,27 @@ def layout_of(
     run_ids = tuple(run_ids) if run_ids is not None else tuple(pd.unique(draw["run"].astype(str)))
     return Layout(
         tuple(metrics), x_key, x_title, log_x, log_y, smoothed, run_ids,
-        has_tokens, has_onsets, height, panel_width,
+        has_tokens, has_onsets, height, panel_width, robust_y,
     )  # fmt: skip
 
 
-def loss_chart(draw: pd.DataFrame, **options) -> alt.TopLevelMixin:
+def _domain_params(layout: Layout, y_domains: Mapping[str, tuple[float, float]] | None) -> list[dict]:
+    """The values of the y-range parameters the layout's scales read (see ``_y_scale``):
+    per panel's metric when faceted, one pair for a single panel; null: data-driven."""
+    if not layout.robust_y:
+        return []
+    domains = dict(y_domains or {})
+    if len(layout.metrics) > 1:
+        lo = {m: d[0] for m, d in domains.items()}
+        hi = {m: d[1] for m, d in domains.items()}
+    else:
+        lo, hi = domains.get(layout.metrics[0], (None, None)) if layout.metrics else (None, None)
+    return [{"name": "y_lo", "value": lo}, {"name": "y_hi", "value": hi}]
+
+
+def loss_chart(
+    draw: pd.DataFrame, y_domains: Mapping[str, tuple[float, float]] | None = None, **options
+) -> alt.TopLevelMixin:
     """Curves of every run, one panel per metric (a single panel fills its container).
 
     Layers, bottom to top: the raw line (faded when ``smoothed``), the smoothed line, an
@@ -90,15 +108,19 @@ def loss_chart(draw: pd.DataFrame, **options) -> alt.TopLevelMixin:
     (run, step, tokens, value), and a red rule plus cross where a run's values turn
     NaN/inf. Clicking a legend entry highlights that run; the mouse wheel zooms the x
     axis and dragging pans it. ``options`` are those of :func:`layout_of`; ``x_key`` is
-    the x axis' key (see ``curves.X_AXES``).
+    the x axis' key (see ``curves.X_AXES``). With ``robust_y``, each panel's y range is
+    ``y_domains[metric]`` (`sandbox.curves.robust_range`) and what lies beyond is clipped.
     """
     layout = layout_of(draw, **options)
     chart = _chart(layout).copy(deep=False)
     chart.data = draw[layout.columns]
+    if layout.robust_y:  # beside the selections Altair lifted to the top level (a new list)
+        lifted = [] if chart.params is alt.Undefined else list(chart.params)
+        chart.params = lifted + [alt.VariableParameter(**p) for p in _domain_params(layout, y_domains)]
     return chart
 
 
-def loss_spec(draw: pd.DataFrame, **options) -> dict:
+def loss_spec(draw: pd.DataFrame, y_domains: Mapping[str, tuple[float, float]] | None = None, **options) -> dict:
     """The Vega-Lite spec of :func:`loss_chart` with the data inline (for vl-convert).
 
     Equal to ``export.inline_spec(loss_chart(draw, **options))``, but the layout's part
@@ -108,6 +130,8 @@ def loss_spec(draw: pd.DataFrame, **options) -> dict:
     layout = layout_of(draw, **options)
     spec = dict(_spec(layout))
     spec["data"] = export.inline_data(draw[layout.columns])
+    if layout.robust_y:
+        spec["params"] = [*spec.get("params", []), *_domain_params(layout, y_domains)]
     return spec
 
 
@@ -157,10 +181,24 @@ def _chart(layout: Layout) -> alt.TopLevelMixin:
         return _build_chart(layout)
 
 
+def _y_scale(log_y: bool, robust_y: bool, faceted: bool) -> alt.Scale:
+    """The y scale; with ``robust_y`` its range comes from the ``y_lo``/``y_hi`` parameters
+    (set per call), looked up by the panel's metric when faceted (null: data-driven)."""
+    kind = "log" if log_y else "linear"
+    if not robust_y:
+        return alt.Scale(type=kind, zero=False)
+    if faceted:
+        lo = "isValid(y_lo[parent.metric]) ? y_lo[parent.metric] : null"
+        hi = "isValid(y_hi[parent.metric]) ? y_hi[parent.metric] : null"
+    else:
+        lo, hi = "y_lo", "y_hi"
+    return alt.Scale(type=kind, zero=False, domainMin=alt.ExprRef(lo), domainMax=alt.ExprRef(hi))
+
+
 def _build_chart(layout: Layout) -> alt.TopLevelMixin:
     (
         metrics, x_key, x_title, log_x, log_y, smoothed, run_ids,
-        has_tokens, has_onsets, height, panel_width,
+        has_tokens, has_onsets, height, panel_width, robust_y,
     ) = layout  # fmt: skip
     x_field = "step:Q" if x_key == "step" else "x:Q"
     x_scale = alt.Scale(type="log" if log_x else "linear", zero=False, nice=False)
@@ -168,7 +206,8 @@ def _build_chart(layout: Layout) -> alt.TopLevelMixin:
     # and get cut, so those axes label in SI or scientific notation.
     x_format = X_AXES[x_key].format if x_key in X_AXES else None
     x_axis = alt.Axis(format=x_format) if x_format else alt.Undefined
-    y_scale = alt.Scale(type="log" if log_y else "linear", zero=False)
+    y_scale = _y_scale(log_y, robust_y, faceted=len(metrics) > 1)
+    clip = {"clip": True} if robust_y else {}  # what lies beyond a robust y range is cut off
     y_title = metrics[0] if len(metrics) == 1 else None
 
     picked = alt.selection_point(name="picked_run", fields=["run"], bind="legend")
@@ -191,7 +230,7 @@ def _build_chart(layout: Layout) -> alt.TopLevelMixin:
     )
     line_y = "smoothed:Q" if smoothed else "value:Q"
     layers = [
-        base.mark_line(invalid=_BREAK, strokeWidth=1.2)
+        base.mark_line(invalid=_BREAK, strokeWidth=1.2, **clip)
         .encode(
             y=alt.Y("value:Q", title=y_title, scale=y_scale),
             opacity=alt.condition(picked, alt.value(0.25 if smoothed else 1.0), alt.value(0.05)),
@@ -200,7 +239,7 @@ def _build_chart(layout: Layout) -> alt.TopLevelMixin:
     ]
     if smoothed:
         layers.append(
-            base.mark_line(invalid=_BREAK, strokeWidth=1.8).encode(
+            base.mark_line(invalid=_BREAK, strokeWidth=1.8, **clip).encode(
                 y=alt.Y(line_y, title=y_title, scale=y_scale),
                 opacity=alt.condition(picked, alt.value(1.0), alt.value(0.08)),
             )
@@ -220,7 +259,7 @@ def _build_chart(layout: Layout) -> alt.TopLevelMixin:
     if smoothed:
         tooltip.append(alt.Tooltip("smoothed:Q", title="smoothed", format=_VALUE_FORMAT))
     layers.append(
-        base.mark_point(filled=True, size=45, invalid=_BREAK)
+        base.mark_point(filled=True, size=45, invalid=_BREAK, **clip)
         .encode(
             y=alt.Y(line_y, title=y_title, scale=y_scale),
             opacity=alt.condition(hover, alt.value(1.0), alt.value(0.0)),
@@ -239,7 +278,7 @@ def _build_chart(layout: Layout) -> alt.TopLevelMixin:
             diverged.mark_rule(color=DIVERGED_COLOR, strokeDash=[4, 3], opacity=0.7).encode(
                 x=alt.X(x_field), tooltip=marker_tooltip
             ),
-            diverged.mark_point(shape="cross", color=DIVERGED_COLOR, filled=True, size=120).encode(
+            diverged.mark_point(shape="cross", color=DIVERGED_COLOR, filled=True, size=120, **clip).encode(
                 x=alt.X(x_field), y=alt.Y("marker_y:Q", scale=y_scale), tooltip=marker_tooltip
             ),
         ]

@@ -52,24 +52,41 @@ def _table(rows: list[dict], columns: list[str]) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """Experiments and runs with parameters, tokenizer, vocab, context, losses, status."""
+    """Experiments and runs with parameters, tokenizer, vocab, context, losses, status.
+
+    Parameters and load problems are those found the last time a worker loaded each run
+    (`doctor`, `params`, `eval` or the Models page do); ``--load`` loads every run first.
+    """
     from sandbox.discovery import discover, refused_links
 
     base = models_dir(args.models_dir)
-    findings = {exp.name: [f.as_dict() for f in check_experiment(exp, quick=True)[0]] for exp in discover(base)}
-    rows = catalog.runs_table(base, findings)
+    if args.load:
+        pool = _pool(args)
+        try:
+            for exp in discover(base):
+                check_experiment(exp, pool)  # remembers what each load found
+        finally:
+            pool.close_all()
+    known = catalog.known_by_experiment(discover(base))
+    rows = catalog.runs_table(base, known)
     if args.json:
-        experiments = sorted({r["experiment"] for r in rows} | set(findings))
+        experiments = sorted({r["experiment"] for r in rows} | set(known))
         refused = refused_links(base)
         print(json.dumps({"models_dir": str(base), "experiments": experiments, "runs": rows, "refused": refused}, indent=2))
     else:
-        cols = ["experiment", "run", "parameters", "tokenizer", "vocab", "context", "final_train_loss", "final_val_loss", "status"]
+        cols = ["experiment", "run", "parameters", "tokenizer", "vocab", "context", "final_train_loss", "final_val_loss", "status", "checked"]
         print(_table(rows, cols))
         for row in rows:
             for problem in row["problems"]:
                 print(f"  ! {row['run_id']}: {problem}")
         for sentence in refused_links(base):
             print(f"  ! {sentence}")
+        unknown = [r["run_id"] for r in rows if r["parameters"] is None]
+        if unknown:
+            print(
+                f"Parameters of {len(unknown)} run(s) are counted when a worker loads them: "
+                "`list --load` (or `doctor`) loads every run."
+            )
     return 0
 
 
@@ -112,6 +129,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_params(args: argparse.Namespace) -> int:
     """Parameters (total, embedding, non-embedding, per part) and compute of one run."""
     from sandbox import compute
+    from sandbox.comparison import store_breakdown
     from sandbox.discovery import UnknownRunError, find_experiment, find_run
     from sandbox.protocol import WorkerError
 
@@ -131,6 +149,7 @@ def cmd_params(args: argparse.Namespace) -> int:
         return 1
     finally:
         pool.close_all()
+    store_breakdown(run, breakdown)  # the Models table and `list` show this count from now on
     tokens, how = catalog.tokens_seen(run)
     figures = compute.summary(breakdown, run.model_config(), tokens)
     if args.json:
@@ -310,6 +329,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _setup_list(p: argparse.ArgumentParser) -> None:
     _common(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--load", action="store_true", help="load every run in its worker first (counts parameters)")
+    p.add_argument("--device", default=None, help="with --load: cpu, cuda or mps (default: the best present)")
 
 
 def _setup_doctor(p: argparse.ArgumentParser) -> None:

@@ -104,18 +104,68 @@ def similarity(a: Experiment, b: Experiment) -> float:
     return same / total if total else 0.0
 
 
-def default_base(target: Experiment, experiments: list[Experiment]) -> Experiment | None:
-    """The experiment ``target`` was most likely forked from.
+def forked_from(target: Experiment, experiments: list[Experiment]) -> Experiment | None:
+    """The experiment ``target``'s README says it was forked from ("forked from <name>"), if any."""
+    readme = target.root / "README.md"
+    if not readme.is_file() or not inside(readme, target.root.parent.resolve()):
+        return None  # a README linked out of the models directory is not read
+    try:
+        text = readme.read_text(encoding="utf-8", errors="replace").lower()
+    except OSError:
+        return None
+    for exp in experiments:
+        if exp.name != target.name and re.search(rf"forked from\W+{re.escape(exp.name.lower())}\b", text):
+            return exp
+    return None
 
-    The one its README names ("forked from <name>") if any, else the most similar other one.
+
+def _descendants(target: Experiment, experiments: list[Experiment]) -> set[str]:
+    """Names of the experiments forked from ``target``, directly or through other forks."""
+    parent = {e.name: p.name for e in experiments if (p := forked_from(e, experiments)) is not None}
+    out: set[str] = set()
+    frontier = {target.name}
+    while frontier:
+        frontier = {child for child, par in parent.items() if par in frontier and child not in out}
+        frontier.discard(target.name)
+        out |= frontier
+    return out
+
+
+def default_base(target: Experiment, experiments: list[Experiment]) -> Experiment | None:
+    """The base to diff ``target`` against: the fork is the change, its template the base.
+
+    The experiment its README names ("forked from <name>") if any; else the most similar
+    other one that is not a fork of it (a template is never shown as a change on top of
+    its own fork); else, when only its forks are there, the most similar of those.
     """
     others = [e for e in experiments if e.name != target.name]
     if not others:
         return None
-    readme = target.root / "README.md"
-    if readme.is_file() and inside(readme, target.root.parent.resolve()):
-        text = readme.read_text(encoding="utf-8", errors="replace").lower()
-        for exp in others:
-            if re.search(rf"forked from\W+{re.escape(exp.name.lower())}\b", text):
-                return exp
-    return max(others, key=lambda e: similarity(target, e))
+    parent = forked_from(target, experiments)
+    if parent is not None:
+        return parent
+    forks = _descendants(target, experiments)
+    candidates = [e for e in others if e.name not in forks] or others
+    return max(candidates, key=lambda e: similarity(target, e))
+
+
+def default_target(experiments: list[Experiment]) -> Experiment | None:
+    """The experiment "What changed" opens on: the first one forked from another one of the
+    zoo (its change is what a visitor wants to see), else the last one."""
+    for exp in experiments:
+        if forked_from(exp, experiments) is not None:
+            return exp
+    return experiments[-1] if experiments else None
+
+
+def base_reason(target: Experiment, base: Experiment, experiments: list[Experiment]) -> str:
+    """Why ``base`` is the base of ``target``'s diff, in a few words (shown beside the diff)."""
+    parent = forked_from(target, experiments)
+    if parent is not None and parent.name == base.name:
+        return f"its README says it was forked from {base.name}"
+    if base.name in _descendants(target, experiments):
+        return f"reversed: {base.name} was forked from {target.name}, so its changes show as removals"
+    guess = default_base(target, experiments)
+    if guess is not None and guess.name == base.name:
+        return "the most similar code"
+    return "picked"

@@ -241,11 +241,20 @@ def store_breakdown(run: Run, breakdown: dict) -> bool:
     return True
 
 
+def remember_loaded(run: Run, info: dict) -> bool:
+    """Store the breakdown a worker's ``info`` reply carries (any load of the run counts it).
+
+    False when the reply has none (an older worker) or the cache cannot be written.
+    """
+    breakdown = info.get("params") if isinstance(info, dict) else None
+    return isinstance(breakdown, dict) and store_breakdown(run, breakdown)
+
+
 def flops_per_token(run: Run) -> tuple[float | None, str]:
     """Estimated training FLOPs per token of a run (None and why when it cannot be estimated)."""
     breakdown = cached_breakdown(run)
     if breakdown is None:
-        return None, "its parameters have not been counted yet (open it once on the Models page)"
+        return None, "its parameters have not been counted yet (load it once on the Models page)"
     try:
         per_token = compute.training_flops_per_token(int(breakdown["non_embedding"]), run.model_config())
     except ValueError as exc:

@@ -131,6 +131,8 @@ class CurveSettings:
     log_y: bool = False
     smoothing: float = 0.0  # TensorBoard's weight, in [0, 1)
     trim: float = 0.0  # percent of each series dropped from its start
+    full_y: bool = False  # False: the y range ignores outliers (see robust_range); True: every point
+    per_byte: bool = False  # per-token losses drawn as bits per byte (estimated from an evaluation)
 
 
 @dataclass
@@ -144,6 +146,8 @@ class _Series:
     x: np.ndarray  # x of every row of the run's log
     tokens: np.ndarray | None  # tokens seen of every row (logged or computed), if known
     smoothed: np.ndarray  # one per entry of ``rows``
+    factor: float = 1.0  # logged value × factor = drawn value (bits per byte view)
+    label: str = ""  # the metric as drawn (its name, or its bits-per-byte name)
 
 
 @dataclass
@@ -162,6 +166,9 @@ class Curves:
     unavailable: dict[str, str] = field(default_factory=dict)  # run -> why it has no x
     computed: dict[str, str] = field(default_factory=dict)  # run -> how its x was computed
     series: list[_Series] = field(default_factory=list, repr=False)
+    labels: dict[str, str] = field(default_factory=dict)  # metric -> as drawn (see metric_label)
+    y_domains: dict[str, tuple[float, float]] = field(default_factory=dict)  # label -> robust y range
+    clipped: int = 0  # drawn values outside their panel's robust y range
 
     @property
     def full(self) -> pd.DataFrame:
@@ -169,14 +176,14 @@ class Curves:
         parts = []
         for s in self.series:
             cols = s.log.columns
-            value = cols[s.metric][s.rows]
+            value = cols[s.metric][s.rows] * s.factor
             flags = s.log.nonfinite.get(s.metric)
             time = cols[logs.TIME_ELAPSED][s.rows] if logs.TIME_ELAPSED in cols else np.nan
             parts.append(
                 pd.DataFrame(
                     {
                         "run": s.run,
-                        "metric": s.metric,
+                        "metric": s.label or s.metric,
                         "step": cols[logs.STEP][s.rows],
                         "time": time,
                         "tokens": s.tokens[s.rows] if s.tokens is not None else np.nan,
@@ -249,6 +256,136 @@ def points_per_series(n_series: int) -> int:
 
 
 # ---------------------------------------------------------------------------------------
+# The y range: outliers ignored, like TensorBoard's "ignore outliers in chart scaling"
+
+ROBUST_QUANTILES = (0.05, 0.95)
+ROBUST_REACH = 0.5  # how far past the quantiles (× their spread) the range may still reach
+ROBUST_PAD = 0.04  # room left above and below, × the range
+
+
+def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
+    order = np.argsort(values, kind="stable")
+    v, w = values[order], weights[order]
+    cum = (np.cumsum(w) - w / 2) / w.sum()  # each point at the middle of its weight
+    return np.interp(qs, cum, v)
+
+
+def robust_range(series: list[np.ndarray], log: bool = False) -> tuple[float, float] | None:
+    """A y range for these series that ignores outliers (None when there is nothing finite).
+
+    Every series weighs the same (a long log does not outvote a short one). The range
+    spans the 5th to 95th weighted percentiles, reaches on towards the lowest and highest
+    values by at most half that spread, and keeps a little room at both ends. So one run
+    starting at loss 65 no longer squashes runs near 3 into the bottom of the chart, while
+    a curve with no outliers keeps its whole range. On a log axis this is done on the logs.
+    """
+    parts, weights = [], []
+    for values in series:
+        values = np.asarray(values, dtype=float)
+        keep = np.isfinite(values) & ((values > 0) if log else True)
+        if keep.any():
+            kept = np.log10(values[keep]) if log else values[keep]
+            parts.append(kept)
+            weights.append(np.full(kept.size, 1.0 / kept.size))
+    if not parts:
+        return None
+    values, weight = np.concatenate(parts), np.concatenate(weights)
+    q_lo, q_hi = _weighted_quantiles(values, weight, ROBUST_QUANTILES)
+    spread = q_hi - q_lo
+    lo = max(values.min(), q_lo - ROBUST_REACH * spread)
+    hi = min(values.max(), q_hi + ROBUST_REACH * spread)
+    # A flat series has no spread: leave it room of its own size (on a log axis, a fraction of a decade).
+    pad = (hi - lo) * ROBUST_PAD or (0.05 if log else max(abs(hi) * 0.05, 1e-9))
+    lo, hi = lo - pad, hi + pad
+    return (float(10**lo), float(10**hi)) if log else (float(lo), float(hi))
+
+
+# ---------------------------------------------------------------------------------------
+# Bits per byte: per-token losses of runs with different tokenizers, made comparable
+
+PER_TOKEN_LOSSES = (logs.TRAIN_LOSS, logs.VAL_LOSS)  # logged in nats per token (cross-entropy)
+PER_BYTE_SUFFIX = " (bits per byte, estimated)"
+
+
+def metric_label(metric: str, per_byte: bool) -> str:
+    """The metric's name as drawn: per-token losses get the bits-per-byte name in that view."""
+    return metric + PER_BYTE_SUFFIX if per_byte and metric in PER_TOKEN_LOSSES else metric
+
+
+def per_byte_factor(tokens_per_byte: float) -> float:
+    """Nats per token × this = bits per byte: tokens per byte of the text, over ln 2."""
+    return tokens_per_byte / np.log(2)
+
+
+# ---------------------------------------------------------------------------------------
+# What makes two runs' losses comparable
+
+# train_config.json keys naming the training data, as experiments spell them.
+DATA_KEYS = ("dataset", "dataset_name", "dataset_path", "data", "data_path", "data_dir", "train_data", "train_file", "corpus")
+
+
+def is_per_token(metric: str) -> bool:
+    """True for a metric measured per token (a loss or perplexity), which depends on the tokenizer."""
+    name = metric.lower()
+    if metric.endswith(PER_BYTE_SUFFIX) or any(w in name for w in ("bpb", "bpc", "byte", "accuracy")):
+        return False
+    return any(w in name for w in ("loss", "perplexity", "ppl"))
+
+
+def tokenizer_of(run: Run) -> str | None:
+    """``"<tokenizer> · vocab <n>"`` from the run's model_config.json (None when unreadable)."""
+    try:
+        cfg = run.model_config()
+    except ValueError:
+        return None
+    name, vocab = cfg.get("tokenizer"), cfg.get("vocab_len")
+    if name is None and vocab is None:
+        return None
+    return f"{name if name is not None else '?'} · vocab {vocab if vocab is not None else '?'}"
+
+
+def training_data_of(run: Run) -> str | None:
+    """The training data a run's train_config.json names (first of :data:`DATA_KEYS`), if any."""
+    try:
+        train = run.train_config() or {}
+    except ValueError:
+        return None
+    for key in DATA_KEYS:
+        if train.get(key) not in (None, ""):
+            return str(train[key])
+    return None
+
+
+def _groups(values: Mapping[str, str | None]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for rid, value in values.items():
+        if value is not None:
+            out.setdefault(value, []).append(rid)
+    return out
+
+
+def comparability_notes(runs: Mapping[str, Run], run_ids: list[str], metric: str) -> list[str]:
+    """Sentences to show where runs are ranked by ``metric``: different tokenizers (for a
+    per-token metric) or different training data (for a loss-like metric, lower is better)
+    make their numbers not comparable."""
+    chosen = [runs[rid] for rid in run_ids if rid in runs]
+    notes = []
+    if is_per_token(metric):
+        tokenizers = _groups({r.id: tokenizer_of(r) for r in chosen})
+        if len(tokenizers) > 1:
+            listed = "; ".join(f"{tok} ({', '.join(ids)})" for tok, ids in tokenizers.items())
+            notes.append(
+                f"Per-token losses of runs with different tokenizers are not comparable: {listed}. "
+                "Compare bits per byte (the switch above, or the Evaluation page)."
+            )
+    data = _groups({r.id: training_data_of(r) for r in chosen}) if goal(metric) == "min" else {}
+    if len(data) > 1:
+        listed = "; ".join(f"{d} ({', '.join(ids)})" for d, ids in data.items())
+        notes.append(f"These runs were trained on different data (train_config.json): {listed}; their losses are not measured on the same text.")
+    return notes
+
+
+# ---------------------------------------------------------------------------------------
 # Preparing a view
 
 
@@ -292,17 +429,25 @@ def prepare(
     runs: Mapping[str, Run],
     settings: CurveSettings,
     max_points: int | None = None,
+    tokens_per_byte: Mapping[str, float] | None = None,
 ) -> Curves:
     """Curves of ``settings.runs`` × ``settings.metrics`` from their parsed logs.
 
     The summary uses every logged value of each series (no trim, no downsampling); the
     drawing uses the chosen x axis, trim and log-axis filters, smoothing on the full
     series, then at most ``max_points`` points per series (default: a share of a total
-    budget, see :func:`points_per_series`).
+    budget, see :func:`points_per_series`). With ``settings.per_byte``, per-token losses
+    are multiplied by each run's ``tokens_per_byte[run] / ln 2`` (runs without one are left
+    out of those metrics, and said so). Unless ``settings.full_y``, each panel gets a
+    :func:`robust_range`.
     """
     axis = X_AXES.get(settings.x, X_AXES["step"])
     run_ids = [rid for rid in settings.runs if rid in logs_by_run]
     metrics = list(settings.metrics)
+    labels = {m: metric_label(m, settings.per_byte) for m in metrics}
+    rates = tokens_per_byte or {}
+    no_rate: list[str] = []
+    drawn_values: dict[str, list[np.ndarray]] = {}
     n_series = sum(m in logs_by_run[rid].columns for rid in run_ids for m in metrics)
     cap = max_points or points_per_series(n_series)
     notes: list[str] = []
@@ -335,11 +480,18 @@ def prepare(
         tokens = x if axis.key == "tokens" else _run_x(log, runs.get(rid), X_AXES["tokens"])[0]
         for metric in names:
             value = log.columns[metric]
+            factor = 1.0
+            if labels[metric] != metric:  # bits per byte: needs the run's tokens per byte
+                if rates.get(rid) is None:
+                    no_rate.append(rid)
+                    continue
+                factor = per_byte_factor(rates[rid])
+                value = value * factor
             flags = log.nonfinite.get(metric)
             present = np.isfinite(value) if flags is None else np.isfinite(value) | flags
             if not present.any():
                 continue
-            summary_rows.append(_summary_row(rid, metric, step[present], value[present]))
+            summary_rows.append(_summary_row(rid, labels[metric], step[present], value[present]))
             if x is None:
                 continue
             rows = np.flatnonzero(present & np.isfinite(x))
@@ -356,7 +508,8 @@ def prepare(
                 continue
             v = value[rows]
             smoothed = smooth(v, settings.smoothing)
-            series.append(_Series(rid, metric, rows, log, x, tokens, smoothed))
+            series.append(_Series(rid, metric, rows, log, x, tokens, smoothed, factor, labels[metric]))
+            drawn_values.setdefault(labels[metric], []).append(v)
             pick = np.flatnonzero(downsample_mask(v, cap)) if v.size > cap else slice(None)
             finite = np.isfinite(v)
             kept = rows[pick]
@@ -379,14 +532,38 @@ def prepare(
         notes.append(f"{hidden_x} point(s) at x ≤ 0 are hidden on the log x axis.")
     if hidden_y:
         notes.append(f"{hidden_y} value(s) ≤ 0 are hidden on the log y axis.")
+    if no_rate:
+        notes.append(
+            "Not drawn in bits per byte, no evaluation of its current weights is cached (the "
+            f"Evaluation page makes one): {', '.join(dict.fromkeys(no_rate))}."
+        )
+    y_domains: dict[str, tuple[float, float]] = {}
+    clipped = 0
+    if not settings.full_y:
+        for label, parts in drawn_values.items():
+            domain = robust_range(parts, log=settings.log_y)
+            if domain is not None:
+                y_domains[label] = domain
+                values = np.concatenate(parts)
+                values = values[np.isfinite(values)]
+                clipped += int(((values < domain[0]) | (values > domain[1])).sum())
+    if clipped:
+        notes.append(
+            f"{clipped} value(s) lie outside the y range, which ignores outliers; "
+            "switch on “Full y range” to see every value."
+        )
+    label_list = [labels[m] for m in metrics]
     return Curves(
-        draw=_draw_frame(draw, run_ids, metrics),
-        summary=_summary_tables(summary_rows, run_ids, metrics),
+        draw=_draw_frame(draw, run_ids, label_list),
+        summary=_summary_tables(summary_rows, run_ids, label_list),
         x_title=axis.title + (" (computed)" if computed and not axis.estimate else ""),
         notes=notes,
         unavailable=unavailable,
         computed=computed,
         series=series,
+        labels=labels,
+        y_domains=y_domains,
+        clipped=clipped,
     )
 
 

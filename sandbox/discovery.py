@@ -111,13 +111,19 @@ class Run:
         return logs.read_log(self.log_path, within=self.models_root)
 
     def fingerprint(self) -> str:
-        """The experiment's code fingerprint + the weights' size and mtime.
+        """The experiment's code fingerprint + the weights' and model_config.json's size and mtime.
 
-        Changes whenever either does: the key of everything cached about a run's model
-        (evaluation results, parameter counts).
+        Changes whenever any of them does (the config shapes the model as much as the code):
+        the key of everything cached about a run's model (evaluation results, parameter
+        counts, what its last load found).
         """
         size, mtime = self.weights_stamp()
-        return f"{Experiment(self.experiment, self.experiment_root).fingerprint()}:{size}:{mtime}"
+        try:
+            st = self.model_config_path.stat()
+            config = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            config = "-1:-1"
+        return f"{Experiment(self.experiment, self.experiment_root).fingerprint()}:{size}:{mtime}:{config}"
 
     def weights_stamp(self) -> tuple[int, int]:
         """(size, mtime_ns) of the weights file: part of every cache key for this run."""

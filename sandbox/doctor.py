@@ -13,8 +13,10 @@ corpus (`sandbox.sanity`).
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import os
+import threading
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from sandbox import sanity
 from sandbox.codediff import linked_code_files
 from sandbox.discovery import Experiment, OutsideError, Run, confine, discover, refused_run_folders
 from sandbox.protocol import WorkerError
+from sandbox.settings import cache_dir
 
 # Hints for findings whose rule is known but whose sentence came from elsewhere.
 HINTS = {
@@ -196,32 +199,50 @@ def _run_static(exp: Experiment, run: Run, fields: set[str] | None) -> list[Find
     return out
 
 
-def dynamic_findings(exp: Experiment, client) -> tuple[list[Finding], dict[str, dict]]:
-    """Load each run in the experiment's worker; returns findings and each loaded run's info."""
-    out, infos = [], {}
-    for run in exp.runs:
-        try:
-            infos[run.name] = client.request("info", run=run.name)
-        except WorkerError as exc:
-            rule = exc.rule or "worker"
-            out.append(
-                Finding(exp.name, run.name, rule, exc.file or exp.name, str(exc), exc.hint or HINTS.get(rule, ""))
-            )
-            continue
-        out.extend(_probe(exp, run, client, infos[run.name]))
-        if infos[run.name].get("pad_outside_model"):
+def load_run(exp: Experiment, run: Run, client) -> tuple[list[Finding], dict | None]:
+    """Load one run in the experiment's worker (config, tokenizer, model, weights, one forward
+    pass, the sanity probe); returns its findings and its info (None when it does not load).
+
+    What it found is remembered for the run's current code, config and weights (see
+    :func:`known_findings`), and so is its parameter count.
+    """
+    from sandbox.comparison import remember_loaded
+
+    out: list[Finding] = []
+    try:
+        info = client.request("info", run=run.name)
+    except WorkerError as exc:
+        rule = exc.rule or "worker"
+        out.append(Finding(exp.name, run.name, rule, exc.file or exp.name, str(exc), exc.hint or HINTS.get(rule, "")))
+        info = None
+    if info is not None:
+        remember_loaded(run, info)
+        out.extend(_probe(exp, run, client, info))
+        if info.get("pad_outside_model"):
             out.append(
                 Finding(
                     exp.name,
                     run.name,
                     "special ids",
-                    f"tokenizers/{infos[run.name].get('tokenizer')}/tokenizer.py",
-                    f"pad id {infos[run.name]['pad_id']} lies outside the model's output "
-                    f"({infos[run.name]['vocab_size']} logits); the sandbox never feeds it.",
+                    f"tokenizers/{info.get('tokenizer')}/tokenizer.py",
+                    f"pad id {info['pad_id']} lies outside the model's output "
+                    f"({info['vocab_size']} logits); the sandbox never feeds it.",
                     "Nothing to do: noted because a loop that pads batches would crash on it.",
                     "warning",
                 )
             )
+    store_load(run, out, info)
+    return out, info
+
+
+def dynamic_findings(exp: Experiment, client) -> tuple[list[Finding], dict[str, dict]]:
+    """Load each run in the experiment's worker; returns findings and each loaded run's info."""
+    out, infos = [], {}
+    for run in exp.runs:
+        findings, info = load_run(exp, run, client)
+        out += findings
+        if info is not None:
+            infos[run.name] = info
     return out, infos
 
 
@@ -245,6 +266,58 @@ def _probe(exp: Experiment, run: Run, client, info: dict) -> list[Finding]:
     flags = sanity.check(run, loss, info.get("vocab_size"), on_bundled=True, where="on the doctor's probe text")
     sanity.record(run, flags, loss, "doctor")
     return [Finding(exp.name, run.name, "sanity", rel, flag, HINTS["sanity"], "warning") for flag in flags]
+
+
+# -- what the last load of each run found, remembered on disk --------------------------------
+# Keyed by the run's fingerprint (code, config, weights), so pages and commands that must not
+# start workers (the Models table, `sandbox list`) show the same findings the doctor's full
+# check made, until something the load depends on changes.
+
+
+def _load_file(run: Run) -> Path:
+    key = hashlib.sha1(f"{run.id}|{run.fingerprint()}".encode()).hexdigest()[:20]
+    return cache_dir() / "loads" / f"{key}.json"
+
+
+def cached_load(run: Run) -> dict | None:
+    """``{"findings": [Finding], "info": dict | None}`` of the last load of this run as it is
+    now, or None when it was never loaded so (or the record cannot be read)."""
+    try:
+        data = json.loads(_load_file(run).read_text(encoding="utf-8"))
+        return {"findings": [Finding(**f) for f in data["findings"]], "info": data.get("info")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def store_load(run: Run, findings: list[Finding], info: dict | None) -> bool:
+    """Remember what loading ``run`` found; False (and nothing else) when it cannot be written."""
+    path = _load_file(run)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}-{threading.get_ident()}.tmp")  # one per writer
+        tmp.write_text(json.dumps({"findings": [f.as_dict() for f in findings], "info": info}), encoding="utf-8")
+        tmp.replace(path)
+    except (OSError, TypeError, ValueError):
+        return False
+    return True
+
+
+def known_findings(exp: Experiment) -> tuple[list[Finding], dict[str, dict]]:
+    """Everything known about an experiment without starting a worker: the static findings,
+    plus what the last load of each run found (for runs loaded with their current code,
+    config and weights). Returns the findings and the load records by run name (runs never
+    loaded so are absent; see :func:`cached_load`)."""
+    findings = static_findings(exp)
+    loads: dict[str, dict] = {}
+    if any(f.severity == "error" and f.run is None for f in findings):
+        return findings, loads  # the experiment itself is broken: older loads say nothing now
+    broken_runs = {f.run for f in findings if f.severity == "error" and f.run}
+    for run in exp.runs:
+        record = None if run.name in broken_runs else cached_load(run)
+        if record is not None:
+            loads[run.name] = record
+            findings += record["findings"]
+    return findings, loads
 
 
 def check_experiment(exp: Experiment, pool=None, quick: bool = False) -> tuple[list[Finding], dict[str, dict]]:

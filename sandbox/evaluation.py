@@ -444,12 +444,15 @@ def evaluate_run(
     cache_root: Path | None = None,
 ) -> RunResult:
     """Evaluate one run (errors of the worker propagate; `evaluate` turns them into rows)."""
+    from sandbox.comparison import remember_loaded
+
     key = cache_key(run.id, run_fp, data_fp, settings)
     if use_cache and (hit := load_cached(key, cache_root)) is not None:
         if progress:
             progress(run.id, hit.windows, hit.windows)
         return hit
     info = client.request("info", run=run.name)  # loads the run: not part of the timing
+    remember_loaded(run, info)  # the run's parameter count, for the pages that show it
     t0 = time.perf_counter()
     docs_ids = client.request("encode", run=run.name, texts=docs, bos=True)
     changed = roundtrip_changes(client, run.name, docs, docs_ids)

@@ -63,6 +63,14 @@ _NONFINITE_WORDS = frozenset(
     {"nan", "-nan", "+nan", "inf", "-inf", "+inf", "infinity", "-infinity", "+infinity"}
 )
 
+# A number written as the repr of its container: `tensor(0.0100)` (a learning rate logged
+# straight from a tensor), `tensor(2.5, device='cuda:0')`, `np.float64(3.1)`, `Array(1., dtype=float32)`.
+# Only these wrappers and a single number-like first argument are unwrapped: other text stays text.
+_REPR_NUMBER = re.compile(
+    r"^(?:(?:torch\.)?tensor|(?:np|numpy)\.(?:float|int)\d*|(?:float|int)\d+|(?:Device)?[Aa]rray)"
+    r"\(\s*([-+]?[0-9a-zA-Z.+-]+)\s*(?:,[^()]*)?\)$"
+)
+
 LONG_COLUMNS = ["run", "metric", "step", "time", "tokens", "value", "diverged"]
 
 
@@ -214,6 +222,7 @@ def _column_values(
     else:
         texts = pd.Series(pc.cast(column, pa.string()).to_pandas(), dtype=object)
     texts = texts.str.strip()
+    texts = texts.str.replace(_REPR_NUMBER, r"\1", regex=True)
     present = texts.notna() & (texts != "")
     values = pd.to_numeric(texts, errors="coerce").to_numpy(dtype=float, copy=True)
     nonfinite = present.to_numpy() & texts.str.lower().isin(_NONFINITE_WORDS).to_numpy()

@@ -19,23 +19,28 @@ import pandas as pd
 from sandbox import charts, curves, export, logs, querystate
 from sandbox.curves import X_AXES, CurveSettings
 from sandbox.discovery import Run
+from sandbox.tokenrate import TokenRate, token_rates
 
 MAX_SMOOTHING = 0.99
 MAX_TRIM = 90.0
 DEFAULT_METRICS = (logs.VAL_LOSS, logs.TRAIN_LOSS)
 # The page's own URL parameters; any other parameter belongs to the app (e.g. screenshot
 # mode) and is left alone.
-QUERY_KEYS = ("run", "metric", "x", "logx", "logy", "smooth", "trim")
+QUERY_KEYS = ("run", "metric", "x", "logx", "logy", "smooth", "trim", "yrange", "unit")
+Y_RANGES = ("robust", "full")  # the y range ignores outliers, or shows every value
+UNITS = ("token", "byte")  # losses as logged (nats per token), or in bits per byte (estimated)
 
 
 class LossView:
     """Everything the page draws for one settings + log versions."""
 
-    def __init__(self, settings: CurveSettings, runs: Sequence[Run]) -> None:
+    def __init__(self, settings: CurveSettings, runs: Sequence[Run], rates: Mapping[str, TokenRate] | None = None) -> None:
         self.settings = settings
         self.runs = {run.id: run for run in runs}
         self.logs = read_run_logs(runs)
-        self.curves = curves.prepare(self.logs, self.runs, settings)
+        self.rates = dict(rates or {})  # tokens per byte by run (bits-per-byte view only)
+        per_byte = {rid: r.tokens_per_byte for rid, r in self.rates.items()}
+        self.curves = curves.prepare(self.logs, self.runs, settings, tokens_per_byte=per_byte)
 
     @property
     def log_notes(self) -> dict[str, tuple[str, ...]]:
@@ -45,13 +50,15 @@ class LossView:
     def _chart_options(self) -> dict:
         s = self.settings
         return dict(
-            metrics=list(s.metrics),
+            metrics=[self.curves.labels.get(m, m) for m in s.metrics],
             x_key=s.x,
             x_title=self.curves.x_title,
             log_x=s.log_x,
             log_y=s.log_y,
             smoothed=s.smoothing > 0,
             run_ids=list(s.runs),
+            robust_y=not s.full_y,
+            y_domains=self.curves.y_domains,
         )
 
     @cached_property
@@ -59,10 +66,44 @@ class LossView:
         """The Altair chart of the drawn (downsampled) curves."""
         return charts.loss_chart(self.curves.draw, **self._chart_options())
 
-    @property
+    @cached_property
     def summary(self) -> dict[str, pd.DataFrame]:
-        """Per metric, one row per run (final, best, rank, ...) from the full logs."""
-        return self.curves.summary
+        """Per metric (as drawn), one row per run (final, best, rank, ...) from the full logs.
+
+        Where runs with different tokenizers are ranked by a per-token metric, a
+        ``tokenizer`` column says which is which (see :attr:`rank_notes`).
+        """
+        out = {}
+        for label, table in self.curves.summary.items():
+            if curves.is_per_token(label):
+                tokenizers = table["run"].astype(str).map(lambda rid: curves.tokenizer_of(self.runs[rid]) if rid in self.runs else None)
+                if tokenizers.nunique(dropna=True) > 1:
+                    table = table.assign(tokenizer=tokenizers.fillna("?"))
+            out[label] = table
+        return out
+
+    @cached_property
+    def rank_notes(self) -> dict[str, list[str]]:
+        """Per metric (as drawn), sentences on what makes its ranking unfair or estimated.
+
+        Plain text: run ids, tokenizer names and data paths come from files.
+        """
+        notes: dict[str, list[str]] = {}
+        for label, table in self.curves.summary.items():
+            ranked = [str(rid) for rid in table["run"]]
+            said = curves.comparability_notes(self.runs, ranked, label)
+            if label.endswith(curves.PER_BYTE_SUFFIX):
+                rates = ", ".join(
+                    f"{rid} {self.rates[rid].tokens_per_byte:.3f}" for rid in ranked if rid in self.rates
+                )
+                said.insert(
+                    0,
+                    "Bits per byte estimated from an evaluation: the logged loss (nats per token) × "
+                    f"tokens per byte of the text each run was evaluated on / ln 2 (tokens per byte: {rates}).",
+                )
+            if said:
+                notes[label] = said
+        return notes
 
     @cached_property
     def spec(self) -> dict:
@@ -96,13 +137,15 @@ def build(runs: Sequence[Run], settings: CurveSettings, versions: tuple | None =
     """
     if versions is None:
         versions = tuple(logs.file_stamp(run.log_path) for run in runs)
-    key = (settings, tuple(str(run.log_path) for run in runs), versions)
+    # The bits-per-byte view also depends on the runs' cached evaluations.
+    rates = token_rates(runs) if settings.per_byte else {}
+    key = (settings, tuple(str(run.log_path) for run in runs), versions, tuple(sorted(rates.items())))
     with _MEMO_LOCK:
         view = _MEMO.get(key)
         if view is not None:
             _MEMO.move_to_end(key)
             return view
-    view = LossView(settings, runs)
+    view = LossView(settings, runs, rates)
     with _MEMO_LOCK:
         _MEMO[key] = view
         while len(_MEMO) > _MEMO_SIZE:
@@ -168,7 +211,13 @@ def settings_from_query(
         params.get("smooth"), 0.0, MAX_SMOOTHING, 0.0, what="smoothing"
     )
     trim, warn_t = querystate.parse_number(params.get("trim"), 0.0, MAX_TRIM, 0.0, what="trim")
-    warnings += [w for w in (warn_x, warn_lx, warn_ly, warn_s, warn_t) if w]
+    yrange, warn_yr = querystate.parse_choice(
+        params.get("yrange"), Y_RANGES, "robust", what="y range", why=f"use one of {', '.join(Y_RANGES)}"
+    )
+    unit, warn_u = querystate.parse_choice(
+        params.get("unit"), UNITS, "token", what="unit", why=f"use one of {', '.join(UNITS)}"
+    )
+    warnings += [w for w in (warn_x, warn_lx, warn_ly, warn_s, warn_t, warn_yr, warn_u) if w]
     settings = replace(
         defaults,
         metrics=tuple(metrics) or defaults.metrics,
@@ -177,6 +226,8 @@ def settings_from_query(
         log_y=log_y,
         smoothing=smoothing,
         trim=trim,
+        full_y=yrange == "full",
+        per_byte=unit == "byte",
     )
     return settings, warnings
 
@@ -195,6 +246,8 @@ def settings_to_query(settings: CurveSettings) -> dict[str, list[str]]:
         "logy": ["1" if settings.log_y else "0"],
         "smooth": [f"{settings.smoothing:g}"],
         "trim": [f"{settings.trim:g}"],
+        "yrange": ["full" if settings.full_y else "robust"],
+        "unit": ["byte" if settings.per_byte else "token"],
     }
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from sandbox.discovery import OutsideError, confine, inside
+from sandbox.params import parameter_breakdown
 from sandbox.protocol import ContractViolation, strip_paths
 
 # Special-token attributes every tokenizer must have (contract fact 4).
@@ -291,11 +292,20 @@ class RunHost:
 
     def _tokenizer(self, cfg: Any) -> Any:
         name = getattr(cfg, "tokenizer", None)
-        if not isinstance(name, str) or not name.isidentifier():
+        if not isinstance(name, str):
             raise ContractViolation(
                 "tokenizer", "config.py", "ModelConfig has no usable `tokenizer` name.", ""
             )
-        file = f"tokenizers/{name}/tokenizer.py"
+        if not tokenizer_name_ok(name):
+            raise ContractViolation(
+                "tokenizer",
+                "model_config.json",
+                f"The tokenizer name {name!r} names no folder under tokenizers/.",
+                "Set `tokenizer` to the name of a folder tokenizers/<name>/ that holds tokenizer.py.",
+            )
+        # The experiment's own code does importlib.import_module(f"tokenizers.{name}.tokenizer"):
+        # a folder name need not be a Python identifier (`bpe_fineweb-edu`), so neither do we.
+        file = f"tokenizers/{name.replace('.', '/')}/tokenizer.py"
         module = _import(f"tokenizers.{name}.tokenizer", file, "tokenizer")
         get_tokenizer = getattr(module, "get_tokenizer", None)
         if get_tokenizer is None:
@@ -430,12 +440,15 @@ class RunHost:
             ) from None
         logits = check_logits(out, tuple(ids.shape))
         vocab = int(logits.shape[-1])
-        n_params = sum(p.numel() for p in {id(p): p for p in run.model.parameters()}.values())
+        # The one parameter count (tied weights once, buffers excluded), with its breakdown:
+        # the app stores it for every page and command that shows a run's size.
+        breakdown = parameter_breakdown(run.model, run.cfg)
         tok = run.tokenizer
         pad = getattr(tok, "pad_id", None)
         return {
             "run": run.name,
-            "n_params": int(n_params),
+            "n_params": int(breakdown["total"]),
+            "params": breakdown,
             "vocab_size": vocab,
             "vocab_len": int(getattr(run.cfg, "vocab_len", vocab)),
             "embedding_rows": run.embedding_rows,
@@ -450,6 +463,15 @@ class RunHost:
             "device": self.device,
             "config": config_dict(run.cfg),
         }
+
+
+def tokenizer_name_ok(name: str) -> bool:
+    """True when ``tokenizers.<name>.tokenizer`` is a module path importlib can find in folders.
+
+    Any folder name goes (hyphens included, as importlib allows); a name that is empty,
+    has an empty dotted part (``..``, a leading dot) or a path separator does not.
+    """
+    return bool(name) and all(part and not set(part) & {"/", "\\", "\0"} for part in name.split("."))
 
 
 def config_dict(cfg: Any) -> dict:

@@ -63,6 +63,23 @@ def broken_log() -> str:
     return "\n".join(lines) + "\n" + "500,0.001,2."
 
 
+def tensor_repr_log(rows: int = 20) -> tuple[str, np.ndarray]:
+    """A log whose learning rate was logged straight from a tensor, as real experiments do:
+    cells like ``tensor(0.0100)``, one written with its device and dtype as a CUDA run prints
+    it, and one ``tensor(nan)``. Returns the text and the learning rates it holds."""
+    frame = curve_frame(V2, rows=rows)
+    lrs = np.round(0.01 * (1 - np.arange(rows) / rows), 4)
+    lines = [",".join(V2)]
+    for i, row in enumerate(frame.itertuples(index=False)):
+        cell = f"tensor({lrs[i]:.4f})"
+        if i == 3:
+            cell = f"\"tensor({lrs[i]:.4f}, device='cuda:0', dtype=torch.float64)\""
+        if i == rows - 1:
+            cell, lrs[i] = "tensor(nan)", np.nan
+        lines.append(",".join([f"{row[0]}", cell, *(f"{v:.4f}" for v in row[2:])]))
+    return "\n".join(lines) + "\n", lrs
+
+
 def make_zoo(models: Path) -> dict[str, Path]:
     """alpha/v1 (header variant 1 + Tokens Seen), beta/v2 (variant 2 + train_config),
     beta/broken (every problem), beta/fresh (no log yet)."""
@@ -75,3 +92,56 @@ def make_zoo(models: Path) -> dict[str, Path]:
         "beta/broken": add_run(models, "beta", "broken", broken_log()),
         "beta/fresh": add_run(models, "beta", "fresh", None),
     }
+
+
+def outlier_frame(rows: int = 50, every: int = 10, start: float = 65.0) -> pd.DataFrame:
+    """A run whose loss starts at ``start`` (a bad initialization) and falls fast to about 4."""
+    step = np.arange(rows) * every
+    loss = 4.0 + (start - 4.0) * np.exp(-step / (every * 1.5))
+    frame = curve_frame(V1, rows=rows, every=every)
+    frame["Train Loss"], frame["Validation Loss"] = loss, loss + 0.1
+    frame["Perplexity"] = np.exp(np.minimum(loss + 0.1, 50))
+    return frame
+
+
+def make_vocab_zoo(models: Path) -> dict[str, Path]:
+    """Runs with different tokenizers and vocabularies (1,024 to 32,768) and training data,
+    as a researcher's real zoo has them; one starts at loss 65 (``hot/start65``).
+
+    small/bpe1k: bpe, vocab 1024, data "tinystories"; big/bpe32k: bpe, vocab 32768, data
+    "fineweb-edu"; hot/start65: bpe_fineweb-edu, vocab 8192, no data recorded.
+    """
+    def cfg(tokenizer: str, vocab: int) -> dict:
+        return {"tokenizer": tokenizer, "vocab_len": vocab, "max_seq_len": 64}
+
+    return {
+        "small/bpe1k": add_run(
+            models, "small", "bpe1k", curve_frame(V1).to_csv(index=False),
+            train={"batch_size": 4, "dataset": "tinystories"}, model=cfg("bpe", 1024),
+        ),
+        "big/bpe32k": add_run(
+            models, "big", "bpe32k", curve_frame(V1, scale=1.6).to_csv(index=False),
+            train={"batch_size": 4, "dataset": "fineweb-edu"}, model=cfg("bpe", 32768),
+        ),
+        "hot/start65": add_run(
+            models, "hot", "start65", outlier_frame().to_csv(index=False),
+            train={"batch_size": 4}, model=cfg("bpe_fineweb-edu", 8192),
+        ),
+    }  # fmt: skip
+
+
+def cache_evaluation(run, tokens: int, n_bytes: int, root: Path | None = None) -> None:
+    """A cached evaluation of ``run``'s current fingerprint that scored ``tokens`` tokens of a
+    text of ``n_bytes`` bytes (one document), written by `sandbox.evaluation` itself."""
+    from sandbox import evaluation, metrics
+
+    sums = metrics.DocSums(
+        tokens=np.array([tokens]), nll=np.array([tokens * 3.0]), bytes=np.array([n_bytes]),
+        hits=np.zeros((1, 1), dtype=np.int64),
+    )  # fmt: skip
+    result = evaluation.RunResult(run_id=run.id, sums=sums, n_chars=n_bytes, windows=1)
+    settings = evaluation.EvalSettings(kmax=1, device="cpu")
+    data_fp = f"fixture-{tokens}-{n_bytes}"
+    key = evaluation.cache_key(run.id, run.fingerprint(), data_fp, settings)
+    meta = {"run_fp": run.fingerprint(), "data_fp": data_fp, "settings": {}}
+    assert evaluation.save_cached(key, result, root, meta) is None

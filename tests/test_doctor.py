@@ -142,7 +142,7 @@ def test_untrained_weights_and_a_mismatched_log_are_suspect(tmp_path, pool, monk
     assert sanity.UNTRAINED in untrained.sentence and "on the doctor's probe text" in untrained.sentence
     assert sanity.MISMATCH in by_run["bundled"].sentence
     assert infos["run1"]["probe_loss"] < math.log(36) < infos["random_init"]["probe_loss"]
-    rows = {r["run"]: r for r in catalog.runs_table(models, {"toy_a": [f.as_dict() for f in findings]})}
+    rows = {r["run"]: r for r in catalog.runs_table(models, {"toy_a": ([f.as_dict() for f in findings], {})})}
     assert {name: r["status"] for name, r in rows.items()} == {"run1": "ok", "bundled": "suspect", "random_init": "suspect"}
     assert sanity.UNTRAINED in rows["random_init"]["problems"][0]
     # The verdicts were recorded: a static-only table (no forward pass) still says suspect.
@@ -156,3 +156,19 @@ def test_untrained_weights_and_a_mismatched_log_are_suspect(tmp_path, pool, monk
     assert out.returncode == 0, out.stdout + out.stderr
     assert "nats/token on the probe text (uniform: 3.584)" in out.stdout
     assert "[warning] random_init: toy_a/random_init: loss" in out.stdout and sanity.UNTRAINED in out.stdout
+def test_a_tokenizer_folder_that_is_not_an_identifier_loads(tmp_path, pool):
+    """`bpe_fineweb-edu` is a real folder name: the experiment's own importlib loads it, so do we."""
+    toyzoo.make_toy_a(tmp_path, name="hyphen", tokenizer="char_fineweb-edu")
+    findings, infos = check_experiment(find_experiment(tmp_path, "hyphen"), pool)
+    assert not [f for f in findings if f.severity == "error"], [f.sentence for f in findings]
+    assert infos["run1"]["tokenizer"] == "char_fineweb-edu" and infos["run1"]["vocab_size"] == 36
+
+
+@pytest.mark.parametrize("name", ["", "../char", "char/../../x", ".char", "a..b"])
+def test_a_tokenizer_name_that_is_no_folder_is_refused(tmp_path, pool, name):
+    root = toyzoo.make_toy_a(tmp_path, name="odd")
+    path = root / "trained/run1/model_config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "tokenizer": name}))
+    findings, _ = check_experiment(find_experiment(tmp_path, "odd"), pool)
+    assert [f.rule for f in findings if f.severity == "error"] == ["tokenizer"]
+    assert any("names no folder under tokenizers/" in f.sentence for f in findings), [f.sentence for f in findings]

@@ -422,6 +422,8 @@ def test_wrong_shape_shows_in_its_column_on_both_pages(app_at, zoo: Path) -> Non
     assert "8 tokens" in _texts(at)
     at.switch_page("pages/models.py").run()
     assert not at.exception, at.exception
+    next(b for b in at.button if b.label == "Load every run").click().run()  # the doctor's full check
+    assert not at.exception, at.exception
     assert sentence in _texts(at)  # the doctor's sentence
 
 

@@ -279,3 +279,16 @@ def test_cli_list_says_an_invalid_json_once(tmp_path: Path, capfd: pytest.Captur
     cli.main(["list", "--models-dir", str(tmp_path)])
     out = capfd.readouterr().out
     assert out.count("model_config.json is not valid JSON") == 1, out
+def test_tensor_reprs_read_as_numbers():
+    """`tensor(0.0100)` in a log (a learning rate logged from a tensor) is the number 0.01."""
+    text, lrs = logzoo.tensor_repr_log()
+    log = parse(text)
+    assert "learning rate" in log.columns, log.notes
+    values = log.columns["learning rate"]
+    np.testing.assert_array_equal(np.isnan(values), np.isnan(lrs))
+    np.testing.assert_allclose(values[:-1], lrs[:-1])
+    assert log.nonfinite["learning rate"].tolist() == [False] * (len(lrs) - 1) + [True]
+    assert not [n for n in log.notes if "learning rate" in n.lower() and "not numbers" in n], log.notes
+    # Anything else wrapped in a call is still text, not a number.
+    odd = parse("Step,Loss\n0,os.system(1)\n1,2.0\n2,3.0\n")
+    assert np.isnan(odd.columns["train loss"][0]) and odd.columns["train loss"][1:].tolist() == [2.0, 3.0]

@@ -19,14 +19,20 @@ def test_home_page_counts_the_zoo(app_at, toy_models):
     assert metrics["Experiments"] == "2" and metrics["Trained runs"] == "2"
 
 
+def _load_every_run(at):
+    next(b for b in at.button if b.label == "Load every run").click().run()
+    assert not at.exception
+
+
 def test_models_page_lists_runs_and_diffs_configs(app_at, toy_models):
     at = app_at(toy_models).run()
     at.switch_page("pages/models.py").run()
     assert not at.exception
+    _load_every_run(at)
     table = at.dataframe[0].value
     assert set(table["run"]) == {"run1", "cached"}
     assert set(table["status"]) == {"ok"}
-    assert table.set_index("run").loc["run1", "parameters"] == 1424
+    assert table.set_index("run").loc["run1", "parameters"] == "1,424"
     # The config diff shows only keys that differ (both runs picked by default).
     diff = at.dataframe[1].value
     assert "vocab_len" in set(diff["key"]) and "dim" in set(diff["key"])
@@ -48,21 +54,43 @@ def test_broken_experiment_shows_its_problem_and_the_page_goes_on(app_at, tmp_pa
     assert "modules/model.py has a syntax error on line 1" in _texts(at)
 
 
-def test_static_only_doctor_starts_no_worker(app_at, toy_models):
+def test_opening_the_page_starts_no_worker_and_loading_is_a_button(app_at, tmp_path, monkeypatch):
+    """The table and the static doctor show at once; parameters stay blank until the button
+    loads every run (a progress bar each); then the one count shows everywhere, and stays."""
     from pages import common
 
-    at = app_at(toy_models).run()
+    monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
+    toyzoo.make_toy_buffers(tmp_path / "models")
+    toyzoo.make_toy_b(tmp_path / "models")
+    at = app_at(tmp_path / "models").run()
     at.switch_page("pages/models.py").run()
-    at.toggle[0].set_value(False).run()
     assert not at.exception
-    assert at.dataframe[0].value.shape[0] == 2
-    assert common.worker_pool().live_workers() <= 2
+    assert common.worker_pool().live_workers() == 0
+    table = at.dataframe[0].value
+    assert (table["parameters"] == "").all() and set(table["checked"]) == {"files only"}
+    assert "2 run(s) not loaded yet" in _texts(at)
+    assert "Not loaded yet" in _texts(at)
+    _load_every_run(at)
+    assert len(at.get("progress")) == 2
+    assert f"toy_c/run1: loaded, {toyzoo.TOY_C_PARAMETERS:,} parameters" in "\n".join(t.value for t in at.text)
+    table = at.dataframe[0].value.set_index("run")
+    assert table.loc["run1", "parameters"] == f"{toyzoo.TOY_C_PARAMETERS:,}"
+    assert set(table["checked"]) == {"forward pass"}
+    at.selectbox(key="models_detail_run").set_value("toy_c/run1").run()
+    assert f"Loaded: {toyzoo.TOY_C_PARAMETERS:,} parameters" in _texts(at)
+    # A later visit shows what was found without loading again (fresh app, same cache).
+    at = app_at(tmp_path / "models").run()
+    at.switch_page("pages/models.py").run()
+    assert common.worker_pool().live_workers() == 0
+    assert at.dataframe[0].value.set_index("run").loc["run1", "parameters"] == f"{toyzoo.TOY_C_PARAMETERS:,}"
+    assert not at.get("progress")
 
 
 def test_code_diff_scatter_and_summary_card(app_at, toy_models):
     at = app_at(toy_models).run()
     at.switch_page("pages/models.py").run()
     assert not at.exception
+    _load_every_run(at)
     # What changed: toy_b against toy_a; model.py and config.py differ, layers.py does not.
     diff_boxes = [e.label for e in at.expander]
     assert any("modules/model.py" in label and "changed" in label for label in diff_boxes)
@@ -139,3 +167,100 @@ def test_screenshot_mode_names_the_run_it_shows(app_at, toy_models):
     at.run()
     at.switch_page("pages/models.py").run()
     assert "toy_b/cached" not in [s.value for s in at.subheader]  # the picker says it already
+def _fork_zoo(models):
+    """template; kv_fork, forked from it; kv_fork2, forked from kv_fork (their READMEs say so);
+    and an unrelated toy_b."""
+    base = toyzoo.make_toy_a(models, name="template")
+    fork = toyzoo.copy_experiment(base, models, "kv_fork")
+    layers = fork / "modules/layers.py"
+    layers.write_text(layers.read_text().replace("torch.tanh(", "torch.relu("))
+    (fork / "README.md").write_text("# kv_fork\n\nForked from `template/` (copied, then changed).\n")
+    fork2 = toyzoo.copy_experiment(fork, models, "kv_fork2")
+    model = fork2 / "modules/model.py"
+    model.write_text(model.read_text().replace("x = self.mix(self.emb(input_ids))", "x = self.mix(self.emb(input_ids) * 2)"))
+    (fork2 / "README.md").write_text("# kv_fork2\n\nForked from kv_fork, with a doubled embedding.\n")
+    toyzoo.make_toy_b(models)
+
+
+def _code_tab(at) -> tuple[str, str, str]:
+    """(target, base shown in its box, the caption naming what is diffed against what)."""
+    target = at.selectbox(key="code_target").value
+    base = at.selectbox(key="code_base").value
+    said = next(c.value for c in at.caption if "against its base" in c.value)
+    return target, base, said
+
+
+def _diffed(at) -> set[tuple[str, str]]:
+    """(base, target) of every diff shown, from the diffs' own file headers."""
+    pairs = set()
+    for code in at.code:
+        lines = code.value.splitlines()
+        if len(lines) > 1 and lines[0].startswith("--- ") and lines[1].startswith("+++ "):
+            pairs.add((lines[0][4:].split("/")[0], lines[1][4:].split("/")[0]))
+    return pairs
+
+
+def test_what_changed_diffs_the_fork_against_its_template(app_at, tmp_path):
+    _fork_zoo(tmp_path)
+    at = app_at(tmp_path).run()
+    at.switch_page("pages/models.py").run()
+    assert not at.exception
+    target, base, said = _code_tab(at)
+    assert (target, base) == ("kv_fork", "template")
+    assert "**kv_fork** against its base **template**" in said and "forked from" in said
+    assert _diffed(at) == {("template", "kv_fork")}
+
+
+def test_what_changed_base_resets_when_the_experiment_changes(app_at, tmp_path):
+    _fork_zoo(tmp_path)
+    at = app_at(tmp_path).run()
+    at.switch_page("pages/models.py").run()
+    # The target becomes the old base: the base is never the target itself, nor one of its forks.
+    at.selectbox(key="code_target").set_value("template").run()
+    assert not at.exception
+    target, base, said = _code_tab(at)
+    assert (target, base) == ("template", "toy_b")
+    assert "**template** against its base **toy_b**" in said
+    assert _diffed(at) == {("toy_b", "template")}
+    # Then another fork: its own base (from its README), not the one kept from before.
+    at.selectbox(key="code_target").set_value("kv_fork2").run()
+    assert _code_tab(at)[:2] == ("kv_fork2", "kv_fork")
+    assert _diffed(at) == {("kv_fork", "kv_fork2")}
+    # A base picked by hand is kept while the target stays, and said to be picked.
+    at.selectbox(key="code_base").set_value("template").run()
+    at.selectbox(key="models_detail_run").set_value("toy_b/cached").run()  # another widget moves
+    target, base, said = _code_tab(at)
+    assert (target, base) == ("kv_fork2", "template") and "picked" in said
+    assert _diffed(at) == {("template", "kv_fork2")}
+
+
+def test_default_base_follows_the_forked_from_rule(tmp_path):
+    from sandbox.codediff import base_reason, default_base, default_target
+    from sandbox.discovery import discover
+
+    _fork_zoo(tmp_path)
+    exps = {e.name: e for e in discover(tmp_path)}
+    every = list(exps.values())
+    assert default_target(every).name == "kv_fork"
+    assert default_base(exps["kv_fork"], every).name == "template"
+    assert default_base(exps["kv_fork2"], every).name == "kv_fork"
+    assert default_base(exps["template"], every).name == "toy_b"  # never one of its own forks
+    assert "forked from" in base_reason(exps["kv_fork"], exps["template"], every)
+    assert "was forked from" in base_reason(exps["template"], exps["kv_fork"], every)  # said reversed
+    only_forks = [exps["template"], exps["kv_fork"]]
+    assert default_base(exps["template"], only_forks).name == "kv_fork"  # nothing else to compare with
+    # The shipped zoo: kv_variant's README says it was forked from template.
+    shipped = discover(toyzoo.Path(toyzoo.__file__).resolve().parent.parent / "models")
+    assert default_target(shipped).name == "kv_variant"
+    assert default_base(default_target(shipped), shipped).name == "template"
+
+
+def test_a_linked_base_is_kept(app_at, tmp_path):
+    _fork_zoo(tmp_path)
+    at = app_at(tmp_path)
+    at.query_params["code"] = "kv_fork2"
+    at.query_params["base"] = "template"
+    at.run()
+    at.switch_page("pages/models.py").run()
+    assert not at.exception
+    assert _code_tab(at)[:2] == ("kv_fork2", "template") and _diffed(at) == {("template", "kv_fork2")}

@@ -26,7 +26,7 @@ from sandbox.loader import WorkerPool
 from sandbox.protocol import RequestFailed
 from sandbox.tokenview import WORD_JOINER
 
-LONG = "a/" + "x" * 20_000  # every key of a link carries one: the link stays under Streamlit's 512 KiB cap
+LONG = "a/" + "x" * 16_000  # every key of a link carries one: the link must stay under Streamlit's 512 KiB cap
 HOSTILE = [
     "../../etc/passwd",
     "/etc/passwd",
@@ -450,8 +450,8 @@ def test_runs_table_uses_nothing_from_outside(linked: dict[str, Path]) -> None:
     from sandbox import catalog
     from sandbox.doctor import check_zoo
 
-    findings = {name: [f.as_dict() for f in fs] for name, fs in check_zoo(linked["models"], quick=True).items()}
-    rows = {row["run_id"]: row for row in catalog.runs_table(linked["models"], findings)}
+    known = {name: ([f.as_dict() for f in fs], {}) for name, fs in check_zoo(linked["models"], quick=True).items()}
+    rows = {row["run_id"]: row for row in catalog.runs_table(linked["models"], known)}
     row = rows["toy_a/linked"]
     assert row["status"] == "broken"
     assert row["final_train_loss"] is None and row["final_val_loss"] is None  # not 0.101 / 0.202

@@ -174,6 +174,47 @@ class Model(nn.Module):
 """
 
 
+# Experiment C: like A, but its state_dict also holds persistent buffers (a causal mask of
+# context², RoPE-style inverse frequencies), and its head is tied to the embedding, as in
+# real experiments. Counting the tensors of model.pth overstates its parameters.
+MODEL_C = """
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from modules.layers import Mixer, faults
+
+
+class Model(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.cfg = cfg
+        self.emb = nn.Embedding(cfg.vocab_len, cfg.dim)
+        self.mix = Mixer(cfg.dim)
+        self.head = nn.Linear(cfg.dim, cfg.vocab_len, bias=False)
+        self.head.weight = self.emb.weight  # tied: one tensor, two names in the state_dict
+        n = cfg.max_seq_len
+        self.register_buffer("mask", torch.tril(torch.ones(n, n)).view(1, n, n))
+        self.register_buffer("inv_freq", 1.0 / 10000 ** (torch.arange(0, cfg.dim, 2) / cfg.dim))
+
+    def forward(self, input_ids, target_ids=None):
+        faults()
+        seq = input_ids.shape[1]
+        x = self.emb(input_ids)
+        weights = self.mask[:, :seq, :seq] / self.mask[:, :seq, :seq].sum(-1, keepdim=True)
+        x = self.mix(x + weights @ x * self.inv_freq[0])
+        logits = self.head(x)
+        if target_ids is None:
+            return logits, None
+        return logits, F.cross_entropy(logits.flatten(0, 1), target_ids.flatten())
+"""
+
+# Its size, counted by hand: embedding (tied head counted once) + the mixer's linear map.
+TOY_C = {"vocab_len": 36, "dim": 16, "max_seq_len": 64}
+TOY_C_PARAMETERS = 36 * 16 + 16 * 16 + 16
+TOY_C_STATE_TENSORS = TOY_C_PARAMETERS + 64 * 64 + 16 // 2  # + the mask and inv_freq buffers
+
+
 def _tokenizer_source(path_pattern: str, specials_expr: str) -> str:
     return TOKENIZER.replace("__PATH__", path_pattern).replace("__SPECIALS__", specials_expr)
 
@@ -276,17 +317,23 @@ LOG_A = "Step,Time Elapsed,Tokens Per Second,Train Loss,Validation Loss,Perplexi
 LOG_B = "Step,Learning Rate,Train Loss,Validation Loss,Perplexity,Time Elapsed\n"
 
 
-def make_toy_a(models: Path, name: str = "toy_a", runs: tuple[str, ...] = ("run1",)) -> Path:
-    """Experiment A: char tokenizer at tokenizers/char/models/{size-3}.model, specials last."""
+def make_toy_a(
+    models: Path, name: str = "toy_a", runs: tuple[str, ...] = ("run1",), tokenizer: str = "char"
+) -> Path:
+    """Experiment A: char tokenizer at tokenizers/<tokenizer>/models/{size-3}.model, specials last.
+
+    ``tokenizer`` names the folder; real ones are not always identifiers (``bpe_fineweb-edu``).
+    """
     root = models / name
     _write(root, "config.py", CONFIG_A)
     _write(root, "modules/__init__.py", "")
     _write(root, "modules/layers.py", LAYERS)
     _write(root, "modules/model.py", MODEL_A)
-    _write(root, "tokenizers/char/tokenizer.py", _tokenizer_source("tokenizers/char/models/{size - 3}.model", "size - 3"))
-    cfg = {"vocab_len": 36, "dim": 16, "max_seq_len": 64, "tokenizer": "char", "device": "mps"}
-    (root / "tokenizers/char/models").mkdir(parents=True, exist_ok=True)
-    (root / f"tokenizers/char/models/{cfg['vocab_len'] - 3}.model").write_text(ALPHABET, encoding="utf-8")
+    source = _tokenizer_source(f"tokenizers/{tokenizer}/models/{{size - 3}}.model", "size - 3")
+    _write(root, f"tokenizers/{tokenizer}/tokenizer.py", source)
+    cfg = {"vocab_len": 36, "dim": 16, "max_seq_len": 64, "tokenizer": tokenizer, "device": "mps"}
+    (root / f"tokenizers/{tokenizer}/models").mkdir(parents=True, exist_ok=True)
+    (root / f"tokenizers/{tokenizer}/models/{cfg['vocab_len'] - 3}.model").write_text(ALPHABET, encoding="utf-8")
     for i, run in enumerate(runs):
         d = root / "trained" / run
         d.mkdir(parents=True, exist_ok=True)
@@ -319,6 +366,33 @@ def make_toy_b(models: Path, name: str = "toy_b", runs: tuple[str, ...] = ("cach
         (d / "model_config.json").write_text(json.dumps(cfg))
         rows = "".join(f"{s},{1e-3},{3.3 - s / 90},{3.4 - s / 100},{2.9},{s * 0.7}\n" for s in range(0, 200, 10))
         (d / "log_data.csv").write_text(LOG_B + rows)
+    return root
+
+
+def make_toy_buffers(models: Path, name: str = "toy_c", runs: tuple[str, ...] = ("run1",)) -> Path:
+    """Experiment C: experiment A's tokenizer and config, a model with persistent buffers
+    (``mask``, ``inv_freq``) saved in model.pth and its head tied to the embedding."""
+    root = make_toy_a(models, name=name, runs=())
+    _write(root, "modules/model.py", MODEL_C)
+    cfg = {**TOY_C, "tokenizer": "char", "device": "mps"}
+    n, d = cfg["max_seq_len"], cfg["dim"]
+    for i, run in enumerate(runs):
+        g = torch.Generator().manual_seed(200 + i)
+        emb = torch.randn(cfg["vocab_len"], d, generator=g)
+        state = {
+            "emb.weight": emb,
+            "mix.proj.weight": torch.randn(d, d, generator=g) / d**0.5,
+            "mix.proj.bias": torch.zeros(d),
+            "head.weight": emb,  # the same tensor: torch.save keeps it shared
+            "mask": torch.tril(torch.ones(n, n)).view(1, n, n),
+            "inv_freq": 1.0 / 10000 ** (torch.arange(0, d, 2) / d),
+        }
+        d_run = root / "trained" / run
+        d_run.mkdir(parents=True, exist_ok=True)
+        torch.save(state, d_run / "model.pth")
+        (d_run / "model_config.json").write_text(json.dumps(cfg))
+        rows = "".join(f"{s},{s * 0.5},{1000 + s},{3.4 - s / 100},{3.5 - s / 120},{2.7},{1e-3},{0.5}\n" for s in range(0, 200, 10))
+        (d_run / "log_data.csv").write_text(LOG_A + rows)
     return root
 
 
