@@ -35,7 +35,7 @@ def home() -> None:
     cols[0].metric("Experiments", summary["experiments"])
     cols[1].metric("Trained runs", summary["runs"])
     cols[2].metric("Device", common.device_name())
-    st.caption(f"Models directory: `{common.models_dir()}`")
+    st.caption(f"Models directory: {md_escape(common.models_dir().name)}")
     for sentence in common.refused_experiment_links():
         st.warning(md_escape(sentence), icon=":material/link_off:")
     if summary["runs"] == 0:

@@ -39,7 +39,7 @@ st.caption(
 
 run_ids = common.run_ids()
 if not run_ids:
-    st.info(f"No trained runs under `{common.models_dir()}`.")
+    st.info("No trained runs in the models directory.")
     st.stop()
 
 ss = st.session_state
@@ -115,7 +115,7 @@ def choose_documents() -> tuple[list[str] | None, str, str]:
             for sentence in refused:
                 st.warning(md_escape(sentence))
             if not files:
-                st.info(f"No .txt, .jsonl or .parquet files in the data folder `{folder}` (set SANDBOX_DATA_DIR).")
+                st.info(f"No .txt, .jsonl or .parquet files in the data folder ({md_escape(folder.name)}; the server's SANDBOX_DATA_DIR sets it).")
                 return None, "", link
             name = st.selectbox("File in the data folder", names, key="ev_file")
             link = evalstate.FILE_PREFIX + name

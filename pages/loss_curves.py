@@ -33,7 +33,7 @@ ss["lc_tree"] = watcher.tree_version()  # the live part reruns the page when thi
 
 if not with_logs:
     st.info(
-        f"No run under `{common.models_dir()}` has a training log (`log_data.csv`) yet. "
+        "No run in the models directory has a training log (`log_data.csv`) yet. "
         "Runs appear here as soon as they log their first row."
     )
     st.stop()

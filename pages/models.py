@@ -48,7 +48,7 @@ def load_every_run(experiments) -> None:
 
 experiments = common.experiments()
 if not experiments:
-    st.info(f"No experiments under `{common.models_dir()}`. Add one as a folder (or git submodule) there.")
+    st.info("No experiments in the models directory. Add one as a folder (or git submodule) there.")
     st.stop()
 
 # Opening the page starts no worker: the table and the doctor show the static checks and what
@@ -247,7 +247,7 @@ with tab_cost:
     cost_rows = common.cost_rows([runs_by_id[rid] for rid in healthy], load=False)
     uncounted = sorted(set(healthy) - {r["run_id"] for r in cost_rows})
     if uncounted:
-        st.caption(f"Not counted yet (**Load every run** counts them): {', '.join(uncounted)}.")
+        st.caption(f"Not counted yet (**Load every run** counts them): {md_escape(', '.join(uncounted))}.")
     parts = [{"run_id": r["run_id"], "part": p, "parameters": n} for r in cost_rows for p, n in r["breakdown"]["parts"].items()]
     if cost_rows:
         cost = pd.DataFrame(cost_rows)
@@ -272,10 +272,10 @@ def evaluate_both(run_a: str, run_b: str):
     from sandbox import evaluation as ev
 
     docs = data.sample_documents(data.load_documents("bundled"), evalstate.EvalSelection().docs, evalstate.EvalSelection().seed)
-    bars = {rid: st.progress(0.0, text=f"{rid}: starting") for rid in (run_a, run_b)}
+    bars = {rid: st.progress(0.0, text=md_escape(f"{rid}: starting")) for rid in (run_a, run_b)}
 
     def progress(run_id: str, done: int, total: int) -> None:
-        bars[run_id].progress(done / total if total else 1.0, text=f"{run_id}: {done:,} / {total:,} windows")
+        bars[run_id].progress(done / total if total else 1.0, text=md_escape(f"{run_id}: {done:,} / {total:,} windows"))
 
     return ev.evaluate(
         common.worker_pool(), [run_a, run_b], docs, evalstate.standard_settings(common.device_name()),

@@ -44,7 +44,7 @@ st.caption("One prompt, several runs, side by side. Each column streams from its
 
 run_ids = common.run_ids()
 if not run_ids:
-    st.info(f"No trained runs under `{common.models_dir()}`.")
+    st.info("No trained runs in the models directory.")
     st.stop()
 
 

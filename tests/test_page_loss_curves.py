@@ -156,7 +156,7 @@ def test_no_logs_is_an_info_not_an_error(page, tmp_path):
     logzoo.add_run(tmp_path, "empty", "r", None)
     at = page(zoo=False)
     assert not at.exception
-    assert "No run under" in at.info[0].value
+    assert "No run in the models directory has a training log" in at.info[0].value
     assert not charts_of(at)
 
 
