@@ -344,16 +344,17 @@ def run_breakdown(run: discovery.Run, load: bool = True) -> dict | None:
     return breakdown
 
 
-def cost_rows(runs: list[discovery.Run], load: bool = True) -> list[dict]:
+def cost_rows(runs: list[discovery.Run], load: bool = True, keep_uncounted: bool = False) -> list[dict]:
     """Parameters, compute and loss outcome per run; a run that fails shows its error and is
-    skipped, and so is (silently) a run not counted yet when ``load`` is False."""
+    skipped. A run not counted yet (``load`` False) is skipped too, or kept with its
+    parameters and compute unknown (None) when ``keep_uncounted``."""
     from sandbox import comparison
 
     rows = []
     for run in runs:
         try:
             breakdown = run_breakdown(run, load)
-            if breakdown is not None:
+            if breakdown is not None or keep_uncounted:
                 rows.append({**comparison.run_figures(run, breakdown), "breakdown": breakdown})
         except Exception as exc:  # noqa: BLE001 — one broken run must not stop the page
             show_error(exc, run.id)

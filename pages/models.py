@@ -296,10 +296,13 @@ with tab_card:
             a_id = choose("Run A", healthy, "card_a", clean[0])
         with c2:
             b_id = choose("Run B", healthy, "card_b", clean[-1])
-        rows_ab = {r["run_id"]: r for r in common.cost_rows([runs_by_id[a_id], runs_by_id[b_id]], load=False)}
+        rows_ab = {
+            r["run_id"]: r
+            for r in common.cost_rows([runs_by_id[a_id], runs_by_id[b_id]], load=False, keep_uncounted=True)
+        }
         fa, fb = rows_ab.get(a_id), rows_ab.get(b_id)
-        if a_id != b_id and not (fa and fb):
-            st.info("Their parameters are not counted yet: **Load every run** (above) counts them.")
+        if a_id != b_id and fa and fb and (fa["parameters"] is None or fb["parameters"] is None):
+            st.info("Parameters and compute are blank until a worker counts them: **Load every run** (above).")
         if fa and fb and a_id != b_id:
             ra, rb = runs_by_id[a_id], runs_by_id[b_id]
             fresh = ss.setdefault("card_evaluations", {})

@@ -43,19 +43,21 @@ def loss_outcome(run: Run) -> dict:
     return out
 
 
-def run_figures(run: Run, breakdown: dict) -> dict:
-    """Parameters, compute and loss outcome of one run (``breakdown`` from the worker)."""
+def run_figures(run: Run, breakdown: dict | None) -> dict:
+    """Parameters, compute and loss outcome of one run (``breakdown`` from the worker; None
+    while no worker has counted the run: its parameters and compute are then unknown)."""
     cfg = run.model_config()
     seen, how = tokens_seen(run)
-    figures = compute.summary(breakdown, cfg, seen)
+    figures = compute.summary(breakdown, cfg, seen) if breakdown is not None else {}
+    known = breakdown or {}
     return {
         "run_id": run.id,
         "experiment": run.experiment,
-        "parameters": breakdown["total"],
-        "non_embedding": breakdown["non_embedding"],
-        "embedding": breakdown["embedding"],
-        "train_flops_per_token": figures["train_flops_per_token"],
-        "train_compute": figures["train_compute"],
+        "parameters": known.get("total"),
+        "non_embedding": known.get("non_embedding"),
+        "embedding": known.get("embedding"),
+        "train_flops_per_token": figures.get("train_flops_per_token"),
+        "train_compute": figures.get("train_compute"),
         "tokens_seen": seen,
         "tokens_seen_source": how,
         **loss_outcome(run),

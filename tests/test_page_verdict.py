@@ -120,6 +120,7 @@ def test_models_table_status_and_card_on_equal_terms(app_at, zoo):
     from pages import common
 
     at = _open(app_at, zoo, "pages/models.py", {"a": "toy_a/run1", "b": "toy_b/cached"})
+    next(b for b in at.button if b.label == "Load every run").click().run()  # the doctor's full check
     runs = at.dataframe[0].value
     status = dict(zip(runs["experiment"] + "/" + runs["run"], runs["status"], strict=True))
     assert status["toy_a/random_init"] == "suspect" and status["toy_a/run1"] == "ok"

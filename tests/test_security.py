@@ -510,7 +510,6 @@ def test_pages_show_the_refusals_and_nothing_from_outside(app_at, linked: dict[s
     at = app_at(linked["models"]).run()
     assert any("evil_link is a link to a folder outside" in w.value for w in at.warning), "said on the Overview"
     at.switch_page("pages/models.py").run()
-    at.toggle[0].set_value(False).run()  # static doctor: no worker needed here
     at.selectbox(key="models_detail_run").set_value("toy_a/linked").run()
     assert not at.exception, at.exception
     shown = _texts(at) + "\n".join(str(e.value) for e in at.get("json")) + "\n".join(str(e.value) for e in at.markdown)
@@ -643,7 +642,6 @@ def test_models_page_shows_names_logs_and_readmes_as_text(marked_app) -> None:
     at = marked_app().run()
     assert_no_markup_from_data(at)
     at.switch_page("pages/models.py").run()
-    at.toggle[0].set_value(False).run()  # static doctor: the hostile config key is found without a worker
     at.selectbox(key="models_detail_run").set_value(EVIL_RUN_ID).run()
     assert not at.exception, at.exception
     readme = [m.value for m in at.markdown if "Notes" in m.value]
