@@ -21,9 +21,10 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Debian's Chromium (never a browser downloaded by Playwright); SANDBOX_CHROMIUM names another.
@@ -278,11 +279,32 @@ def multiselect_set(page: Page, box: Locator, values: list[str]) -> None:
     for value in values:
         if value in multiselect_values(box):
             continue
-        box.locator("input").click()
-        page.get_by_role("option", name=value, exact=True).click()
+        choose_option(page, box, value)
         page.keyboard.press("Escape")
         settle(page)
     assert multiselect_values(box) == values or set(multiselect_values(box)) == set(values)
+
+
+def choose_option(page: Page, box: Locator, value: str, tries: int = 3) -> None:
+    """Open ``box``'s dropdown and click the option ``value``.
+
+    A rerun that lands while the dropdown opens (a live fragment, a slow previous rerun on a
+    loaded machine) redraws the widget and closes the list: then the app is let settle and
+    the dropdown opened again, up to ``tries`` times.
+    """
+    option = page.get_by_role("option", name=value, exact=True)
+    for attempt in range(tries):
+        box.locator("input").click()
+        try:
+            option.wait_for(state="visible", timeout=10_000)
+        except PlaywrightTimeout:
+            if attempt == tries - 1:
+                raise
+            page.keyboard.press("Escape")
+            settle(page)
+            continue
+        option.click()
+        return
 
 
 def selectbox_value(box: Locator) -> str:
@@ -290,9 +312,22 @@ def selectbox_value(box: Locator) -> str:
 
 
 def selectbox_set(page: Page, box: Locator, value: str) -> None:
-    box.locator("input").click()
-    page.get_by_role("option", name=value, exact=True).click()
+    choose_option(page, box, value)
     settle(page)
+
+
+def wait_for_query(page: Page, wanted: dict[str, list[str]], timeout_ms: int = RUN_TIMEOUT_MS) -> dict[str, list[str]]:
+    """The page URL's query once it holds every ``wanted`` key with that value.
+
+    The app writes the URL at the end of the rerun a widget triggered; on a loaded machine
+    that can come after `settle` saw the previous run finish, so the URL is polled.
+    """
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        query = parse_qs(urlsplit(page.url).query)
+        if all(query.get(k) == v for k, v in wanted.items()) or time.monotonic() > deadline:
+            return query
+        page.wait_for_timeout(100)
 
 
 def table_cells(scope: Locator) -> list[list[str]]:

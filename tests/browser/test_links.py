@@ -38,7 +38,7 @@ def test_loss_curves_selection_is_shared_by_its_link(server: drv.Server, page: P
     drv.multiselect_set(page, runs, [logged[-1]])
     page.get_by_test_id("stCheckbox").filter(has_text="Log y").click()
     drv.settle(page)
-    query = query_of(page)
+    query = drv.wait_for_query(page, {"run": [logged[-1]], "logy": ["1"]})
     assert query["run"] == [logged[-1]] and query["logy"] == ["1"]
 
     other, console = new_page()
@@ -60,7 +60,7 @@ def test_evaluation_selection_is_shared_by_its_link(server: drv.Server, page: Pa
     docs.fill("7")
     docs.press("Enter")
     drv.settle(page)
-    query = query_of(page)
+    query = drv.wait_for_query(page, {"runs": runs, "docs": ["7"]})
     assert query["runs"] == runs and query["docs"] == ["7"]
 
     other, console = new_page()
@@ -81,7 +81,7 @@ def test_playground_selection_is_shared_by_its_link(server: drv.Server, page: Pa
     box.fill(prompt)
     box.press("Control+Enter")
     drv.settle(page)
-    query = query_of(page)
+    query = drv.wait_for_query(page, {"run": runs, "prompt": [prompt]})
     assert query["run"] == runs and query["prompt"] == [prompt]
 
     other, console = new_page()
