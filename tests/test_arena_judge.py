@@ -1,0 +1,267 @@
+"""The LLM judge against a local OpenAI-compatible server on 127.0.0.1 with scripted answers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from sandbox.arena.judge import (
+    DEFAULT_RUBRIC,
+    Judge,
+    JudgeConfig,
+    JudgeError,
+    combine,
+    judge_config,
+    judge_status,
+    parse_verdict,
+)
+from sandbox.arena.store import ArenaStore, BattleRecord, new_id
+
+KEY = "sk-test-SECRET-4f9a2c"
+
+# A reply: (status, body dict or text, seconds to wait first, extra headers).
+Reply = tuple[int, object, float, dict]
+
+
+class FakeServer:
+    """An OpenAI-compatible /v1/chat/completions on 127.0.0.1; ``answer`` scripts each reply."""
+
+    def __init__(self, answer: Callable[[dict, int], Reply]):
+        self.answer = answer
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 — the http.server API
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with server.lock:
+                    n = len(server.requests)
+                    server.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+                status, payload, wait, headers = server.answer(body, n)
+                time.sleep(wait)
+                data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting (the timeout test): nothing to answer
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def serve():
+    servers: list[FakeServer] = []
+
+    def start(answer: Callable[[dict, int], Reply]) -> FakeServer:
+        servers.append(FakeServer(answer))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.close()
+
+
+def chat(content: str | None) -> dict:
+    return {"id": "x", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}
+
+
+def shown(body: dict) -> tuple[str, str]:
+    """The continuations a request showed as A and as B."""
+    user = body["messages"][-1]["content"]
+    a = re.search(r"Continuation A:\n<<<\n(.*?)\n>>>", user, re.S).group(1)
+    b = re.search(r"Continuation B:\n<<<\n(.*?)\n>>>", user, re.S).group(1)
+    return a, b
+
+
+def prefers_good(body: dict, n: int) -> Reply:
+    """A fair judge: picks whichever position holds the text with GOOD in it."""
+    a, b = shown(body)
+    pick = "A" if "GOOD" in a else "B" if "GOOD" in b else "tie"
+    return 200, chat(f"Story {pick} is more coherent.\nVerdict: {pick}"), 0.0, {}
+
+
+def config(server: FakeServer, **kw) -> JudgeConfig:
+    return JudgeConfig(server.base_url, "judge-model", KEY, **{"timeout": 5.0, "backoff": 0.01, **kw})
+
+
+def battle(text_a: str = "GOOD: the fox found the map", text_b: str = "bad bad bad") -> BattleRecord:
+    return BattleRecord(id=new_id(), prompt="Once upon a time", settings={"seed": 1}, seed=1, draw_seed=2,
+                        shown_order="ab", run_a="x/one", fingerprint_a="f1", text_a=text_a,
+                        run_b="y/two", fingerprint_b="f2", text_b=text_b)  # fmt: skip
+
+
+def test_both_orders_are_sent_and_combined(serve, tmp_path):
+    server = serve(prefers_good)
+    store = ArenaStore(tmp_path / "arena.sqlite3")
+    b = battle()
+    store.add_battle(b)
+    rubric = "Prefer stories about foxes. " + DEFAULT_RUBRIC
+    with Judge(config(server)) as judge:
+        vote = judge.judge_battle(b, store, rubric=rubric)
+    first, second = server.requests
+    assert first["path"] == second["path"] == "/v1/chat/completions"
+    assert first["auth"] == f"Bearer {KEY}" and first["body"]["model"] == "judge-model"
+    assert shown(first["body"]) == (b.text_a, b.text_b)
+    assert shown(second["body"]) == (b.text_b, b.text_a)  # A and B swapped
+    assert first["body"]["messages"][0]["content"].startswith(rubric)
+    assert vote.verdict == "a" and vote.rater_kind == "judge" and vote.rater_id == "judge-model"
+    assert vote.shown_order == "both"
+    [stored] = store.votes()
+    assert stored == vote and stored.rubric == rubric
+    raw = json.loads(stored.raw)
+    assert raw["ab"]["verdict"] == "A" and raw["ba"]["verdict"] == "B"
+    assert "Verdict: B" in raw["ba"]["answer"]
+
+
+def test_a_judge_with_position_bias_gives_a_tie(serve):
+    server = serve(lambda body, n: (200, chat("Verdict: A"), 0.0, {}))  # always the first
+    with Judge(config(server)) as judge:
+        v = judge.judge("p", "one", "two")
+    assert (v.ab.verdict, v.ba.verdict, v.verdict) == ("A", "A", "tie")
+    assert len(server.requests) == 2
+
+
+def test_a_malformed_answer_is_recorded_as_unparsed(serve, tmp_path):
+    answers = iter([chat("I like the first one more, I think."), {"unexpected": "shape"}])
+    server = serve(lambda body, n: (200, next(answers), 0.0, {}))
+    store = ArenaStore(tmp_path / "arena.sqlite3")
+    b = battle()
+    store.add_battle(b)
+    with Judge(config(server)) as judge:
+        vote = judge.judge_battle(b, store)
+    assert vote.verdict == "unparsed"
+    raw = json.loads(store.votes()[0].raw)
+    assert raw["ab"] == {"verdict": "unparsed", "answer": "I like the first one more, I think."}
+    assert raw["ba"]["verdict"] == "unparsed" and "unexpected" in raw["ba"]["answer"]
+
+
+def test_a_timeout_is_retried_a_bounded_number_of_times(serve, caplog):
+    server = serve(lambda body, n: (200, chat("Verdict: A"), 1.5, {}))  # always too slow
+    with Judge(config(server, timeout=0.2, max_retries=2)) as judge:
+        with pytest.raises(JudgeError) as err:
+            judge.judge("p", "one", "two")
+    port = server.httpd.server_port
+    assert str(err.value) == f"The judge judge-model at http://127.0.0.1:{port} did not answer within 0.2 s, 3 tries."
+    assert len(server.requests) == 3  # the first try and two retries, then it stops
+
+
+def test_server_errors_and_rate_limits_are_retried(serve):
+    script = [(500, {"error": {"message": "overloaded"}}, 0.0, {}), (429, "slow down", 0.0, {"Retry-After": "0"})]
+
+    def answer(body: dict, n: int) -> Reply:
+        return script[n] if n < len(script) else prefers_good(body, n)
+
+    server = serve(answer)
+    slept: list[float] = []
+    with Judge(config(server, backoff=0.25), sleep=slept.append) as judge:
+        v = judge.judge("p", "GOOD one", "two")
+    assert v.verdict == "a" and len(server.requests) == 4
+    assert slept == [0.25, 0.5]  # exponential backoff between the tries
+
+
+def test_a_refusal_is_not_retried_and_the_key_is_never_shown(serve, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)  # httpx and httpcore log every request at debug level
+    refusal = {"error": {"message": f"Incorrect API key provided: {KEY}. You can find your key..."}}
+    server = serve(lambda body, n: (401, refusal, 0.0, {}))
+    judge = Judge(config(server))
+    with pytest.raises(JudgeError, match="refused the request") as err:
+        judge.judge("p", "one", "two")
+    assert len(server.requests) == 1
+    assert KEY not in str(err.value) and "***" in str(err.value)
+    assert KEY not in repr(judge) and KEY not in repr(judge.config) and KEY not in str(judge.config)
+    judge.close()
+    # A server that echoes the key back in its answers does not get it into the database.
+    server = serve(lambda body, n: (200, chat(f"Verdict: tie. (auth was Bearer {KEY})"), 0.0, {}))
+    store = ArenaStore(tmp_path / "arena.sqlite3")
+    b = battle()
+    store.add_battle(b)
+    with Judge(config(server)) as judge:
+        judge.judge_battle(b, store)
+    unreachable = Judge(JudgeConfig("http://127.0.0.1:9/v1", "m", KEY, timeout=1, max_retries=1, backoff=0.01))
+    with pytest.raises(JudgeError, match="could not be reached") as err2:
+        unreachable.judge("p", "one", "two")
+    unreachable.close()
+    assert KEY not in str(err2.value)
+    assert KEY not in caplog.text and "judge-model" in caplog.text
+    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("arena.sqlite3"))
+    assert KEY.encode() not in stored and b"auth was Bearer ***" in stored
+
+
+def test_configuration_comes_from_the_environment_or_secrets():
+    assert judge_config(environ={}) is None
+    assert "judge is off" in judge_status(None) and "SANDBOX_JUDGE_BASE_URL" in judge_status(None)
+    env = {"SANDBOX_JUDGE_BASE_URL": "http://127.0.0.1:11434/v1", "SANDBOX_JUDGE_MODEL": "llama3.2"}
+    cfg = judge_config(environ=env)
+    assert cfg is not None and cfg.api_key == "" and cfg.url == "http://127.0.0.1:11434/v1/chat/completions"
+    assert judge_status(cfg) == "The LLM judge is llama3.2 at http://127.0.0.1:11434."
+    secrets = {"judge": {"base_url": "https://user:pw@api.example.org/v1", "model": "gpt-x", "api_key": KEY, "timeout": 20}}
+    cfg = judge_config(secrets, environ={})
+    assert (cfg.model, cfg.api_key, cfg.timeout) == ("gpt-x", KEY, 20.0)
+    assert "pw" not in judge_status(cfg) and KEY not in repr(cfg)  # no password, no key shown
+    flat = {"SANDBOX_JUDGE_BASE_URL": "http://h:1/v1", "SANDBOX_JUDGE_MODEL": "m2", "SANDBOX_JUDGE_API_KEY": "k"}
+    assert judge_config(flat, environ={}).model == "m2"
+    assert judge_config(secrets, environ=env).model == "llama3.2"  # the environment wins
+    with pytest.raises(ValueError, match="http"):
+        judge_config(environ={**env, "SANDBOX_JUDGE_BASE_URL": "file:///etc/passwd"})
+    with pytest.raises(ValueError, match="number of seconds"):
+        judge_config(environ={**env, "SANDBOX_JUDGE_TIMEOUT": "soon"})
+
+
+@pytest.mark.parametrize(
+    ("answer", "verdict"),
+    [
+        ("Verdict: A", "A"),
+        ("Both have flaws.\nVerdict: **B**", "B"),
+        ("verdict - tie", "tie"),
+        ("Verdict: both bad", "both_bad"),
+        ("Verdict: Both_Bad.", "both_bad"),
+        ("B", "B"),
+        ("**Tie**", "tie"),
+        ("Verdict: A... no wait.\nVerdict: B", "B"),
+        ("A is better because", "unparsed"),
+        ("Verdict: Actually neither", "unparsed"),
+        ("", "unparsed"),
+    ],
+)
+def test_verdicts_are_parsed(answer, verdict):
+    assert parse_verdict(answer) == verdict
+
+
+def test_orders_combine():
+    assert combine("A", "B") == "a" and combine("B", "A") == "b"
+    assert combine("A", "A") == "tie" and combine("tie", "tie") == "tie"
+    assert combine("both_bad", "both_bad") == "both_bad" and combine("both_bad", "tie") == "tie"
+    assert combine("A", "unparsed") == "unparsed"
+
+
+def test_an_empty_rubric_is_refused(serve):
+    server = serve(prefers_good)
+    with Judge(config(server)) as judge:
+        with pytest.raises(ValueError, match="rubric is empty"):
+            judge.judge("p", "a", "b", rubric="  ")
+    assert server.requests == []
