@@ -20,10 +20,12 @@ import secrets
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sandbox.arena.store import ArenaStore, BattleRecord, StoreError, VoteRecord, new_id
-from sandbox.sampling import SamplingSettings
+
+if TYPE_CHECKING:  # a type only: sandbox.sampling imports torch, which the app side avoids
+    from sandbox.sampling import SamplingSettings
 
 POSITIONS = ("A", "B")
 CHOICES = ("A", "B", "tie", "both_bad")  # what a person can answer
@@ -143,6 +145,7 @@ def draw_matchup(
     draw_seed: int | None = None,
     source: str | None = None,
 ) -> Matchup:
+
     """Two runs from ``pool`` (or the ``picked`` two), a prompt, and random positions.
 
     ``prompt`` is the prompt itself, or a list to draw one from. Everything random comes
