@@ -307,14 +307,17 @@ class ArenaStore:
                     f"{self.last_error} Your {write.kind} is kept in memory with "
                     f"{len(self._pending) - 1} earlier write(s) and will be saved on retry."
                 )
-            try:
-                self._insert(write)
-            except sqlite3.Error as exc:
-                sentence = _sentence(exc, f"save a {write.kind}")
-                log.warning("arena database %s: %s failed: %s", self.path, write.kind, exc)
+        # The insert runs outside the lock: concurrent voters wait on SQLite's own lock
+        # (busy_timeout), not on each other in this process.
+        try:
+            self._insert(write)
+        except sqlite3.Error as exc:
+            sentence = _sentence(exc, f"save a {write.kind}")
+            log.warning("arena database %s: %s failed: %s", self.path, write.kind, exc)
+            with self._pending_lock:
                 self._pending.append(PendingWrite(write.kind, write.record, sentence))
                 self.last_error = sentence
-                raise StoreError(f"{sentence} It is kept in memory and will be saved on retry.") from None
+            raise StoreError(f"{sentence} It is kept in memory and will be saved on retry.") from None
 
     def add_battle(self, battle: BattleRecord) -> None:
         """Store a battle (raises `StoreError` after keeping it for `retry` when the write fails)."""
