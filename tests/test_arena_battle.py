@@ -13,6 +13,7 @@ from sandbox.arena.battle import (
     NotRevealed,
     draw_matchup,
     first_sentences,
+    new_rater_id,
     parse_prompts,
     play,
     read_prompt_file,
@@ -99,6 +100,7 @@ def test_names_are_revealed_only_after_the_vote(tmp_path):
     assert reveal.winner is None and reveal.choice == "tie"
     with pytest.raises(ValueError, match="voted on already"):
         battle.vote(None, "A", "s")
+    assert new_rater_id() != new_rater_id() and new_rater_id().startswith("person-")
 
 
 def test_a_vote_the_store_cannot_write_is_kept_and_revealed(tmp_path, monkeypatch):

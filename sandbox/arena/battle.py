@@ -365,6 +365,11 @@ class Battle:
         return Reveal(at_a, at_b, self._choice, winner)
 
 
+def new_rater_id() -> str:
+    """An anonymous id for one browser session's votes (random; says nothing about the person)."""
+    return f"person-{secrets.token_hex(6)}"
+
+
 def with_seed(settings: SamplingSettings, seed: int) -> SamplingSettings:
     """``settings`` with another sampling seed (both runs of a battle share it)."""
     return replace(settings, seed=int(seed))
