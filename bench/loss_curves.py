@@ -27,7 +27,12 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sandbox import charts, discovery, logs, lossview  # noqa: E402
+from sandbox import (
+    charts,
+    discovery,  # noqa: E402
+    logs,
+    lossview,
+)
 from sandbox.curves import CurveSettings  # noqa: E402
 
 RUNS, ROWS, REPEATS = 50, 10_000, 5

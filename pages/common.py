@@ -7,8 +7,8 @@ One rule for untrusted text on every page: anything that comes from files, logs,
 links or prompts (run and file names, log headers, error messages, READMEs) is shown as
 text. Where it goes into an element that renders Markdown (st.markdown, st.caption,
 st.info/warning/error/success, expander labels, progress text), it is passed through
-``md_escape`` (or quoted by ``querystate.shown``); HTML views escape it with ``html.escape``.
-Only a run's README renders as Markdown, after ``tokenview.safe_readme``.
+``md_escape`` (or quoted by ``text.shown``); HTML views escape it with ``html.escape``.
+Only a run's README renders as Markdown, after ``text.safe_readme`` (all three: `sandbox.text`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from sandbox import discovery
+from sandbox import discovery, errors
 from sandbox.settings import parse_app_args
-from sandbox.tokenview import md_escape
+from sandbox.text import md_escape
 
 # Right after a server start, Streamlit runs in its legacy multipage mode (a `pages/` folder
 # sits beside the entry script) until some run calls st.navigation: a first request for
@@ -136,7 +136,7 @@ def client_for(run_id: str):
         for run in exp.runs:
             if run.id == run_id:
                 return worker_pool().client(exp), run
-    raise discovery.UnknownRunError(f"no run called {run_id!r} in the models directory")
+    raise errors.UnknownRunError(f"no run called {run_id!r} in the models directory")
 
 
 def show_error(exc: Exception, where: str = "") -> None:
@@ -147,7 +147,7 @@ def show_error(exc: Exception, where: str = "") -> None:
     else is logged here with the app's traceback. Messages quote files and code: they are
     shown as text, never as Markdown.
     """
-    from sandbox.protocol import WorkerError
+    from sandbox.errors import WorkerError
 
     prefix = f"**{md_escape(where)}**: " if where else ""
     st.error(prefix + md_escape(str(exc)))

@@ -19,10 +19,9 @@ import streamlit as st
 from pages import common
 from sandbox import data, evalstate, evalview, export
 from sandbox import evaluation as ev
-from sandbox.discovery import UnknownRunError
+from sandbox.errors import UnknownRunError, WorkerError
 from sandbox.numfmt import has_huge
-from sandbox.protocol import WorkerError
-from sandbox.tokenview import md_escape
+from sandbox.text import md_escape
 
 common.require_access()
 

@@ -13,7 +13,7 @@ from sandbox import livewatch, lossview
 from sandbox.colors import run_color
 from sandbox.curves import X_AXES, CurveSettings, goal
 from sandbox.discovery import Run
-from sandbox.tokenview import md_escape
+from sandbox.text import md_escape
 
 common.require_access()
 

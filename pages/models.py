@@ -6,10 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from pages import common
-from sandbox import catalog, comparison, export, figures, modelsstate, querystate
+from sandbox import catalog, comparison, export, figures, modelsstate, text
 from sandbox.codediff import base_reason, default_base, default_target, diff_experiments
 from sandbox.doctor import load_run, static_findings
-from sandbox.tokenview import md_escape, safe_readme
+from sandbox.text import md_escape, safe_readme
 
 common.require_access()
 
@@ -231,11 +231,11 @@ with tab_code:
             f"Diff of **{target_name}** against its base **{base_name}** "
             f"({base_reason(target, base, experiments)}). "
             f"{len(changed)} of {len(diffs)} files of config.py, modules/ and tokenizer code differ. "
-            f"Unchanged: {', '.join(querystate.shown(d.path, 200) for d in diffs if d.status == 'unchanged') or 'none'}."
+            f"Unchanged: {', '.join(text.shown(d.path, 200) for d in diffs if d.status == 'unchanged') or 'none'}."
         )
         for d in changed:
             counts = f" +{d.added} −{d.removed}" if d.status == "changed" else ""
-            with st.expander(f"{querystate.shown(d.path, 200)} — {d.status}{counts}", expanded=d.status == "changed"):
+            with st.expander(f"{text.shown(d.path, 200)} — {d.status}{counts}", expanded=d.status == "changed"):
                 if d.diff:
                     st.code(d.diff, language="diff")
 
@@ -287,7 +287,7 @@ with tab_card:
     if len(healthy) < 2:
         st.info("Two loadable runs are needed for a comparison.")
     else:
-        from sandbox.tokenview import md_escape
+        from sandbox.text import md_escape
 
         # Defaults leave suspect runs out (they stay selectable).
         clean = [i for i, rid in enumerate(healthy) if rid not in suspect] or list(range(len(healthy)))
@@ -341,9 +341,9 @@ with tab_card:
                             st.rerun()
                 for flag in card["flags"]:
                     st.error(md_escape(flag), icon=":material/warning:")
-                st.markdown(f"**Code:** {md_escape(card['code_note'])}." + "".join(f"\n- {querystate.shown(f, 200)}" for f in card["changed_files"]))
+                st.markdown(f"**Code:** {md_escape(card['code_note'])}." + "".join(f"\n- {text.shown(f, 200)}" for f in card["changed_files"]))
                 if card["config_diff"]:
-                    st.markdown("**Config keys that differ:** " + ", ".join(querystate.shown(r["key"], 80) for r in card["config_diff"]))
+                    st.markdown("**Config keys that differ:** " + ", ".join(text.shown(r["key"], 80) for r in card["config_diff"]))
             md = comparison.card_markdown(card)
             d1, d2 = st.columns(2)
             d1.download_button("Markdown", md, file_name="comparison.md", mime="text/markdown")
@@ -372,7 +372,7 @@ with tab_doctor:
                     "loads them and runs a forward pass."
                 )
             for f in findings:
-                where = querystate.shown(f["file"], 200) + (f" (run {md_escape(f['run'])})" if f["run"] else "")
+                where = text.shown(f["file"], 200) + (f" (run {md_escape(f['run'])})" if f["run"] else "")
                 box = st.error if f["severity"] == "error" else st.warning
                 box(f"{md_escape(f['sentence'])}  \nRule: *{f['rule']}* · {where}")
                 if f["hint"]:

@@ -18,8 +18,9 @@ from streamlit.runtime.scriptrunner import add_script_run_ctx
 
 from pages import common
 from sandbox import playstate, tokenview, transcript
+from sandbox import text as sandbox_text
 from sandbox.colors import run_color
-from sandbox.discovery import UnknownRunError
+from sandbox.errors import UnknownRunError, WorkerError
 from sandbox.multistream import MultiStream
 from sandbox.playground import (
     DRAW_EVERY,
@@ -30,7 +31,6 @@ from sandbox.playground import (
     redraw_interval,
 )
 from sandbox.prompts import PreparedPrompt, describe_chars, prepare_prompt
-from sandbox.protocol import WorkerError
 from sandbox.sampling import SamplingSettings
 
 common.require_access()
@@ -124,7 +124,7 @@ overrides: dict[str, dict] = {}
 if picked:
     with st.expander("Per-run settings (optional overrides)"):
         for run in picked:
-            if st.toggle(f"Own settings for {tokenview.md_escape(run)}", key=f"pg_own::{run}"):
+            if st.toggle(f"Own settings for {sandbox_text.md_escape(run)}", key=f"pg_own::{run}"):
                 for name in playstate.OVERRIDABLE:
                     st.session_state.setdefault(f"pg_ov::{run}::{name}", st.session_state[f"pg_{name}"])
                 sampling_inputs(f"pg_ov::{run}::", playstate.OVERRIDABLE)
@@ -206,7 +206,7 @@ def draw_prompt_split(runs: list[str], text: str) -> None:
             specials = {prepared.bos_id: "⟨bos⟩"} if prepared.bos_id is not None else {}
             st.html(tokenview.prompt_tokens_html(prepared.ids, prepared.pieces, specials))
             if prepared.bad_chars:
-                st.warning(tokenview.md_escape(f"Cannot represent: {describe_chars(prepared.bad_chars)}"))
+                st.warning(sandbox_text.md_escape(f"Cannot represent: {describe_chars(prepared.bad_chars)}"))
                 st.html(tokenview.marked_text_html(text, prepared.bad_chars))
                 st.caption("What the tokenizer makes of it:")
                 st.html(tokenview.plain_html(prepared.roundtrip))
@@ -243,7 +243,7 @@ def draw(slot: dict, column: ColumnState, tokens_on: bool, prompt: str, waiting:
     if column.notices:
         with slot["notices"].container():
             for notice in column.notices:
-                (st.warning if notice.level == "warning" else st.info)(tokenview.md_escape(notice.text))
+                (st.warning if notice.level == "warning" else st.info)(sandbox_text.md_escape(notice.text))
     if column.error is not None:
         with slot["body"].container():
             err = column.error
@@ -404,7 +404,7 @@ if history:
     for number, entry in reversed(list(enumerate(history, start=1))):
         base = SamplingSettings(**entry["settings"])
         first_line = " ".join(entry["prompt"].split())[:60] or "(empty prompt)"
-        with st.expander(f"{number}. {entry['when']} — {tokenview.md_escape(first_line)}"):
+        with st.expander(f"{number}. {entry['when']} — {sandbox_text.md_escape(first_line)}"):
             st.caption(playstate.describe_settings(base))
             for col, column in zip(st.columns(len(entry["columns"])), entry["columns"], strict=True):
                 with col:
@@ -413,6 +413,6 @@ if history:
                     if own != base:
                         st.caption(f"Own settings: {playstate.describe_settings(own, base)}")
                     if column.get("error"):
-                        st.error(tokenview.md_escape(column["error"]["message"]))
+                        st.error(sandbox_text.md_escape(column["error"]["message"]))
                     st.html(tokenview.plain_html(column["text"]))
                     st.caption(f"{column['n_tokens']} tokens · {column['reason']}")

@@ -130,8 +130,8 @@ def cmd_params(args: argparse.Namespace) -> int:
     """Parameters (total, embedding, non-embedding, per part) and compute of one run."""
     from sandbox import compute
     from sandbox.comparison import store_breakdown
-    from sandbox.discovery import UnknownRunError, find_experiment, find_run
-    from sandbox.protocol import WorkerError
+    from sandbox.discovery import find_experiment, find_run
+    from sandbox.errors import UnknownRunError, WorkerError
 
     base = models_dir(args.models_dir)
     try:
@@ -173,7 +173,8 @@ def cmd_params(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     """File-by-file code diff of experiment B against experiment A."""
     from sandbox.codediff import diff_experiments
-    from sandbox.discovery import UnknownRunError, find_experiment
+    from sandbox.discovery import find_experiment
+    from sandbox.errors import UnknownRunError
 
     base = models_dir(args.models_dir)
     try:
@@ -200,10 +201,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """Continue a prompt with one run; the text goes to stdout as it is generated."""
     import os
 
-    from sandbox.discovery import UnknownRunError, find_experiment, find_run
+    from sandbox.discovery import find_experiment, find_run
+    from sandbox.errors import UnknownRunError, WorkerError
     from sandbox.playground import column_events
     from sandbox.prompts import cap_max_new_tokens
-    from sandbox.protocol import WorkerError
     from sandbox.sampling import SamplingSettings
 
     base = models_dir(args.models_dir)

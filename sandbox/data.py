@@ -5,7 +5,7 @@ Every source gives a plain ``list[str]`` of documents. Supported formats:
 - ``.txt``: documents separated by blank lines;
 - ``.jsonl``: one JSON object per line with a ``"text"`` field;
 - ``.parquet``: a ``text`` column;
-- ``"bundled"``: the generated corpus of :mod:`sandbox.corpus`;
+- ``"bundled"``: the generated corpus of :mod:`sandbox.corpus.stories`;
 - ``"hf:<dataset>[:<config>]:<split>"``: only when the optional ``datasets`` package is
   installed (it downloads; nothing in the sandbox needs it).
 
@@ -36,12 +36,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox.corpus import bundled_split
+from sandbox.corpus.stories import BUNDLED_SEED, bundled_split
 from sandbox.discovery import OutsideError, confine
 from sandbox.settings import PROJECT_ROOT
 
 FORMATS = (".txt", ".jsonl", ".parquet")
-BUNDLED_SEED = 1337  # the bundled corpus the sandbox's own zoo is trained on
 BUNDLED_LABEL = "bundled corpus, validation split"  # how results on it name their text
 MB = 1_000_000
 UPLOAD_MAX_BYTES = 5 * MB  # what the Evaluation page accepts as an upload

@@ -13,19 +13,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox.errors import UnknownRunError
 from sandbox.settings import models_dir as default_models_dir
 
 # Folders inside models/ that are never experiments.
 _SKIP_PREFIXES = (".", "_")
 # The files of a run folder that the sandbox reads (EXPERIMENT_CONTRACT.md, layout).
 RUN_FILES = ("model.pth", "model_config.json", "train_config.json", "log_data.csv", "README.md")
-
-
-class UnknownRunError(KeyError):
-    """A run id that is not one of the runs discovered under the models directory."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; keep it a plain sentence
-        return str(self.args[0]) if self.args else "unknown run"
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 from sandbox import sanity
 from sandbox.codediff import linked_code_files
 from sandbox.discovery import Experiment, OutsideError, Run, confine, discover, refused_run_folders
-from sandbox.protocol import WorkerError
+from sandbox.errors import WorkerError
 from sandbox.settings import cache_dir
 
 # Hints for findings whose rule is known but whose sentence came from elsewhere.

@@ -16,6 +16,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sandbox import querystate as qs
+from sandbox import text
 from sandbox.evaluation import DEFAULT_KS, EvalSettings
 
 K_CHOICES = (1, 2, 3, 5, 10, 20, 50, 100)
@@ -62,25 +63,25 @@ def parse_data(raw: qs.Raw, data_files: Sequence[str], hf_available: bool) -> tu
         return BUNDLED, None
     value = values[-1]
     if len(value) > qs.MAX_VALUE_LENGTH:
-        return BUNDLED, f"Ignored data source {qs.shown(value)} from the link: it is too long."
+        return BUNDLED, f"Ignored data source {text.shown(value)} from the link: it is too long."
     if value in (BUNDLED, UPLOAD):
         return value, None
     if value.startswith(FILE_PREFIX):
         if value[len(FILE_PREFIX) :] in set(data_files):
             return value, None
         return BUNDLED, (
-            f"Ignored data source {qs.shown(value)} from the link: it is not a file in the data folder "
+            f"Ignored data source {text.shown(value)} from the link: it is not a file in the data folder "
             "of this server; the bundled corpus is used instead."
         )
     if HF_SPEC.fullmatch(value):
         if hf_available:
             return value, None
         return BUNDLED, (
-            f"Ignored data source {qs.shown(value)} from the link: this server has no `datasets` "
+            f"Ignored data source {text.shown(value)} from the link: this server has no `datasets` "
             "package for Hugging Face data; the bundled corpus is used instead."
         )
     return BUNDLED, (
-        f"Ignored data source {qs.shown(value)} from the link: it is not a data source "
+        f"Ignored data source {text.shown(value)} from the link: it is not a data source "
         "(bundled, file:<name>, hf:<dataset>[:<config>]:<split> or upload)."
     )
 
@@ -113,7 +114,7 @@ def from_query(
     warnings += [w for w in (w_docs, w_seed) if w]
     for name, value in (("number of documents", docs), ("seed", seed)):
         if value != int(value):
-            warnings.append(f"Ignored the {name} {qs.shown(value)} from the link: it must be a whole number.")
+            warnings.append(f"Ignored the {name} {text.shown(value)} from the link: it must be a whole number.")
     ks = sorted(int(k) for k in k_raw) if "k" in params and k_raw else default.ks
     data, w_data = parse_data(params.get("data"), data_files, hf_available)
     if w_data:

@@ -48,9 +48,9 @@ import numpy as np
 import pandas as pd
 
 from sandbox import metrics, sanity
-from sandbox.discovery import Run, UnknownRunError, find_experiment, find_run
+from sandbox.discovery import Run, find_experiment, find_run
+from sandbox.errors import UnknownRunError, WorkerError
 from sandbox.numfmt import format_number
-from sandbox.protocol import WorkerError
 from sandbox.settings import cache_dir
 
 EVAL_VERSION = 1  # bump when the method changes: older cache entries are then ignored

@@ -16,7 +16,7 @@ import pandas as pd
 
 from sandbox.colors import color_scale
 from sandbox.numfmt import format_number
-from sandbox.tokenview import visible_piece
+from sandbox.text import visible_piece
 
 HIT = "#c7e9c0"  # the true token, or a prediction equal to it
 MISS = "#fcbba1"  # the true token when it is not in the top k

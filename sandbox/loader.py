@@ -31,14 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.discovery import Experiment
-from sandbox.protocol import (
-    RequestFailed,
-    WorkerBusy,
-    WorkerCrashed,
-    WorkerTimeout,
-    error_from_reply,
-    strip_paths,
-)
+from sandbox.errors import RequestFailed, WorkerBusy, WorkerCrashed, WorkerTimeout
+from sandbox.protocol import error_from_reply, strip_paths
 from sandbox.settings import PROJECT_ROOT, request_timeout
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from functools import cached_property
 import altair as alt
 import pandas as pd
 
-from sandbox import charts, curves, export, logs, querystate
+from sandbox import charts, curves, export, logs, querystate, text
 from sandbox.curves import X_AXES, CurveSettings
 from sandbox.discovery import Run
 from sandbox.tokenrate import TokenRate, token_rates
@@ -193,7 +193,7 @@ def settings_from_query(
         why="it is not a run found in the models directory",
     )
     warnings += bad
-    warnings += [f"Run {querystate.shown(r)} has no training log yet; it is not drawn." for r in no_log]
+    warnings += [f"Run {text.shown(r)} has no training log yet; it is not drawn." for r in no_log]
     if not runs:
         runs = list(run_ids)
     options = list(metric_options(runs))

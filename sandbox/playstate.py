@@ -12,7 +12,7 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 
-from sandbox import querystate
+from sandbox import querystate, text
 from sandbox.sampling import MAX_NEW_TOKENS_CAP, SamplingSettings
 
 MAX_RUNS = 4
@@ -73,7 +73,7 @@ def _parse_field(name: str, raw: querystate.Raw, default: float | int, what: str
     value, warning = querystate.parse_number(raw, -math.inf, math.inf, default, what=what)
     if warning or querystate.as_list(raw) == []:
         return default, warning
-    shown = querystate.shown(querystate.as_list(raw)[-1])
+    shown = text.shown(querystate.as_list(raw)[-1])
     if not math.isfinite(value) or (integer and value != int(value)):
         kind = "a whole number" if integer else "a finite number"
         return default, f"Ignored {what} {shown} from the link: it must be {kind}."
@@ -104,14 +104,14 @@ def _parse_override(value: str, runs: Sequence[str]) -> tuple[str | None, dict, 
     """One ``ov`` value: ``<run id>|t=0.5|k=20``."""
     run, *pairs = value.split(_OV_SEP)
     if run not in runs:
-        return None, {}, [f"Ignored override {querystate.shown(value)} from the link: its run is not one of the chosen runs."]
+        return None, {}, [f"Ignored override {text.shown(value)} from the link: its run is not one of the chosen runs."]
     by_key = {key: name for name, key in _KEYS.items() if name in OVERRIDABLE}
     override: dict = {}
     warnings = []
     for pair in pairs:
         key, _, raw = pair.partition("=")
         if key not in by_key:
-            warnings.append(f"Ignored override {querystate.shown(pair)} for {run} from the link: it is not a per-run setting.")
+            warnings.append(f"Ignored override {text.shown(pair)} for {run} from the link: it is not a per-run setting.")
             continue
         name = by_key[key]
         number, warning = _parse_field(name, raw, getattr(DEFAULT_SETTINGS, name), f"{name.replace('_', ' ')} for {run}")
@@ -132,7 +132,7 @@ def state_from_query(
     never one of ``flagged`` (weights that look untrained, `sandbox.sanity`).
     """
     warnings = [
-        f"Ignored the link's parameter {querystate.shown(key)}: this page does not use it."
+        f"Ignored the link's parameter {text.shown(key)}: this page does not use it."
         for key in params
         if key not in QUERY_KEYS and key not in _OTHER_KEYS
     ]

@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable, Sequence
 
+from sandbox.text import shown
+
 MAX_VALUE_LENGTH = 300  # longer values are never legitimate here
 MAX_VALUES = 500  # repeated parameters beyond this are ignored
 
@@ -23,18 +25,6 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
 Raw = str | Sequence[str] | None
-
-
-def shown(value: object, limit: int = 40) -> str:
-    """A value as it may appear in a message: printable, short, inside a code span.
-
-    Backticks and control characters are dropped so the value cannot break out of the
-    code span and be rendered as Markdown (links, images) by ``st.warning``.
-    """
-    text = "".join(ch for ch in str(value) if ch.isprintable() and ch != "`")
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return f"`{text}`" if text else "an empty value"
 
 
 def as_list(raw: Raw) -> list[str]:

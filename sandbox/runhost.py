@@ -22,8 +22,9 @@ from typing import Any
 import torch
 
 from sandbox.discovery import OutsideError, confine, inside
+from sandbox.errors import ContractViolation
 from sandbox.params import parameter_breakdown
-from sandbox.protocol import ContractViolation, strip_paths
+from sandbox.protocol import strip_paths
 
 # Special-token attributes every tokenizer must have (contract fact 4).
 TOKENIZER_ATTRS = ("encode", "decode", "bos_id", "eos_id", "pad_id")

@@ -62,7 +62,7 @@ def uniform_sentence(run_id: str, loss: float, n_outputs: int, where: str) -> st
 
 def trained_on_bundled(run: Run) -> bool:
     """True when the run's train config names the bundled corpus (its ``corpus_seed``)."""
-    from sandbox.data import BUNDLED_SEED
+    from sandbox.corpus.stories import BUNDLED_SEED
 
     try:
         cfg = run.train_config()

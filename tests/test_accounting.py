@@ -13,7 +13,8 @@ from torch import nn
 
 from sandbox import compute
 from sandbox.codediff import default_base, diff_experiments
-from sandbox.discovery import UnknownRunError, discover, find_experiment
+from sandbox.discovery import discover, find_experiment
+from sandbox.errors import UnknownRunError
 from sandbox.params import parameter_breakdown
 
 ROOT = toyzoo.Path(toyzoo.__file__).resolve().parent.parent

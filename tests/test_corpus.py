@@ -6,24 +6,24 @@ import re
 
 import pytest
 
-from sandbox import corpus
+from sandbox.corpus import stories
 
 
 @pytest.fixture(scope="module")
 def splits() -> tuple[list[str], list[str]]:
-    return corpus.bundled_split("train"), corpus.bundled_split("validation")
+    return stories.bundled_split("train"), stories.bundled_split("validation")
 
 
 def test_same_seed_same_text_and_prefix_stable() -> None:
-    a = corpus.generate_stories(50, seed=7)
-    assert a == corpus.generate_stories(50, seed=7)
+    a = stories.generate_stories(50, seed=7)
+    assert a == stories.generate_stories(50, seed=7)
     # Story i depends only on (seed, i): a shorter run is a prefix of a longer one.
-    assert corpus.generate_stories(20, seed=7) == a[:20]
+    assert stories.generate_stories(20, seed=7) == a[:20]
 
 
 def test_different_seed_different_text() -> None:
-    a = corpus.generate_stories(20, seed=1)
-    b = corpus.generate_stories(20, seed=2)
+    a = stories.generate_stories(20, seed=1)
+    b = stories.generate_stories(20, seed=2)
     assert all(x != y for x, y in zip(a, b, strict=True))
 
 
@@ -33,13 +33,13 @@ def test_generator_uses_no_global_random_state() -> None:
     random.seed(0)
     before = random.random()
     random.seed(0)
-    corpus.generate_stories(5, seed=3)
+    stories.generate_stories(5, seed=3)
     assert random.random() == before
 
 
 def test_negative_count_is_an_error() -> None:
     with pytest.raises(ValueError):
-        corpus.generate_stories(-1)
+        stories.generate_stories(-1)
 
 
 def test_size_within_bounds(splits) -> None:
@@ -58,15 +58,15 @@ def test_split_is_about_95_5_and_disjoint(splits) -> None:
 
 def test_split_is_cached_but_returns_fresh_lists(splits) -> None:
     train, _ = splits
-    again = corpus.bundled_split("train")
+    again = stories.bundled_split("train")
     assert again == train and again is not train
     again.clear()
-    assert corpus.bundled_split("train") == train
+    assert stories.bundled_split("train") == train
 
 
 def test_unknown_split_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown split"):
-        corpus.bundled_split("test")
+        stories.bundled_split("test")
 
 
 def test_word_variety_is_rich(splits) -> None:
@@ -94,13 +94,13 @@ def test_non_ascii_present_but_rare(splits) -> None:
 
 
 def test_fingerprint_is_short_stable_and_seed_dependent() -> None:
-    fp = corpus.corpus_fingerprint(1337)
-    assert fp == corpus.corpus_fingerprint(1337)
+    fp = stories.corpus_fingerprint(1337)
+    assert fp == stories.corpus_fingerprint(1337)
     assert re.fullmatch(r"[0-9a-f]{12}", fp)
-    assert fp != corpus.corpus_fingerprint(1338)
+    assert fp != stories.corpus_fingerprint(1338)
 
 
 def test_fingerprint_changes_with_version(monkeypatch) -> None:
-    fp = corpus.corpus_fingerprint(1337)
-    monkeypatch.setattr(corpus, "CORPUS_VERSION", corpus.CORPUS_VERSION + 1)
-    assert corpus.corpus_fingerprint(1337) != fp
+    fp = stories.corpus_fingerprint(1337)
+    monkeypatch.setattr(stories, "CORPUS_VERSION", stories.CORPUS_VERSION + 1)
+    assert stories.corpus_fingerprint(1337) != fp

@@ -18,7 +18,15 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import logzoo  # noqa: E402
 
-from sandbox import charts, curves, discovery, export, logs, lossview, tokenrate  # noqa: E402
+from sandbox import (
+    charts,
+    curves,
+    discovery,  # noqa: E402
+    export,
+    logs,
+    lossview,
+    tokenrate,
+)
 from sandbox.curves import CurveSettings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

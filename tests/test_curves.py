@@ -14,7 +14,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import logzoo  # noqa: E402
 
-from sandbox import curves, discovery, logs  # noqa: E402
+from sandbox import (
+    curves,
+    discovery,  # noqa: E402
+    logs,
+)
 from sandbox.curves import CurveSettings, XAxis  # noqa: E402
 
 

@@ -8,8 +8,8 @@ import json
 import pandas as pd
 import pytest
 
-from sandbox import data
-from sandbox.corpus import bundled_split
+from sandbox import data, settings
+from sandbox.corpus.stories import bundled_split
 from sandbox.data import DataSourceError
 
 
@@ -214,7 +214,7 @@ def test_data_files_lists_supported_files_only(tmp_path) -> None:
 
 def test_default_data_dir(monkeypatch, tmp_path) -> None:
     monkeypatch.delenv("SANDBOX_DATA_DIR", raising=False)
-    assert data.default_data_dir() == (data.PROJECT_ROOT / "data").resolve()
+    assert data.default_data_dir() == (settings.PROJECT_ROOT / "data").resolve()
     monkeypatch.setenv("SANDBOX_DATA_DIR", str(tmp_path))
     assert data.default_data_dir() == tmp_path.resolve()
     assert data.default_data_dir(tmp_path / "x") == (tmp_path / "x").resolve()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sandbox.discovery import find_experiment
+from sandbox.errors import WorkerCrashed
 from sandbox.multistream import Ended, Failed, Message, MultiStream
 from sandbox.playground import DRAW_EVERY, ColumnState, assign_lanes, column_events, redraw_interval
 from sandbox.playstate import (
@@ -15,7 +16,6 @@ from sandbox.playstate import (
     state_to_query,
     with_overrides,
 )
-from sandbox.protocol import WorkerCrashed
 from sandbox.sampling import MAX_NEW_TOKENS_CAP, SamplingSettings
 
 RUNS = ["template/gpt2", "template/llama", "kv_variant/gqa", "other/x", "other/y"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sandbox import lossview, querystate
+from sandbox import text as sandbox_text
 from sandbox.curves import CurveSettings
 
 RUNS = ["alpha/v1", "beta/v2", "beta/broken"]
@@ -37,15 +38,15 @@ def test_path_like_and_code_like_values_are_ignored_with_a_warning(value):
     assert kept == ["alpha/v1"]
     assert len(warnings) == 1 and warnings[0].startswith("Ignored run ")
     message = warnings[0]
-    assert "`" not in message.replace(querystate.shown(value), "")  # no way out of the code span
+    assert "`" not in message.replace(sandbox_text.shown(value), "")  # no way out of the code span
     assert "\x00" not in message and len(message) < 200
 
 
 def test_shown_values_are_printable_short_and_cannot_break_markdown():
-    assert querystate.shown("a`b") == "`ab`"
-    assert querystate.shown("\x1b[31mred") == "`[31mred`"
-    assert len(querystate.shown("y" * 500)) <= 42
-    assert querystate.shown("") == "an empty value"
+    assert sandbox_text.shown("a`b") == "`ab`"
+    assert sandbox_text.shown("\x1b[31mred") == "`[31mred`"
+    assert len(sandbox_text.shown("y" * 500)) <= 42
+    assert sandbox_text.shown("") == "an empty value"
 
 
 def test_single_choice_last_value_wins_and_bad_ones_fall_back():

@@ -18,13 +18,12 @@ from pathlib import Path
 import pytest
 import toyzoo
 
-from sandbox import discovery, evalstate, lossview, playstate
+from sandbox import discovery, evalstate, lossview, playstate, text
 from sandbox import evaluation as ev
 from sandbox import querystate as qs
-from sandbox.discovery import UnknownRunError
+from sandbox.errors import RequestFailed, UnknownRunError
 from sandbox.loader import WorkerPool
-from sandbox.protocol import RequestFailed
-from sandbox.tokenview import WORD_JOINER
+from sandbox.text import WORD_JOINER
 
 LONG = "a/" + "x" * 16_000  # every key of a link carries one: the link must stay under Streamlit's 512 KiB cap
 HOSTILE = [
@@ -154,9 +153,9 @@ def test_querystate_numbers_are_plain_decimals_in_range(value: str) -> None:
 
 
 def test_shown_cannot_break_out_of_its_code_span() -> None:
-    assert qs.shown("a`b\nc\x1b[31m") == "`abc[31m`"
-    assert qs.shown("[x](javascript:alert(1))`") == "`[x](javascript:alert(1))`"
-    assert len(qs.shown("y" * 10_000)) <= 42
+    assert text.shown("a`b\nc\x1b[31m") == "`abc[31m`"
+    assert text.shown("[x](javascript:alert(1))`") == "`[x](javascript:alert(1))`"
+    assert len(text.shown("y" * 10_000)) <= 42
 
 
 def test_state_parsers_keep_only_known_runs_and_text_prompts() -> None:
@@ -560,7 +559,7 @@ def assert_no_markup_from_data(at) -> None:
 
 
 def test_markdown_checker_catches_what_the_issue_found() -> None:
-    from sandbox.tokenview import md_escape
+    from sandbox.text import md_escape
 
     for bad in (f"- ![p](http://{HOST}/a)", f"x <img src=http://{HOST}>", f"**{EVIL_RUN}**"):
         assert _RENDERED.search(bad)
@@ -583,7 +582,7 @@ def test_markdown_checker_catches_what_the_issue_found() -> None:
 )
 def test_md_escape_is_one_escape_for_untrusted_text(raw: str, escaped: str) -> None:
     """Plain sentences pass unchanged; everything Markdown, HTML or Streamlit would render is escaped."""
-    from sandbox.tokenview import md_escape
+    from sandbox.text import md_escape
 
     assert md_escape(raw) == escaped
 
@@ -622,7 +621,7 @@ def marked_app(app_at, marked: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
 
 
 def test_readme_renders_without_remote_images_or_html() -> None:
-    from sandbox.tokenview import safe_readme
+    from sandbox.text import safe_readme
 
     readme = (
         f"# T\n![p](http://{HOST}/a) ![q][r]\n\n[r]: http://{HOST}/b\n<img src='http://{HOST}/c' alt='plot'>"

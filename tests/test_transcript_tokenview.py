@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from sandbox import text as sandbox_text
 from sandbox import tokenview, transcript
 from sandbox.sampling import SamplingSettings
 
@@ -122,4 +123,4 @@ def test_the_prompt_is_shown_dimmed_and_escaped_before_the_continuation():
 
 
 def test_md_escape_keeps_quoted_input_literal():
-    assert tokenview.md_escape("'$' and '*' (U+002A) [x](y)") == "'\\$' and '\\*' (U+002A) \\[x\\](y)"
+    assert sandbox_text.md_escape("'$' and '*' (U+002A) [x](y)") == "'\\$' and '\\*' (U+002A) \\[x\\](y)"

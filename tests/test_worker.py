@@ -14,8 +14,8 @@ import pytest
 import toyzoo
 
 from sandbox.discovery import discover, find_experiment
+from sandbox.errors import RequestFailed, WorkerCrashed, WorkerTimeout
 from sandbox.loader import WorkerClient, WorkerPool
-from sandbox.protocol import RequestFailed, WorkerCrashed, WorkerTimeout
 
 TEXT = "the cat sat on the mat. the dog ran far away!"
 

@@ -25,10 +25,10 @@ import toyzoo
 
 from sandbox import discovery
 from sandbox.doctor import check_experiment
+from sandbox.errors import RequestFailed, WorkerBusy, WorkerError, WorkerTimeout
 from sandbox.loader import WorkerClient, WorkerLimiter, WorkerPool
 from sandbox.multistream import MultiStream
 from sandbox.playground import ColumnState, column_events
-from sandbox.protocol import RequestFailed, WorkerBusy, WorkerError, WorkerTimeout
 from sandbox.sampling import SamplingSettings
 from sandbox.settings import PROJECT_ROOT
 
