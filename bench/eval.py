@@ -110,8 +110,8 @@ def main() -> int:
 
     from sandbox import evaluation as ev
     from sandbox.data import data_fingerprint, load_documents, sample_documents
-    from sandbox.discovery import find_experiment, find_run
     from sandbox.loader import WorkerPool
+    from sandbox.zoo.discovery import find_experiment, find_run
 
     run = find_run(args.models_dir, args.run)
     exp = find_experiment(args.models_dir, run.experiment)

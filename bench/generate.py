@@ -155,8 +155,8 @@ def main() -> int:
         bare_child(*args.bare_child, settings)
         return 0
 
-    from sandbox.discovery import discover
     from sandbox.loader import WorkerClient
+    from sandbox.zoo.discovery import discover
 
     runs = [(exp, run) for exp in discover(args.models_dir) for run in exp.runs if run.weights.is_file()]
     if args.run:

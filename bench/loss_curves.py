@@ -27,13 +27,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sandbox import (
-    charts,
-    discovery,  # noqa: E402
-    logs,
-    lossview,
-)
+from sandbox import charts, lossview
 from sandbox.curves import CurveSettings  # noqa: E402
+from sandbox.zoo import discovery, logread
 
 RUNS, ROWS, REPEATS = 50, 10_000, 5
 V1 = ["Step", "Time Elapsed", "Tokens Per Second", "Train Loss", "Validation Loss",
@@ -87,7 +83,7 @@ def main() -> None:
                 pd.read_csv(path)
 
         def render(smoothing: float = 0.0, layout: bool = True) -> None:
-            logs.clear_cache()
+            logread.clear_cache()
             lossview.clear_memo()
             if layout:
                 charts.clear_cache()

@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sandbox.discovery import discover  # noqa: E402
 from sandbox.loader import WorkerClient  # noqa: E402
+from sandbox.zoo.discovery import discover  # noqa: E402
 
 GOAL_COLD_S = 3.0
 

@@ -22,9 +22,10 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from sandbox import discovery, errors
+from sandbox import errors
 from sandbox.settings import parse_app_args
 from sandbox.text import md_escape
+from sandbox.zoo import discovery
 
 # Right after a server start, Streamlit runs in its legacy multipage mode (a `pages/` folder
 # sits beside the entry script) until some run calls st.navigation: a first request for
@@ -304,7 +305,7 @@ def evaluated_texts(run_ids: list[str]) -> dict[str, list[str]]:
 
 def flagged_runs() -> set[str]:
     """Runs a sanity check found suspect (weights that look untrained): never picked by default."""
-    from sandbox import sanity
+    from sandbox.zoo import sanity
 
     return sanity.flagged_run_ids([run for exp in experiments() for run in exp.runs])
 
@@ -334,13 +335,13 @@ def client_in_lane(run_id: str, lane: int):
 def run_breakdown(run: discovery.Run, load: bool = True) -> dict | None:
     """Parameter breakdown of a run: from the disk cache, else counted in its worker (and
     stored); with ``load`` False, None instead of starting a worker."""
-    from sandbox import comparison
+    from sandbox.zoo import accounting
 
-    breakdown = comparison.cached_breakdown(run)
+    breakdown = accounting.cached_breakdown(run)
     if breakdown is None and load:
         client, _ = client_for(run.id)
         breakdown = client.request("params", run=run.name)
-        comparison.store_breakdown(run, breakdown)
+        accounting.store_breakdown(run, breakdown)
     return breakdown
 
 
@@ -348,14 +349,14 @@ def cost_rows(runs: list[discovery.Run], load: bool = True, keep_uncounted: bool
     """Parameters, compute and loss outcome per run; a run that fails shows its error and is
     skipped. A run not counted yet (``load`` False) is skipped too, or kept with its
     parameters and compute unknown (None) when ``keep_uncounted``."""
-    from sandbox import comparison
+    from sandbox.zoo import accounting
 
     rows = []
     for run in runs:
         try:
             breakdown = run_breakdown(run, load)
             if breakdown is not None or keep_uncounted:
-                rows.append({**comparison.run_figures(run, breakdown), "breakdown": breakdown})
+                rows.append({**accounting.run_figures(run, breakdown), "breakdown": breakdown})
         except Exception as exc:  # noqa: BLE001 — one broken run must not stop the page
             show_error(exc, run.id)
     return rows
@@ -363,9 +364,10 @@ def cost_rows(runs: list[discovery.Run], load: bool = True, keep_uncounted: bool
 
 def scaling_charts(rows: list[dict], loss: str = "final_val_loss") -> None:
     """The two scaling scatters (loss vs non-embedding parameters, vs training compute)."""
-    from sandbox import comparison, figures
+    from sandbox import figures
+    from sandbox.zoo import accounting
 
-    points = comparison.scaling_points(rows)
+    points = accounting.scaling_points(rows)
     title = loss.replace("_", " ").replace("val", "validation")
     left, right = st.columns(2)
     for col, x, x_title in ((left, "non_embedding", "non-embedding parameters"), (right, "train_compute", "training compute (FLOPs)")):

@@ -12,8 +12,8 @@ from pages import common
 from sandbox import livewatch, lossview
 from sandbox.colors import run_color
 from sandbox.curves import X_AXES, CurveSettings, goal
-from sandbox.discovery import Run
 from sandbox.text import md_escape
+from sandbox.zoo.discovery import Run
 
 common.require_access()
 
@@ -220,7 +220,7 @@ else:
     live(settings, chosen)
     downloads(settings, chosen)
     if st.toggle("Loss against size and compute (one point per run)", key="lc_scaling"):
-        from sandbox.compute import FORMULA
+        from sandbox.zoo.accounting import FORMULA
 
         st.caption(f"Final validation loss of each run; compute estimated as {FORMULA}, times tokens seen.")
         common.scaling_charts(common.cost_rows([run for run in chosen if run.weights.is_file()]))

@@ -6,10 +6,11 @@ import pandas as pd
 import streamlit as st
 
 from pages import common
-from sandbox import catalog, comparison, export, figures, modelsstate, text
-from sandbox.codediff import base_reason, default_base, default_target, diff_experiments
-from sandbox.doctor import load_run, static_findings
+from sandbox import comparison, export, figures, modelsstate, text
 from sandbox.text import md_escape, safe_readme
+from sandbox.zoo import catalog
+from sandbox.zoo.codediff import base_reason, default_base, default_target, diff_experiments
+from sandbox.zoo.doctor import load_run, static_findings
 
 common.require_access()
 
@@ -241,7 +242,7 @@ with tab_code:
 
 # -- parameters and compute -------------------------------------------------------------------
 with tab_cost:
-    from sandbox.compute import FORMULA
+    from sandbox.zoo.accounting import FORMULA
 
     st.caption(f"Counted from each loaded model (tied weights once). {FORMULA}; inference 2·N + 2·n_layers·context·d_model.")
     cost_rows = common.cost_rows([runs_by_id[rid] for rid in healthy], load=False)

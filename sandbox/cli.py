@@ -12,10 +12,10 @@ import math
 import sys
 from collections.abc import Callable
 
-from sandbox import catalog
-from sandbox.doctor import check_experiment
 from sandbox.numfmt import format_number
 from sandbox.settings import models_dir
+from sandbox.zoo import accounting, catalog
+from sandbox.zoo.doctor import check_experiment
 
 
 def _pool(args: argparse.Namespace):
@@ -57,7 +57,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     Parameters and load problems are those found the last time a worker loaded each run
     (`doctor`, `params`, `eval` or the Models page do); ``--load`` loads every run first.
     """
-    from sandbox.discovery import discover, refused_links
+    from sandbox.zoo.discovery import discover, refused_links
 
     base = models_dir(args.models_dir)
     if args.load:
@@ -92,7 +92,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Check every experiment against the contract; exit 1 when any error is found."""
-    from sandbox.discovery import discover, refused_links
+    from sandbox.zoo.discovery import discover, refused_links
 
     base = models_dir(args.models_dir)
     pool = None if args.quick else _pool(args)
@@ -128,10 +128,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_params(args: argparse.Namespace) -> int:
     """Parameters (total, embedding, non-embedding, per part) and compute of one run."""
-    from sandbox import compute
-    from sandbox.comparison import store_breakdown
-    from sandbox.discovery import find_experiment, find_run
     from sandbox.errors import UnknownRunError, WorkerError
+    from sandbox.zoo import accounting as compute
+    from sandbox.zoo.accounting import store_breakdown
+    from sandbox.zoo.discovery import find_experiment, find_run
 
     base = models_dir(args.models_dir)
     try:
@@ -150,7 +150,7 @@ def cmd_params(args: argparse.Namespace) -> int:
     finally:
         pool.close_all()
     store_breakdown(run, breakdown)  # the Models table and `list` show this count from now on
-    tokens, how = catalog.tokens_seen(run)
+    tokens, how = accounting.tokens_seen(run)
     figures = compute.summary(breakdown, run.model_config(), tokens)
     if args.json:
         print(json.dumps({"run": run.id, "params": breakdown, "compute": {**figures, "tokens_seen_source": how}}, indent=2))
@@ -172,9 +172,9 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 def cmd_diff(args: argparse.Namespace) -> int:
     """File-by-file code diff of experiment B against experiment A."""
-    from sandbox.codediff import diff_experiments
-    from sandbox.discovery import find_experiment
     from sandbox.errors import UnknownRunError
+    from sandbox.zoo.codediff import diff_experiments
+    from sandbox.zoo.discovery import find_experiment
 
     base = models_dir(args.models_dir)
     try:
@@ -201,11 +201,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """Continue a prompt with one run; the text goes to stdout as it is generated."""
     import os
 
-    from sandbox.discovery import find_experiment, find_run
     from sandbox.errors import UnknownRunError, WorkerError
     from sandbox.playground import column_events
     from sandbox.prompts import cap_max_new_tokens
     from sandbox.sampling import SamplingSettings
+    from sandbox.zoo.discovery import find_experiment, find_run
 
     base = models_dir(args.models_dir)
     try:

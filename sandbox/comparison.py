@@ -6,69 +6,21 @@ bits per byte). Evaluation figures are only ever compared when both runs were ev
 the same text with the same settings (`evaluation.common_evaluation`): the card then names
 that text and gives the paired difference with its 95 % interval; otherwise it says "not
 evaluated on the same text" and what each run was evaluated on. Sanity flags of either run
-(`sandbox.sanity`) are part of the card. It renders as Markdown and, through
+(`sandbox.zoo.sanity`) are part of the card. It renders as Markdown and, through
 `sandbox.figures`, as one PNG (the text's name is a row of the table, so both carry it).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-from sandbox import compute, logs, metrics, sanity
-from sandbox.catalog import config_diff, tokens_seen
-from sandbox.codediff import diff_experiments
-from sandbox.discovery import Experiment, Run
+from sandbox import metrics
 from sandbox.evaluation import text_name, verdict
-from sandbox.settings import cache_dir
-
-
-def loss_outcome(run: Run) -> dict:
-    """Final and best (lowest finite) validation loss of a run's log, with the best step."""
-    out = {"final_val_loss": None, "best_val_loss": None, "best_step": None}
-    if not run.log_path.is_file():
-        return out
-    log = run.log()
-    values = log.columns.get(logs.VAL_LOSS)
-    if values is None or not np.isfinite(values).any():
-        return out
-    best = int(np.nanargmin(np.where(np.isfinite(values), values, np.nan)))
-    out["final_val_loss"] = log.last_finite(logs.VAL_LOSS)
-    out["best_val_loss"] = float(values[best])
-    out["best_step"] = float(log.columns[logs.STEP][best])
-    return out
-
-
-def run_figures(run: Run, breakdown: dict | None) -> dict:
-    """Parameters, compute and loss outcome of one run (``breakdown`` from the worker; None
-    while no worker has counted the run: its parameters and compute are then unknown)."""
-    cfg = run.model_config()
-    seen, how = tokens_seen(run)
-    figures = compute.summary(breakdown, cfg, seen) if breakdown is not None else {}
-    known = breakdown or {}
-    return {
-        "run_id": run.id,
-        "experiment": run.experiment,
-        "parameters": known.get("total"),
-        "non_embedding": known.get("non_embedding"),
-        "embedding": known.get("embedding"),
-        "train_flops_per_token": figures.get("train_flops_per_token"),
-        "train_compute": figures.get("train_compute"),
-        "tokens_seen": seen,
-        "tokens_seen_source": how,
-        **loss_outcome(run),
-    }
-
-
-def scaling_points(rows: list[dict]) -> pd.DataFrame:
-    """One row per run for the scaling scatter (from :func:`run_figures` rows)."""
-    cols = ["run_id", "experiment", "non_embedding", "train_compute", "final_val_loss", "best_val_loss"]
-    return pd.DataFrame(rows, columns=cols)
-
+from sandbox.zoo import accounting, sanity
+from sandbox.zoo.catalog import config_diff
+from sandbox.zoo.codediff import diff_experiments
+from sandbox.zoo.discovery import Experiment, Run
 
 NOT_SAME_TEXT = "not evaluated on the same text"
 
@@ -208,83 +160,5 @@ def card_markdown(card: dict) -> str:
         lines += [f"- `{r['key']}`: {r[card['a']]!r} → {r[card['b']]!r}" for r in card["config_diff"]]
     else:
         lines += ["", "**Config:** identical."]
-    lines += ["", f"_Compute: {compute.FORMULA}._"]
+    lines += ["", f"_Compute: {accounting.FORMULA}._"]
     return "\n".join(lines) + "\n"
-
-
-# -- parameter breakdowns cached on disk ------------------------------------------------------
-# Counting parameters needs the run loaded in its worker; pages that only read logs (the
-# FLOPs axis of Loss curves) use the last count made for the same code and weights.
-
-
-def _breakdown_file(run: Run) -> Path:
-    key = hashlib.sha1(f"{run.id}|{run.fingerprint()}".encode()).hexdigest()[:20]
-    return cache_dir() / "params" / f"{key}.json"
-
-
-def cached_breakdown(run: Run) -> dict | None:
-    """The parameter breakdown stored for this run's current code and weights, if any."""
-    try:
-        return json.loads(_breakdown_file(run).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def store_breakdown(run: Run, breakdown: dict) -> bool:
-    """Remember a breakdown; False (and nothing else) when the cache cannot be written."""
-    path = _breakdown_file(run)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(breakdown), encoding="utf-8")
-        tmp.replace(path)
-    except OSError:
-        return False
-    return True
-
-
-def remember_loaded(run: Run, info: dict) -> bool:
-    """Store the breakdown a worker's ``info`` reply carries (any load of the run counts it).
-
-    False when the reply has none (an older worker) or the cache cannot be written.
-    """
-    breakdown = info.get("params") if isinstance(info, dict) else None
-    return isinstance(breakdown, dict) and store_breakdown(run, breakdown)
-
-
-def flops_per_token(run: Run) -> tuple[float | None, str]:
-    """Estimated training FLOPs per token of a run (None and why when it cannot be estimated)."""
-    breakdown = cached_breakdown(run)
-    if breakdown is None:
-        return None, "its parameters have not been counted yet (load it once on the Models page)"
-    try:
-        per_token = compute.training_flops_per_token(int(breakdown["non_embedding"]), run.model_config())
-    except ValueError as exc:
-        return None, str(exc)
-    if per_token is None:
-        return None, "its config names no n_layers / dim / max_seq_len"
-    return per_token, f"({compute.FORMULA})"
-
-
-def flops_per_step(run: Run) -> tuple[float | None, str]:
-    """Estimated training FLOPs per optimizer step: FLOPs/token × tokens/step.
-
-    Tokens per step come from the configs, else from the log's last finite tokens value
-    (a last row without one, e.g. written mid-step, does not make the estimate NaN).
-    """
-    from sandbox.curves import tokens_per_step
-
-    per_token, how_token = flops_per_token(run)
-    if per_token is None:
-        return None, how_token
-    per_step, how = tokens_per_step(run)
-    if per_step is None:
-        log = run.log()  # links out of the models directory are not read (an empty log)
-        tokens = log.columns.get(logs.TOKENS_SEEN)
-        finite = np.flatnonzero(np.isfinite(tokens)) if tokens is not None else np.array([], dtype=int)
-        step = float(log.columns[logs.STEP][finite[-1]]) if finite.size else 0.0
-        if step <= 0:
-            return None, how
-        per_step = float(tokens[finite[-1]]) / step
-        how = "logged tokens seen / step"
-    return per_token * per_step, f"{how_token} × tokens/step [{how}]"

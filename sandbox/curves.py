@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from sandbox import logs
-from sandbox.compute import CONTEXT_KEYS
-from sandbox.discovery import Run
+from sandbox.zoo import logs
+from sandbox.zoo.accounting import tokens_per_step, training_data
+from sandbox.zoo.discovery import Run
 
 # Drawing budget: a series is drawn with at most MAX_POINTS points, and fewer when many
 # series share the chart so that the browser gets about TOTAL_POINTS points in all.
@@ -25,56 +25,9 @@ MIN_POINTS = 200
 TOTAL_POINTS = 20_000
 
 
-# ---------------------------------------------------------------------------------------
-# X axes: a small table. A new axis (e.g. "training FLOPs") is one more entry.
-
-
-def _positive(config: Mapping | None, keys: tuple[str, ...]) -> tuple[str, float] | None:
-    """The first of ``keys`` in ``config`` holding a positive number, as (key, value)."""
-    for key in keys:
-        value = (config or {}).get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-            return key, float(value)
-    return None
-
-
-_BATCH_KEYS = ("batch_size", "micro_batch_size", "train_batch_size")
-_ACCUM_KEYS = ("gradient_accumulation_steps", "grad_accum_steps", "accumulation_steps", "grad_accum")
-_SEQ_KEYS = CONTEXT_KEYS  # the one alias table of the context length
-
-
-def tokens_per_step(run: Run) -> tuple[float | None, str]:
-    """Tokens one optimizer step consumes, from the run's saved configs, and how it was found.
-
-    batch_size × gradient_accumulation_steps (1 if absent) × context length, where the
-    context length is ``max_seq_len`` of model_config.json or a sequence-length field of
-    train_config.json. Returns (None, reason) when the configs do not say.
-    """
-    try:
-        train = run.train_config()
-    except ValueError as exc:
-        return None, f"its train_config.json cannot be used ({exc})"
-    if train is None:
-        return None, "it has no train_config.json to compute tokens from"
-    try:
-        model = run.model_config()
-    except ValueError:
-        model = {}
-    batch = _positive(train, _BATCH_KEYS)
-    if batch is None:
-        return None, "its train_config.json has no batch_size"
-    seq = _positive(model, _SEQ_KEYS) or _positive(train, _SEQ_KEYS)
-    if seq is None:
-        return None, "neither config names a context length (max_seq_len)"
-    accum = _positive(train, _ACCUM_KEYS) or ("gradient_accumulation_steps (absent, so 1)", 1.0)
-    per_step = batch[1] * accum[1] * seq[1]
-    how = f"step × {batch[0]} {batch[1]:g} × {accum[0]} {accum[1]:g} × {seq[0]} {seq[1]:g}"
-    return per_step, how
-
-
 def _flops_per_token(run: Run) -> tuple[float | None, str]:
-    """Estimated training FLOPs per token (see `sandbox.comparison.flops_per_token`)."""
-    from sandbox.comparison import flops_per_token
+    """Estimated training FLOPs per token (see `sandbox.zoo.accounting.flops_per_token`)."""
+    from sandbox.zoo.accounting import flops_per_token
 
     return flops_per_token(run)
 
@@ -317,13 +270,6 @@ def per_byte_factor(tokens_per_byte: float) -> float:
     return tokens_per_byte / np.log(2)
 
 
-# ---------------------------------------------------------------------------------------
-# What makes two runs' losses comparable
-
-# train_config.json keys naming the training data, as experiments spell them.
-DATA_KEYS = ("dataset", "dataset_name", "dataset_path", "data", "data_path", "data_dir", "train_data", "train_file", "corpus")
-
-
 def is_per_token(metric: str) -> bool:
     """True for a metric measured per token (a loss or perplexity), which depends on the tokenizer."""
     name = metric.lower()
@@ -345,15 +291,11 @@ def tokenizer_of(run: Run) -> str | None:
 
 
 def training_data_of(run: Run) -> str | None:
-    """The training data a run's train_config.json names (first of :data:`DATA_KEYS`), if any."""
+    """The training data a run's train_config.json names (`sandbox.zoo.accounting.training_data`), if any."""
     try:
-        train = run.train_config() or {}
+        return training_data(run.train_config())
     except ValueError:
         return None
-    for key in DATA_KEYS:
-        if train.get(key) not in (None, ""):
-            return str(train[key])
-    return None
 
 
 def _groups(values: Mapping[str, str | None]) -> dict[str, list[str]]:

@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sandbox.corpus.stories import BUNDLED_SEED, bundled_split
-from sandbox.discovery import OutsideError, confine
 from sandbox.settings import PROJECT_ROOT
+from sandbox.zoo.confine import OutsideError, confine
 
 FORMATS = (".txt", ".jsonl", ".parquet")
 BUNDLED_LABEL = "bundled corpus, validation split"  # how results on it name their text

@@ -96,7 +96,7 @@ def from_query(
 ) -> tuple[EvalSelection, list[str]]:
     """The selection a link asks for, and a warning per value that was ignored.
 
-    Without runs in the link, two runs are picked, never one of ``flagged`` (`sandbox.sanity`).
+    Without runs in the link, two runs are picked, never one of ``flagged`` (`sandbox.zoo.sanity`).
     ``data_files`` are the names the page offers from the data folder; ``hf_available``
     says whether Hugging Face data can be loaded here.
     """

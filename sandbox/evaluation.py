@@ -27,7 +27,7 @@ and says which text that was.
 
 Verdicts between runs are paired differences (`Report.paired`): both runs scored the same
 documents, so one bootstrap over documents resamples both (`sandbox.metrics.paired_bootstrap`).
-Every result is also checked for sanity (`sandbox.sanity`): a loss worse than uniform
+Every result is also checked for sanity (`sandbox.zoo.sanity`): a loss worse than uniform
 guessing, or far from the run's logged validation loss on the same data, is flagged.
 """
 
@@ -47,11 +47,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sandbox import metrics, sanity
-from sandbox.discovery import Run, find_experiment, find_run
+from sandbox import metrics
 from sandbox.errors import UnknownRunError, WorkerError
 from sandbox.numfmt import format_number
 from sandbox.settings import cache_dir
+from sandbox.zoo import sanity
+from sandbox.zoo.discovery import Run, find_experiment, find_run
 
 EVAL_VERSION = 1  # bump when the method changes: older cache entries are then ignored
 DEFAULT_KS = (1, 5, 10)
@@ -157,7 +158,7 @@ class RunResult:
     cached: bool = False
     error: dict | None = None  # {"message", "hint"}; tracebacks go to the server log only
     warnings: list[str] = field(default_factory=list)
-    flags: list[str] = field(default_factory=list)  # sanity sentences (`sandbox.sanity`), made afresh
+    flags: list[str] = field(default_factory=list)  # sanity sentences (`sandbox.zoo.sanity`), made afresh
 
     @property
     def ok(self) -> bool:
@@ -299,7 +300,7 @@ def _read_entry(path: Path) -> tuple[float, tuple[str, dict, RunResult] | None]:
 
 def cached_entries(models_dir: Path | str | None, run_ids: list[str], root: Path | None = None) -> list[CachedEntry]:
     """Every cached result of ``run_ids`` for their current code and weights, newest first."""
-    from sandbox.discovery import all_runs
+    from sandbox.zoo.discovery import all_runs
 
     wanted = {r.id: r.fingerprint() for r in all_runs(models_dir) if r.id in run_ids}
     found = []
@@ -419,7 +420,7 @@ def score_documents(
 def probe_loss(client: Any, run_name: str, docs: list[str], max_len: int) -> float:
     """Loss (nats/token) of one run on a few short documents, scored as an evaluation scores.
 
-    The doctor's sanity probe (`sandbox.sanity.probe_documents`): a handful of windows, no
+    The doctor's sanity probe (`sandbox.zoo.sanity.probe_documents`): a handful of windows, no
     round-trip check, no cache.
     """
     docs_ids = client.request("encode", run=run_name, texts=docs, bos=True)
@@ -444,7 +445,7 @@ def evaluate_run(
     cache_root: Path | None = None,
 ) -> RunResult:
     """Evaluate one run (errors of the worker propagate; `evaluate` turns them into rows)."""
-    from sandbox.comparison import remember_loaded
+    from sandbox.zoo.accounting import remember_loaded
 
     key = cache_key(run.id, run_fp, data_fp, settings)
     if use_cache and (hit := load_cached(key, cache_root)) is not None:
@@ -530,7 +531,7 @@ class Report:
         return summary_table(self.results, ks, n_resamples=n_resamples, seed=seed)
 
     def check_sanity(self, models_dir: Path | str | None, *, record: bool = False) -> None:
-        """Fill each result's ``flags`` (`sandbox.sanity`); with ``record``, remember verdicts
+        """Fill each result's ``flags`` (`sandbox.zoo.sanity`); with ``record``, remember verdicts
         made on the bundled corpus so that default choices can leave flagged runs out."""
         where = "on the bundled corpus" if self.on_bundled else f"on {self.data.get('source') or 'this text'}"
         for r in self.results:

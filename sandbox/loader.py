@@ -30,10 +30,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from sandbox.discovery import Experiment
 from sandbox.errors import RequestFailed, WorkerBusy, WorkerCrashed, WorkerTimeout
 from sandbox.protocol import error_from_reply, strip_paths
 from sandbox.settings import PROJECT_ROOT, request_timeout
+from sandbox.zoo.discovery import Experiment
 
 log = logging.getLogger(__name__)
 

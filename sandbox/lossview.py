@@ -16,10 +16,11 @@ from functools import cached_property
 import altair as alt
 import pandas as pd
 
-from sandbox import charts, curves, export, logs, querystate, text
+from sandbox import charts, curves, export, querystate, text
 from sandbox.curves import X_AXES, CurveSettings
-from sandbox.discovery import Run
 from sandbox.tokenrate import TokenRate, token_rates
+from sandbox.zoo import logread, logs
+from sandbox.zoo.discovery import Run
 
 MAX_SMOOTHING = 0.99
 MAX_TRIM = 90.0
@@ -136,7 +137,7 @@ def build(runs: Sequence[Run], settings: CurveSettings, versions: tuple | None =
     counters); by default their (size, mtime) are used, which costs one stat per log.
     """
     if versions is None:
-        versions = tuple(logs.file_stamp(run.log_path) for run in runs)
+        versions = tuple(logread.file_stamp(run.log_path) for run in runs)
     # The bits-per-byte view also depends on the runs' cached evaluations.
     rates = token_rates(runs) if settings.per_byte else {}
     key = (settings, tuple(str(run.log_path) for run in runs), versions, tuple(sorted(rates.items())))
@@ -262,5 +263,5 @@ def read_run_logs(runs: Sequence[Run]) -> dict[str, logs.RunLog]:
     parallel per directory; the app has one)."""
     out: dict[str, logs.RunLog] = {}
     for root in dict.fromkeys(run.models_root for run in runs):
-        out.update(logs.read_logs({run.id: run.log_path for run in runs if run.models_root == root}, root))
+        out.update(logread.read_logs({run.id: run.log_path for run in runs if run.models_root == root}, root))
     return {run.id: out[run.id] for run in runs}

@@ -129,7 +129,7 @@ def state_from_query(
 
     ``params`` maps each key to its values (``st.query_params.get_all``); ``run_ids`` are the
     runs discovery found: only those can be chosen. Without runs in the link, two are picked,
-    never one of ``flagged`` (weights that look untrained, `sandbox.sanity`).
+    never one of ``flagged`` (weights that look untrained, `sandbox.zoo.sanity`).
     """
     warnings = [
         f"Ignored the link's parameter {text.shown(key)}: this page does not use it."

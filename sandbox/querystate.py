@@ -111,7 +111,7 @@ def default_runs(run_ids: Sequence[str], limit: int, skip: Collection[str] = ())
 
     Run ids are "experiment/run"; the first run of each experiment comes before a second run
     of any, so the default view compares experiments. Runs in ``skip`` (flagged by a sanity
-    check: weights that look untrained, `sandbox.sanity`) are never picked by default.
+    check: weights that look untrained, `sandbox.zoo.sanity`) are never picked by default.
     """
     skipped = set(skip)
     run_ids = [rid for rid in run_ids if rid not in skipped]

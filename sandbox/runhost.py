@@ -21,10 +21,10 @@ from typing import Any
 
 import torch
 
-from sandbox.discovery import OutsideError, confine, inside
 from sandbox.errors import ContractViolation
 from sandbox.params import parameter_breakdown
 from sandbox.protocol import strip_paths
+from sandbox.zoo.confine import OutsideError, confine, inside
 
 # Special-token attributes every tokenizer must have (contract fact 4).
 TOKENIZER_ATTRS = ("encode", "decode", "bos_id", "eos_id", "pad_id")
@@ -375,7 +375,7 @@ class RunHost:
         except ContractViolation:
             raise
         except Exception as exc:  # noqa: BLE001 — corrupt or non-tensor pickles land here
-            from sandbox.doctor import weights_problem
+            from sandbox.zoo.doctor import weights_problem
 
             # One sentence: what is wrong with the file when its container says so, else
             # torch's first sentence (the rest is paragraphs of advice).

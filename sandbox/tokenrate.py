@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox.discovery import Run
 from sandbox.settings import cache_dir
+from sandbox.zoo.discovery import Run
 
 
 @dataclass(frozen=True)

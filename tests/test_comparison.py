@@ -7,14 +7,15 @@ import math
 import pytest
 
 from sandbox import comparison, figures
-from sandbox.discovery import find_experiment, find_run
+from sandbox.zoo import accounting
+from sandbox.zoo.discovery import find_experiment, find_run
 
 
 def test_card_markdown_names_what_differs(toy_models, pool):
     ea, eb = find_experiment(toy_models, "toy_a"), find_experiment(toy_models, "toy_b")
     ra, rb = find_run(toy_models, "toy_a/run1"), find_run(toy_models, "toy_b/cached")
-    fa = comparison.run_figures(ra, pool.client(ea).request("params", run="run1"))
-    fb = comparison.run_figures(rb, pool.client(eb).request("params", run="cached"))
+    fa = accounting.run_figures(ra, pool.client(ea).request("params", run="run1"))
+    fb = accounting.run_figures(rb, pool.client(eb).request("params", run="cached"))
     # toy_a logs no tokens column: computed from train_config (4 x 2 x 64 per step).
     assert fa["tokens_seen"] == 190 * 4 * 2 * 64 and fa["tokens_seen_source"].startswith("computed")
     assert fb["tokens_seen"] is None  # toy_b has no train_config.json: unknown, not faked
@@ -29,7 +30,7 @@ def test_card_markdown_names_what_differs(toy_models, pool):
     assert "| evaluated on | 3 documents of notes.txt | never evaluated | not evaluated on the same text |" in md
     assert "| eval bits per byte | – | – | – |" in md
     assert "**Evaluation:** not evaluated on the same text" in md
-    points = comparison.scaling_points([fa, fb])
+    points = accounting.scaling_points([fa, fb])
     chart = figures.scaling_scatter(points, "non_embedding", "non-embedding parameters")
     assert len(chart.to_dict()["layer"]) == 2
 
@@ -85,28 +86,29 @@ def test_flops_axis_uses_the_stored_breakdown(tmp_path, monkeypatch, pool):
 
     import toyzoo
 
-    from sandbox import curves, logs
+    from sandbox import curves
+    from sandbox.zoo import logread
 
     monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
     root = toyzoo.make_toy_a(tmp_path / "models")
     run = find_run(tmp_path / "models", "toy_a/run1")
     client = pool.client(find_experiment(tmp_path / "models", "toy_a"))
-    assert comparison.flops_per_step(run)[0] is None  # not counted yet: unavailable, not guessed
-    assert comparison.store_breakdown(run, client.request("params", run="run1"))
-    per_step, how = comparison.flops_per_step(run)
+    assert accounting.flops_per_step(run)[0] is None  # not counted yet: unavailable, not guessed
+    assert accounting.store_breakdown(run, client.request("params", run="run1"))
+    per_step, how = accounting.flops_per_step(run)
     assert per_step is None and "n_layers" in how  # toy_a's config has no layer count
     # Give the toy a layer count: the code changed, so the stored count no longer applies.
     config = root / "config.py"
     config.write_text(config.read_text().replace("    dim: int = 16\n", "    dim: int = 16\n    n_layers: int = 1\n"))
     run.model_config_path.write_text(json.dumps(run.model_config() | {"n_layers": 1}))
-    assert comparison.cached_breakdown(run) is None
+    assert accounting.cached_breakdown(run) is None
     client = pool.client(find_experiment(tmp_path / "models", "toy_a"))  # a worker for the new code
     breakdown = client.request("params", run="run1")
-    assert comparison.store_breakdown(run, breakdown)
-    per_step, how = comparison.flops_per_step(run)
+    assert accounting.store_breakdown(run, breakdown)
+    per_step, how = accounting.flops_per_step(run)
     expected = (6 * breakdown["non_embedding"] + 12 * 1 * 64 * 16) * (4 * 2 * 64)
     assert per_step == expected and "tokens/step" in how
-    parsed = logs.read_logs({run.id: run.log_path})
+    parsed = logread.read_logs({run.id: run.log_path})
     view = curves.prepare(parsed, {run.id: run}, curves.CurveSettings(runs=(run.id,), metrics=("train loss",), x="flops"))
     assert (view.draw["x"] == view.draw["step"] * expected).all()
 
@@ -125,8 +127,8 @@ def test_card_on_the_same_text_names_it_and_gives_the_paired_verdict(toy_models,
     assert shared is not None and shared.data["source"] == BUNDLED_LABEL  # not the notes.txt result
     ea, eb = find_experiment(toy_models, "toy_a"), find_experiment(toy_models, "toy_b")
     ra, rb = find_run(toy_models, ids[0]), find_run(toy_models, ids[1])
-    fa = comparison.run_figures(ra, pool.client(ea).request("params", run="run1"))
-    fb = comparison.run_figures(rb, pool.client(eb).request("params", run="cached"))
+    fa = accounting.run_figures(ra, pool.client(ea).request("params", run="run1"))
+    fb = accounting.run_figures(rb, pool.client(eb).request("params", run="cached"))
     card = comparison.summary_card(ra, rb, ea, eb, fa, fb, shared, ev.evaluated_texts(toy_models, ids))
     table = comparison.card_table(card).set_index("metric")
     label = f"6 documents of {BUNDLED_LABEL}"
@@ -150,8 +152,8 @@ def test_card_names_a_suspect_run(tmp_path, pool, monkeypatch):
     import toyzoo
 
     from sandbox import evaluation as ev
-    from sandbox import sanity
     from sandbox.data import BUNDLED_LABEL, load_documents
+    from sandbox.zoo import sanity
 
     monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
     models = tmp_path / "models"
@@ -162,8 +164,8 @@ def test_card_names_a_suspect_run(tmp_path, pool, monkeypatch):
     exp = find_experiment(models, "toy_a")
     ra, rb = find_run(models, ids[0]), find_run(models, ids[1])
     params = pool.client(exp).request("params", run="run1")
-    card = comparison.summary_card(ra, rb, exp, exp, comparison.run_figures(ra, params),
-                                   comparison.run_figures(rb, params), ev.common_evaluation(models, ids))
+    card = comparison.summary_card(ra, rb, exp, exp, accounting.run_figures(ra, params),
+                                   accounting.run_figures(rb, params), ev.common_evaluation(models, ids))
     assert len(card["flags"]) == 1 and sanity.UNTRAINED in card["flags"][0]
     assert card["evaluation"]["verdict"].startswith("toy_a/run1 is better than toy_a/random_init by")
     assert f"**Check:** {card['flags'][0]}" in comparison.card_markdown(card)

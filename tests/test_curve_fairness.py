@@ -18,16 +18,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import logzoo  # noqa: E402
 
-from sandbox import (
-    charts,
-    curves,
-    discovery,  # noqa: E402
-    export,
-    logs,
-    lossview,
-    tokenrate,
-)
+from sandbox import charts, curves, export, lossview, tokenrate
 from sandbox.curves import CurveSettings  # noqa: E402
+from sandbox.zoo import discovery, logread
 
 ROOT = Path(__file__).resolve().parent.parent
 ZOO = ("big/bpe32k", "hot/start65", "small/bpe1k")
@@ -37,11 +30,11 @@ ZOO = ("big/bpe32k", "hot/start65", "small/bpe1k")
 def zoo(tmp_path, monkeypatch):
     """The vocabulary zoo (1,024 to 32,768, one run starting at loss 65), its own caches."""
     monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
-    logs.clear_cache()
+    logread.clear_cache()
     lossview.clear_memo()
     logzoo.make_vocab_zoo(tmp_path / "models")
     yield {run.id: run for run in discovery.all_runs(tmp_path / "models")}
-    logs.clear_cache()
+    logread.clear_cache()
     lossview.clear_memo()
 
 
@@ -78,7 +71,7 @@ def test_robust_range_ignores_one_outlier_start_but_keeps_a_plain_curve_whole():
 def test_default_range_excludes_the_outlier_and_full_range_shows_it(zoo):
     robust = _view(zoo)
     lo, hi = robust.curves.y_domains["validation loss"]
-    others = [logs.read_log(zoo[r].log_path).columns["validation loss"] for r in ("big/bpe32k", "small/bpe1k")]
+    others = [logread.read_log(zoo[r].log_path).columns["validation loss"] for r in ("big/bpe32k", "small/bpe1k")]
     assert hi < 65 and hi >= max(v.max() for v in others) and lo <= min(v.min() for v in others)
     assert robust.curves.clipped > 0 and any("outside the y range" in n for n in robust.curves.notes)
     ticks = _y_ticks(export.spec_to_svg(robust.spec))  # what vl-convert draws: the outlier is off it
@@ -146,7 +139,7 @@ def test_bits_per_byte_from_a_cached_evaluation(zoo):
     label = "validation loss" + curves.PER_BYTE_SUFFIX
     full = view.curves.full
     for run, rate in ((small, 0.3), (big, 0.2)):
-        logged = logs.read_log(run.log_path).columns["validation loss"]
+        logged = logread.read_log(run.log_path).columns["validation loss"]
         drawn = full[full["run"] == run.id]["value"].to_numpy()
         np.testing.assert_allclose(drawn, logged * rate / math.log(2))
     assert set(full["metric"]) == {label}

@@ -14,12 +14,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import logzoo  # noqa: E402
 
-from sandbox import (
-    curves,
-    discovery,  # noqa: E402
-    logs,
-)
+from sandbox import curves
 from sandbox.curves import CurveSettings, XAxis  # noqa: E402
+from sandbox.zoo import accounting, discovery, logread
 
 
 def tensorboard_smooth(values, weight):
@@ -90,24 +87,24 @@ def test_points_per_series_shares_a_budget():
 def zoo(tmp_path):
     logzoo.make_zoo(tmp_path)
     runs = {run.id: run for run in discovery.all_runs(tmp_path)}
-    logs.clear_cache()
-    return runs, logs.read_logs({rid: run.log_path for rid, run in runs.items()})
+    logread.clear_cache()
+    return runs, logread.read_logs({rid: run.log_path for rid, run in runs.items()})
 
 
 def test_tokens_per_step_from_the_configs(tmp_path):
     run_dir = logzoo.add_run(tmp_path, "e", "r", None, train={"batch_size": 4, "gradient_accumulation_steps": 2})
     run = discovery.Run("e", "r", run_dir)
-    per_step, how = curves.tokens_per_step(run)
+    per_step, how = accounting.tokens_per_step(run)
     assert per_step == 4 * 2 * 64  # max_seq_len 64 from model_config.json
     assert "batch_size 4" in how and "max_seq_len 64" in how
 
     (run_dir / "train_config.json").write_text(json.dumps({"batch_size": 8, "seq_len": 32}))
     (run_dir / "model_config.json").write_text(json.dumps({"dim": 16}))
-    per_step, how = curves.tokens_per_step(run)
+    per_step, how = accounting.tokens_per_step(run)
     assert per_step == 8 * 1 * 32 and "absent, so 1" in how
 
     (run_dir / "train_config.json").unlink()
-    assert curves.tokens_per_step(run)[0] is None
+    assert accounting.tokens_per_step(run)[0] is None
 
 
 def test_tokens_axis_is_computed_from_train_config_when_not_logged(zoo):
@@ -127,7 +124,7 @@ def test_tokens_axis_is_computed_from_train_config_when_not_logged(zoo):
 def test_time_axis_lists_runs_without_a_time_column(tmp_path):
     logzoo.add_run(tmp_path, "e", "notime", "Step,Train Loss\n0,3\n10,2\n")
     runs = {run.id: run for run in discovery.all_runs(tmp_path)}
-    parsed = logs.read_logs({rid: run.log_path for rid, run in runs.items()})
+    parsed = logread.read_logs({rid: run.log_path for rid, run in runs.items()})
     result = curves.prepare(parsed, runs, CurveSettings(runs=("e/notime",), metrics=("train loss",), x="time"))
     assert "e/notime" in result.unavailable and result.draw.empty
     assert len(result.summary["train loss"]) == 1  # the table still reports the run
@@ -169,7 +166,7 @@ def test_draw_is_capped_but_full_keeps_every_row(tmp_path):
     frame = logzoo.curve_frame(logzoo.V2, rows=10_000)
     logzoo.add_run(tmp_path, "e", "long", frame.to_csv(index=False))
     runs = {run.id: run for run in discovery.all_runs(tmp_path)}
-    parsed = logs.read_logs({rid: run.log_path for rid, run in runs.items()})
+    parsed = logread.read_logs({rid: run.log_path for rid, run in runs.items()})
     settings = CurveSettings(runs=("e/long",), metrics=("train loss", "validation loss"), smoothing=0.6)
     result = curves.prepare(parsed, runs, settings, max_points=500)
     assert (result.draw.groupby("metric", observed=True).size() <= 500).all()
@@ -208,18 +205,18 @@ PER_TOKEN = 6 * 1000 + 12 * 2 * 64 * 16  # 6·N + 12·layers·context·dim with 
 
 def flops_run(tmp_path, monkeypatch, log: str, train: dict | None = None) -> discovery.Run:
     """A run with a stored parameter count (N = 1000 non-embedding), as the Models page leaves it."""
-    from sandbox import comparison
+    from sandbox.zoo import accounting as comparison
 
     monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
     run_dir = logzoo.add_run(tmp_path / "models", "e", "r", log, train=train, model=FLOPS_MODEL)
     run = discovery.Run("e", "r", run_dir)
     assert comparison.store_breakdown(run, {"total": 5000, "non_embedding": 1000, "embedding": 4000, "parts": {}})
-    logs.clear_cache()
+    logread.clear_cache()
     return run
 
 
 def prepare_flops(run: discovery.Run) -> curves.Curves:
-    parsed = logs.read_logs({run.id: run.log_path})
+    parsed = logread.read_logs({run.id: run.log_path})
     return curves.prepare(parsed, {run.id: run}, CurveSettings(runs=(run.id,), metrics=("train loss",), x="flops"))
 
 

@@ -16,8 +16,8 @@ import toyzoo
 
 from sandbox import evaluation as ev
 from sandbox import metrics
-from sandbox.discovery import find_experiment
 from sandbox.loader import WorkerPool
+from sandbox.zoo.discovery import find_experiment
 
 # -- a fixture experiment whose logits are known -----------------------------------------------
 
@@ -459,9 +459,9 @@ def test_per_token_and_per_byte_rankings_disagree_across_tokenizers(mpool, zoo) 
 
 
 def test_sanity_flags_untrained_weights_and_a_log_that_does_not_match(mpool, zoo, tmp_path, monkeypatch) -> None:
-    from sandbox import sanity
     from sandbox.data import BUNDLED_LABEL, load_documents
-    from sandbox.discovery import find_run
+    from sandbox.zoo import sanity
+    from sandbox.zoo.discovery import find_run
 
     monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path))
     docs = load_documents("bundled")[:5]
@@ -492,7 +492,8 @@ def test_sanity_flags_untrained_weights_and_a_log_that_does_not_match(mpool, zoo
 
 
 def test_cli_eval_carries_the_paired_verdict_and_the_flags(zoo, capsys, monkeypatch, tmp_path) -> None:
-    from sandbox import cli, sanity
+    from sandbox import cli
+    from sandbox.zoo import sanity
 
     monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path))
     argv = ["eval", "--models-dir", str(zoo), "--runs", "toy_a/run1", "toy_pieces/run1", "toy_a/random_init",

@@ -19,13 +19,14 @@ from types import SimpleNamespace
 import pytest
 import toyzoo
 
-from sandbox import discovery, lossview
 from sandbox import evaluation as ev
-from sandbox.doctor import check_experiment
+from sandbox import lossview
 from sandbox.loader import WorkerPool
 from sandbox.multistream import MultiStream
 from sandbox.playground import ColumnState, column_events
 from sandbox.sampling import SamplingSettings
+from sandbox.zoo import discovery
+from sandbox.zoo.doctor import check_experiment
 
 # Long enough for several windows per document in both toys (contexts of 64 and 48 tokens).
 DOCS = [
@@ -450,7 +451,7 @@ def test_models_page_after_a_run_folder_is_deleted(app_at, zoo: Path) -> None:
 
 def test_models_page_with_a_stale_listing(app_at, zoo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The folder goes between discovery and reading it: sentences, no exception."""
-    from sandbox import catalog
+    from sandbox.zoo import catalog
 
     stale = discovery.discover(zoo)
     for module in (discovery, catalog):
@@ -487,10 +488,10 @@ def test_loss_curves_page_when_a_log_vanishes_while_read(
     app_at, zoo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The log is listed, then gone when the page reads it: the page notices and redraws."""
-    from sandbox import logs
+    from sandbox.zoo import logread
 
     monkeypatch.setenv("SANDBOX_LOG_WATCH", "poll")  # the page's watcher checks files when asked
-    real_read = logs.read_log
+    real_read = logread.read_log
     victim = zoo / "toy_a/trained/run2/log_data.csv"
     state = SimpleNamespace(armed=False, vanished=False)
 
@@ -501,9 +502,9 @@ def test_loss_curves_page_when_a_log_vanishes_while_read(
         return real_read(path, *args, **kwargs)
 
     at = _open(app_at, zoo, "pages/loss_curves.py", {"run": ["toy_a/run1", "toy_a/run2"]})
-    monkeypatch.setattr(logs, "read_log", read_then_vanish)
+    monkeypatch.setattr(logread, "read_log", read_then_vanish)
     state.armed = True
-    logs.clear_cache()
+    logread.clear_cache()
     lossview.clear_memo()
     at.run()
     assert state.vanished, "the page never read the log"

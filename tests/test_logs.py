@@ -1,4 +1,4 @@
-"""sandbox.logs: header normalization, every bad-log case, the cache and the long table."""
+"""sandbox.zoo.logs: header normalization, every bad-log case, the cache and the long table."""
 
 from __future__ import annotations
 
@@ -13,7 +13,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import logzoo  # noqa: E402
 
-from sandbox import logs  # noqa: E402
+from sandbox.zoo import (
+    logparse,
+    logread,
+    logs,  # noqa: E402
+)
 
 V1_HEADER = "Step,Time Elapsed,Tokens Per Second,Train Loss,Validation Loss,Perplexity,Learning Rate,Norm"
 V2_HEADER = "Step,Learning Rate,Train Loss,Validation Loss,Perplexity,Time Elapsed"
@@ -21,13 +25,13 @@ V2_HEADER = "Step,Learning Rate,Train Loss,Validation Loss,Perplexity,Time Elaps
 
 @pytest.fixture(autouse=True)
 def fresh_cache():
-    logs.clear_cache()
+    logread.clear_cache()
     yield
-    logs.clear_cache()
+    logread.clear_cache()
 
 
 def parse(text: str | bytes, label: str = "exp/trained/run/log_data.csv") -> logs.RunLog:
-    return logs.parse_log(text.encode() if isinstance(text, str) else text, label)
+    return logparse.parse_log(text.encode() if isinstance(text, str) else text, label)
 
 
 def test_header_variant_one_is_normalized():
@@ -165,11 +169,11 @@ def test_read_log_is_cached_until_the_file_changes(tmp_path):
     path = tmp_path / "exp" / "trained" / "run" / "log_data.csv"
     path.parent.mkdir(parents=True)
     path.write_text(V2_HEADER + "\n0,0.001,5.0,5.1,164.0,1.5\n")
-    first = logs.read_log(path)
-    assert logs.read_log(path) is first  # unchanged: no second parse
+    first = logread.read_log(path)
+    assert logread.read_log(path) is first  # unchanged: no second parse
     with path.open("a") as f:
         f.write("10,0.001,4.0,4.1,60.3,3.0\n")
-    second = logs.read_log(path)
+    second = logread.read_log(path)
     assert second is not first
     assert second.columns["step"].tolist() == [0, 10]
     assert second.label == "exp/trained/run/log_data.csv"
@@ -178,7 +182,7 @@ def test_read_log_is_cached_until_the_file_changes(tmp_path):
 
 
 def test_read_log_of_a_missing_file_is_a_note(tmp_path):
-    log = logs.read_log(tmp_path / "nope" / "trained" / "r" / "log_data.csv")
+    log = logread.read_log(tmp_path / "nope" / "trained" / "r" / "log_data.csv")
     assert log.rows == 0
     assert log.notes and "does not exist" in log.notes[0]
 
@@ -189,11 +193,11 @@ def test_read_logs_keeps_the_order_and_reads_each_file(tmp_path):
         path = tmp_path / f"r{i}.csv"
         path.write_text(logzoo.curve_frame(logzoo.V2, rows=10 + i).to_csv(index=False))
         paths[f"e/r{i}"] = path
-    result = logs.read_logs(paths)
+    result = logread.read_logs(paths)
     assert list(result) == list(paths)
     assert [log.rows for log in result.values()] == [10, 11, 12, 13, 14]
     os.utime(paths["e/r0"], ns=(1, 1))  # a changed mtime alone is a new version
-    assert logs.read_logs(paths)["e/r0"] is not result["e/r0"]
+    assert logread.read_logs(paths)["e/r0"] is not result["e/r0"]
 
 
 def test_long_table_is_one_sorted_block_per_run_and_metric():
@@ -212,7 +216,7 @@ def test_long_table_is_one_sorted_block_per_run_and_metric():
 
 
 def test_last_finite_skips_a_diverged_tail():
-    log = logs.parse_log(b"Step,Train Loss,Validation Loss\n1,3.0,3.1\n2,2.5,nan\n3,inf,nan\n")
+    log = logparse.parse_log(b"Step,Train Loss,Validation Loss\n1,3.0,3.1\n2,2.5,nan\n3,inf,nan\n")
     assert log.last_finite(logs.TRAIN_LOSS) == 2.5
     assert log.last_finite(logs.VAL_LOSS) == 3.1
     assert log.last_finite(logs.TOKENS_SEEN) is None

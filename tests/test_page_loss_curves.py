@@ -21,12 +21,13 @@ def page(monkeypatch, tmp_path):
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from sandbox import charts, livewatch, logs, lossview
+    from sandbox import charts, livewatch, lossview
+    from sandbox.zoo import logread
 
     def clear() -> None:
         st.cache_resource.clear()
         st.cache_data.clear()
-        logs.clear_cache()
+        logread.clear_cache()
         lossview.clear_memo()
         charts.clear_cache()
 

@@ -10,8 +10,8 @@ import pytest
 import toyzoo
 
 from sandbox import evaluation as ev
-from sandbox import sanity
 from sandbox.data import BUNDLED_LABEL, load_documents
+from sandbox.zoo import sanity
 
 
 @pytest.fixture(autouse=True)
@@ -99,7 +99,7 @@ def test_small_sample_note(app_at, zoo):
 
 def test_flagged_runs_are_not_picked_by_default(app_at, zoo):
     from pages import common
-    from sandbox.discovery import find_run
+    from sandbox.zoo.discovery import find_run
 
     # Before any check, the first run of toy_a (the untrained one) is a default pick.
     at = _open(app_at, zoo, "pages/evaluation.py")

@@ -11,8 +11,10 @@ import sys
 import pytest
 import toyzoo
 
-from sandbox import catalog, cli, comparison, doctor, evaluation
-from sandbox.discovery import find_experiment, find_run
+from sandbox import cli, evaluation
+from sandbox.zoo import accounting, catalog, doctor
+from sandbox.zoo import accounting as comparison
+from sandbox.zoo.discovery import find_experiment, find_run
 
 ROOT = toyzoo.Path(toyzoo.__file__).resolve().parent.parent
 
@@ -54,9 +56,9 @@ def test_buffers_and_tied_weights_are_counted_as_the_model_has_them(zoo, pool):
 def test_new_weights_make_the_count_unknown_again(zoo, pool):
     run = find_run(zoo, "toy_c/run1")
     doctor.check_experiment(find_experiment(zoo, "toy_c"), pool)
-    assert catalog.count_parameters(run) == toyzoo.TOY_C_PARAMETERS
+    assert accounting.count_parameters(run) == toyzoo.TOY_C_PARAMETERS
     os.utime(run.weights, ns=(1, 1))  # retrained (another mtime): the old count is not reused
-    assert catalog.count_parameters(run) is None and _row(zoo, "toy_c/run1")["checked"] == catalog.CHECKED_FILES
+    assert accounting.count_parameters(run) is None and _row(zoo, "toy_c/run1")["checked"] == catalog.CHECKED_FILES
 
 
 def test_an_evaluation_counts_the_parameters_too(zoo, pool):
@@ -66,12 +68,12 @@ def test_an_evaluation_counts_the_parameters_too(zoo, pool):
     )  # fmt: skip
     assert report.results[0].ok, report.results[0].error
     assert report.summary([1])["parameters"].tolist() == [toyzoo.TOY_C_PARAMETERS]
-    assert catalog.count_parameters(find_run(zoo, "toy_c/run1")) == toyzoo.TOY_C_PARAMETERS
+    assert accounting.count_parameters(find_run(zoo, "toy_c/run1")) == toyzoo.TOY_C_PARAMETERS
 
 
 def test_the_app_side_modules_never_import_torch():
     code = (
-        "import sys; import sandbox.catalog, sandbox.doctor, sandbox.comparison, sandbox.cli; "
+        "import sys; import sandbox.zoo.catalog, sandbox.zoo.doctor, sandbox.comparison, sandbox.cli; "
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sandbox.discovery import find_experiment
 from sandbox.errors import WorkerCrashed
 from sandbox.multistream import Ended, Failed, Message, MultiStream
 from sandbox.playground import DRAW_EVERY, ColumnState, assign_lanes, column_events, redraw_interval
@@ -17,6 +16,7 @@ from sandbox.playstate import (
     with_overrides,
 )
 from sandbox.sampling import MAX_NEW_TOKENS_CAP, SamplingSettings
+from sandbox.zoo.discovery import find_experiment
 
 RUNS = ["template/gpt2", "template/llama", "kv_variant/gqa", "other/x", "other/y"]
 

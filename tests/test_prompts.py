@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from sandbox.discovery import find_experiment
 from sandbox.prompts import (
     PreparedPrompt,
     build_prompt,
@@ -12,6 +11,7 @@ from sandbox.prompts import (
     unrepresentable,
 )
 from sandbox.sampling import MAX_NEW_TOKENS_CAP
+from sandbox.zoo.discovery import find_experiment
 
 
 def test_max_new_tokens_is_capped_with_a_notice():

@@ -8,9 +8,10 @@ import os
 
 import toyzoo
 
-from sandbox import evalstate, playstate, sanity
-from sandbox.discovery import find_run
+from sandbox import evalstate, playstate
 from sandbox.querystate import default_runs
+from sandbox.zoo import sanity
+from sandbox.zoo.discovery import find_run
 
 
 def test_worse_than_uniform_is_strictly_above_ln_vocab():

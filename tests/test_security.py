@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 import toyzoo
 
-from sandbox import discovery, evalstate, lossview, playstate, text
+from sandbox import evalstate, lossview, playstate, text
 from sandbox import evaluation as ev
 from sandbox import querystate as qs
 from sandbox.errors import RequestFailed, UnknownRunError
 from sandbox.loader import WorkerPool
 from sandbox.text import WORD_JOINER
+from sandbox.zoo import discovery
 
 LONG = "a/" + "x" * 16_000  # every key of a link carries one: the link must stay under Streamlit's 512 KiB cap
 HOSTILE = [
@@ -426,7 +427,7 @@ def test_run_files_linked_outside_are_refused_by_every_accessor(linked: dict[str
 
 
 def test_links_out_of_the_models_dir_are_reported_not_skipped_silently(linked: dict[str, Path]) -> None:
-    from sandbox.doctor import check_experiment
+    from sandbox.zoo.doctor import check_experiment
 
     sentences = discovery.refused_links(linked["models"])
     assert any(s.startswith("evil_link is a link to a folder outside the models directory") for s in sentences)
@@ -446,8 +447,8 @@ def test_links_out_of_the_models_dir_are_reported_not_skipped_silently(linked: d
 
 
 def test_runs_table_uses_nothing_from_outside(linked: dict[str, Path]) -> None:
-    from sandbox import catalog
-    from sandbox.doctor import check_zoo
+    from sandbox.zoo import catalog
+    from sandbox.zoo.doctor import check_zoo
 
     known = {name: ([f.as_dict() for f in fs], {}) for name, fs in check_zoo(linked["models"], quick=True).items()}
     rows = {row["run_id"]: row for row in catalog.runs_table(linked["models"], known)}
@@ -461,7 +462,7 @@ def test_runs_table_uses_nothing_from_outside(linked: dict[str, Path]) -> None:
 
 
 def test_code_diff_reports_a_linked_code_file(linked: dict[str, Path]) -> None:
-    from sandbox.codediff import diff_experiments
+    from sandbox.zoo.codediff import diff_experiments
 
     a = discovery.find_experiment(linked["models"], "toy_a")
     b = discovery.find_experiment(linked["models"], "toy_b")

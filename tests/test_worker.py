@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import toyzoo
 
-from sandbox.discovery import discover, find_experiment
 from sandbox.errors import RequestFailed, WorkerCrashed, WorkerTimeout
 from sandbox.loader import WorkerClient, WorkerPool
+from sandbox.zoo.discovery import discover, find_experiment
 
 TEXT = "the cat sat on the mat. the dog ran far away!"
 

@@ -58,7 +58,7 @@ def _curve_height(png: bytes, hex_color: str, tolerance: int = 24) -> int:
 
 def test_default_y_range_leaves_the_outlier_start_out(outlier_server, page: Page, console: drv.ConsoleLog) -> None:
     from sandbox.colors import assign_colors, run_color
-    from sandbox.discovery import all_runs
+    from sandbox.zoo.discovery import all_runs
 
     server, models = outlier_server
     assign_colors(run.id for run in all_runs(models))  # the app's colours: they depend on the set only

@@ -23,7 +23,7 @@ def query_of(page: Page) -> dict[str, list[str]]:
 
 
 def logged_run_ids() -> list[str]:
-    from sandbox.discovery import discover
+    from sandbox.zoo.discovery import discover
 
     return [run.id for exp in discover(MODELS) for run in exp.runs if run.log_path.is_file()]
 

@@ -3,8 +3,8 @@
 Everything here is read from files without importing experiment code or starting a worker:
 configs from JSON, final losses from the training log, and what only a loaded model can
 tell (its parameter count, whether it loads and runs a forward pass) from what the last
-load of the run found, remembered per run fingerprint (`sandbox.doctor.known_findings`,
-`sandbox.comparison.cached_breakdown`). Until a worker has loaded a run, its parameters
+load of the run found, remembered per run fingerprint (`sandbox.zoo.doctor.known_findings`,
+`sandbox.zoo.accounting.cached_breakdown`). Until a worker has loaded a run, its parameters
 are unknown (None), never estimated from the weights file: a state_dict also holds buffers.
 """
 
@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from sandbox.discovery import OutsideError, Run, discover
+from sandbox.zoo.accounting import count_parameters
+from sandbox.zoo.confine import OutsideError
+from sandbox.zoo.discovery import Run, discover
 
 COLUMNS = [
     "run_id", "experiment", "run", "parameters", "tokenizer", "vocab", "context",
@@ -26,22 +28,12 @@ CHECKED_LOADED = "forward pass"  # a worker loaded it and ran a forward pass
 CHECKED_FAILED = "failed to load"
 
 
-def count_parameters(run: Run) -> int | None:
-    """The model's parameters as its worker counted them (tied weights once, buffers
-    excluded: `sandbox.params.parameter_breakdown`), or None until a worker has loaded the
-    run with its current code, config and weights."""
-    from sandbox.comparison import cached_breakdown
-
-    breakdown = cached_breakdown(run)
-    return int(breakdown["total"]) if breakdown else None
-
-
 def run_status(row: Mapping) -> str:
     """The one status of a run, the same in `sandbox list` and the Models table.
 
     "broken" when a contract error is known (from its files, or from the last load of the
     run as it is now); "suspect" when it loads but its loss looks untrained or far from its
-    log (``flags``, `sandbox.sanity`); else "ok". A new status is one more rule here,
+    log (``flags``, `sandbox.zoo.sanity`); else "ok". A new status is one more rule here,
     checked before "ok".
     """
     if row.get("problems"):
@@ -53,7 +45,7 @@ def run_status(row: Mapping) -> str:
 
 def final_losses(run: Run) -> tuple[float | None, float | None]:
     """Last finite train and validation loss of the run's log (None when absent)."""
-    from sandbox import logs
+    from sandbox.zoo import logs
 
     if not run.log_path.is_file():
         return None, None
@@ -65,11 +57,11 @@ def run_row(run: Run, findings: list[dict] | None = None, load: dict | None = No
     """One row of the runs table; problems never raise, they fill the ``problems`` column.
 
     ``findings`` are the doctor's findings for the run's experiment, as dicts; ``load`` is
-    what the last load of this run found (`sandbox.doctor.cached_load`), None if never loaded.
+    what the last load of this run found (`sandbox.zoo.doctor.cached_load`), None if never loaded.
     Sanity warnings (the doctor's, else a verdict recorded by an earlier doctor run or
-    evaluation, `sandbox.sanity`) are the row's ``flags``; see :func:`run_status`.
+    evaluation, `sandbox.zoo.sanity`) are the row's ``flags``; see :func:`run_status`.
     """
-    from sandbox import sanity
+    from sandbox.zoo import sanity
 
     problems: list[str] = []
 
@@ -131,8 +123,8 @@ def runs_table(models_dir: Path | str | None = None, known: Mapping | None = Non
 
 def known_by_experiment(experiments) -> dict[str, tuple[list[dict], dict[str, dict]]]:
     """``{experiment: (finding dicts, load records by run)}``: the static doctor plus what the
-    last load of each run found (`sandbox.doctor.known_findings`); no worker is started."""
-    from sandbox.doctor import known_findings
+    last load of each run found (`sandbox.zoo.doctor.known_findings`); no worker is started."""
+    from sandbox.zoo.doctor import known_findings
 
     out = {}
     for exp in experiments:
@@ -154,25 +146,3 @@ def config_diff(configs: dict[str, dict]) -> list[dict]:
         if len({repr(v) for v in values.values()}) > 1 or not all(present):
             rows.append({"key": key, **values})
     return rows
-
-
-def tokens_seen(run: Run) -> tuple[float | None, str]:
-    """Tokens the run trained on: the log's own column if any, else computed from its configs.
-
-    Returns (value, how): how is "logged", "computed: <detail>" or a reason it is unknown.
-    """
-    from sandbox import logs
-    from sandbox.curves import tokens_per_step
-
-    if not run.log_path.is_file():
-        return None, "no log"
-    log = run.log()
-    if log.rows == 0:
-        return None, "empty log"
-    logged = log.last_finite(logs.TOKENS_SEEN)
-    if logged is not None:
-        return logged, "logged"
-    per_step, how = tokens_per_step(run)
-    if per_step is None:
-        return None, how
-    return float(log.columns[logs.STEP][-1]) * per_step, f"computed: {how}"

@@ -4,28 +4,26 @@ Static checks (files present, Python that compiles, JSON that parses, config key
 ModelConfig declares) need no worker and run in the app's process without importing any
 experiment code. The dynamic check loads each run in the experiment's worker and runs one
 short forward pass (`sandbox.runhost` applies the contract step by step); ``quick`` skips it.
-It then scores a short fixed text (`sandbox.sanity.probe_documents`, a few hundred characters
+It then scores a short fixed text (`sandbox.zoo.sanity.probe_documents`, a few hundred characters
 of each of the first documents of the bundled corpus's validation split) and warns when the
 loss is worse than uniform guessing, or far from the run's logged validation loss on that
-corpus (`sandbox.sanity`).
+corpus (`sandbox.zoo.sanity`).
 """
 
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
 import os
-import threading
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sandbox import sanity
-from sandbox.codediff import linked_code_files
-from sandbox.discovery import Experiment, OutsideError, Run, confine, discover, refused_run_folders
 from sandbox.errors import WorkerError
-from sandbox.settings import cache_dir
+from sandbox.zoo import records, sanity
+from sandbox.zoo.codediff import linked_code_files
+from sandbox.zoo.confine import OutsideError, confine
+from sandbox.zoo.discovery import Experiment, Run, discover, refused_run_folders
 
 # Hints for findings whose rule is known but whose sentence came from elsewhere.
 HINTS = {
@@ -206,7 +204,7 @@ def load_run(exp: Experiment, run: Run, client) -> tuple[list[Finding], dict | N
     What it found is remembered for the run's current code, config and weights (see
     :func:`known_findings`), and so is its parameter count.
     """
-    from sandbox.comparison import remember_loaded
+    from sandbox.zoo.accounting import remember_loaded
 
     out: list[Finding] = []
     try:
@@ -274,32 +272,22 @@ def _probe(exp: Experiment, run: Run, client, info: dict) -> list[Finding]:
 # check made, until something the load depends on changes.
 
 
-def _load_file(run: Run) -> Path:
-    key = hashlib.sha1(f"{run.id}|{run.fingerprint()}".encode()).hexdigest()[:20]
-    return cache_dir() / "loads" / f"{key}.json"
+LOADS = "loads"  # the records' kind (`sandbox.zoo.records`)
 
 
 def cached_load(run: Run) -> dict | None:
     """``{"findings": [Finding], "info": dict | None}`` of the last load of this run as it is
     now, or None when it was never loaded so (or the record cannot be read)."""
+    data = records.read_record(LOADS, run)
     try:
-        data = json.loads(_load_file(run).read_text(encoding="utf-8"))
         return {"findings": [Finding(**f) for f in data["findings"]], "info": data.get("info")}
-    except (OSError, ValueError, KeyError, TypeError):
+    except (KeyError, TypeError, AttributeError):
         return None
 
 
 def store_load(run: Run, findings: list[Finding], info: dict | None) -> bool:
     """Remember what loading ``run`` found; False (and nothing else) when it cannot be written."""
-    path = _load_file(run)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}-{threading.get_ident()}.tmp")  # one per writer
-        tmp.write_text(json.dumps({"findings": [f.as_dict() for f in findings], "info": info}), encoding="utf-8")
-        tmp.replace(path)
-    except (OSError, TypeError, ValueError):
-        return False
-    return True
+    return records.write_record(LOADS, run, {"findings": [f.as_dict() for f in findings], "info": info})
 
 
 def known_findings(exp: Experiment) -> tuple[list[Finding], dict[str, dict]]:

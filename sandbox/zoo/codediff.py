@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox.discovery import Experiment, inside
+from sandbox.zoo.confine import inside
+from sandbox.zoo.discovery import Experiment
 
 # The code that defines a model: its config, its modules, its tokenizer code.
 PATTERNS = ("config.py", "modules/**/*.py", "tokenizers/**/*.py")

@@ -22,15 +22,11 @@ be worse than uniform on text unlike anything it saw.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
-import tempfile
-from pathlib import Path
 
-from sandbox.discovery import Run
-from sandbox.settings import cache_dir
+from sandbox.corpus.stories import BUNDLED_SEED, bundled_split
+from sandbox.zoo import records
+from sandbox.zoo.discovery import Run
 
 UNTRAINED = "weights look untrained or do not match the code"
 MISMATCH = "the weights may not be the ones its log describes"
@@ -62,8 +58,6 @@ def uniform_sentence(run_id: str, loss: float, n_outputs: int, where: str) -> st
 
 def trained_on_bundled(run: Run) -> bool:
     """True when the run's train config names the bundled corpus (its ``corpus_seed``)."""
-    from sandbox.corpus.stories import BUNDLED_SEED
-
     try:
         cfg = run.train_config()
     except ValueError:
@@ -73,12 +67,12 @@ def trained_on_bundled(run: Run) -> bool:
 
 def logged_val_loss(run: Run) -> float | None:
     """The last finite validation loss of the run's log (None without one)."""
-    from sandbox import logs
+    from sandbox.zoo import logread, logs
 
     if not run.log_path.is_file():
         return None
     try:
-        return logs.read_log(run.log_path).last_finite(logs.VAL_LOSS)
+        return logread.read_log(run.log_path).last_finite(logs.VAL_LOSS)
     except (OSError, ValueError):
         return None
 
@@ -112,17 +106,13 @@ def check(run: Run, loss: float | None, n_outputs: int | None, *, on_bundled: bo
 
 def probe_documents() -> list[str]:
     """The doctor's fixed probe text: the first documents of the bundled validation split, cut short."""
-    from sandbox.data import load_documents
-
-    return [doc[:PROBE_CHARS] for doc in load_documents("bundled")[:PROBE_DOCS]]
+    return [doc[:PROBE_CHARS] for doc in bundled_split("validation", seed=BUNDLED_SEED)[:PROBE_DOCS]]
 
 
 # -- verdicts recorded per run fingerprint -------------------------------------------------------
 
 
-def _record_path(run: Run) -> Path:
-    key = hashlib.sha1(f"{run.id}|{run.fingerprint()}".encode()).hexdigest()[:20]
-    return cache_dir() / "sanity" / f"{key}.json"
+SANITY = "sanity"  # the records' kind (`sandbox.zoo.records`)
 
 
 def record(run: Run, flags: list[str], loss: float, source: str) -> bool:
@@ -131,29 +121,13 @@ def record(run: Run, flags: list[str], loss: float, source: str) -> bool:
     Returns False (and nothing else) when the cache cannot be written: the verdict is still
     shown where it was made.
     """
-    try:
-        path = _record_path(run)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump({"run_id": run.id, "flags": list(flags), "loss": loss, "source": source}, f)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    except OSError:
-        return False
-    return True
+    return records.write_record(SANITY, run, {"run_id": run.id, "flags": list(flags), "loss": loss, "source": source})
 
 
 def recorded_flags(run: Run) -> list[str]:
     """Flags recorded for the run's current code and weights (none recorded: empty)."""
-    try:
-        data = json.loads(_record_path(run).read_text(encoding="utf-8"))
-        flags = data["flags"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
+    data = records.read_record(SANITY, run)
+    flags = data.get("flags") if isinstance(data, dict) else None
     return [str(f) for f in flags] if isinstance(flags, list) else []
 
 

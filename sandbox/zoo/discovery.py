@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sandbox.errors import UnknownRunError
 from sandbox.settings import models_dir as default_models_dir
+from sandbox.zoo.confine import OutsideError, confine, inside
 
 # Folders inside models/ that are never experiments.
 _SKIP_PREFIXES = (".", "_")
@@ -95,14 +96,14 @@ class Run:
         return self.checked("README.md").read_text(encoding="utf-8", errors="replace")
 
     def log(self):
-        """The parsed training log (`sandbox.logs.RunLog`, cached by the file's size and mtime).
+        """The parsed training log (`sandbox.zoo.logs.RunLog`, cached by the file's size and mtime).
 
         A log that is a link out of the models directory is not read: its RunLog is empty
         and its note says why.
         """
-        from sandbox import logs
+        from sandbox.zoo import logread
 
-        return logs.read_log(self.log_path, within=self.models_root)
+        return logread.read_log(self.log_path, within=self.models_root)
 
     def fingerprint(self) -> str:
         """The experiment's code fingerprint + the weights' and model_config.json's size and mtime.
@@ -255,28 +256,3 @@ def find_run(models_dir: Path | str | None, run_id: str) -> Run:
         if run.id == run_id:
             return run
     raise UnknownRunError(f"no run called {run_id!r} in the models directory")
-
-
-def inside(path: Path, base: Path) -> bool:
-    """True when ``path`` (links resolved) lies under ``base``."""
-    try:
-        path.resolve().relative_to(base)
-    except ValueError:
-        return False
-    return True
-
-
-class OutsideError(ValueError):
-    """A file that is (or is reached through) a link to somewhere outside its allowed folder."""
-
-
-def confine(path: Path, base: Path, shown: str, where: str = "the models directory") -> Path:
-    """``path`` if, with every link resolved, it lies inside ``base``; else raises OutsideError.
-
-    The one rule for files: everything the app or the CLI reads (configs, logs, READMEs,
-    weights, code for the code diff, data files) goes through here first. ``shown`` names
-    the file in the sentence (a path relative to ``base``, never a server path).
-    """
-    if not inside(path, Path(base).resolve()):
-        raise OutsideError(f"{shown} is a link to a file outside {where}; it is not read.")
-    return path
