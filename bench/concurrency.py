@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from sandbox import data  # noqa: E402
 from sandbox import evaluation as ev  # noqa: E402
-from sandbox.sampling import SamplingSettings  # noqa: E402
+from sandbox.worker.sampling import SamplingSettings  # noqa: E402
 from sandbox.zoo.discovery import discover, find_experiment, find_run  # noqa: E402
 
 PROMPT = "Once upon a time, a little fox"

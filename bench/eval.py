@@ -42,7 +42,7 @@ def bare_child(root: Path, run: str, docs_file: Path, max_len: int, batch_size: 
     import torch
 
     from sandbox.evaluation import make_windows
-    from sandbox.scoring import batches_by_length, position_stats
+    from sandbox.worker.scoring import batches_by_length, position_stats
 
     config = importlib.import_module("config")
     cfg = config.ModelConfig(**json.loads((root / "trained" / run / "model_config.json").read_text()))
@@ -110,7 +110,7 @@ def main() -> int:
 
     from sandbox import evaluation as ev
     from sandbox.data import data_fingerprint, load_documents, sample_documents
-    from sandbox.loader import WorkerPool
+    from sandbox.worker.pool import WorkerPool
     from sandbox.zoo.discovery import find_experiment, find_run
 
     run = find_run(args.models_dir, args.run)

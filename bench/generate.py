@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sandbox.sampling import SamplingSettings  # noqa: E402
+from sandbox.worker.sampling import SamplingSettings  # noqa: E402
 
 GOAL = 0.9
 PROMPT = "Once upon a time, a little fox"
@@ -47,8 +47,8 @@ def bare_child(root: str, run_name: str, settings: SamplingSettings) -> None:
 
     os.chdir(root)
     sys.path.insert(0, root)
-    from sandbox.runhost import RunHost, purge_experiment_modules
-    from sandbox.sampling import make_generator, sample_next
+    from sandbox.worker.host import RunHost, purge_experiment_modules
+    from sandbox.worker.sampling import make_generator, sample_next
 
     purge_experiment_modules()
     run = RunHost(Path(root), "cpu").load(run_name)
@@ -61,7 +61,7 @@ def bare_child(root: str, run_name: str, settings: SamplingSettings) -> None:
         gen = make_generator(settings.seed)
         with torch.inference_mode():
             for _ in range(settings.max_new_tokens):
-                if len(ids) - start > max_len:  # the same window as sandbox.generation
+                if len(ids) - start > max_len:  # the same window as sandbox.worker.generation
                     start, cache_len = len(ids) - keep, 0
                 context = ids[start:]
                 if run.takes_cache_len:
@@ -155,7 +155,7 @@ def main() -> int:
         bare_child(*args.bare_child, settings)
         return 0
 
-    from sandbox.loader import WorkerClient
+    from sandbox.worker.client import WorkerClient
     from sandbox.zoo.discovery import discover
 
     runs = [(exp, run) for exp in discover(args.models_dir) for run in exp.runs if run.weights.is_file()]

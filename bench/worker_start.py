@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sandbox.loader import WorkerClient  # noqa: E402
+from sandbox.worker.client import WorkerClient  # noqa: E402
 from sandbox.zoo.discovery import discover  # noqa: E402
 
 GOAL_COLD_S = 3.0

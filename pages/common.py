@@ -67,9 +67,11 @@ def models_dir() -> Path:
 
 @st.cache_resource(show_spinner=False)
 def device_name() -> str:
-    from sandbox.device import pick_device
+    """The device the workers use (`SANDBOX_DEVICE`, else probed once in a subprocess: the
+    app's own process never imports torch)."""
+    from sandbox.worker.pool import probe_device
 
-    return pick_device()
+    return probe_device()
 
 
 def experiments() -> list[discovery.Experiment]:
@@ -113,7 +115,7 @@ def runs_overview() -> pd.DataFrame:
 @st.cache_resource(show_spinner=False)
 def worker_limiter():
     """The one cap on live worker processes, shared by `worker_pool` and every `lane_pool`."""
-    from sandbox.loader import WorkerLimiter
+    from sandbox.worker.client import WorkerLimiter
 
     return WorkerLimiter(MAX_WORKERS)
 
@@ -126,7 +128,7 @@ def worker_pool():
     the device; a worker reloads a run by itself when the run's weights file changes. Its
     requests time out after ``$SANDBOX_REQUEST_TIMEOUT`` seconds (default 120).
     """
-    from sandbox.loader import WorkerPool
+    from sandbox.worker.pool import WorkerPool
 
     return WorkerPool(device=device_name(), limiter=worker_limiter())
 
@@ -144,7 +146,7 @@ def show_error(exc: Exception, where: str = "") -> None:
     """An error as one red box with its sentence and the fix hint; the details go to the
     server log, never to the visitor (tracebacks name server paths).
 
-    A worker's own traceback was logged by `sandbox.loader` when its reply came; anything
+    A worker's own traceback was logged by `sandbox.worker.client` when its reply came; anything
     else is logged here with the app's traceback. Messages quote files and code: they are
     shown as text, never as Markdown.
     """
@@ -318,7 +320,7 @@ def lane_pool(lane: int):
     side only with a worker each (lane 0 is `worker_pool`; see `sandbox.playground.assign_lanes`).
     Their workers count against the same cap as the main pool's (`worker_limiter`).
     """
-    from sandbox.loader import WorkerPool
+    from sandbox.worker.pool import WorkerPool
 
     return WorkerPool(device=device_name(), limiter=worker_limiter())
 

@@ -31,7 +31,7 @@ from sandbox.playground import (
     redraw_interval,
 )
 from sandbox.prompts import PreparedPrompt, describe_chars, prepare_prompt
-from sandbox.sampling import SamplingSettings
+from sandbox.worker.sampling import SamplingSettings
 
 common.require_access()
 

@@ -19,7 +19,7 @@ from sandbox.zoo.doctor import check_experiment
 
 
 def _pool(args: argparse.Namespace):
-    from sandbox.loader import WorkerPool
+    from sandbox.worker.pool import WorkerPool
 
     return WorkerPool(max_workers=4, device=getattr(args, "device", None), timeout=getattr(args, "timeout", None))
 
@@ -204,7 +204,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from sandbox.errors import UnknownRunError, WorkerError
     from sandbox.playground import column_events
     from sandbox.prompts import cap_max_new_tokens
-    from sandbox.sampling import SamplingSettings
+    from sandbox.worker.sampling import SamplingSettings
     from sandbox.zoo.discovery import find_experiment, find_run
 
     base = models_dir(args.models_dir)
@@ -269,7 +269,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     each with a 95 % bootstrap interval over documents (the numbers of the Evaluation page)."""
     from sandbox import evaluation
     from sandbox.data import BUNDLED_LABEL, DataSourceError, load_documents, sample_documents
-    from sandbox.device import pick_device
+    from sandbox.worker.pool import probe_device
 
     try:
         if min(args.k) < 1:
@@ -279,7 +279,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         docs = sample_documents(load_documents(args.data), args.docs if args.docs > 0 else None, args.seed)
         settings = evaluation.EvalSettings(
             kmax=max(args.k), overlap=args.overlap, batch_size=args.batch_size,
-            autocast=args.autocast, device=pick_device(args.device),
+            autocast=args.autocast, device=probe_device(args.device),
         )
     except (DataSourceError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

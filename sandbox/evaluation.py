@@ -204,7 +204,7 @@ class RunResult:
 def _error(exc: BaseException) -> dict:
     """What a run's error row shows (and its JSON export holds): a sentence and a fix hint.
 
-    Never the worker's traceback: it names server paths, and `sandbox.loader` has logged it.
+    Never the worker's traceback: it names server paths, and `sandbox.worker.client` has logged it.
     """
     return {"message": str(exc), "hint": getattr(exc, "hint", "")}
 
@@ -747,7 +747,7 @@ def evaluate(
 ) -> Report:
     """Evaluate every run on the same ``docs``; a run that fails gets an error row, the rest go on.
 
-    ``pool`` is a `sandbox.loader.WorkerPool`: each experiment gets its own worker process.
+    ``pool`` is a `sandbox.worker.pool.WorkerPool`: each experiment gets its own worker process.
     Raises `EvaluationCancelled` when ``cancel()`` turns true (streams are closed first).
     """
     from sandbox.data import data_fingerprint

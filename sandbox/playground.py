@@ -15,7 +15,7 @@ from typing import Any
 
 from sandbox.multistream import Ended, Failed, Message
 from sandbox.prompts import Notice, PreparedPrompt, prepare_prompt
-from sandbox.sampling import SamplingSettings
+from sandbox.worker.sampling import SamplingSettings
 
 ALTERNATIVES = 5  # top alternatives sent with every token (the token view's hover)
 DRAW_EVERY = 1 / 15  # seconds between redraws of a column while it streams
@@ -70,7 +70,7 @@ def column_events(
 def error_summary(exc: BaseException) -> dict:
     """An exception as plain data a visitor may see: the sentence and the fix hint.
 
-    Not the worker's traceback (server paths; `sandbox.loader` has logged it).
+    Not the worker's traceback (server paths; `sandbox.worker.client` has logged it).
     """
     return {
         "kind": type(exc).__name__,

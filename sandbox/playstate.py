@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 
 from sandbox import querystate, text
-from sandbox.sampling import MAX_NEW_TOKENS_CAP, SamplingSettings
+from sandbox.worker.sampling import MAX_NEW_TOKENS_CAP, SamplingSettings
 
 MAX_RUNS = 4
 MAX_PROMPT_CHARS = 4000

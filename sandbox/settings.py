@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_PARENT = PROJECT_ROOT  # the folder holding the `sandbox` package (a worker imports it from there)
 DEFAULT_MODELS_DIR = PROJECT_ROOT / "models"
 
 

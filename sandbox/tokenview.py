@@ -70,7 +70,7 @@ def plain_html(text: str, prompt: str = "") -> str:
 def tokens_html(tokens: list[dict], specials: dict[int, str] | None = None, prompt: str = "") -> str:
     """Generated tokens as spans coloured by their probability; hover shows the alternatives.
 
-    ``tokens`` are token events of `sandbox.generation.generate` (``id``, ``piece``,
+    ``tokens`` are token events of `sandbox.worker.generation.generate` (``id``, ``piece``,
     ``prob``, ``alts``); ``specials`` maps ids such as eos to a label like ``⟨eos⟩``; the
     end of ``prompt``, if given, is shown dimmed first.
     """

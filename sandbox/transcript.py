@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sandbox.playstate import describe_settings
-from sandbox.sampling import SamplingSettings
+from sandbox.worker.sampling import SamplingSettings
 
 MAX_ENTRIES = 50  # oldest entries are dropped: the history lives in the server's memory
 

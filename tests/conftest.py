@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import toyzoo  # noqa: E402
 
-from sandbox.loader import WorkerPool  # noqa: E402
+from sandbox.worker.pool import WorkerPool  # noqa: E402
 
 
 @pytest.fixture(scope="session")

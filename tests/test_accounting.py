@@ -12,7 +12,7 @@ import toyzoo
 from torch import nn
 
 from sandbox.errors import UnknownRunError
-from sandbox.params import parameter_breakdown
+from sandbox.worker.params import parameter_breakdown
 from sandbox.zoo import accounting
 from sandbox.zoo.codediff import default_base, diff_experiments
 from sandbox.zoo.discovery import discover, find_experiment

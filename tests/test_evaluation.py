@@ -16,7 +16,7 @@ import toyzoo
 
 from sandbox import evaluation as ev
 from sandbox import metrics
-from sandbox.loader import WorkerPool
+from sandbox.worker.pool import WorkerPool
 from sandbox.zoo.discovery import find_experiment
 
 # -- a fixture experiment whose logits are known -----------------------------------------------

@@ -21,10 +21,10 @@ import toyzoo
 
 from sandbox import evaluation as ev
 from sandbox import lossview
-from sandbox.loader import WorkerPool
 from sandbox.multistream import MultiStream
 from sandbox.playground import ColumnState, column_events
-from sandbox.sampling import SamplingSettings
+from sandbox.worker.pool import WorkerPool
+from sandbox.worker.sampling import SamplingSettings
 from sandbox.zoo import discovery
 from sandbox.zoo.doctor import check_experiment
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from sandbox.device import pick_device
-from sandbox.loader import WorkerPool
+from sandbox.worker.device import pick_device
+from sandbox.worker.pool import WorkerPool
 from sandbox.zoo.discovery import find_experiment
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -126,7 +126,7 @@ def test_models_table_status_and_card_on_equal_terms(app_at, zoo):
     assert status["toy_a/random_init"] == "suspect" and status["toy_a/run1"] == "ok"
     assert any(sanity.UNTRAINED in w.value for w in at.warning)  # the doctor's finding
     # Evaluations on two different texts: nothing compares them, and the card says so.
-    from sandbox.loader import WorkerPool
+    from sandbox.worker.pool import WorkerPool
 
     own = WorkerPool(max_workers=2, device="cpu", timeout=120)
     try:

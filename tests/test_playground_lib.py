@@ -15,7 +15,7 @@ from sandbox.playstate import (
     state_to_query,
     with_overrides,
 )
-from sandbox.sampling import MAX_NEW_TOKENS_CAP, SamplingSettings
+from sandbox.worker.sampling import MAX_NEW_TOKENS_CAP, SamplingSettings
 from sandbox.zoo.discovery import find_experiment
 
 RUNS = ["template/gpt2", "template/llama", "kv_variant/gqa", "other/x", "other/y"]

@@ -10,7 +10,7 @@ from sandbox.prompts import (
     prepare_prompt,
     unrepresentable,
 )
-from sandbox.sampling import MAX_NEW_TOKENS_CAP
+from sandbox.worker.sampling import MAX_NEW_TOKENS_CAP
 from sandbox.zoo.discovery import find_experiment
 
 

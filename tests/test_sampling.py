@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from sandbox.sampling import (
+from sandbox.worker.sampling import (
     MAX_NEW_TOKENS_CAP,
     SamplingSettings,
     filter_logits,

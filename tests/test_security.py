@@ -22,8 +22,8 @@ from sandbox import evalstate, lossview, playstate, text
 from sandbox import evaluation as ev
 from sandbox import querystate as qs
 from sandbox.errors import RequestFailed, UnknownRunError
-from sandbox.loader import WorkerPool
 from sandbox.text import WORD_JOINER
+from sandbox.worker.pool import WorkerPool
 from sandbox.zoo import discovery
 
 LONG = "a/" + "x" * 16_000  # every key of a link carries one: the link must stay under Streamlit's 512 KiB cap

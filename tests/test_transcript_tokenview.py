@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sandbox import text as sandbox_text
 from sandbox import tokenview, transcript
-from sandbox.sampling import SamplingSettings
+from sandbox.worker.sampling import SamplingSettings
 
 BASE = SamplingSettings(temperature=0.8, top_k=40, max_new_tokens=50, seed=1)
 

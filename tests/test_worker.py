@@ -14,7 +14,8 @@ import pytest
 import toyzoo
 
 from sandbox.errors import RequestFailed, WorkerCrashed, WorkerTimeout
-from sandbox.loader import WorkerClient, WorkerPool
+from sandbox.worker.client import WorkerClient
+from sandbox.worker.pool import WorkerPool
 from sandbox.zoo.discovery import discover, find_experiment
 
 TEXT = "the cat sat on the mat. the dog ran far away!"
@@ -157,7 +158,7 @@ def test_worker_exits_when_its_parent_dies(toy_models):
         f"""
         import os, sys
         sys.path.insert(0, {str(toyzoo.__file__.rsplit('/', 2)[0])!r})
-        from sandbox.loader import WorkerClient
+        from sandbox.worker.client import WorkerClient
         c = WorkerClient({str(toy_models / 'toy_a')!r}, device="cpu")
         print(c.request("ping")["pid"], flush=True)
         os._exit(0)

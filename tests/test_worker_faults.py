@@ -24,11 +24,12 @@ import pytest
 import toyzoo
 
 from sandbox.errors import RequestFailed, WorkerBusy, WorkerError, WorkerTimeout
-from sandbox.loader import WorkerClient, WorkerLimiter, WorkerPool
 from sandbox.multistream import MultiStream
 from sandbox.playground import ColumnState, column_events
-from sandbox.sampling import SamplingSettings
 from sandbox.settings import PROJECT_ROOT
+from sandbox.worker.client import WorkerClient, WorkerLimiter
+from sandbox.worker.pool import WorkerPool
+from sandbox.worker.sampling import SamplingSettings
 from sandbox.zoo import discovery
 from sandbox.zoo.doctor import check_experiment
 

@@ -3,7 +3,7 @@
 Static checks (files present, Python that compiles, JSON that parses, config keys that
 ModelConfig declares) need no worker and run in the app's process without importing any
 experiment code. The dynamic check loads each run in the experiment's worker and runs one
-short forward pass (`sandbox.runhost` applies the contract step by step); ``quick`` skips it.
+short forward pass (`sandbox.worker.host` applies the contract step by step); ``quick`` skips it.
 It then scores a short fixed text (`sandbox.zoo.sanity.probe_documents`, a few hundred characters
 of each of the first documents of the bundled corpus's validation split) and warns when the
 loss is worse than uniform guessing, or far from the run's logged validation loss on that

@@ -24,7 +24,7 @@ def toy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[drv.Server]
     each on another text (results in the server's cache, computed here)."""
     from sandbox import evaluation as ev
     from sandbox.data import BUNDLED_LABEL, load_documents
-    from sandbox.loader import WorkerPool
+    from sandbox.worker.pool import WorkerPool
 
     if not drv.CHROMIUM.exists():
         pytest.skip(f"{drv.CHROMIUM} is missing: apt-get install chromium (CI installs it), or set SANDBOX_CHROMIUM")

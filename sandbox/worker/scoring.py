@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
-from sandbox.runhost import LoadedRun
+from sandbox.worker.loaded import LoadedRun
 
 DEFAULT_BATCH = 8
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}

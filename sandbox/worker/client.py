@@ -24,16 +24,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from sandbox.errors import RequestFailed, WorkerBusy, WorkerCrashed, WorkerTimeout
-from sandbox.protocol import error_from_reply, strip_paths
-from sandbox.settings import PROJECT_ROOT, request_timeout
-from sandbox.zoo.discovery import Experiment
+from sandbox.settings import PACKAGE_PARENT, request_timeout
+from sandbox.worker.protocol import error_from_reply, strip_paths
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +39,16 @@ START_TIMEOUT = 120.0  # spawn + import torch + experiment imports, on a busy ma
 CANCEL_WAIT = 30.0  # how long a cancelled stream may take to end before its worker is stopped
 POLL = 0.05
 NEXT_STARTS_FRESH = "The next request starts a fresh worker."
+
+
+def worker_env() -> dict[str, str]:
+    """The environment of a worker process: this one's, with the folder that holds the
+    `sandbox` package this process imported first on ``PYTHONPATH`` (a worker runs in its
+    experiment's folder, so a source checkout that is not installed is found there too)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_PARENT), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
 
 
 class WorkerLimiter:
@@ -166,14 +174,11 @@ class WorkerClient:
         if self._stderr is not None:
             self._stderr.close()  # the last process's stderr: read (if ever) when it died
         self._stderr = tempfile.TemporaryFile()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-        env["PYTHONUNBUFFERED"] = "1"
         cmd = [sys.executable, "-m", "sandbox.worker", str(self.root)]
         if self.device:
             cmd += ["--device", self.device]
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, cwd=self.root, env=env
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, cwd=self.root, env=worker_env()
         )
         self._send = Connection(os.dup(proc.stdin.fileno()), readable=False)
         self._recv = Connection(os.dup(proc.stdout.fileno()), writable=False)
@@ -388,45 +393,3 @@ class WorkerClient:
                 pass
         except (WorkerCrashed, WorkerTimeout, OSError, ValueError):
             self._kill()
-
-
-class WorkerPool:
-    """One worker per (experiment root, code fingerprint, device); live ones capped by a limiter.
-
-    Pools given the same ``limiter`` share its cap (the app's main pool and its Playground
-    lanes); without one a pool gets its own cap of ``max_workers``.
-    """
-
-    def __init__(
-        self, max_workers: int = 4, device: str | None = None, *, limiter: WorkerLimiter | None = None, **client_kw: Any
-    ):
-        self.limiter = limiter if limiter is not None else WorkerLimiter(max_workers)
-        self.max_workers = self.limiter.cap
-        self.device = device
-        self.client_kw = client_kw
-        self._clients: OrderedDict[tuple, WorkerClient] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def client(self, experiment: Experiment) -> WorkerClient:
-        """The worker handle for ``experiment`` (created lazily; the process starts on first use)."""
-        key = (str(experiment.root), experiment.fingerprint(), self.device)
-        with self._lock:
-            client = self._clients.get(key)
-            if client is None:
-                # Code changed since that worker was started: its modules are stale. Another
-                # session may be in the middle of a request on it: retire it, not close it.
-                for old_key in [k for k in self._clients if k[0] == key[0]]:
-                    self._clients.pop(old_key).retire()
-                client = WorkerClient(experiment.root, self.device, limiter=self.limiter, **self.client_kw)
-                self._clients[key] = client
-            self._clients.move_to_end(key)
-            return client
-
-    def close_all(self) -> None:
-        with self._lock:
-            for client in self._clients.values():
-                client.close()
-            self._clients.clear()
-
-    def live_workers(self) -> int:
-        return sum(c.alive for c in self._clients.values())

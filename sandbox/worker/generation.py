@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from sandbox.runhost import LoadedRun
-from sandbox.sampling import SamplingSettings, make_generator, sample_next
+from sandbox.worker.loaded import LoadedRun
+from sandbox.worker.sampling import SamplingSettings, make_generator, sample_next
 
 STOP_CHECK_EVERY = 0.02  # seconds between two calls of should_stop during a generation
 

@@ -14,113 +14,19 @@ import inspect
 import json
 import os
 import re
-import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from sandbox.errors import ContractViolation
-from sandbox.params import parameter_breakdown
-from sandbox.protocol import strip_paths
+from sandbox.worker.failures import LOG_HINT, _first_sentence, _short_exc, _violation
+from sandbox.worker.loaded import LoadedRun, check_logits
+from sandbox.worker.params import parameter_breakdown
 from sandbox.zoo.confine import OutsideError, confine, inside
 
 # Special-token attributes every tokenizer must have (contract fact 4).
 TOKENIZER_ATTRS = ("encode", "decode", "bos_id", "eos_id", "pad_id")
-
-
-@dataclass
-class LoadedRun:
-    """A run ready to use: model on the device in eval mode, its config and tokenizer."""
-
-    name: str
-    model: torch.nn.Module
-    cfg: Any
-    tokenizer: Any
-    device: str
-    stamp: tuple[int, int]
-    takes_cache_len: bool
-    embedding_rows: int | None
-    info: dict = field(default_factory=dict)
-
-    @property
-    def max_seq_len(self) -> int:
-        return int(getattr(self.cfg, "max_seq_len", 0) or 0) or 1024
-
-    @property
-    def max_batch_size(self) -> int | None:
-        value = getattr(self.cfg, "max_batch_size", None)
-        return int(value) if value else None
-
-    def forward(self, input_ids: torch.Tensor, cache_len: int | None = None) -> torch.Tensor:
-        """Logits ``(batch, seq, vocab)`` from the inference path: input ids alone, positionally
-        (and the KV cache's ``cache_len`` when given), checked by `check_logits`.
-
-        Never passes targets (that switches on dropout in the contract's models).
-        """
-        if cache_len is None:
-            out, call = self.model(input_ids), "model(input_ids)"
-        else:
-            out, call = self.model(input_ids, cache_len), "model(input_ids, cache_len)"
-        return check_logits(out, tuple(input_ids.shape), self.info.get("vocab_size"), call)
-
-
-def check_logits(out: Any, input_shape: tuple[int, int], vocab: int | None = None, call: str = "model(input_ids)") -> torch.Tensor:
-    """The logits of a forward's output, or a `ContractViolation` naming the wrong shape.
-
-    The one check of every forward (the probe, scoring, generation): ``(batch, seq, vocab)``
-    for an input ``(batch, seq)``, with the width the probe found once it is known. A model
-    right for the probe's 4 tokens but not for longer inputs is caught where it goes wrong.
-    """
-    logits = out[0] if isinstance(out, (tuple, list)) and out else out
-    ok = isinstance(logits, torch.Tensor) and logits.dim() == 3 and tuple(logits.shape[:2]) == tuple(input_shape)
-    if ok and (vocab is None or logits.shape[2] == vocab):
-        return logits
-    shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-    expected = (*input_shape, vocab if vocab is not None else "vocab")
-    raise ContractViolation(
-        "forward",
-        "modules/model.py",
-        f"{call} returned logits of shape {shape}; expected ({', '.join(map(str, expected))}).",
-        "Return (logits, None) with logits (batch, seq, vocab) for inputs of every length up to max_seq_len.",
-    )
-
-
-def _short_exc(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _first_sentence(text: str) -> str:
-    """The first sentence of a library's message (torch adds paragraphs of advice)."""
-    return re.split(r"(?<=[a-z0-9)])\.\s", text.strip(), maxsplit=1)[0].rstrip(".")
-
-
-MEMORY_HINT = (
-    "The device ran out of memory: use a smaller batch or fewer documents, free the device "
-    "(other programs, other workers), or choose another device with SANDBOX_DEVICE or --device."
-)
-LOG_HINT = "The server log has the full traceback."
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """True for a host or device out-of-memory error (torch raises a RuntimeError for the CPU)."""
-    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
-
-
-def failure_hint(exc: BaseException, otherwise: str = "") -> str:
-    """The fix hint for an error raised by experiment code: out of memory has its own."""
-    return MEMORY_HINT if is_out_of_memory(exc) else otherwise
-
-
-def _violation(rule: str, file: str, sentence: str, exc: BaseException, hint: str) -> ContractViolation:
-    """A `ContractViolation` for an error raised by experiment code, its traceback kept for the log."""
-    detail = "".join(traceback.format_exception(exc))[-4000:]
-    return ContractViolation(rule, file, sentence, failure_hint(exc, hint), detail)
 
 
 def _import(module: str, file: str, rule: str) -> Any:
@@ -495,36 +401,3 @@ def _embedding_rows(model: torch.nn.Module, vocab_len: int | None) -> int | None
     if vocab_len is None:
         return max(rows)
     return min(rows, key=lambda r: (abs(r - vocab_len), -r))
-
-
-def describe_exception(exc: BaseException, root: Path | str | None = None) -> dict:
-    """The error part of a failed reply: a sentence and hint with no absolute server path
-    (``root``, the experiment root, defaults to the cwd a worker runs in) and, for the
-    server log only, the traceback.
-    """
-    root = Path(root) if root is not None else Path.cwd()
-    if isinstance(exc, ContractViolation):
-        error = {**exc.as_dict(), "traceback": exc.detail}
-    else:
-        error = {
-            "sentence": _short_exc(exc),
-            "rule": "",
-            "file": "",
-            "hint": failure_hint(exc, _where_raised(exc, root)),
-            "traceback": "".join(traceback.format_exception(exc))[-4000:],
-        }
-    for key in ("sentence", "hint", "file"):
-        error[key] = strip_paths(error[key], root)
-    return error
-
-
-def _where_raised(exc: BaseException, root: Path) -> str:
-    """"Fix the error at modules/model.py, line 12 …" when the innermost frame of experiment
-    code is known, else "" (the error is the sandbox's own, and its sentence says it all)."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    inside = [f for f in frames if Path(f.filename).is_relative_to(root)]
-    if not inside:
-        return ""
-    frame = inside[-1]
-    where = f"{Path(frame.filename).relative_to(root).as_posix()}, line {frame.lineno}"
-    return f"Fix the error at {where} (the server log has the full traceback)."

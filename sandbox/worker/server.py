@@ -1,12 +1,12 @@
 """The worker process: hosts ONE experiment and answers requests about its runs.
 
-Started by `sandbox.loader` as ``python -m sandbox.worker ROOT --device D`` (a fresh
+Started by `sandbox.worker.client` as ``python -m sandbox.worker ROOT --device D`` (a fresh
 interpreter: nothing of the app is imported here, and Streamlit's entry script is never
 re-run). Experiments share top-level module names (`config`, `modules`, `tokenizers`), so each
 gets its own process, with its root as cwd (tokenizers open data by relative paths) and
 first on ``sys.path``.
 
-The protocol runs over private copies of stdin/stdout (see `sandbox.protocol`); fd 1 is
+The protocol runs over private copies of stdin/stdout (see `sandbox.worker.protocol`); fd 1 is
 pointed at stderr so that an experiment's own ``print`` calls cannot corrupt it.
 """
 
@@ -54,8 +54,8 @@ class Worker:
 
     # Each op takes the request's args and returns a value, or an iterator for streams.
     def ops(self) -> dict[str, Callable[..., Any]]:
-        from sandbox import generation, scoring
-        from sandbox.sampling import SamplingSettings
+        from sandbox.worker import generation, scoring
+        from sandbox.worker.sampling import SamplingSettings
 
         host = self.host
 
@@ -88,7 +88,7 @@ class Worker:
             )
 
         def params(run: str) -> dict:
-            from sandbox.params import parameter_breakdown
+            from sandbox.worker.params import parameter_breakdown
 
             loaded = host.load(run)
             return parameter_breakdown(loaded.model, loaded.cfg)
@@ -142,7 +142,7 @@ class Worker:
                 self.conn_out.send({"id": self._current, "items": batch})
 
     def serve(self) -> None:
-        from sandbox.runhost import describe_exception
+        from sandbox.worker.failures import describe_exception
 
         ops = self.ops()
         self.conn_out.send({"id": 0, "ok": True, "result": ops["ping"]()})
@@ -191,10 +191,10 @@ def main(argv: list[str] | None = None) -> None:
     root = args.root.resolve()
     os.chdir(root)
     sys.path.insert(0, str(root))
-    from sandbox.runhost import RunHost, purge_experiment_modules
+    from sandbox.worker.host import RunHost, purge_experiment_modules
 
     purge_experiment_modules()
-    from sandbox.device import pick_device
+    from sandbox.worker.device import pick_device
 
     Worker(conn_in, conn_out, RunHost(root, pick_device(args.device))).serve()
 

@@ -13,6 +13,7 @@ so the pickled Connection messages never carry anything a web request sent.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -44,3 +45,18 @@ def error_from_reply(error: dict) -> RequestFailed:
         hint=error.get("hint", ""),
         detail=error.get("traceback", ""),
     )
+
+
+DEVICE_ENV = "SANDBOX_DEVICE"  # the device workers use (cpu, cuda, cuda:N, mps); unset: the best present
+
+
+def requested_device(override: str | None = None) -> str | None:
+    """The device asked for: ``override``, else ``$SANDBOX_DEVICE``, else None (the worker
+    picks the best present). Raises ValueError for a name that is no device. No torch needed:
+    the app passes the choice on as the worker's ``--device``."""
+    chosen = override or os.environ.get(DEVICE_ENV)
+    if not chosen:
+        return None
+    if chosen not in {"cpu", "cuda", "mps"} and not chosen.startswith("cuda:"):
+        raise ValueError(f"unknown device {chosen!r}: use cpu, cuda, cuda:N or mps")
+    return chosen
