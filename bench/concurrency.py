@@ -37,8 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sandbox import data  # noqa: E402
-from sandbox import evaluation as ev  # noqa: E402
+from sandbox.evaluation import data, results  # noqa: E402
+from sandbox.evaluation import run as evaluation_run  # noqa: E402
 from sandbox.worker.sampling import SamplingSettings  # noqa: E402
 from sandbox.zoo.discovery import discover, find_experiment, find_run  # noqa: E402
 
@@ -115,7 +115,7 @@ def thread_session(index: int, seed: int, pools: dict[int, object], models_dir: 
         jobs[run_id] = partial(column_events, client, run.name, PROMPT, settings)
         columns[run_id] = ColumnState(run_id, settings, started_at=time.perf_counter())
     with MultiStream(jobs) as streams:
-        report = ev.evaluate(pools[0], runs, docs, ev.EvalSettings(kmax=5), models_dir=models_dir, use_cache=False)
+        report = evaluation_run.evaluate(pools[0], runs, docs, results.EvalSettings(kmax=5), models_dir=models_dir, use_cache=False)
         for message in streams.drain(timeout=SESSION_TIMEOUT):
             columns[message.key].apply(message)
         if not streams.finished:

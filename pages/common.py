@@ -293,16 +293,16 @@ def screenshot_mode() -> bool:
 def common_evaluation(run_ids: list[str]):
     """The newest cached evaluation of all ``run_ids`` on the same text and settings (an
     `evaluation.Report`), else None; see `evaluation.common_evaluation`."""
-    from sandbox import evaluation
+    from sandbox.evaluation import cache
 
-    return evaluation.common_evaluation(models_dir(), run_ids)
+    return cache.common_evaluation(models_dir(), run_ids)
 
 
 def evaluated_texts(run_ids: list[str]) -> dict[str, list[str]]:
     """What text each run's cached evaluations used, newest first."""
-    from sandbox import evaluation
+    from sandbox.evaluation import cache
 
-    return evaluation.evaluated_texts(models_dir(), run_ids)
+    return cache.evaluated_texts(models_dir(), run_ids)
 
 
 def flagged_runs() -> set[str]:

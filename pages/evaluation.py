@@ -1,6 +1,6 @@
 """Evaluation: top-k accuracy, loss, perplexity and bits per byte of runs on the same text.
 
-Widgets and layout only; the method is `sandbox.evaluation` (read its docstring). Results
+Widgets and layout only; the method is `sandbox.evaluation.run` (read its docstring). Results
 live in ``st.session_state`` so that changing a widget redraws without recomputing; each
 run's result is also cached on disk, so repeating an evaluation is instant. Cancel (or any
 rerun) arrives as an exception at the next st.* call inside the progress callback; the
@@ -17,9 +17,13 @@ import numpy as np
 import streamlit as st
 
 from pages import common
-from sandbox import data, evalstate, evalview, export
-from sandbox import evaluation as ev
+from sandbox import evalstate, export
 from sandbox.errors import UnknownRunError, WorkerError
+from sandbox.evaluation import data, formats, metrics, results, views
+from sandbox.evaluation import details as evaluation_details
+from sandbox.evaluation import report as evaluation_report
+from sandbox.evaluation import run as evaluation_run
+from sandbox.evaluation import tables as evaluation_tables
 from sandbox.numfmt import has_huge
 from sandbox.text import md_escape
 
@@ -97,8 +101,8 @@ def choose_documents() -> tuple[list[str] | None, str, str]:
             link = evalstate.UPLOAD
             upload = st.file_uploader(
                 f"A text file (.txt: blank lines between documents; .jsonl or .parquet with a "
-                f"text field; at most {data.format_size(MAX_UPLOAD_BYTES)})",
-                type=[f.lstrip(".") for f in data.FORMATS],
+                f"text field; at most {formats.format_size(MAX_UPLOAD_BYTES)})",
+                type=[f.lstrip(".") for f in formats.FORMATS],
                 key="ev_upload",
             )
             if upload is None and ss.get("ev_upload_from_link"):
@@ -127,7 +131,7 @@ def choose_documents() -> tuple[list[str] | None, str, str]:
             return None, "", link
         link = spec if evalstate.HF_SPEC.fullmatch(spec) else link
         return load_source(spec), spec, link
-    except data.DataSourceError as exc:
+    except formats.DataSourceError as exc:
         st.error(md_escape(str(exc)))
         return None, "", link
 
@@ -183,7 +187,7 @@ def queue_note(run_id: str) -> str:
     return f"waiting, {ahead} request(s) ahead on its worker" if ahead else "starting"
 
 
-def run_evaluation(docs: list[str], settings: ev.EvalSettings) -> ev.Report:
+def run_evaluation(docs: list[str], settings: results.EvalSettings) -> evaluation_report.Report:
     """Evaluate the picked runs with a progress bar per run and one overall."""
     overall = st.progress(0.0, text="Overall")
     bars = {run_id: st.progress(0.0, text=f"{md_escape(run_id)}: {queue_note(run_id)}") for run_id in picked}
@@ -199,7 +203,7 @@ def run_evaluation(docs: list[str], settings: ev.EvalSettings) -> ev.Report:
         finished = picked.index(run_id) + frac
         overall.progress(finished / len(picked), text=f"Overall: {finished:.1f} / {len(picked)} runs")
 
-    report = ev.evaluate(
+    report = evaluation_run.evaluate(
         common.worker_pool(), list(picked), docs, settings, models_dir=common.models_dir(),
         data_label=data_label, progress=progress,
     )
@@ -209,7 +213,7 @@ def run_evaluation(docs: list[str], settings: ev.EvalSettings) -> ev.Report:
 
 if go and all_docs:
     docs = data.sample_documents(all_docs, n_docs, seed)
-    settings = ev.EvalSettings(
+    settings = results.EvalSettings(
         kmax=max(ks), overlap=overlap, batch_size=batch,
         autocast=None if autocast == "off" or not on_cuda else autocast, device=common.device_name(),
     )
@@ -224,7 +228,7 @@ if result is None:
     st.stop()
 
 # -- results ----------------------------------------------------------------------------------
-report: ev.Report = result["report"]
+report: evaluation_report.Report = result["report"]
 docs: list[str] = result["docs"]
 kmax = report.settings.kmax
 shown_ks = [k for k in ks if k <= kmax]
@@ -245,7 +249,7 @@ st.caption(
     + "Bits per byte first: the only metric comparable across tokenizers. Intervals: 95 % bootstrap "
     "over documents. Green: the best value of a column."
 )
-names = ev.metrics.metric_names(shown_ks)
+names = metrics.metric_names(shown_ks)
 fair = report.same_tokens()  # per-token metrics rank runs only when they share a tokenizer
 # A diverged run's perplexity (1e33) is beyond what the table can format: such a column is
 # shown as text in scientific notation rather than as 36 digits (evalview.results_display).
@@ -257,7 +261,7 @@ def metric_column(name: str):
     label = name.replace("_", " ")
     kind = st.column_config.TextColumn if name in huge else st.column_config.NumberColumn
     extra = {} if name in huge else {"format": "%.4f"}
-    if ev.metrics.per_token(name) and not fair:
+    if metrics.per_token(name) and not fair:
         return kind(
             f"{label} ⚠", help="Per token, and these runs use different tokenizers: not comparable "
             "across them. Bits per byte is.", **extra,
@@ -265,9 +269,9 @@ def metric_column(name: str):
     return kind(label, **extra)
 
 
-display = evalview.results_display(summary, names, huge)
+display = views.results_display(summary, names, huge)
 st.dataframe(
-    evalview.styled_results(display, names, fair),
+    views.styled_results(display, names, fair),
     hide_index=True,
     width="stretch",
     key="ev_results",
@@ -303,8 +307,8 @@ for _, row in lossy.iterrows():
         f"{row['roundtrip_changed']:.2%} of the characters, which it therefore never predicts as written."
     )
 ok = [r for r in report.results if r.ok]
-by_k = ev.accuracy_by_k(ok, n_resamples=300) if ok else None
-by_pos = ev.by_position(ok, shown_ks) if ok else None
+by_k = evaluation_tables.accuracy_by_k(ok, n_resamples=300) if ok else None
+by_pos = evaluation_tables.by_position(ok, shown_ks) if ok else None
 
 
 # -- the verdict: paired differences against a reference run -----------------------------------
@@ -328,13 +332,13 @@ if len(ok) >= 2:
             clear = "no clear difference" not in row["verdict"]
             (st.success if clear else st.info)(md_escape(row["verdict"]), icon=":material/balance:")
     with st.expander("All paired differences"):
-        st.dataframe(evalview.paired_table(paired), hide_index=True, width="stretch")
+        st.dataframe(views.paired_table(paired), hide_index=True, width="stretch")
 
 
 def comparison_figure():
     """Table and charts of this evaluation as one picture (for a chat or a paper)."""
     title = f"Evaluation: {report.data['documents']:,} documents of {report.data['source'] or 'text'}"
-    return evalview.comparison_figure(ev.summary_text(summary, shown_ks), title, by_k, by_pos)
+    return views.comparison_figure(evaluation_tables.summary_text(summary, shown_ks), title, by_k, by_pos)
 
 
 with st.container(horizontal=True):
@@ -354,16 +358,16 @@ if not ok:
 
 tab_k, tab_pos = st.tabs(["Accuracy vs k", "By position in the context"])
 with tab_k:
-    common.altair_chart(evalview.accuracy_k_chart(by_k), width="stretch")
-    common.chart_downloads(lambda: evalview.accuracy_k_chart(by_k), "accuracy_vs_k", "ev_k_chart")
+    common.altair_chart(views.accuracy_k_chart(by_k), width="stretch")
+    common.chart_downloads(lambda: views.accuracy_k_chart(by_k), "accuracy_vs_k", "ev_k_chart")
 with tab_pos:
     pos_cols = st.columns(2)
     k_pos = pos_cols[0].selectbox("k", shown_ks, index=0, key="ev_pos_k")
     with pos_cols[0]:
-        common.altair_chart(evalview.position_chart(by_pos, f"top{k_pos}", f"top-{k_pos} accuracy"), width="stretch")
+        common.altair_chart(views.position_chart(by_pos, f"top{k_pos}", f"top-{k_pos} accuracy"), width="stretch")
     with pos_cols[1]:
-        common.altair_chart(evalview.position_chart(by_pos, "loss", "loss (nats/token)"), width="stretch")
-    common.chart_downloads(lambda: evalview.position_chart(by_pos, "loss", "loss (nats/token)"), "loss_by_position", "ev_pos_chart")
+        common.altair_chart(views.position_chart(by_pos, "loss", "loss (nats/token)"), width="stretch")
+    common.chart_downloads(lambda: views.position_chart(by_pos, "loss", "loss (nats/token)"), "loss_by_position", "ev_pos_chart")
 
 # -- one document -----------------------------------------------------------------------------
 st.subheader("One document")
@@ -373,10 +377,10 @@ st.subheader("One document")
 def details(run_id: str, stamp: tuple, fingerprint: str, text: str, max_len: int, overlap: int, top_n: int) -> dict:
     """`evaluation.document_details` (cached until the run's weights or code change)."""
     client, run = common.client_for(run_id)
-    return ev.document_details(client, run.name, text, max_len=max_len, overlap=overlap, top_n=top_n, n_positions=64)
+    return evaluation_details.document_details(client, run.name, text, max_len=max_len, overlap=overlap, top_n=top_n, n_positions=64)
 
 
-def details_for(r: ev.RunResult, text: str) -> dict | None:
+def details_for(r: results.RunResult, text: str) -> dict | None:
     """One document scored by an evaluated run; None, with its sentence shown, when the run
     cannot answer (its folder may have gone since it was evaluated)."""
     top_n = min(max(shown_ks), 20)
@@ -396,7 +400,7 @@ doc_index = st.selectbox(
     "Document", range(len(docs)), key="ev_doc",
     format_func=lambda i: f"{i + 1}: {docs[i][:70].replace(chr(10), ' ')}…",
 )
-text = docs[doc_index][: ev.MAX_DETAIL_CHARS]
+text = docs[doc_index][: evaluation_details.MAX_DETAIL_CHARS]
 tab_tok, tab_heat = st.tabs(["Top-k predictions", "Loss heat map (A vs B)"])
 with tab_tok:
     tcols = st.columns(2)
@@ -408,7 +412,7 @@ with tab_tok:
         d = details_for(r, text)
         if d is not None:
             st.markdown(f"**{md_escape(r.run_id)}**")
-            st.html(evalview.topk_table_html(d, k_show, n_show))
+            st.html(views.topk_table_html(d, k_show, n_show))
 with tab_heat:
     if len(ok) < 2:
         st.info("Evaluate two runs to compare them character by character.")
@@ -420,13 +424,13 @@ with tab_heat:
         da = details_for(report.result(run_a), text)
         db = details_for(report.result(run_b), text)
         if da is not None and db is not None:
-            frame = evalview.heatmap_frame(text, da["char_nll"], db["char_nll"])
+            frame = views.heatmap_frame(text, da["char_nll"], db["char_nll"])
             better = np.nanmean(frame["a_minus_b"] < 0) if len(frame) else math.nan
-            bits_a, bits_b = (np.nansum(d["char_nll"]) / ev.metrics.LN2 for d in (da, db))
+            bits_a, bits_b = (np.nansum(d["char_nll"]) / metrics.LN2 for d in (da, db))
             st.caption(
                 f"Each token's loss is spread evenly over its characters; the tokenizers line up "
                 f"through decoded-prefix lengths. Blue: A has the lower loss, orange: B. "
                 f"A is better on {better:.0%} of the characters; A needs {bits_a:,.0f} bits, "
                 f"B {bits_b:,.0f} bits for this text ({len(text.encode('utf-8')):,} bytes)."
             )
-            common.altair_chart(evalview.char_heatmap(frame, run_a, run_b))
+            common.altair_chart(views.char_heatmap(frame, run_a, run_b))

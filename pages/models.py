@@ -6,11 +6,13 @@ import pandas as pd
 import streamlit as st
 
 from pages import common
-from sandbox import comparison, export, figures, modelsstate, text
+from sandbox import export, figures, modelsstate, text
+from sandbox.evaluation import card as comparison
+from sandbox.evaluation.checkup import load_run
 from sandbox.text import md_escape, safe_readme
 from sandbox.zoo import catalog
 from sandbox.zoo.codediff import base_reason, default_base, default_target, diff_experiments
-from sandbox.zoo.doctor import load_run, static_findings
+from sandbox.zoo.doctor import static_findings
 
 common.require_access()
 
@@ -269,8 +271,9 @@ with tab_cost:
 def evaluate_both(run_a: str, run_b: str):
     """Evaluate both runs on the bundled corpus with the Evaluation page's default settings
     (so its cache serves both), with a progress bar per run; returns the report."""
-    from sandbox import data, evalstate
-    from sandbox import evaluation as ev
+    from sandbox import evalstate
+    from sandbox.evaluation import data
+    from sandbox.evaluation import run as ev
 
     docs = data.sample_documents(data.load_documents("bundled"), evalstate.EvalSelection().docs, evalstate.EvalSelection().seed)
     bars = {rid: st.progress(0.0, text=md_escape(f"{rid}: starting")) for rid in (run_a, run_b)}

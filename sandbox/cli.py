@@ -12,10 +12,10 @@ import math
 import sys
 from collections.abc import Callable
 
+from sandbox.evaluation.checkup import check_experiment
 from sandbox.numfmt import format_number
 from sandbox.settings import models_dir
 from sandbox.zoo import accounting, catalog
-from sandbox.zoo.doctor import check_experiment
 
 
 def _pool(args: argparse.Namespace):
@@ -267,8 +267,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate runs on the same documents: top-k accuracy, loss, perplexity and bits per byte,
     each with a 95 % bootstrap interval over documents (the numbers of the Evaluation page)."""
-    from sandbox import evaluation
-    from sandbox.data import BUNDLED_LABEL, DataSourceError, load_documents, sample_documents
+    from sandbox.evaluation import results, tables
+    from sandbox.evaluation import run as evaluation_run
+    from sandbox.evaluation.data import BUNDLED_LABEL, load_documents, sample_documents
+    from sandbox.evaluation.formats import DataSourceError
     from sandbox.worker.pool import probe_device
 
     try:
@@ -277,7 +279,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.reference is not None and args.reference not in args.runs:
             raise ValueError(f"the reference run {args.reference} is not one of --runs")
         docs = sample_documents(load_documents(args.data), args.docs if args.docs > 0 else None, args.seed)
-        settings = evaluation.EvalSettings(
+        settings = results.EvalSettings(
             kmax=max(args.k), overlap=args.overlap, batch_size=args.batch_size,
             autocast=args.autocast, device=probe_device(args.device),
         )
@@ -291,7 +293,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     pool = _pool(args)
     try:
-        report = evaluation.evaluate(
+        report = evaluation_run.evaluate(
             pool, args.runs, docs, settings, models_dir=models_dir(args.models_dir),
             data_label=BUNDLED_LABEL if args.data == "bundled" else args.data, progress=progress,
             use_cache=not args.no_cache,
@@ -302,7 +304,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(report.to_json(args.k, reference=args.reference))
     else:
         print(f"{len(docs)} documents of {report.data['source']} ({report.data['bytes']:,} bytes), seed {args.seed}")
-        text = evaluation.summary_text(report.summary(args.k), args.k)
+        text = tables.summary_text(report.summary(args.k), args.k)
         print(_table(text.drop(columns="error").to_dict("records"), [c for c in text.columns if c != "error"]))
         paired = report.paired(args.k, args.reference)
         if paired:
@@ -372,7 +374,7 @@ def _setup_generate(p: argparse.ArgumentParser) -> None:
 
 
 def _setup_eval(p: argparse.ArgumentParser) -> None:
-    from sandbox.evaluation import DEFAULT_KS
+    from sandbox.evaluation.results import DEFAULT_KS
 
     _common(p)
     p.add_argument("--runs", nargs="+", required=True, metavar="EXP/RUN", help="runs to evaluate")

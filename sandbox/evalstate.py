@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from sandbox import querystate as qs
 from sandbox import text
-from sandbox.evaluation import DEFAULT_KS, EvalSettings
+from sandbox.evaluation.results import DEFAULT_KS, EvalSettings
 
 K_CHOICES = (1, 2, 3, 5, 10, 20, 50, 100)
 STANDARD_BATCH = 8  # the page's default batch size (windows per forward pass)

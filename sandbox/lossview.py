@@ -18,7 +18,7 @@ import pandas as pd
 
 from sandbox import charts, curves, export, querystate, text
 from sandbox.curves import X_AXES, CurveSettings
-from sandbox.tokenrate import TokenRate, token_rates
+from sandbox.evaluation.tokenrate import TokenRate, token_rates
 from sandbox.zoo import logread, logs
 from sandbox.zoo.discovery import Run
 

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from sandbox import comparison, figures
+from sandbox import figures
+from sandbox.evaluation import card as comparison
 from sandbox.zoo import accounting
 from sandbox.zoo.discovery import find_experiment, find_run
 
@@ -114,22 +115,23 @@ def test_flops_axis_uses_the_stored_breakdown(tmp_path, monkeypatch, pool):
 
 
 def test_card_on_the_same_text_names_it_and_gives_the_paired_verdict(toy_models, pool, tmp_path, monkeypatch):
-    from sandbox import evaluation as ev
     from sandbox import export
-    from sandbox.data import BUNDLED_LABEL, load_documents
+    from sandbox.evaluation import cache, results
+    from sandbox.evaluation import run as evaluation_run
+    from sandbox.evaluation.data import BUNDLED_LABEL, load_documents
 
     monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path))
     ids = ["toy_a/run1", "toy_b/cached"]
     docs = load_documents("bundled")[:6]
-    ev.evaluate(pool, ids[:1], docs[:3], ev.EvalSettings(kmax=1), models_dir=toy_models, data_label="notes.txt")
-    ev.evaluate(pool, ids, docs, ev.EvalSettings(kmax=1), models_dir=toy_models, data_label=BUNDLED_LABEL)
-    shared = ev.common_evaluation(toy_models, ids)
+    evaluation_run.evaluate(pool, ids[:1], docs[:3], results.EvalSettings(kmax=1), models_dir=toy_models, data_label="notes.txt")
+    evaluation_run.evaluate(pool, ids, docs, results.EvalSettings(kmax=1), models_dir=toy_models, data_label=BUNDLED_LABEL)
+    shared = cache.common_evaluation(toy_models, ids)
     assert shared is not None and shared.data["source"] == BUNDLED_LABEL  # not the notes.txt result
     ea, eb = find_experiment(toy_models, "toy_a"), find_experiment(toy_models, "toy_b")
     ra, rb = find_run(toy_models, ids[0]), find_run(toy_models, ids[1])
     fa = accounting.run_figures(ra, pool.client(ea).request("params", run="run1"))
     fb = accounting.run_figures(rb, pool.client(eb).request("params", run="cached"))
-    card = comparison.summary_card(ra, rb, ea, eb, fa, fb, shared, ev.evaluated_texts(toy_models, ids))
+    card = comparison.summary_card(ra, rb, ea, eb, fa, fb, shared, cache.evaluated_texts(toy_models, ids))
     table = comparison.card_table(card).set_index("metric")
     label = f"6 documents of {BUNDLED_LABEL}"
     assert table.loc["evaluated on", ids[0]] == table.loc["evaluated on", ids[1]] == label
@@ -151,21 +153,22 @@ def test_card_on_the_same_text_names_it_and_gives_the_paired_verdict(toy_models,
 def test_card_names_a_suspect_run(tmp_path, pool, monkeypatch):
     import toyzoo
 
-    from sandbox import evaluation as ev
-    from sandbox.data import BUNDLED_LABEL, load_documents
+    from sandbox.evaluation import cache, results
+    from sandbox.evaluation import run as evaluation_run
+    from sandbox.evaluation.data import BUNDLED_LABEL, load_documents
     from sandbox.zoo import sanity
 
     monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
     models = tmp_path / "models"
     toyzoo.add_untrained_run(toyzoo.make_toy_a(models), "random_init")
     ids = ["toy_a/run1", "toy_a/random_init"]
-    ev.evaluate(pool, ids, load_documents("bundled")[:3], ev.EvalSettings(kmax=1), models_dir=models,
+    evaluation_run.evaluate(pool, ids, load_documents("bundled")[:3], results.EvalSettings(kmax=1), models_dir=models,
                 data_label=BUNDLED_LABEL)
     exp = find_experiment(models, "toy_a")
     ra, rb = find_run(models, ids[0]), find_run(models, ids[1])
     params = pool.client(exp).request("params", run="run1")
     card = comparison.summary_card(ra, rb, exp, exp, accounting.run_figures(ra, params),
-                                   accounting.run_figures(rb, params), ev.common_evaluation(models, ids))
+                                   accounting.run_figures(rb, params), cache.common_evaluation(models, ids))
     assert len(card["flags"]) == 1 and sanity.UNTRAINED in card["flags"][0]
     assert card["evaluation"]["verdict"].startswith("toy_a/run1 is better than toy_a/random_init by")
     assert f"**Check:** {card['flags'][0]}" in comparison.card_markdown(card)

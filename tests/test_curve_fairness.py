@@ -18,8 +18,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import logzoo  # noqa: E402
 
-from sandbox import charts, curves, export, lossview, tokenrate
+from sandbox import charts, curves, export, lossview
 from sandbox.curves import CurveSettings  # noqa: E402
+from sandbox.evaluation import tokenrate
 from sandbox.zoo import discovery, logread
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,9 +8,10 @@ import json
 import pandas as pd
 import pytest
 
-from sandbox import data, settings
+from sandbox import settings
 from sandbox.corpus.stories import bundled_split
-from sandbox.data import DataSourceError
+from sandbox.evaluation import data
+from sandbox.evaluation.formats import DataSourceError
 
 
 def write(path, text: str):

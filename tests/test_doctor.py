@@ -10,8 +10,8 @@ import pytest
 import torch
 import toyzoo
 
+from sandbox.evaluation.checkup import check_experiment
 from sandbox.zoo.discovery import find_experiment
-from sandbox.zoo.doctor import check_experiment
 
 ROOT = toyzoo.Path(toyzoo.__file__).resolve().parent.parent
 

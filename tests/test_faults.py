@@ -19,14 +19,16 @@ from types import SimpleNamespace
 import pytest
 import toyzoo
 
-from sandbox import evaluation as ev
 from sandbox import lossview
+from sandbox.evaluation import results as evaluation_results
+from sandbox.evaluation import run as evaluation_run
+from sandbox.evaluation import tables
+from sandbox.evaluation.checkup import check_experiment
 from sandbox.multistream import MultiStream
 from sandbox.playground import ColumnState, column_events
 from sandbox.worker.pool import WorkerPool
 from sandbox.worker.sampling import SamplingSettings
-from sandbox.zoo import discovery
-from sandbox.zoo.doctor import check_experiment
+from sandbox.zoo import discovery, records
 
 # Long enough for several windows per document in both toys (contexts of 64 and 48 tokens).
 DOCS = [
@@ -67,16 +69,16 @@ def fast_pool():
     p.close_all()
 
 
-def evaluate(pool: WorkerPool, models: Path, run_ids: list[str], **kw) -> dict[str, ev.RunResult]:
+def evaluate(pool: WorkerPool, models: Path, run_ids: list[str], **kw) -> dict[str, evaluation_results.RunResult]:
     """Evaluate ``run_ids`` on DOCS, one window per forward (many progress calls)."""
-    report = ev.evaluate(pool, run_ids, DOCS, ev.EvalSettings(kmax=5, batch_size=1), models_dir=models, **kw)
+    report = evaluation_run.evaluate(pool, run_ids, DOCS, evaluation_results.EvalSettings(kmax=5, batch_size=1), models_dir=models, **kw)
     assert [r.run_id for r in report.results] == run_ids
     return {r.run_id: r for r in report.results}
 
 
-def assert_finite_numbers(result: ev.RunResult) -> None:
+def assert_finite_numbers(result: evaluation_results.RunResult) -> None:
     assert result.ok, result.error
-    table = ev.summary_table([result], [1, 5], n_resamples=50)
+    table = tables.summary_table([result], [1, 5], n_resamples=50)
     for column in ("top1", "top5", "loss", "bits_per_byte"):
         assert math.isfinite(float(table.loc[0, column])), column
 
@@ -239,7 +241,7 @@ def test_wrong_shape_on_longer_inputs_only_fails_that_run(pool: WorkerPool, zoo:
 
 
 class _DiskFull:
-    """Stands in for the `os` module inside sandbox.evaluation: replacing a file fails."""
+    """Stands in for the `os` module inside sandbox.zoo.records (every cache write): replacing a file fails."""
 
     def __getattr__(self, name: str):
         return getattr(os, name)
@@ -253,7 +255,7 @@ def test_failed_cache_write_still_returns_the_result(
     pool: WorkerPool, zoo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cache = tmp_path / "eval-cache"
-    monkeypatch.setattr(ev, "os", _DiskFull())
+    monkeypatch.setattr(records, "os", _DiskFull())
     results = evaluate(pool, zoo, ["toy_b/cached"], cache_root=cache)
     assert_finite_numbers(results["toy_b/cached"])
     assert results["toy_b/cached"].warnings == [
@@ -355,7 +357,7 @@ def _app_client(models: Path, experiment: str):
 
 
 def test_evaluation_page_worker_killed_mid_run(app_at, zoo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_evaluate = ev.evaluate
+    real_evaluate = evaluation_run.evaluate
     gate = add_gate(zoo / "toy_a", after=2)
     killed: list[int] = []
 
@@ -371,7 +373,7 @@ def test_evaluation_page_worker_killed_mid_run(app_at, zoo: Path, monkeypatch: p
 
         return real_evaluate(pool, run_ids, docs, settings, progress=progress, **kw)
 
-    monkeypatch.setattr(ev, "evaluate", evaluate_and_kill)
+    monkeypatch.setattr(evaluation_run, "evaluate", evaluate_and_kill)
     at = _open(app_at, zoo, "pages/evaluation.py")
     table = _evaluate_on_page(at, ["toy_a/run1", "toy_b/cached"])
     assert killed, "the evaluation never reached its second window"
@@ -379,7 +381,7 @@ def test_evaluation_page_worker_killed_mid_run(app_at, zoo: Path, monkeypatch: p
     assert math.isfinite(float(table.loc["toy_b/cached", "loss"])) and table.loc["toy_b/cached", "error"] == ""
     assert any("toy_a/run1" in e.value and "killed by signal SIGKILL" in e.value for e in at.error)
     # Run again: a fresh worker evaluates it (toy_b comes from the cache).
-    monkeypatch.setattr(ev, "evaluate", real_evaluate)
+    monkeypatch.setattr(evaluation_run, "evaluate", real_evaluate)
     at.button(key="ev_go").click().run()
     assert not at.exception, at.exception
     table = _results_table(at)

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from sandbox import metrics
-from sandbox.evaluation import decoded_prefix_ends
+from sandbox.evaluation import metrics
+from sandbox.evaluation.details import decoded_prefix_ends
 
 
 def test_rank_hits_counts_every_k_from_one_rank() -> None:

@@ -179,14 +179,14 @@ def test_the_link_carries_and_restores_the_data_source(app_at, toy_models, tmp_p
 def test_view_helpers_escape_and_line_up():
     import numpy as np
 
-    from sandbox import evalview
+    from sandbox.evaluation import views
 
-    grid = evalview.char_grid("ab\ncdef", width=3)
+    grid = views.char_grid("ab\ncdef", width=3)
     assert list(grid["char"]) == ["a", "b", "↵", "c", "d", "e", "f"]
     assert list(zip(grid["row"], grid["col"], strict=True)) == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (2, 0)]
-    frame = evalview.heatmap_frame("ab\ncdef", np.arange(7.0), np.ones(7))
+    frame = views.heatmap_frame("ab\ncdef", np.arange(7.0), np.ones(7))
     assert list(frame["a_minus_b"]) == [-1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
-    assert evalview.char_heatmap(frame, "x/a", "x/b").to_dict()  # a valid Vega-Lite spec
+    assert views.char_heatmap(frame, "x/a", "x/b").to_dict()  # a valid Vega-Lite spec
     details = {
         "ids": [9, 1, 2],
         "pieces": ["", "<b>", "ok"],
@@ -195,10 +195,10 @@ def test_view_helpers_escape_and_line_up():
         "top_probs": np.array([[0.6, 0.3], [0.5, 0.2]]),
         "top_pieces": [["<b>", "ok"], ["<b>", "ok"]],
     }
-    html = evalview.topk_table_html(details, k=2, n_positions=5)
+    html = views.topk_table_html(details, k=2, n_positions=5)
     assert "<b>" not in html and "&lt;b&gt;" in html  # model text is escaped
     assert html.count("<tr>") == 2 + 1  # two positions and the header
-    assert html.count(evalview.MISS) == 1  # position 1: rank 3 is not in the top 2
+    assert html.count(views.MISS) == 1  # position 1: rank 3 is not in the top 2
 
 
 def test_cli_eval_prints_the_page_numbers(toy_models, capsys, monkeypatch, tmp_path):

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import toyzoo
 
-from sandbox import evaluation as ev
-from sandbox.data import BUNDLED_LABEL, load_documents
+from sandbox.evaluation import results, run
+from sandbox.evaluation.data import BUNDLED_LABEL, load_documents
 from sandbox.zoo import sanity
 
 
@@ -131,8 +131,8 @@ def test_models_table_status_and_card_on_equal_terms(app_at, zoo):
     own = WorkerPool(max_workers=2, device="cpu", timeout=120)
     try:
         docs = load_documents("bundled")
-        ev.evaluate(own, ["toy_a/run1"], docs[:3], ev.EvalSettings(kmax=1), models_dir=zoo, data_label="notes.txt")
-        ev.evaluate(own, ["toy_b/cached"], docs[:4], ev.EvalSettings(kmax=1), models_dir=zoo, data_label=BUNDLED_LABEL)
+        run.evaluate(own, ["toy_a/run1"], docs[:3], results.EvalSettings(kmax=1), models_dir=zoo, data_label="notes.txt")
+        run.evaluate(own, ["toy_b/cached"], docs[:4], results.EvalSettings(kmax=1), models_dir=zoo, data_label=BUNDLED_LABEL)
     finally:
         own.close_all()
     at.run()

@@ -11,7 +11,9 @@ import sys
 import pytest
 import toyzoo
 
-from sandbox import cli, evaluation
+from sandbox import cli
+from sandbox.evaluation import results
+from sandbox.evaluation import run as evaluation_run
 from sandbox.zoo import accounting, catalog, doctor
 from sandbox.zoo import accounting as comparison
 from sandbox.zoo.discovery import find_experiment, find_run
@@ -62,8 +64,8 @@ def test_new_weights_make_the_count_unknown_again(zoo, pool):
 
 
 def test_an_evaluation_counts_the_parameters_too(zoo, pool):
-    report = evaluation.evaluate(
-        pool, ["toy_c/run1"], ["hello world. a toy text."], evaluation.EvalSettings(kmax=1, device="cpu"),
+    report = evaluation_run.evaluate(
+        pool, ["toy_c/run1"], ["hello world. a toy text."], results.EvalSettings(kmax=1, device="cpu"),
         models_dir=zoo, cache_root=zoo.parent / "evalcache",
     )  # fmt: skip
     assert report.results[0].ok, report.results[0].error
@@ -73,7 +75,7 @@ def test_an_evaluation_counts_the_parameters_too(zoo, pool):
 
 def test_the_app_side_modules_never_import_torch():
     code = (
-        "import sys; import sandbox.zoo.catalog, sandbox.zoo.doctor, sandbox.comparison, sandbox.cli; "
+        "import sys; import sandbox.zoo.catalog, sandbox.zoo.doctor, sandbox.evaluation.card, sandbox.cli; "
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)

@@ -19,9 +19,10 @@ import pytest
 import toyzoo
 
 from sandbox import evalstate, lossview, playstate, text
-from sandbox import evaluation as ev
 from sandbox import querystate as qs
 from sandbox.errors import RequestFailed, UnknownRunError
+from sandbox.evaluation import results
+from sandbox.evaluation import run as evaluation_run
 from sandbox.text import WORD_JOINER
 from sandbox.worker.pool import WorkerPool
 from sandbox.zoo import discovery
@@ -112,7 +113,7 @@ def test_evaluate_refuses_hostile_ids_without_starting_a_worker(hostile: dict[st
     pool = WorkerPool(device="cpu")
     try:
         run_ids = [v for v in HOSTILE + OUTSIDE_IDS if v != LONG]
-        report = ev.evaluate(pool, run_ids, ["the cat"], ev.EvalSettings(), models_dir=hostile["models"], use_cache=False)
+        report = evaluation_run.evaluate(pool, run_ids, ["the cat"], results.EvalSettings(), models_dir=hostile["models"], use_cache=False)
         for result in report.results:
             assert result.error is not None and "in the models directory" in result.error["message"]
         assert pool.live_workers() == 0
@@ -427,7 +428,7 @@ def test_run_files_linked_outside_are_refused_by_every_accessor(linked: dict[str
 
 
 def test_links_out_of_the_models_dir_are_reported_not_skipped_silently(linked: dict[str, Path]) -> None:
-    from sandbox.zoo.doctor import check_experiment
+    from sandbox.evaluation.checkup import check_experiment
 
     sentences = discovery.refused_links(linked["models"])
     assert any(s.startswith("evil_link is a link to a folder outside the models directory") for s in sentences)
@@ -447,8 +448,8 @@ def test_links_out_of_the_models_dir_are_reported_not_skipped_silently(linked: d
 
 
 def test_runs_table_uses_nothing_from_outside(linked: dict[str, Path]) -> None:
+    from sandbox.evaluation.checkup import check_zoo
     from sandbox.zoo import catalog
-    from sandbox.zoo.doctor import check_zoo
 
     known = {name: ([f.as_dict() for f in fs], {}) for name, fs in check_zoo(linked["models"], quick=True).items()}
     rows = {row["run_id"]: row for row in catalog.runs_table(linked["models"], known)}
@@ -481,12 +482,12 @@ def test_the_worker_refuses_run_files_linked_outside(linked: dict[str, Path], po
 
 
 def test_data_folder_links_out_are_not_offered_and_said(linked: dict[str, Path]) -> None:
-    from sandbox import data
+    from sandbox.evaluation import data, formats
 
     files, refused = data.scan_data_folder(linked["data"])
     assert [p.name for p in files] == ["ok.txt"]
     assert refused == ["passwd.txt is a link to a file outside the data folder; it is not read."]
-    with pytest.raises(data.DataSourceError, match="outside the data folder"):
+    with pytest.raises(formats.DataSourceError, match="outside the data folder"):
         data.load_documents(str(linked["data"] / "passwd.txt"), within=linked["data"])
 
 

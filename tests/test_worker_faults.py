@@ -24,6 +24,7 @@ import pytest
 import toyzoo
 
 from sandbox.errors import RequestFailed, WorkerBusy, WorkerError, WorkerTimeout
+from sandbox.evaluation.checkup import check_experiment
 from sandbox.multistream import MultiStream
 from sandbox.playground import ColumnState, column_events
 from sandbox.settings import PROJECT_ROOT
@@ -31,7 +32,6 @@ from sandbox.worker.client import WorkerClient, WorkerLimiter
 from sandbox.worker.pool import WorkerPool
 from sandbox.worker.sampling import SamplingSettings
 from sandbox.zoo import discovery
-from sandbox.zoo.doctor import check_experiment
 
 SETTINGS = SamplingSettings(
     temperature=0.8, top_k=0, top_p=1.0, min_p=0.0, max_new_tokens=12, seed=3, stop_at_eos=False

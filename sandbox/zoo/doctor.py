@@ -1,13 +1,12 @@
 """The doctor: every rule of the experiment contract, checked, each failure one sentence.
 
-Static checks (files present, Python that compiles, JSON that parses, config keys that
-ModelConfig declares) need no worker and run in the app's process without importing any
-experiment code. The dynamic check loads each run in the experiment's worker and runs one
-short forward pass (`sandbox.worker.host` applies the contract step by step); ``quick`` skips it.
-It then scores a short fixed text (`sandbox.zoo.sanity.probe_documents`, a few hundred characters
-of each of the first documents of the bundled corpus's validation split) and warns when the
-loss is worse than uniform guessing, or far from the run's logged validation loss on that
-corpus (`sandbox.zoo.sanity`).
+Here are the static checks (files present, Python that compiles, JSON that parses, config
+keys that ModelConfig declares, weights files that are complete torch.save files): they need
+no worker and run in the app's process without importing any experiment code. Here too is
+what the last load of each run found, remembered per run fingerprint (:func:`known_findings`),
+so that the Models table and `sandbox list` show it without starting a worker. The dynamic
+check, which loads each run in its worker, runs one short forward pass and scores a probe
+text, is `sandbox.evaluation.checkup`.
 """
 
 from __future__ import annotations
@@ -19,11 +18,10 @@ import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sandbox.errors import WorkerError
-from sandbox.zoo import records, sanity
+from sandbox.zoo import records
 from sandbox.zoo.codediff import linked_code_files
 from sandbox.zoo.confine import OutsideError, confine
-from sandbox.zoo.discovery import Experiment, Run, discover, refused_run_folders
+from sandbox.zoo.discovery import Experiment, Run, refused_run_folders
 
 # Hints for findings whose rule is known but whose sentence came from elsewhere.
 HINTS = {
@@ -197,74 +195,6 @@ def _run_static(exp: Experiment, run: Run, fields: set[str] | None) -> list[Find
     return out
 
 
-def load_run(exp: Experiment, run: Run, client) -> tuple[list[Finding], dict | None]:
-    """Load one run in the experiment's worker (config, tokenizer, model, weights, one forward
-    pass, the sanity probe); returns its findings and its info (None when it does not load).
-
-    What it found is remembered for the run's current code, config and weights (see
-    :func:`known_findings`), and so is its parameter count.
-    """
-    from sandbox.zoo.accounting import remember_loaded
-
-    out: list[Finding] = []
-    try:
-        info = client.request("info", run=run.name)
-    except WorkerError as exc:
-        rule = exc.rule or "worker"
-        out.append(Finding(exp.name, run.name, rule, exc.file or exp.name, str(exc), exc.hint or HINTS.get(rule, "")))
-        info = None
-    if info is not None:
-        remember_loaded(run, info)
-        out.extend(_probe(exp, run, client, info))
-        if info.get("pad_outside_model"):
-            out.append(
-                Finding(
-                    exp.name,
-                    run.name,
-                    "special ids",
-                    f"tokenizers/{info.get('tokenizer')}/tokenizer.py",
-                    f"pad id {info['pad_id']} lies outside the model's output "
-                    f"({info['vocab_size']} logits); the sandbox never feeds it.",
-                    "Nothing to do: noted because a loop that pads batches would crash on it.",
-                    "warning",
-                )
-            )
-    store_load(run, out, info)
-    return out, info
-
-
-def dynamic_findings(exp: Experiment, client) -> tuple[list[Finding], dict[str, dict]]:
-    """Load each run in the experiment's worker; returns findings and each loaded run's info."""
-    out, infos = [], {}
-    for run in exp.runs:
-        findings, info = load_run(exp, run, client)
-        out += findings
-        if info is not None:
-            infos[run.name] = info
-    return out, infos
-
-
-def _probe(exp: Experiment, run: Run, client, info: dict) -> list[Finding]:
-    """Score the probe text; a warning per sanity flag (the verdict is recorded for the pages).
-
-    Adds ``probe_loss`` to ``info``.
-    """
-    from sandbox.evaluation import probe_loss
-
-    rel = f"trained/{run.name}/model.pth"
-    try:
-        loss = probe_loss(client, run.name, sanity.probe_documents(), int(info["max_seq_len"]))
-    except WorkerError as exc:
-        rule = exc.rule or "worker"
-        return [Finding(exp.name, run.name, rule, exc.file or rel, f"Scoring a short text failed: {exc}",
-                        exc.hint or HINTS.get(rule, ""))]
-    except RuntimeError as exc:  # a stream that ended early: the worker's output was short
-        return [Finding(exp.name, run.name, "worker", rel, f"Scoring a short text failed: {exc}.", HINTS["worker"])]
-    info["probe_loss"] = loss
-    flags = sanity.check(run, loss, info.get("vocab_size"), on_bundled=True, where="on the doctor's probe text")
-    sanity.record(run, flags, loss, "doctor")
-    return [Finding(exp.name, run.name, "sanity", rel, flag, HINTS["sanity"], "warning") for flag in flags]
-
 
 # -- what the last load of each run found, remembered on disk --------------------------------
 # Keyed by the run's fingerprint (code, config, weights), so pages and commands that must not
@@ -306,21 +236,3 @@ def known_findings(exp: Experiment) -> tuple[list[Finding], dict[str, dict]]:
             loads[run.name] = record
             findings += record["findings"]
     return findings, loads
-
-
-def check_experiment(exp: Experiment, pool=None, quick: bool = False) -> tuple[list[Finding], dict[str, dict]]:
-    """All findings for one experiment (static, then dynamic unless ``quick`` or static errors)."""
-    findings = static_findings(exp)
-    infos: dict[str, dict] = {}
-    blocking = any(f.severity == "error" and f.run is None for f in findings)
-    if quick or blocking or pool is None or not exp.runs:
-        return findings, infos
-    broken_runs = {f.run for f in findings if f.severity == "error" and f.run}
-    healthy = Experiment(exp.name, exp.root, tuple(r for r in exp.runs if r.name not in broken_runs))
-    dyn, infos = dynamic_findings(healthy, pool.client(exp))
-    return findings + dyn, infos
-
-
-def check_zoo(models_dir: Path | str | None = None, pool=None, quick: bool = False) -> dict[str, list[Finding]]:
-    """Findings per experiment name for the whole models directory."""
-    return {exp.name: check_experiment(exp, pool, quick)[0] for exp in discover(models_dir)}

@@ -1,4 +1,4 @@
-"""Charts and HTML of the Evaluation page, built from `sandbox.evaluation` tables.
+"""Charts and HTML of the Evaluation page, built from `sandbox.evaluation.run` tables.
 
 Nothing here imports Streamlit: each function returns an Altair chart or a self-contained
 HTML string. Token pieces and document text are untrusted and always go through
@@ -196,7 +196,7 @@ def results_display(summary: pd.DataFrame, names: list[str], huge: Collection[st
 def best_values(display: pd.DataFrame, names: list[str], per_token_comparable: bool) -> dict[str, float]:
     """The best value of each metric column that ranks runs fairly (none for a column with
     fewer than two values, for tokens per byte, or for per-token metrics across tokenizers)."""
-    from sandbox import metrics
+    from sandbox.evaluation import metrics
 
     out = {}
     for name in names:

@@ -15,8 +15,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sandbox import metrics
-from sandbox.evaluation import text_name, verdict
+from sandbox.evaluation import metrics
+from sandbox.evaluation.cache import text_name
+from sandbox.evaluation.report import verdict
 from sandbox.zoo import accounting, sanity
 from sandbox.zoo.catalog import config_diff
 from sandbox.zoo.codediff import diff_experiments

@@ -8,7 +8,7 @@ logged loss in nats per token converts to an estimate in bits per byte:
 the ratio is the evaluated text's, not the training data's.
 
 Only evaluations of a run's current fingerprint (code, config, weights) are used, read from
-`sandbox.evaluation`'s cache; a file is parsed once per (path, size, mtime).
+`sandbox.evaluation.run`'s cache; a file is parsed once per (path, size, mtime).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ _LOCK = threading.Lock()
 
 def _read(path: Path, stamp: tuple[int, int]) -> tuple[str, str, TokenRate] | None:
     """(run id, run fingerprint, rate) of one cached evaluation; None if it has none."""
-    from sandbox.evaluation import RunResult
+    from sandbox.evaluation.results import RunResult
 
     key = str(path)
     with _LOCK:
