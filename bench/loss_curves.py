@@ -27,8 +27,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sandbox import charts, lossview
-from sandbox.curves import CurveSettings  # noqa: E402
+from sandbox.curves import charts
+from sandbox.curves import view as lossview
+from sandbox.curves.prepare import CurveSettings  # noqa: E402
 from sandbox.zoo import discovery, logread
 
 RUNS, ROWS, REPEATS = 50, 10_000, 5

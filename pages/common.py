@@ -79,7 +79,7 @@ def experiments() -> list[discovery.Experiment]:
 
     Also gives their runs distinct chart colours, the same on every page.
     """
-    from sandbox.colors import assign_colors
+    from sandbox.figures.colors import assign_colors
 
     found = discovery.discover(models_dir())
     assign_colors(run.id for exp in found for run in exp.runs)
@@ -268,7 +268,7 @@ def in_screenshot_mode() -> bool:
 def altair_chart(chart, **kwargs):
     """`st.altair_chart`, with the larger chart fonts of screenshot mode when it is on."""
     if in_screenshot_mode():
-        from sandbox.charts import large_text
+        from sandbox.curves.charts import large_text
 
         chart = large_text(chart)
     return st.altair_chart(chart, **kwargs)
@@ -366,7 +366,7 @@ def cost_rows(runs: list[discovery.Run], load: bool = True, keep_uncounted: bool
 
 def scaling_charts(rows: list[dict], loss: str = "final_val_loss") -> None:
     """The two scaling scatters (loss vs non-embedding parameters, vs training compute)."""
-    from sandbox import figures
+    from sandbox.figures import tables
     from sandbox.zoo import accounting
 
     points = accounting.scaling_points(rows)
@@ -374,7 +374,7 @@ def scaling_charts(rows: list[dict], loss: str = "final_val_loss") -> None:
     left, right = st.columns(2)
     for col, x, x_title in ((left, "non_embedding", "non-embedding parameters"), (right, "train_compute", "training compute (FLOPs)")):
         with col:
-            chart = figures.scaling_scatter(points, x, x_title, loss, title)
+            chart = tables.scaling_scatter(points, x, x_title, loss, title)
             altair_chart(chart, width="content")
             chart_downloads(lambda chart=chart: chart, f"loss_vs_{x}", f"scaling_{x}")
     missing = points[points["train_compute"].isna()]["run_id"].tolist()
@@ -384,7 +384,7 @@ def scaling_charts(rows: list[dict], loss: str = "final_val_loss") -> None:
 
 def chart_downloads(chart_fn, name: str, key: str) -> None:
     """PNG and SVG buttons for a chart; the file is rendered only when clicked."""
-    from sandbox import export
+    from sandbox.figures import export
 
     with st.container(horizontal=True):
         st.download_button(

@@ -17,13 +17,14 @@ import numpy as np
 import streamlit as st
 
 from pages import common
-from sandbox import evalstate, export
+from sandbox import evalstate
 from sandbox.errors import UnknownRunError, WorkerError
 from sandbox.evaluation import data, formats, metrics, results, views
 from sandbox.evaluation import details as evaluation_details
 from sandbox.evaluation import report as evaluation_report
 from sandbox.evaluation import run as evaluation_run
 from sandbox.evaluation import tables as evaluation_tables
+from sandbox.figures import export
 from sandbox.numfmt import has_huge
 from sandbox.text import md_escape
 

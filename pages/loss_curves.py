@@ -9,9 +9,12 @@ import pandas as pd
 import streamlit as st
 
 from pages import common
-from sandbox import livewatch, lossview
-from sandbox.colors import run_color
-from sandbox.curves import X_AXES, CurveSettings, goal
+from sandbox.curves import livewatch
+from sandbox.curves import view as lossview
+from sandbox.curves.axes import X_AXES
+from sandbox.curves.prepare import CurveSettings
+from sandbox.curves.summary import goal
+from sandbox.figures.colors import run_color
 from sandbox.text import md_escape
 from sandbox.zoo.discovery import Run
 

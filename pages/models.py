@@ -6,9 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from pages import common
-from sandbox import export, figures, modelsstate, text
+from sandbox import modelsstate, text
 from sandbox.evaluation import card as comparison
 from sandbox.evaluation.checkup import load_run
+from sandbox.figures import export, tables
 from sandbox.text import md_escape, safe_readme
 from sandbox.zoo import catalog
 from sandbox.zoo.codediff import base_reason, default_base, default_target, diff_experiments
@@ -351,7 +352,7 @@ with tab_card:
             md = comparison.card_markdown(card)
             d1, d2 = st.columns(2)
             d1.download_button("Markdown", md, file_name="comparison.md", mime="text/markdown")
-            png = export.to_png(figures.table_chart(comparison.card_table(card), f"{a_id} vs {b_id}", col_width=190))
+            png = export.to_png(tables.table_chart(comparison.card_table(card), f"{a_id} vs {b_id}", col_width=190))
             d2.download_button("PNG", png, file_name="comparison.png", mime="image/png")
         elif a_id == b_id:
             st.info("Pick two different runs.")

@@ -19,8 +19,8 @@ from streamlit.runtime.scriptrunner import add_script_run_ctx
 from pages import common
 from sandbox import playstate, tokenview, transcript
 from sandbox import text as sandbox_text
-from sandbox.colors import run_color
 from sandbox.errors import UnknownRunError, WorkerError
+from sandbox.figures.colors import run_color
 from sandbox.multistream import MultiStream
 from sandbox.playground import (
     DRAW_EVERY,

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from sandbox import figures
 from sandbox.evaluation import card as comparison
+from sandbox.figures import tables
 from sandbox.zoo import accounting
 from sandbox.zoo.discovery import find_experiment, find_run
 
@@ -32,7 +32,7 @@ def test_card_markdown_names_what_differs(toy_models, pool):
     assert "| eval bits per byte | – | – | – |" in md
     assert "**Evaluation:** not evaluated on the same text" in md
     points = accounting.scaling_points([fa, fb])
-    chart = figures.scaling_scatter(points, "non_embedding", "non-embedding parameters")
+    chart = tables.scaling_scatter(points, "non_embedding", "non-embedding parameters")
     assert len(chart.to_dict()["layer"]) == 2
 
 
@@ -40,7 +40,7 @@ def test_table_chart_renders_every_cell():
     import pandas as pd
 
     frame = pd.DataFrame({"run": ["a/x", "b/y"], "loss": [1.5, None]})
-    spec = figures.table_chart(frame, "t").to_dict()
+    spec = tables.table_chart(frame, "t").to_dict()
     values = next(iter(spec["datasets"].values()))
     texts = {v["text"] for v in values}
     assert {"run", "loss", "a/x", "b/y", "1.5", ""} <= texts
@@ -67,7 +67,7 @@ def test_table_chart_columns_never_overlap():
     the room their text needs, so every column is separated from the next by blank space."""
     import pandas as pd
 
-    from sandbox import export
+    from sandbox.figures import export
 
     frame = pd.DataFrame(
         {
@@ -78,7 +78,7 @@ def test_table_chart_columns_never_overlap():
             "tokens_per_s": ["12,345", "987"],
         }
     )
-    png = export.to_png(figures.table_chart(frame), scale=1)
+    png = export.to_png(tables.table_chart(frame), scale=1)
     assert _ink_gaps(png) >= len(frame.columns) - 1
 
 
@@ -87,7 +87,7 @@ def test_flops_axis_uses_the_stored_breakdown(tmp_path, monkeypatch, pool):
 
     import toyzoo
 
-    from sandbox import curves
+    from sandbox.curves import prepare
     from sandbox.zoo import logread
 
     monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
@@ -110,15 +110,15 @@ def test_flops_axis_uses_the_stored_breakdown(tmp_path, monkeypatch, pool):
     expected = (6 * breakdown["non_embedding"] + 12 * 1 * 64 * 16) * (4 * 2 * 64)
     assert per_step == expected and "tokens/step" in how
     parsed = logread.read_logs({run.id: run.log_path})
-    view = curves.prepare(parsed, {run.id: run}, curves.CurveSettings(runs=(run.id,), metrics=("train loss",), x="flops"))
+    view = prepare.prepare(parsed, {run.id: run}, prepare.CurveSettings(runs=(run.id,), metrics=("train loss",), x="flops"))
     assert (view.draw["x"] == view.draw["step"] * expected).all()
 
 
 def test_card_on_the_same_text_names_it_and_gives_the_paired_verdict(toy_models, pool, tmp_path, monkeypatch):
-    from sandbox import export
     from sandbox.evaluation import cache, results
     from sandbox.evaluation import run as evaluation_run
     from sandbox.evaluation.data import BUNDLED_LABEL, load_documents
+    from sandbox.figures import export
 
     monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path))
     ids = ["toy_a/run1", "toy_b/cached"]
@@ -144,7 +144,7 @@ def test_card_on_the_same_text_names_it_and_gives_the_paired_verdict(toy_models,
     assert f"**Evaluation:** {label}, the same settings for both." in md
     assert card["evaluation"]["verdict"] in md and "Intervals from 6 documents mean little" in md
     # The PNG export draws the same table: the text's name is one of its cells.
-    chart = figures.table_chart(comparison.card_table(card), "t")
+    chart = tables.table_chart(comparison.card_table(card), "t")
     texts = {v["text"] for v in next(iter(chart.to_dict()["datasets"].values()))}
     assert label in texts
     assert export.to_png(chart).startswith(b"\x89PNG")

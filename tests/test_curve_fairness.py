@@ -18,9 +18,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import logzoo  # noqa: E402
 
-from sandbox import charts, curves, export, lossview
-from sandbox.curves import CurveSettings  # noqa: E402
+from sandbox.curves import charts, fairness, prepare
+from sandbox.curves import view as lossview
+from sandbox.curves.prepare import CurveSettings  # noqa: E402
 from sandbox.evaluation import tokenrate
+from sandbox.figures import export
 from sandbox.zoo import discovery, logread
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,17 +57,17 @@ def _y_ticks(svg: str) -> list[float]:
 
 def test_robust_range_ignores_one_outlier_start_but_keeps_a_plain_curve_whole():
     plain = 1.5 + 3.0 * np.exp(-np.arange(50) / 12.5)  # logzoo's shape: 4.5 down to ~1.55
-    lo, hi = curves.robust_range([plain])
+    lo, hi = prepare.robust_range([plain])
     assert lo < plain.min() and hi > plain.max()  # nothing of a plain curve is cut
     hot = logzoo.outlier_frame()["Validation Loss"].to_numpy()
-    lo, hi = curves.robust_range([plain, plain * 1.2, hot])
+    lo, hi = prepare.robust_range([plain, plain * 1.2, hot])
     assert hot.max() > 60 and hi < 10  # the start at 65 is left out...
     assert hi > (plain * 1.2).max() and lo < plain.min()  # ...every other run stays whole
-    assert curves.robust_range([np.array([np.nan, np.inf])]) is None
-    lo, hi = curves.robust_range([plain, hot], log=True)
+    assert prepare.robust_range([np.array([np.nan, np.inf])]) is None
+    lo, hi = prepare.robust_range([plain, hot], log=True)
     assert 0 < lo < plain.min() and hi < 20
     for log in (False, True):  # a flat series (a constant learning rate) still gets a range around it
-        lo, hi = curves.robust_range([np.full(10, 1.0)], log=log)
+        lo, hi = prepare.robust_range([np.full(10, 1.0)], log=log)
         assert lo < 0.99 and hi > 1.01
 
 
@@ -123,8 +125,8 @@ def test_rankings_of_runs_with_different_tokenizers_or_data_are_flagged(zoo):
 def test_runs_with_one_tokenizer_and_no_data_difference_get_no_note(zoo):
     same = lossview.build([zoo["small/bpe1k"]], CurveSettings(runs=("small/bpe1k",), metrics=("validation loss",)))
     assert same.rank_notes == {} and "tokenizer" not in same.summary["validation loss"].columns
-    assert curves.is_per_token("validation loss") and curves.is_per_token("Perplexity")
-    assert not curves.is_per_token("val_bpb") and not curves.is_per_token("learning rate")
+    assert fairness.is_per_token("validation loss") and fairness.is_per_token("Perplexity")
+    assert not fairness.is_per_token("val_bpb") and not fairness.is_per_token("learning rate")
 
 
 # -- bits per byte ----------------------------------------------------------------------------
@@ -137,7 +139,7 @@ def test_bits_per_byte_from_a_cached_evaluation(zoo):
     rates = tokenrate.token_rates(zoo.values())
     assert set(rates) == {"small/bpe1k", "big/bpe32k"} and rates["small/bpe1k"].tokens_per_byte == 0.3
     view = _view(zoo, per_byte=True)
-    label = "validation loss" + curves.PER_BYTE_SUFFIX
+    label = "validation loss" + fairness.PER_BYTE_SUFFIX
     full = view.curves.full
     for run, rate in ((small, 0.3), (big, 0.2)):
         logged = logread.read_log(run.log_path).columns["validation loss"]
@@ -185,7 +187,7 @@ def page(zoo, monkeypatch, tmp_path):
         return at
 
     yield make
-    from sandbox import livewatch
+    from sandbox.curves import livewatch
 
     livewatch.stop_all()
     st.cache_resource.clear()

@@ -318,8 +318,8 @@ def test_exports_and_tables(mpool, zoo) -> None:
     pos = tables.by_position(report.results, [1])
     assert set(pos["position"]) == {0, 1, 2, 3}
     # The whole comparison as one picture: the table's cells and both charts, rendered.
-    from sandbox import export
     from sandbox.evaluation import views
+    from sandbox.figures import export
 
     table = tables.summary_text(report.summary([1, 3], n_resamples=50), [1, 3])
     figure = views.comparison_figure(table, "Evaluation", by_k, pos)

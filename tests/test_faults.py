@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import pytest
 import toyzoo
 
-from sandbox import lossview
+from sandbox.curves import view
 from sandbox.evaluation import results as evaluation_results
 from sandbox.evaluation import run as evaluation_run
 from sandbox.evaluation import tables
@@ -296,11 +296,11 @@ def test_stale_listing_of_a_deleted_run_gives_sentences(pool: WorkerPool, zoo: P
 def test_loss_view_of_a_log_that_vanished(zoo: Path) -> None:
     runs = {r.id: r for r in discovery.all_runs(zoo)}
     chosen = [runs["toy_a/run1"], runs["toy_a/run2"]]
-    settings = lossview.default_settings([r.id for r in chosen], lossview.metric_options(list(runs), runs))
-    before = lossview.build(chosen, settings)
+    settings = view.default_settings([r.id for r in chosen], view.metric_options(list(runs), runs))
+    before = view.build(chosen, settings)
     assert set(before.curves.draw["run"]) == {"toy_a/run1", "toy_a/run2"}
     chosen[1].log_path.unlink()
-    after = lossview.build(chosen, settings)
+    after = view.build(chosen, settings)
     assert set(after.curves.draw["run"]) == {"toy_a/run1"}
     assert after.log_notes["toy_a/run2"] == ("toy_a/trained/run2/log_data.csv does not exist.",)
     assert after.chart is not None
@@ -507,7 +507,7 @@ def test_loss_curves_page_when_a_log_vanishes_while_read(
     monkeypatch.setattr(logread, "read_log", read_then_vanish)
     state.armed = True
     logread.clear_cache()
-    lossview.clear_memo()
+    view.clear_memo()
     at.run()
     assert state.vanished, "the page never read the log"
     assert not at.exception, at.exception

@@ -21,14 +21,14 @@ def page(monkeypatch, tmp_path):
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from sandbox import charts, livewatch, lossview
+    from sandbox.curves import charts, livewatch, view
     from sandbox.zoo import logread
 
     def clear() -> None:
         st.cache_resource.clear()
         st.cache_data.clear()
         logread.clear_cache()
-        lossview.clear_memo()
+        view.clear_memo()
         charts.clear_cache()
 
     def make(query: dict | None = None, zoo: bool = True) -> AppTest:
@@ -201,7 +201,7 @@ def test_an_emptied_selection_stays_empty_across_reruns(page):
 def test_screenshot_mode_enlarges_chart_text(page):
     import json
 
-    from sandbox import charts
+    from sandbox.curves import charts
 
     plain = json.loads(charts_of(page())[0].proto.spec)
     shot = json.loads(charts_of(page({"screenshot": "1"}))[0].proto.spec)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox import lossview, querystate
+from sandbox import querystate
 from sandbox import text as sandbox_text
-from sandbox.curves import CurveSettings
+from sandbox.curves import view
+from sandbox.curves.prepare import CurveSettings
 
 RUNS = ["alpha/v1", "beta/v2", "beta/broken"]
 HOSTILE = [
@@ -89,14 +90,14 @@ def test_settings_round_trip_through_the_url():
         runs=("beta/v2", "alpha/v1"), metrics=("perplexity",), x="tokens", log_x=True, log_y=False,
         smoothing=0.85, trim=12.0,
     )  # fmt: skip
-    query = lossview.settings_to_query(settings)
+    query = view.settings_to_query(settings)
     assert all(isinstance(v, list) for v in query.values())
-    parsed, warnings = lossview.settings_from_query(query, RUNS, metric_options)
+    parsed, warnings = view.settings_from_query(query, RUNS, metric_options)
     assert parsed == settings and warnings == []
 
 
 def test_url_without_parameters_gives_the_defaults():
-    settings, warnings = lossview.settings_from_query({}, RUNS, metric_options)
+    settings, warnings = view.settings_from_query({}, RUNS, metric_options)
     assert settings.runs == tuple(RUNS)
     assert settings.metrics == ("validation loss", "train loss")
     assert (settings.x, settings.log_x, settings.log_y, settings.smoothing, settings.trim) == ("step", False, False, 0, 0)
@@ -112,7 +113,7 @@ def test_invalid_url_values_are_each_reported_and_never_used():
         "smooth": ["1.5"],
         "trim": ["nan"],
     }
-    settings, warnings = lossview.settings_from_query(
+    settings, warnings = view.settings_from_query(
         params, RUNS, metric_options, all_run_ids=[*RUNS, "beta/fresh"]
     )
     assert settings.runs == ("alpha/v1",)
@@ -128,7 +129,7 @@ def test_invalid_url_values_are_each_reported_and_never_used():
 
 
 def test_a_link_with_only_unknown_runs_shows_every_run():
-    settings, warnings = lossview.settings_from_query({"run": ["ghost/run"]}, RUNS, metric_options)
+    settings, warnings = view.settings_from_query({"run": ["ghost/run"]}, RUNS, metric_options)
     assert settings.runs == tuple(RUNS) and len(warnings) == 1
 
 

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 import toyzoo
 
-from sandbox import evalstate, lossview, playstate, text
+from sandbox import evalstate, playstate, text
 from sandbox import querystate as qs
+from sandbox.curves import view
 from sandbox.errors import RequestFailed, UnknownRunError
 from sandbox.evaluation import results
 from sandbox.evaluation import run as evaluation_run
@@ -163,7 +164,7 @@ def test_shown_cannot_break_out_of_its_code_span() -> None:
 def test_state_parsers_keep_only_known_runs_and_text_prompts() -> None:
     run_ids = ["toy_a/run1", "toy_b/cached"]
     params = {key: [*HOSTILE, "toy_a/run1"] for key in ("run", "runs", "metric", "x", "smooth", "k", "docs", "seed")}
-    settings, warnings = lossview.settings_from_query(params, run_ids, lambda runs: ["train loss"])
+    settings, warnings = view.settings_from_query(params, run_ids, lambda runs: ["train loss"])
     assert settings.runs == ("toy_a/run1",) and settings.metrics == ("train loss",)
     assert len(warnings) >= len(HOSTILE)
     selection, warnings = evalstate.from_query(params, run_ids)
@@ -189,7 +190,7 @@ PAGES = {
 }
 # Every key any page reads, plus Streamlit's own and a made-up one.
 QUERY_KEYS = sorted(
-    {*lossview.QUERY_KEYS, *evalstate.QUERY_KEYS, *playstate.QUERY_KEYS, "screenshot", "embed", "page", "models_dir"}
+    {*view.QUERY_KEYS, *evalstate.QUERY_KEYS, *playstate.QUERY_KEYS, "screenshot", "embed", "page", "models_dir"}
 )
 
 

@@ -7,7 +7,7 @@ the same text with the same settings (`evaluation.common_evaluation`): the card 
 that text and gives the paired difference with its 95 % interval; otherwise it says "not
 evaluated on the same text" and what each run was evaluated on. Sanity flags of either run
 (`sandbox.zoo.sanity`) are part of the card. It renders as Markdown and, through
-`sandbox.figures`, as one PNG (the text's name is a row of the table, so both carry it).
+`sandbox.figures.tables`, as one PNG (the text's name is a row of the table, so both carry it).
 """
 
 from __future__ import annotations

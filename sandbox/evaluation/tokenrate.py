@@ -4,7 +4,7 @@ Per-token losses of runs with different tokenizers are not comparable: a tokeniz
 longer tokens makes each token harder to predict. An evaluation records, for exactly the
 text it scored, how many tokens the run's tokenizer made of how many UTF-8 bytes, so a
 logged loss in nats per token converts to an estimate in bits per byte:
-``loss × tokens_per_byte / ln 2`` (`sandbox.curves.per_byte_factor`). It is an estimate:
+``loss × tokens_per_byte / ln 2`` (`sandbox.curves.fairness.per_byte_factor`). It is an estimate:
 the ratio is the evaluated text's, not the training data's.
 
 Only evaluations of a run's current fingerprint (code, config, weights) are used, read from

@@ -14,7 +14,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from sandbox.colors import color_scale
+from sandbox.figures.colors import color_scale
 from sandbox.numfmt import format_number
 from sandbox.text import visible_piece
 
@@ -160,7 +160,7 @@ def comparison_figure(
     ``table`` is the text summary (`evaluation.summary_text`); the charts are left out when
     no run succeeded.
     """
-    from sandbox.figures import stack, table_chart
+    from sandbox.figures.tables import stack, table_chart
 
     charts = [table_chart(table, title, col_width=120)]
     if by_k is not None and not by_k.empty:

@@ -57,7 +57,7 @@ def _curve_height(png: bytes, hex_color: str, tolerance: int = 24) -> int:
 
 
 def test_default_y_range_leaves_the_outlier_start_out(outlier_server, page: Page, console: drv.ConsoleLog) -> None:
-    from sandbox.colors import assign_colors, run_color
+    from sandbox.figures.colors import assign_colors, run_color
     from sandbox.zoo.discovery import all_runs
 
     server, models = outlier_server

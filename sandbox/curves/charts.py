@@ -1,6 +1,6 @@
 """Altair charts of training curves: pure functions from a prepared table to a chart.
 
-The table is :attr:`sandbox.curves.Curves.draw`: one row per drawn point with columns
+The table is :attr:`sandbox.curves.prepare.Curves.draw`: one row per drawn point with columns
 run, metric, x, step, value (NaN at a gap), smoothed, tokens, onset and marker_y (where a
 NaN/inf stretch starts, and the last finite value before it).
 
@@ -18,9 +18,9 @@ from typing import NamedTuple
 import altair as alt
 import pandas as pd
 
-from sandbox import export
-from sandbox.colors import DIVERGED_COLOR, color_scale
-from sandbox.curves import X_AXES
+from sandbox.curves.axes import X_AXES
+from sandbox.figures import export
+from sandbox.figures.colors import DIVERGED_COLOR, color_scale
 
 # Path marks break at NaN/null instead of joining the points around a gap, and the
 # scales ignore the gaps (a diverged run must not squash everyone else's curve).
@@ -109,7 +109,7 @@ def loss_chart(
     NaN/inf. Clicking a legend entry highlights that run; the mouse wheel zooms the x
     axis and dragging pans it. ``options`` are those of :func:`layout_of`; ``x_key`` is
     the x axis' key (see ``curves.X_AXES``). With ``robust_y``, each panel's y range is
-    ``y_domains[metric]`` (`sandbox.curves.robust_range`) and what lies beyond is clipped.
+    ``y_domains[metric]`` (`sandbox.curves.prepare.robust_range`) and what lies beyond is clipped.
     """
     layout = layout_of(draw, **options)
     chart = _chart(layout).copy(deep=False)

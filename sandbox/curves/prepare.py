@@ -8,14 +8,17 @@ full-resolution rows behind the chart are assembled on demand (CSV download).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from sandbox.curves.axes import X_AXES, XAxis
+from sandbox.curves.fairness import metric_label, per_byte_factor
+from sandbox.curves.summary import _summary_row, _summary_tables
+from sandbox.curves.yrange import robust_range
 from sandbox.zoo import logs
-from sandbox.zoo.accounting import tokens_per_step, training_data
 from sandbox.zoo.discovery import Run
 
 # Drawing budget: a series is drawn with at most MAX_POINTS points, and fewer when many
@@ -23,54 +26,6 @@ from sandbox.zoo.discovery import Run
 MAX_POINTS = 2000
 MIN_POINTS = 200
 TOTAL_POINTS = 20_000
-
-
-def _flops_per_token(run: Run) -> tuple[float | None, str]:
-    """Estimated training FLOPs per token (see `sandbox.zoo.accounting.flops_per_token`)."""
-    from sandbox.zoo.accounting import flops_per_token
-
-    return flops_per_token(run)
-
-
-@dataclass(frozen=True)
-class XAxis:
-    """One choice of x axis.
-
-    ``column`` is the log column holding logged values; where a run does not log
-    it, ``per_step`` (if any) gives a per-step multiplier from the run's configs, so that
-    x = step × multiplier, labelled as computed. An axis with a ``base`` is another axis
-    scaled per run: x = the base axis' x, row by row, × ``per_base(run)``. Runs with
-    neither are listed, not faked.
-
-    ``needs`` names what a row must have to be placed (for the note on rows left out);
-    ``estimate`` says every value is an estimate, which the title already says, so it is
-    not labelled "computed" again; ``format`` is the tick label format (d3): long numbers
-    get SI or scientific labels that fit under a tick.
-    """
-
-    key: str
-    title: str
-    column: str
-    per_step: Callable[[Run], tuple[float | None, str]] | None = None
-    base: str | None = None
-    per_base: Callable[[Run], tuple[float | None, str]] | None = None
-    needs: str = ""
-    estimate: bool = False
-    format: str | None = None
-
-
-X_AXES: dict[str, XAxis] = {
-    axis.key: axis
-    for axis in (
-        XAxis("step", "Step", logs.STEP, needs="step"),
-        XAxis("time", "Wall-clock time (s)", logs.TIME_ELAPSED, needs="time elapsed"),
-        XAxis("tokens", "Tokens seen", logs.TOKENS_SEEN, per_step=tokens_per_step, needs="tokens seen", format="~s"),
-        XAxis(
-            "flops", "Training FLOPs (estimated)", "training flops", base="tokens", per_base=_flops_per_token,
-            needs="tokens seen", estimate=True, format=".2~e",
-        ),  # fmt: skip
-    )
-}
 
 
 @dataclass(frozen=True)
@@ -206,125 +161,6 @@ def downsample_mask(values: np.ndarray, cap: int) -> np.ndarray:
 def points_per_series(n_series: int) -> int:
     """The drawing cap for one series when ``n_series`` share the chart."""
     return int(np.clip(TOTAL_POINTS // max(n_series, 1), MIN_POINTS, MAX_POINTS))
-
-
-# ---------------------------------------------------------------------------------------
-# The y range: outliers ignored, like TensorBoard's "ignore outliers in chart scaling"
-
-ROBUST_QUANTILES = (0.05, 0.95)
-ROBUST_REACH = 0.5  # how far past the quantiles (× their spread) the range may still reach
-ROBUST_PAD = 0.04  # room left above and below, × the range
-
-
-def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
-    order = np.argsort(values, kind="stable")
-    v, w = values[order], weights[order]
-    cum = (np.cumsum(w) - w / 2) / w.sum()  # each point at the middle of its weight
-    return np.interp(qs, cum, v)
-
-
-def robust_range(series: list[np.ndarray], log: bool = False) -> tuple[float, float] | None:
-    """A y range for these series that ignores outliers (None when there is nothing finite).
-
-    Every series weighs the same (a long log does not outvote a short one). The range
-    spans the 5th to 95th weighted percentiles, reaches on towards the lowest and highest
-    values by at most half that spread, and keeps a little room at both ends. So one run
-    starting at loss 65 no longer squashes runs near 3 into the bottom of the chart, while
-    a curve with no outliers keeps its whole range. On a log axis this is done on the logs.
-    """
-    parts, weights = [], []
-    for values in series:
-        values = np.asarray(values, dtype=float)
-        keep = np.isfinite(values) & ((values > 0) if log else True)
-        if keep.any():
-            kept = np.log10(values[keep]) if log else values[keep]
-            parts.append(kept)
-            weights.append(np.full(kept.size, 1.0 / kept.size))
-    if not parts:
-        return None
-    values, weight = np.concatenate(parts), np.concatenate(weights)
-    q_lo, q_hi = _weighted_quantiles(values, weight, ROBUST_QUANTILES)
-    spread = q_hi - q_lo
-    lo = max(values.min(), q_lo - ROBUST_REACH * spread)
-    hi = min(values.max(), q_hi + ROBUST_REACH * spread)
-    # A flat series has no spread: leave it room of its own size (on a log axis, a fraction of a decade).
-    pad = (hi - lo) * ROBUST_PAD or (0.05 if log else max(abs(hi) * 0.05, 1e-9))
-    lo, hi = lo - pad, hi + pad
-    return (float(10**lo), float(10**hi)) if log else (float(lo), float(hi))
-
-
-# ---------------------------------------------------------------------------------------
-# Bits per byte: per-token losses of runs with different tokenizers, made comparable
-
-PER_TOKEN_LOSSES = (logs.TRAIN_LOSS, logs.VAL_LOSS)  # logged in nats per token (cross-entropy)
-PER_BYTE_SUFFIX = " (bits per byte, estimated)"
-
-
-def metric_label(metric: str, per_byte: bool) -> str:
-    """The metric's name as drawn: per-token losses get the bits-per-byte name in that view."""
-    return metric + PER_BYTE_SUFFIX if per_byte and metric in PER_TOKEN_LOSSES else metric
-
-
-def per_byte_factor(tokens_per_byte: float) -> float:
-    """Nats per token × this = bits per byte: tokens per byte of the text, over ln 2."""
-    return tokens_per_byte / np.log(2)
-
-
-def is_per_token(metric: str) -> bool:
-    """True for a metric measured per token (a loss or perplexity), which depends on the tokenizer."""
-    name = metric.lower()
-    if metric.endswith(PER_BYTE_SUFFIX) or any(w in name for w in ("bpb", "bpc", "byte", "accuracy")):
-        return False
-    return any(w in name for w in ("loss", "perplexity", "ppl"))
-
-
-def tokenizer_of(run: Run) -> str | None:
-    """``"<tokenizer> · vocab <n>"`` from the run's model_config.json (None when unreadable)."""
-    try:
-        cfg = run.model_config()
-    except ValueError:
-        return None
-    name, vocab = cfg.get("tokenizer"), cfg.get("vocab_len")
-    if name is None and vocab is None:
-        return None
-    return f"{name if name is not None else '?'} · vocab {vocab if vocab is not None else '?'}"
-
-
-def training_data_of(run: Run) -> str | None:
-    """The training data a run's train_config.json names (`sandbox.zoo.accounting.training_data`), if any."""
-    try:
-        return training_data(run.train_config())
-    except ValueError:
-        return None
-
-
-def _groups(values: Mapping[str, str | None]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for rid, value in values.items():
-        if value is not None:
-            out.setdefault(value, []).append(rid)
-    return out
-
-
-def comparability_notes(runs: Mapping[str, Run], run_ids: list[str], metric: str) -> list[str]:
-    """Sentences to show where runs are ranked by ``metric``: different tokenizers (for a
-    per-token metric) or different training data (for a loss-like metric, lower is better)
-    make their numbers not comparable."""
-    chosen = [runs[rid] for rid in run_ids if rid in runs]
-    notes = []
-    if is_per_token(metric):
-        tokenizers = _groups({r.id: tokenizer_of(r) for r in chosen})
-        if len(tokenizers) > 1:
-            listed = "; ".join(f"{tok} ({', '.join(ids)})" for tok, ids in tokenizers.items())
-            notes.append(
-                f"Per-token losses of runs with different tokenizers are not comparable: {listed}. "
-                "Compare bits per byte (the switch above, or the Evaluation page)."
-            )
-    data = _groups({r.id: training_data_of(r) for r in chosen}) if goal(metric) == "min" else {}
-    if len(data) > 1:
-        listed = "; ".join(f"{d} ({', '.join(ids)})" for d, ids in data.items())
-        notes.append(f"These runs were trained on different data (train_config.json): {listed}; their losses are not measured on the same text.")
-    return notes
 
 
 # ---------------------------------------------------------------------------------------
@@ -525,64 +361,3 @@ def _draw_frame(parts: dict[str, list[np.ndarray]], run_ids: list[str], metrics:
             "marker_y": column("marker_y", float),
         }
     )
-
-
-# ---------------------------------------------------------------------------------------
-# Summary table
-
-_LOWER_IS_BETTER = ("loss", "perplexity", "ppl", "error", "bpb", "bpc")
-_HIGHER_IS_BETTER = ("accuracy", "acc", "tokens/s", "throughput", "score")
-
-
-def goal(metric: str) -> str | None:
-    """"min" or "max" when a metric has a better direction, else None (e.g. learning rate)."""
-    name = metric.lower()
-    if any(word in name for word in _LOWER_IS_BETTER):
-        return "min"
-    if any(word in name for word in _HIGHER_IS_BETTER):
-        return "max"
-    return None
-
-
-SUMMARY_COLUMNS = ["run", "final", "best", "best step", "rank", "final step", "diverged at step", "points"]
-
-
-def _summary_row(run: str, metric: str, step: np.ndarray, value: np.ndarray) -> dict:
-    """Final, best (by the metric's direction) and divergence of one full series."""
-    finite = np.isfinite(value)
-    direction = goal(metric)
-    best = best_step = np.nan
-    if direction is not None and finite.any():
-        masked = value if finite.all() else np.where(finite, value, np.inf if direction == "min" else -np.inf)
-        i = int(np.argmin(masked) if direction == "min" else np.argmax(masked))
-        best, best_step = value[i], step[i]
-    return {
-        "run": run,
-        "metric": metric,
-        "final": value[-1],
-        "best": best,
-        "best step": best_step,
-        "final step": step[-1],
-        "diverged at step": np.nan if finite.all() else step[~finite][0],
-        "points": int(value.size),
-    }
-
-
-def _summary_tables(rows: list[dict], run_ids: list[str], metrics: list[str]) -> dict[str, pd.DataFrame]:
-    """Per metric, one row per run, best first; "final" is the last value logged, even NaN/inf."""
-    if not rows:
-        return {}
-    table = pd.DataFrame(rows)
-    up = table["metric"].map(goal) == "max"
-    # Rank by the best value, in each metric's own direction (higher is better: negate).
-    table["rank"] = (
-        table["best"].where(~up, -table["best"]).groupby(table["metric"]).rank(method="min").astype("Int64")
-    )
-    table["run"] = pd.Categorical(table["run"], categories=run_ids)
-    out = {}
-    for metric in metrics:
-        sub = table[table["metric"] == metric]
-        if len(sub):
-            sub = sub.sort_values(["rank", "run"], na_position="last")
-            out[metric] = sub[SUMMARY_COLUMNS].reset_index(drop=True)
-    return out

@@ -16,9 +16,12 @@ from functools import cached_property
 import altair as alt
 import pandas as pd
 
-from sandbox import charts, curves, export, querystate, text
-from sandbox.curves import X_AXES, CurveSettings
+from sandbox import querystate, text
+from sandbox.curves import charts, fairness, prepare
+from sandbox.curves.axes import X_AXES
+from sandbox.curves.prepare import CurveSettings
 from sandbox.evaluation.tokenrate import TokenRate, token_rates
+from sandbox.figures import export
 from sandbox.zoo import logread, logs
 from sandbox.zoo.discovery import Run
 
@@ -41,7 +44,7 @@ class LossView:
         self.logs = read_run_logs(runs)
         self.rates = dict(rates or {})  # tokens per byte by run (bits-per-byte view only)
         per_byte = {rid: r.tokens_per_byte for rid, r in self.rates.items()}
-        self.curves = curves.prepare(self.logs, self.runs, settings, tokens_per_byte=per_byte)
+        self.curves = prepare.prepare(self.logs, self.runs, settings, tokens_per_byte=per_byte)
 
     @property
     def log_notes(self) -> dict[str, tuple[str, ...]]:
@@ -76,8 +79,8 @@ class LossView:
         """
         out = {}
         for label, table in self.curves.summary.items():
-            if curves.is_per_token(label):
-                tokenizers = table["run"].astype(str).map(lambda rid: curves.tokenizer_of(self.runs[rid]) if rid in self.runs else None)
+            if fairness.is_per_token(label):
+                tokenizers = table["run"].astype(str).map(lambda rid: fairness.tokenizer_of(self.runs[rid]) if rid in self.runs else None)
                 if tokenizers.nunique(dropna=True) > 1:
                     table = table.assign(tokenizer=tokenizers.fillna("?"))
             out[label] = table
@@ -92,8 +95,8 @@ class LossView:
         notes: dict[str, list[str]] = {}
         for label, table in self.curves.summary.items():
             ranked = [str(rid) for rid in table["run"]]
-            said = curves.comparability_notes(self.runs, ranked, label)
-            if label.endswith(curves.PER_BYTE_SUFFIX):
+            said = fairness.comparability_notes(self.runs, ranked, label)
+            if label.endswith(fairness.PER_BYTE_SUFFIX):
                 rates = ", ".join(
                     f"{rid} {self.rates[rid].tokens_per_byte:.3f}" for rid in ranked if rid in self.rates
                 )

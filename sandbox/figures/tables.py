@@ -1,6 +1,6 @@
 """Figures for sharing: a table drawn as a chart, comparison scatters, and stacked exports.
 
-Everything returns an Altair chart, so it exports to PNG/SVG through `sandbox.export`
+Everything returns an Altair chart, so it exports to PNG/SVG through `sandbox.figures.export`
 like any other chart, and a whole comparison (table + charts) becomes one picture.
 """
 
@@ -10,7 +10,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from sandbox.colors import color_scale
+from sandbox.figures.colors import color_scale
 
 ROW_HEIGHT = 22
 FONT_SIZE = 12
