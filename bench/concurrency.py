@@ -10,7 +10,7 @@ Two ways to simulate a session (``--mode``):
 
 - ``threads``: a thread per session does what the Evaluation and Playground pages do, with
   the same library calls and pools built by the app's own factories: the Playground's
-  columns stream (`sandbox.multistream`) while the session's evaluation runs. A monitor
+  columns stream (`sandbox.playground.multistream`) while the session's evaluation runs. A monitor
   samples ``live_workers()`` of every pool and ``waiting`` (queue length) of every worker.
 - ``browser``: one `streamlit run` server and N browser sessions (headless Debian Chromium),
   each with an Evaluation tab and a Playground tab; all buttons are pressed, then every tab
@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from sandbox.evaluation import data, results  # noqa: E402
 from sandbox.evaluation import run as evaluation_run  # noqa: E402
-from sandbox.worker.sampling import SamplingSettings  # noqa: E402
+from sandbox.playground.settings import SamplingSettings  # noqa: E402
 from sandbox.zoo.discovery import discover, find_experiment, find_run  # noqa: E402
 
 PROMPT = "Once upon a time, a little fox"
@@ -104,8 +104,8 @@ class PoolMonitor(threading.Thread):
 def thread_session(index: int, seed: int, pools: dict[int, object], models_dir: Path, runs: list[str],
                    docs: list[str], errors: list[str]) -> None:
     """One session: the Playground's columns stream while the Evaluation runs."""
-    from sandbox.multistream import MultiStream
-    from sandbox.playground import ColumnState, assign_lanes, column_events
+    from sandbox.playground.columns import ColumnState, assign_lanes, column_events
+    from sandbox.playground.multistream import MultiStream
 
     settings = sampling(seed)
     jobs, columns = {}, {}
@@ -149,7 +149,7 @@ def run_threads(n: int, seeds: list[int], pools: dict, models_dir: Path, runs: l
 
 def bench_threads(n: int, models_dir: Path, runs: list[str]) -> tuple[list[Phase], list[str]]:
     from pages import common
-    from sandbox.playstate import MAX_RUNS
+    from sandbox.urlstate.playground import MAX_RUNS
 
     # The app's own pool factories (not their Streamlit cache): same limits as the app.
     pools = {0: common.worker_pool.__wrapped__()}

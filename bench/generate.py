@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sandbox.worker.sampling import SamplingSettings  # noqa: E402
+from sandbox.playground.settings import SamplingSettings  # noqa: E402
 
 GOAL = 0.9
 PROMPT = "Once upon a time, a little fox"

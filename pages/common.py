@@ -317,7 +317,7 @@ def lane_pool(lane: int):
     """Extra workers for the Playground: lane 1, 2, 3 each hold one more worker per experiment.
 
     A worker answers one request at a time, so two runs of one experiment generate side by
-    side only with a worker each (lane 0 is `worker_pool`; see `sandbox.playground.assign_lanes`).
+    side only with a worker each (lane 0 is `worker_pool`; see `sandbox.playground.columns.assign_lanes`).
     Their workers count against the same cap as the main pool's (`worker_limiter`).
     """
     from sandbox.worker.pool import WorkerPool

@@ -17,7 +17,6 @@ import numpy as np
 import streamlit as st
 
 from pages import common
-from sandbox import evalstate
 from sandbox.errors import UnknownRunError, WorkerError
 from sandbox.evaluation import data, formats, metrics, results, views
 from sandbox.evaluation import details as evaluation_details
@@ -27,6 +26,7 @@ from sandbox.evaluation import tables as evaluation_tables
 from sandbox.figures import export
 from sandbox.numfmt import has_huge
 from sandbox.text import md_escape
+from sandbox.urlstate import evaluation
 
 common.require_access()
 
@@ -60,15 +60,15 @@ def data_folder_names() -> tuple:
 if "ev_runs" not in ss:
     params = {key: st.query_params.get_all(key) for key in st.query_params}
     flagged = common.flagged_runs() if "runs" not in params else set()  # never picked by default
-    first, ss["ev_url_warnings"] = evalstate.from_query(
+    first, ss["ev_url_warnings"] = evaluation.from_query(
         params, run_ids, flagged, data_files=data_folder_names()[2],
         hf_available=importlib.util.find_spec("datasets") is not None,
     )  # fmt: skip
     ss["ev_runs"], ss["ev_ks"], ss["ev_docs"], ss["ev_seed"] = first.runs, first.ks, first.docs, first.seed
-    kind = evalstate.data_kind(first.data)
-    ss["ev_source"] = SOURCES[evalstate.DATA_KINDS.index(kind)]
+    kind = evaluation.data_kind(first.data)
+    ss["ev_source"] = SOURCES[evaluation.DATA_KINDS.index(kind)]
     if kind == "file":
-        ss["ev_file"] = first.data[len(evalstate.FILE_PREFIX) :]
+        ss["ev_file"] = first.data[len(evaluation.FILE_PREFIX) :]
     elif kind == "hf":
         ss["ev_hf"] = first.data
     ss["ev_upload_from_link"] = kind == "upload"
@@ -77,9 +77,9 @@ for warning in ss.get("ev_url_warnings", []):
 
 picked = st.multiselect("Runs (any experiments)", run_ids, key="ev_runs", placeholder="Choose runs to compare")
 cols = st.columns([2, 1, 1])
-ks = sorted(cols[0].multiselect("Top-k accuracies", evalstate.K_CHOICES, key="ev_ks"))
-n_docs = int(cols[1].number_input("Documents", 1, evalstate.MAX_DOCS, step=10, key="ev_docs"))
-seed = int(cols[2].number_input("Sample seed", 0, evalstate.MAX_SEED, step=1, key="ev_seed"))
+ks = sorted(cols[0].multiselect("Top-k accuracies", evaluation.K_CHOICES, key="ev_ks"))
+n_docs = int(cols[1].number_input("Documents", 1, evaluation.MAX_DOCS, step=10, key="ev_docs"))
+seed = int(cols[2].number_input("Sample seed", 0, evaluation.MAX_SEED, step=1, key="ev_seed"))
 
 
 
@@ -92,14 +92,14 @@ def load_source(source: str) -> list[str]:
 
 def choose_documents() -> tuple[list[str] | None, str, str]:
     """The documents of the chosen source (None when there are none yet), a label, and the
-    source as the link names it (see `sandbox.evalstate`)."""
+    source as the link names it (see `sandbox.urlstate.evaluation`)."""
     source = st.radio("Data", SOURCES, horizontal=True, key="ev_source")
-    link = evalstate.BUNDLED
+    link = evaluation.BUNDLED
     try:
         if source == SOURCES[0]:
             return load_source("bundled"), "bundled corpus, validation split", link
         if source == SOURCES[1]:
-            link = evalstate.UPLOAD
+            link = evaluation.UPLOAD
             upload = st.file_uploader(
                 f"A text file (.txt: blank lines between documents; .jsonl or .parquet with a "
                 f"text field; at most {formats.format_size(MAX_UPLOAD_BYTES)})",
@@ -122,7 +122,7 @@ def choose_documents() -> tuple[list[str] | None, str, str]:
                 st.info(f"No .txt, .jsonl or .parquet files in the data folder ({md_escape(folder.name)}; the server's SANDBOX_DATA_DIR sets it).")
                 return None, "", link
             name = st.selectbox("File in the data folder", names, key="ev_file")
-            link = evalstate.FILE_PREFIX + name
+            link = evaluation.FILE_PREFIX + name
             return data.load_documents(str(files[names.index(name)]), within=folder), name, link
         if importlib.util.find_spec("datasets") is None:
             st.info("Hugging Face data sets need the optional `datasets` package on the server.")
@@ -130,7 +130,7 @@ def choose_documents() -> tuple[list[str] | None, str, str]:
         spec = st.text_input("Data set", placeholder="hf:<dataset>[:<config>]:<split>", key="ev_hf").strip()
         if not spec.startswith("hf:"):
             return None, "", link
-        link = spec if evalstate.HF_SPEC.fullmatch(spec) else link
+        link = spec if evaluation.HF_SPEC.fullmatch(spec) else link
         return load_source(spec), spec, link
     except formats.DataSourceError as exc:
         st.error(md_escape(str(exc)))
@@ -138,8 +138,8 @@ def choose_documents() -> tuple[list[str] | None, str, str]:
 
 
 all_docs, data_label, data_link = choose_documents()
-selection = evalstate.EvalSelection(list(picked), ks, n_docs, seed, data_link)
-common.sync_query_params(evalstate.to_query(selection), evalstate.QUERY_KEYS)
+selection = evaluation.EvalSelection(list(picked), ks, n_docs, seed, data_link)
+common.sync_query_params(evaluation.to_query(selection), evaluation.QUERY_KEYS)
 if all_docs is not None:
     st.caption(f"{len(all_docs):,} documents in the source; {min(n_docs, len(all_docs)):,} used (sample seed {seed}).")
 
@@ -153,7 +153,7 @@ with st.expander("Method"):
             "every token is still scored exactly once.",
         )
     )
-    batch = int(mcols[1].number_input("Batch size", 1, 256, evalstate.STANDARD_BATCH, key="ev_batch", help="Capped by a run's max_batch_size."))
+    batch = int(mcols[1].number_input("Batch size", 1, 256, evaluation.STANDARD_BATCH, key="ev_batch", help="Capped by a run's max_batch_size."))
     on_cuda = common.device_name().startswith("cuda")
     autocast = mcols[2].selectbox(
         "Autocast", ["off", "bf16", "fp16"], key="ev_autocast", disabled=not on_cuda,

@@ -6,11 +6,12 @@ import pandas as pd
 import streamlit as st
 
 from pages import common
-from sandbox import modelsstate, text
+from sandbox import text
 from sandbox.evaluation import card as comparison
 from sandbox.evaluation.checkup import load_run
 from sandbox.figures import export, tables
 from sandbox.text import md_escape, safe_readme
+from sandbox.urlstate import models
 from sandbox.zoo import catalog
 from sandbox.zoo.codediff import base_reason, default_base, default_target, diff_experiments
 from sandbox.zoo.doctor import static_findings
@@ -77,7 +78,7 @@ ss = st.session_state
 if "models_url_read" not in ss:
     ss["models_url_read"] = True
     params = {key: st.query_params.get_all(key) for key in st.query_params}
-    linked, ss["models_url_warnings"] = modelsstate.from_query(params, names, list(table["run_id"]))
+    linked, ss["models_url_warnings"] = models.from_query(params, names, list(table["run_id"]))
     ss.update(linked)
     if "code_base" in linked:  # a linked base belongs to the linked (or default) target
         ss["code_base_for"] = linked.get("code_target") or getattr(default_target(experiments), "name", None)
@@ -131,7 +132,7 @@ suspect = set(table.loc[table["status"] == "suspect", "run_id"])
 # A keyed, rerunning st.tabs: the open tab is a widget value, so the link can carry it
 # (modelsstate.TABS) and a link can open it. Every tab is still drawn on every run.
 tab_detail, tab_diff, tab_code, tab_cost, tab_card, tab_doctor = st.tabs(
-    list(modelsstate.TABS.values()), key=modelsstate.TAB_KEY, on_change="rerun"
+    list(models.TABS.values()), key=models.TAB_KEY, on_change="rerun"
 )
 
 # -- one run in detail ----------------------------------------------------------------------
@@ -272,18 +273,18 @@ with tab_cost:
 def evaluate_both(run_a: str, run_b: str):
     """Evaluate both runs on the bundled corpus with the Evaluation page's default settings
     (so its cache serves both), with a progress bar per run; returns the report."""
-    from sandbox import evalstate
     from sandbox.evaluation import data
     from sandbox.evaluation import run as ev
+    from sandbox.urlstate import evaluation
 
-    docs = data.sample_documents(data.load_documents("bundled"), evalstate.EvalSelection().docs, evalstate.EvalSelection().seed)
+    docs = data.sample_documents(data.load_documents("bundled"), evaluation.EvalSelection().docs, evaluation.EvalSelection().seed)
     bars = {rid: st.progress(0.0, text=md_escape(f"{rid}: starting")) for rid in (run_a, run_b)}
 
     def progress(run_id: str, done: int, total: int) -> None:
         bars[run_id].progress(done / total if total else 1.0, text=md_escape(f"{run_id}: {done:,} / {total:,} windows"))
 
     return ev.evaluate(
-        common.worker_pool(), [run_a, run_b], docs, evalstate.standard_settings(common.device_name()),
+        common.worker_pool(), [run_a, run_b], docs, evaluation.standard_settings(common.device_name()),
         models_dir=common.models_dir(), data_label=data.BUNDLED_LABEL, progress=progress,
     )
 
@@ -384,4 +385,4 @@ with tab_doctor:
                     st.caption(f"Fix: {md_escape(f['hint'])}")
 
 # -- the URL follows the widgets (other parameters, e.g. screenshot mode, are kept) -------------
-common.sync_query_params(modelsstate.to_query(ss), modelsstate.QUERY_KEYS)
+common.sync_query_params(models.to_query(ss), models.QUERY_KEYS)

@@ -202,9 +202,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     import os
 
     from sandbox.errors import UnknownRunError, WorkerError
-    from sandbox.playground import column_events
-    from sandbox.prompts import cap_max_new_tokens
-    from sandbox.worker.sampling import SamplingSettings
+    from sandbox.playground.columns import column_events
+    from sandbox.playground.prompts import cap_max_new_tokens
+    from sandbox.playground.settings import SamplingSettings
     from sandbox.zoo.discovery import find_experiment, find_run
 
     base = models_dir(args.models_dir)
@@ -358,7 +358,7 @@ def _setup_diff(p: argparse.ArgumentParser) -> None:
 
 
 def _setup_generate(p: argparse.ArgumentParser) -> None:
-    from sandbox.playstate import DEFAULT_SETTINGS as D
+    from sandbox.playground.settings import DEFAULT_SETTINGS as D
 
     _common(p)
     p.add_argument("--run", required=True, help="EXPERIMENT/RUN")

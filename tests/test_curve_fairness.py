@@ -18,11 +18,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import logzoo  # noqa: E402
 
-from sandbox.curves import charts, fairness, prepare
+from sandbox.curves import charts, fairness, yrange
 from sandbox.curves import view as lossview
 from sandbox.curves.prepare import CurveSettings  # noqa: E402
 from sandbox.evaluation import tokenrate
 from sandbox.figures import export
+from sandbox.urlstate import loss_curves
 from sandbox.zoo import discovery, logread
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,17 +58,17 @@ def _y_ticks(svg: str) -> list[float]:
 
 def test_robust_range_ignores_one_outlier_start_but_keeps_a_plain_curve_whole():
     plain = 1.5 + 3.0 * np.exp(-np.arange(50) / 12.5)  # logzoo's shape: 4.5 down to ~1.55
-    lo, hi = prepare.robust_range([plain])
+    lo, hi = yrange.robust_range([plain])
     assert lo < plain.min() and hi > plain.max()  # nothing of a plain curve is cut
     hot = logzoo.outlier_frame()["Validation Loss"].to_numpy()
-    lo, hi = prepare.robust_range([plain, plain * 1.2, hot])
+    lo, hi = yrange.robust_range([plain, plain * 1.2, hot])
     assert hot.max() > 60 and hi < 10  # the start at 65 is left out...
     assert hi > (plain * 1.2).max() and lo < plain.min()  # ...every other run stays whole
-    assert prepare.robust_range([np.array([np.nan, np.inf])]) is None
-    lo, hi = prepare.robust_range([plain, hot], log=True)
+    assert yrange.robust_range([np.array([np.nan, np.inf])]) is None
+    lo, hi = yrange.robust_range([plain, hot], log=True)
     assert 0 < lo < plain.min() and hi < 20
     for log in (False, True):  # a flat series (a constant learning rate) still gets a range around it
-        lo, hi = prepare.robust_range([np.full(10, 1.0)], log=log)
+        lo, hi = yrange.robust_range([np.full(10, 1.0)], log=log)
         assert lo < 0.99 and hi > 1.01
 
 
@@ -99,11 +100,11 @@ def test_the_range_is_given_per_panel_and_the_chart_clips(zoo):
 
 def test_y_range_and_unit_live_in_the_url():
     settings = CurveSettings(runs=("a/1",), metrics=("train loss",), full_y=True, per_byte=True)
-    query = lossview.settings_to_query(settings)
+    query = loss_curves.settings_to_query(settings)
     assert query["yrange"] == ["full"] and query["unit"] == ["byte"]
-    back, warnings = lossview.settings_from_query(query, ["a/1"], lambda runs: ["train loss"])
+    back, warnings = loss_curves.settings_from_query(query, ["a/1"], lambda runs: ["train loss"])
     assert back == settings and warnings == []
-    bad, warnings = lossview.settings_from_query({"yrange": ["wide"], "unit": ["parsec"]}, ["a/1"], lambda r: ["train loss"])
+    bad, warnings = loss_curves.settings_from_query({"yrange": ["wide"], "unit": ["parsec"]}, ["a/1"], lambda r: ["train loss"])
     assert (bad.full_y, bad.per_byte) == (False, False) and len(warnings) == 2
 
 

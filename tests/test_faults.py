@@ -24,10 +24,11 @@ from sandbox.evaluation import results as evaluation_results
 from sandbox.evaluation import run as evaluation_run
 from sandbox.evaluation import tables
 from sandbox.evaluation.checkup import check_experiment
-from sandbox.multistream import MultiStream
-from sandbox.playground import ColumnState, column_events
+from sandbox.playground.columns import ColumnState, column_events
+from sandbox.playground.multistream import MultiStream
+from sandbox.playground.settings import SamplingSettings
+from sandbox.urlstate import loss_curves
 from sandbox.worker.pool import WorkerPool
-from sandbox.worker.sampling import SamplingSettings
 from sandbox.zoo import discovery, records
 
 # Long enough for several windows per document in both toys (contexts of 64 and 48 tokens).
@@ -296,7 +297,7 @@ def test_stale_listing_of_a_deleted_run_gives_sentences(pool: WorkerPool, zoo: P
 def test_loss_view_of_a_log_that_vanished(zoo: Path) -> None:
     runs = {r.id: r for r in discovery.all_runs(zoo)}
     chosen = [runs["toy_a/run1"], runs["toy_a/run2"]]
-    settings = view.default_settings([r.id for r in chosen], view.metric_options(list(runs), runs))
+    settings = loss_curves.default_settings([r.id for r in chosen], view.metric_options(list(runs), runs))
     before = view.build(chosen, settings)
     assert set(before.curves.draw["run"]) == {"toy_a/run1", "toy_a/run2"}
     chosen[1].log_path.unlink()

@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
+from sandbox.playground.settings import SamplingSettings
 from sandbox.settings import PROJECT_ROOT
 from sandbox.worker import generation
 from sandbox.worker.generation import IncrementalText, generate
 from sandbox.worker.loaded import LoadedRun
-from sandbox.worker.sampling import SamplingSettings
 from sandbox.zoo.discovery import find_experiment
 
 VOCAB = 12

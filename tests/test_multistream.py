@@ -8,7 +8,7 @@ from collections import defaultdict
 import pytest
 
 from sandbox.errors import RequestFailed
-from sandbox.multistream import Ended, Failed, MultiStream
+from sandbox.playground.multistream import Ended, Failed, MultiStream
 from sandbox.zoo.discovery import find_experiment
 
 

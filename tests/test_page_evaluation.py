@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import toyzoo
 
-from sandbox import evalstate
+from sandbox.urlstate import evaluation
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted(p.parent.parent.parent.name + "/" + p.parent.name for p in (ROOT / "models").glob("*/trained/*/model.pth"))
@@ -120,21 +120,21 @@ def test_a_huge_perplexity_is_shown_in_scientific_notation(app_at, tmp_path):
 
 
 def test_query_round_trip():
-    sel = evalstate.EvalSelection(runs=["a/b"], ks=[1, 10], docs=25, seed=3)
-    back, warnings = evalstate.from_query(evalstate.to_query(sel), ["a/b"])
+    sel = evaluation.EvalSelection(runs=["a/b"], ks=[1, 10], docs=25, seed=3)
+    back, warnings = evaluation.from_query(evaluation.to_query(sel), ["a/b"])
     assert back == sel and warnings == []
-    back, warnings = evalstate.from_query({"docs": ["2.5"], "seed": ["-1"]}, ["a/b"])
+    back, warnings = evaluation.from_query({"docs": ["2.5"], "seed": ["-1"]}, ["a/b"])
     assert (back.docs, back.seed) == (100, 0) and len(warnings) == 2
 
 
 def test_data_source_round_trips_through_the_link():
     files = ["a.txt", "sub/b.jsonl"]
     for data in ("bundled", "file:sub/b.jsonl", "upload"):
-        sel = evalstate.EvalSelection(runs=["a/b"], data=data)
-        back, warnings = evalstate.from_query(evalstate.to_query(sel), ["a/b"], data_files=files)
+        sel = evaluation.EvalSelection(runs=["a/b"], data=data)
+        back, warnings = evaluation.from_query(evaluation.to_query(sel), ["a/b"], data_files=files)
         assert back.data == data and warnings == [], (data, warnings)
     spec = "hf:roneneldan/TinyStories:validation"
-    back, warnings = evalstate.from_query({"data": [spec]}, ["a/b"], hf_available=True)
+    back, warnings = evaluation.from_query({"data": [spec]}, ["a/b"], hf_available=True)
     assert back.data == spec and not warnings
     for bad, why in (
         ("file:../../etc/passwd", "not a file in the data folder"),
@@ -143,7 +143,7 @@ def test_data_source_round_trips_through_the_link():
         ("hf:a/b;rm -rf:train", "not a data source"),
         (spec, "datasets"),  # a valid spec, but this server cannot load Hugging Face data
     ):
-        back, warnings = evalstate.from_query({"data": [bad]}, ["a/b"], data_files=files)
+        back, warnings = evaluation.from_query({"data": [bad]}, ["a/b"], data_files=files)
         assert back.data == "bundled", bad
         assert len(warnings) == 1 and why in warnings[0], (bad, warnings)
 

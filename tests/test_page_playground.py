@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import toyzoo
 
+from sandbox.playground.tokens_html import PROMPT_STYLE
 from sandbox.settings import PROJECT_ROOT
-from sandbox.tokenview import PROMPT_STYLE
 
 PAGE = "pages/playground.py"
 SHIPPED = ("template/gpt2_atto", "kv_variant/gqa_atto")

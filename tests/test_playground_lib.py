@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 from sandbox.errors import WorkerCrashed
-from sandbox.multistream import Ended, Failed, Message, MultiStream
-from sandbox.playground import DRAW_EVERY, ColumnState, assign_lanes, column_events, redraw_interval
-from sandbox.playstate import (
-    DEFAULT_PROMPT,
+from sandbox.playground.columns import (
+    DRAW_EVERY,
+    ColumnState,
+    assign_lanes,
+    column_events,
+    redraw_interval,
+)
+from sandbox.playground.multistream import Ended, Failed, Message, MultiStream
+from sandbox.playground.settings import (
     DEFAULT_SETTINGS,
-    MAX_RUNS,
-    PlaygroundState,
+    MAX_NEW_TOKENS_CAP,
+    SamplingSettings,
     describe_settings,
-    state_from_query,
-    state_to_query,
     with_overrides,
 )
-from sandbox.worker.sampling import MAX_NEW_TOKENS_CAP, SamplingSettings
+from sandbox.urlstate.playground import (
+    DEFAULT_PROMPT,
+    MAX_RUNS,
+    PlaygroundState,
+    state_from_query,
+    state_to_query,
+)
 from sandbox.zoo.discovery import find_experiment
 
 RUNS = ["template/gpt2", "template/llama", "kv_variant/gqa", "other/x", "other/y"]
@@ -127,7 +136,7 @@ def test_state_round_trips_through_the_url():
 def test_defaults_make_an_empty_url():
     from dataclasses import replace
 
-    from sandbox.querystate import default_runs
+    from sandbox.urlstate.parse import default_runs
 
     assert state_to_query(PlaygroundState()) == {}
     state, warnings = state_from_query({}, RUNS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sandbox.prompts import (
+from sandbox.playground.prompts import (
     PreparedPrompt,
     build_prompt,
     cap_max_new_tokens,
@@ -10,7 +10,7 @@ from sandbox.prompts import (
     prepare_prompt,
     unrepresentable,
 )
-from sandbox.worker.sampling import MAX_NEW_TOKENS_CAP
+from sandbox.playground.settings import MAX_NEW_TOKENS_CAP
 from sandbox.zoo.discovery import find_experiment
 
 

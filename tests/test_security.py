@@ -18,13 +18,12 @@ from pathlib import Path
 import pytest
 import toyzoo
 
-from sandbox import evalstate, playstate, text
-from sandbox import querystate as qs
-from sandbox.curves import view
+from sandbox import text
 from sandbox.errors import RequestFailed, UnknownRunError
 from sandbox.evaluation import results
 from sandbox.evaluation import run as evaluation_run
 from sandbox.text import WORD_JOINER
+from sandbox.urlstate import evaluation, loss_curves, parse, playground
 from sandbox.worker.pool import WorkerPool
 from sandbox.zoo import discovery
 
@@ -135,23 +134,23 @@ def test_worker_refuses_run_names_that_are_not_its_run_folders(hostile: dict[str
 
 @pytest.mark.parametrize("value", HOSTILE, ids=lambda v: repr(v)[:40])
 def test_querystate_refuses_hostile_choices_with_a_safe_sentence(value: str) -> None:
-    kept, warnings = qs.parse_choices([value, "toy_a/run1"], ["toy_a/run1", "toy_b/cached"], what="run")
+    kept, warnings = parse.parse_choices([value, "toy_a/run1"], ["toy_a/run1", "toy_b/cached"], what="run")
     assert kept == ["toy_a/run1"] and len(warnings) == 1
     sentence = warnings[0]
     assert len(sentence) < 200, "long values are shortened"
     assert sentence.count("`") == 2, "the value stays inside one code span"
     assert all(ch.isprintable() for ch in sentence)
-    choice, warning = qs.parse_choice(value, ["step", "time"], "step", what="x axis")
+    choice, warning = parse.parse_choice(value, ["step", "time"], "step", what="x axis")
     assert choice == "step" and warning
-    number, warning = qs.parse_number(value, 0, 10, 1.0)
+    number, warning = parse.parse_number(value, 0, 10, 1.0)
     assert number == 1.0 and warning
-    flag, warning = qs.parse_bool(value, False)
+    flag, warning = parse.parse_bool(value, False)
     assert flag is False and warning
 
 
 @pytest.mark.parametrize("value", ["1e400", "-1e400", "nan", "inf", "0x10", "1_000", "2**8", "1/2", "9" * 50])
 def test_querystate_numbers_are_plain_decimals_in_range(value: str) -> None:
-    number, warning = qs.parse_number(value, 0, 10, 3.0)
+    number, warning = parse.parse_number(value, 0, 10, 3.0)
     assert number == 3.0 and warning
 
 
@@ -164,18 +163,18 @@ def test_shown_cannot_break_out_of_its_code_span() -> None:
 def test_state_parsers_keep_only_known_runs_and_text_prompts() -> None:
     run_ids = ["toy_a/run1", "toy_b/cached"]
     params = {key: [*HOSTILE, "toy_a/run1"] for key in ("run", "runs", "metric", "x", "smooth", "k", "docs", "seed")}
-    settings, warnings = view.settings_from_query(params, run_ids, lambda runs: ["train loss"])
+    settings, warnings = loss_curves.settings_from_query(params, run_ids, lambda runs: ["train loss"])
     assert settings.runs == ("toy_a/run1",) and settings.metrics == ("train loss",)
     assert len(warnings) >= len(HOSTILE)
-    selection, warnings = evalstate.from_query(params, run_ids)
+    selection, warnings = evaluation.from_query(params, run_ids)
     assert selection.runs == ["toy_a/run1"] and selection.docs == 100 and selection.seed == 0
     assert len(warnings) >= len(HOSTILE)
     for prompt in HOSTILE[:9]:
-        state, _ = playstate.state_from_query({"run": [*HOSTILE, "toy_b/cached"], "prompt": [prompt]}, run_ids)
+        state, _ = playground.state_from_query({"run": [*HOSTILE, "toy_b/cached"], "prompt": [prompt]}, run_ids)
         assert state.runs == ["toy_b/cached"]
         assert state.prompt == prompt  # plain text, exactly as given
-    state, warnings = playstate.state_from_query({"prompt": [LONG], "ov": HOSTILE}, run_ids)
-    assert len(state.prompt) == playstate.MAX_PROMPT_CHARS and state.overrides == {}
+    state, warnings = playground.state_from_query({"prompt": [LONG], "ov": HOSTILE}, run_ids)
+    assert len(state.prompt) == playground.MAX_PROMPT_CHARS and state.overrides == {}
     assert any("characters" in w for w in warnings)
 
 
@@ -190,7 +189,7 @@ PAGES = {
 }
 # Every key any page reads, plus Streamlit's own and a made-up one.
 QUERY_KEYS = sorted(
-    {*view.QUERY_KEYS, *evalstate.QUERY_KEYS, *playstate.QUERY_KEYS, "screenshot", "embed", "page", "models_dir"}
+    {*loss_curves.QUERY_KEYS, *evaluation.QUERY_KEYS, *playground.QUERY_KEYS, "screenshot", "embed", "page", "models_dir"}
 )
 
 

@@ -25,12 +25,12 @@ import toyzoo
 
 from sandbox.errors import RequestFailed, WorkerBusy, WorkerError, WorkerTimeout
 from sandbox.evaluation.checkup import check_experiment
-from sandbox.multistream import MultiStream
-from sandbox.playground import ColumnState, column_events
+from sandbox.playground.columns import ColumnState, column_events
+from sandbox.playground.multistream import MultiStream
+from sandbox.playground.settings import SamplingSettings
 from sandbox.settings import PROJECT_ROOT
 from sandbox.worker.client import WorkerClient, WorkerLimiter
 from sandbox.worker.pool import WorkerPool
-from sandbox.worker.sampling import SamplingSettings
 from sandbox.zoo import discovery
 
 SETTINGS = SamplingSettings(
@@ -286,7 +286,7 @@ def test_the_readme_cap_holds_across_the_playground_lanes(zoo: Path, monkeypatch
     st.cache_resource.clear()
     try:
         with ChildCounter() as counter:
-            from sandbox.playground import assign_lanes
+            from sandbox.playground.columns import assign_lanes
 
             for runs in (
                 ["toy_a/run1", "toy_b/cached", "toy_c/run1", "toy_d/run1"],

@@ -109,7 +109,7 @@ def loss_chart(
     NaN/inf. Clicking a legend entry highlights that run; the mouse wheel zooms the x
     axis and dragging pans it. ``options`` are those of :func:`layout_of`; ``x_key`` is
     the x axis' key (see ``curves.X_AXES``). With ``robust_y``, each panel's y range is
-    ``y_domains[metric]`` (`sandbox.curves.prepare.robust_range`) and what lies beyond is clipped.
+    ``y_domains[metric]`` (`sandbox.curves.yrange.robust_range`) and what lies beyond is clipped.
     """
     layout = layout_of(draw, **options)
     chart = _chart(layout).copy(deep=False)

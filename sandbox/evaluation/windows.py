@@ -1,4 +1,4 @@
-"""Windows over tokenized documents: every target scored exactly once (see `sandbox.evaluation.run.run`)."""
+"""Windows over tokenized documents: every target scored exactly once (see `sandbox.evaluation.run`)."""
 
 from __future__ import annotations
 

@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from sandbox.playground.settings import SamplingSettings
 from sandbox.worker.loaded import LoadedRun
-from sandbox.worker.sampling import SamplingSettings, make_generator, sample_next
+from sandbox.worker.sampling import make_generator, sample_next
 
 STOP_CHECK_EVERY = 0.02  # seconds between two calls of should_stop during a generation
 

@@ -7,40 +7,11 @@ sampling distribution is never empty.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 
-MAX_NEW_TOKENS_CAP = 1024
+from sandbox.playground.settings import SamplingSettings
+
 TOP_P_SLACK = 1e-6  # rounding allowance when comparing float32 cumulative mass with top_p
-
-
-@dataclass(frozen=True)
-class SamplingSettings:
-    """One set of sampling settings, shared by every column of the Playground."""
-
-    temperature: float = 1.0  # 0 = greedy
-    top_k: int = 0  # 0 = off; else keep exactly the k most likely tokens
-    top_p: float = 1.0  # 1 = off; else the smallest set whose probability reaches p
-    min_p: float = 0.0  # 0 = off; else keep tokens with prob >= min_p * max prob
-    max_new_tokens: int = 100
-    seed: int = 0
-    stop_at_eos: bool = True
-
-    def __post_init__(self) -> None:
-        if not (self.temperature >= 0):
-            raise ValueError("temperature must be >= 0")
-        if self.top_k < 0:
-            raise ValueError("top_k must be >= 0")
-        if not 0 < self.top_p <= 1:
-            raise ValueError("top_p must be in (0, 1]")
-        if not 0 <= self.min_p <= 1:
-            raise ValueError("min_p must be in [0, 1]")
-        if not 1 <= self.max_new_tokens <= MAX_NEW_TOKENS_CAP:
-            raise ValueError(f"max_new_tokens must be between 1 and {MAX_NEW_TOKENS_CAP}")
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def filter_logits(logits: torch.Tensor, s: SamplingSettings) -> torch.Tensor:

@@ -54,8 +54,8 @@ class Worker:
 
     # Each op takes the request's args and returns a value, or an iterator for streams.
     def ops(self) -> dict[str, Callable[..., Any]]:
+        from sandbox.playground.settings import SamplingSettings
         from sandbox.worker import generation, scoring
-        from sandbox.worker.sampling import SamplingSettings
 
         host = self.host
 

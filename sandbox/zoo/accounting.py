@@ -1,6 +1,6 @@
 """Accounting of a run: parameters, tokens and FLOPs, from files and what a worker counted.
 
-Parameters are counted once, by the worker on the loaded model (`sandbox.worker.server.params`:
+Parameters are counted once, by the worker on the loaded model (`sandbox.worker.params`:
 tied weights once, buffers excluded), and remembered per run fingerprint
 (`sandbox.zoo.records`): everything else reads that count (:func:`cached_breakdown`,
 :func:`count_parameters`), or says it is unknown until a worker has loaded the run.
@@ -147,7 +147,7 @@ def tokens_per_step(run: Run) -> tuple[float | None, str]:
 
 def count_parameters(run: Run) -> int | None:
     """The model's parameters as its worker counted them (tied weights once, buffers
-    excluded: `sandbox.worker.server.params.parameter_breakdown`), or None until a worker has loaded the
+    excluded: `sandbox.worker.params.parameter_breakdown`), or None until a worker has loaded the
     run with its current code, config and weights."""
     breakdown = cached_breakdown(run)
     return int(breakdown["total"]) if breakdown else None

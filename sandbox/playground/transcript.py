@@ -12,8 +12,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 
-from sandbox.playstate import describe_settings
-from sandbox.worker.sampling import SamplingSettings
+from sandbox.playground.settings import SamplingSettings, describe_settings
 
 MAX_ENTRIES = 50  # oldest entries are dropped: the history lives in the server's memory
 

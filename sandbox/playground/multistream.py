@@ -160,4 +160,3 @@ class MultiStream:
                 except Exception as exc:  # noqa: BLE001 — see above
                     self._put(key, Failed(exc))
             self._put(key, Ended(stopped=stopped))
-

@@ -15,7 +15,7 @@ import difflib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sandbox.worker.sampling import MAX_NEW_TOKENS_CAP
+from sandbox.playground.settings import MAX_NEW_TOKENS_CAP
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The Evaluation page's selection (runs, k list, documents, seed, data source) and its URL form.
 
-A link is a request from anyone: values are checked with `sandbox.querystate` and anything
+A link is a request from anyone: values are checked with `sandbox.urlstate.parse` and anything
 invalid is ignored with a warning sentence for the page to show.
 
 The data source is one URL value: ``bundled``, ``file:<name>`` (a file offered from the
@@ -15,9 +15,9 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sandbox import querystate as qs
 from sandbox import text
 from sandbox.evaluation.results import DEFAULT_KS, EvalSettings
+from sandbox.urlstate import parse
 
 K_CHOICES = (1, 2, 3, 5, 10, 20, 50, 100)
 STANDARD_BATCH = 8  # the page's default batch size (windows per forward pass)
@@ -55,14 +55,14 @@ def data_kind(data: str) -> str:
     return UPLOAD if data == UPLOAD else BUNDLED
 
 
-def parse_data(raw: qs.Raw, data_files: Sequence[str], hf_available: bool) -> tuple[str, str | None]:
+def parse_data(raw: parse.Raw, data_files: Sequence[str], hf_available: bool) -> tuple[str, str | None]:
     """The data source a link asks for, checked against what this server offers, else
     ``bundled`` and a warning sentence."""
-    values = qs.as_list(raw)
+    values = parse.as_list(raw)
     if not values:
         return BUNDLED, None
     value = values[-1]
-    if len(value) > qs.MAX_VALUE_LENGTH:
+    if len(value) > parse.MAX_VALUE_LENGTH:
         return BUNDLED, f"Ignored data source {text.shown(value)} from the link: it is too long."
     if value in (BUNDLED, UPLOAD):
         return value, None
@@ -101,16 +101,16 @@ def from_query(
     says whether Hugging Face data can be loaded here.
     """
     default = EvalSelection()
-    runs, warnings = qs.parse_choices(params.get("runs"), run_ids, what="run", why="there is no such run here")
+    runs, warnings = parse.parse_choices(params.get("runs"), run_ids, what="run", why="there is no such run here")
     if "runs" not in params:
-        runs = qs.default_runs(run_ids, 2, skip=flagged)
-    k_raw, k_warn = qs.parse_choices(
+        runs = parse.default_runs(run_ids, 2, skip=flagged)
+    k_raw, k_warn = parse.parse_choices(
         params.get("k"), [str(k) for k in K_CHOICES], what="k",
         why=f"k must be one of {', '.join(map(str, K_CHOICES))}",
     )
     warnings += k_warn
-    docs, w_docs = qs.parse_number(params.get("docs"), 1, MAX_DOCS, default.docs, what="number of documents")
-    seed, w_seed = qs.parse_number(params.get("seed"), 0, MAX_SEED, default.seed, what="seed")
+    docs, w_docs = parse.parse_number(params.get("docs"), 1, MAX_DOCS, default.docs, what="number of documents")
+    seed, w_seed = parse.parse_number(params.get("seed"), 0, MAX_SEED, default.seed, what="seed")
     warnings += [w for w in (w_docs, w_seed) if w]
     for name, value in (("number of documents", docs), ("seed", seed)):
         if value != int(value):

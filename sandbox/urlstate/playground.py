@@ -10,27 +10,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 
-from sandbox import querystate, text
-from sandbox.worker.sampling import MAX_NEW_TOKENS_CAP, SamplingSettings
+from sandbox import text
+from sandbox.playground.settings import (
+    DEFAULT_SETTINGS,
+    OVERRIDABLE,
+    RANGES,
+    SamplingSettings,
+    _fmt,
+    with_overrides,
+)
+from sandbox.urlstate import parse
 
 MAX_RUNS = 4
 MAX_PROMPT_CHARS = 4000
 DEFAULT_PROMPT = "Once upon a time"
 
-# Widget and URL ranges of each sampling field: (lo, hi, is_integer).
-RANGES: dict[str, tuple[float, float, bool]] = {
-    "temperature": (0.0, 2.0, False),
-    "top_k": (0, 1000, True),
-    "top_p": (0.01, 1.0, False),
-    "min_p": (0.0, 1.0, False),
-    "max_new_tokens": (1, MAX_NEW_TOKENS_CAP, True),
-    "seed": (0, 2**31 - 1, True),
-}
-# Fields a run may set for itself; the number of new tokens and eos stay shared.
-OVERRIDABLE = ("temperature", "top_k", "top_p", "min_p", "seed")
-DEFAULT_SETTINGS = SamplingSettings(temperature=0.8, top_k=0, top_p=0.95, min_p=0.0, max_new_tokens=120, seed=0)
 
 # URL keys: short names for the sampling fields.
 _KEYS = {
@@ -62,18 +58,13 @@ class PlaygroundState:
         return with_overrides(self.settings, self.overrides.get(run_id, {}))
 
 
-def with_overrides(base: SamplingSettings, override: Mapping[str, float | int]) -> SamplingSettings:
-    """``base`` with the overridable fields of ``override`` replaced (others are ignored)."""
-    return replace(base, **{k: v for k, v in override.items() if k in OVERRIDABLE})
-
-
-def _parse_field(name: str, raw: querystate.Raw, default: float | int, what: str) -> tuple[float | int, str | None]:
+def _parse_field(name: str, raw: parse.Raw, default: float | int, what: str) -> tuple[float | int, str | None]:
     """One sampling field from the link: a plain number inside the widget's range."""
     lo, hi, integer = RANGES[name]
-    value, warning = querystate.parse_number(raw, -math.inf, math.inf, default, what=what)
-    if warning or querystate.as_list(raw) == []:
+    value, warning = parse.parse_number(raw, -math.inf, math.inf, default, what=what)
+    if warning or parse.as_list(raw) == []:
         return default, warning
-    shown = text.shown(querystate.as_list(raw)[-1])
+    shown = text.shown(parse.as_list(raw)[-1])
     if not math.isfinite(value) or (integer and value != int(value)):
         kind = "a whole number" if integer else "a finite number"
         return default, f"Ignored {what} {shown} from the link: it must be {kind}."
@@ -85,7 +76,7 @@ def _parse_field(name: str, raw: querystate.Raw, default: float | int, what: str
     return (int(value) if integer else float(value)), None
 
 
-def _parse_settings(params: Mapping[str, querystate.Raw], base: SamplingSettings) -> tuple[SamplingSettings, list[str]]:
+def _parse_settings(params: Mapping[str, parse.Raw], base: SamplingSettings) -> tuple[SamplingSettings, list[str]]:
     values = base.as_dict()
     warnings = []
     for name, key in _KEYS.items():
@@ -93,7 +84,7 @@ def _parse_settings(params: Mapping[str, querystate.Raw], base: SamplingSettings
         values[name] = value
         if warning:
             warnings.append(warning)
-    eos, warning = querystate.parse_bool(params.get("eos"), base.stop_at_eos, what="stop at eos")
+    eos, warning = parse.parse_bool(params.get("eos"), base.stop_at_eos, what="stop at eos")
     values["stop_at_eos"] = eos
     if warning:
         warnings.append(warning)
@@ -123,7 +114,7 @@ def _parse_override(value: str, runs: Sequence[str]) -> tuple[str | None, dict, 
 
 
 def state_from_query(
-    params: Mapping[str, querystate.Raw], run_ids: Sequence[str], flagged: Collection[str] = ()
+    params: Mapping[str, parse.Raw], run_ids: Sequence[str], flagged: Collection[str] = ()
 ) -> tuple[PlaygroundState, list[str]]:
     """The state a link describes, and one warning per value that was ignored.
 
@@ -136,17 +127,17 @@ def state_from_query(
         for key in params
         if key not in QUERY_KEYS and key not in _OTHER_KEYS
     ]
-    runs, bad = querystate.parse_choices(
+    runs, bad = parse.parse_choices(
         params.get("run"), run_ids, what="run", why="it is not a run found in the models directory"
     )
     warnings += bad
     if "run" not in params:
-        runs = querystate.default_runs(run_ids, 2, skip=flagged)
+        runs = parse.default_runs(run_ids, 2, skip=flagged)
     if len(runs) > MAX_RUNS:
         warnings.append(f"The link names {len(runs)} runs; the Playground shows at most {MAX_RUNS}, the first ones.")
         runs = runs[:MAX_RUNS]
     prompt = DEFAULT_PROMPT
-    given = querystate.as_list(params.get("prompt"))
+    given = parse.as_list(params.get("prompt"))
     if given:
         prompt = given[-1]
         if len(prompt) > MAX_PROMPT_CHARS:
@@ -155,20 +146,16 @@ def state_from_query(
     settings, bad = _parse_settings(params, DEFAULT_SETTINGS)
     warnings += bad
     overrides: dict[str, dict] = {}
-    for value in querystate.as_list(params.get("ov")):
+    for value in parse.as_list(params.get("ov")):
         run, override, bad = _parse_override(value, runs)
         warnings += bad
         if run is not None and override:
             overrides[run] = override
-    token_view, w1 = querystate.parse_bool(params.get("tokens"), False, what="token view")
-    prompt_view, w2 = querystate.parse_bool(params.get("split"), False, what="prompt tokens view")
+    token_view, w1 = parse.parse_bool(params.get("tokens"), False, what="token view")
+    prompt_view, w2 = parse.parse_bool(params.get("split"), False, what="prompt tokens view")
     warnings += [w for w in (w1, w2) if w]
     state = PlaygroundState(runs, prompt, settings, overrides, token_view, prompt_view)
     return state, warnings
-
-
-def _fmt(value: float | int) -> str:
-    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 def state_to_query(state: PlaygroundState) -> dict[str, str | list[str]]:
@@ -195,34 +182,3 @@ def state_to_query(state: PlaygroundState) -> dict[str, str | list[str]]:
     if state.prompt_view:
         query["split"] = "1"
     return query
-
-
-LABELS = {
-    "temperature": "temperature",
-    "top_k": "top-k",
-    "top_p": "top-p",
-    "min_p": "min-p",
-    "max_new_tokens": "max new tokens",
-    "seed": "seed",
-    "stop_at_eos": "stop at eos",
-}
-
-
-def _shown_value(name: str, value: float | int | bool) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if name == "temperature" and value == 0:
-        return "0 (greedy)"
-    if (name in ("top_k", "min_p") and value == 0) or (name == "top_p" and value == 1.0):
-        return "off"
-    return _fmt(value)
-
-
-def describe_settings(settings: SamplingSettings, base: SamplingSettings | None = None) -> str:
-    """Settings in one line (``temperature 0.8 · top-k off · …``); with ``base``, only differences."""
-    parts = [
-        f"{label} {_shown_value(name, getattr(settings, name))}"
-        for name, label in LABELS.items()
-        if base is None or getattr(settings, name) != getattr(base, name)
-    ]
-    return " · ".join(parts)

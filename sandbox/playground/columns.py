@@ -2,7 +2,7 @@
 
 `column_events` is the stream behind a column: the run's info, the prepared prompt (with its
 notices), then the worker's generation events. `ColumnState` folds the messages of that
-stream (from `sandbox.multistream`) into what the page draws: text, tokens, notices, the time
+stream (from `sandbox.playground.multistream`) into what the page draws: text, tokens, notices, the time
 to the first token, tokens per second, and an error if the worker failed. Both are plain
 Python, so the CLI and the tests use them the same way the page does.
 """
@@ -13,9 +13,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.multistream import Ended, Failed, Message
-from sandbox.prompts import Notice, PreparedPrompt, prepare_prompt
-from sandbox.worker.sampling import SamplingSettings
+from sandbox.playground.multistream import Ended, Failed, Message
+from sandbox.playground.prompts import Notice, PreparedPrompt, prepare_prompt
+from sandbox.playground.settings import SamplingSettings
 
 ALTERNATIVES = 5  # top alternatives sent with every token (the token view's hover)
 DRAW_EVERY = 1 / 15  # seconds between redraws of a column while it streams

@@ -1,14 +1,14 @@
 """The Models page's selection and its URL form, so a copied link opens the same view.
 
 Every value is checked against what is on disk (experiment names, run ids); anything else
-is dropped with a warning sentence (see `sandbox.querystate`).
+is dropped with a warning sentence (see `sandbox.urlstate.parse`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sandbox import querystate as qs
+from sandbox.urlstate import parse
 
 # URL key -> session-state key of the widget it drives.
 LIST_KEYS = {"exp": "models_experiments", "diff": "models_diff_runs"}
@@ -46,20 +46,20 @@ def from_query(
     warnings: list[str] = []
     for key, state_key in LIST_KEYS.items():
         if key in params:
-            kept, warn = qs.parse_choices(params[key], allowed[key], what=what.get(key, "run"), why="it is not in the models directory")
+            kept, warn = parse.parse_choices(params[key], allowed[key], what=what.get(key, "run"), why="it is not in the models directory")
             values[state_key] = kept
             warnings += warn
     for key, state_key in ONE_KEYS.items():
         raw = params.get(key)
         if raw is None:
             continue
-        value, warn = qs.parse_choice(raw, allowed[key], "", what=what.get(key, "run"), why="it is not in the models directory")
+        value, warn = parse.parse_choice(raw, allowed[key], "", what=what.get(key, "run"), why="it is not in the models directory")
         if warn:
             warnings.append(warn)
         elif value:
             values[state_key] = value
     if "tab" in params:
-        tab, warn = qs.parse_choice(params["tab"], TABS, "", what="tab", why=f"use one of {', '.join(TABS)}")
+        tab, warn = parse.parse_choice(params["tab"], TABS, "", what="tab", why=f"use one of {', '.join(TABS)}")
         if warn:
             warnings.append(warn)
         elif tab:
