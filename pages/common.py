@@ -163,7 +163,7 @@ def show_error(exc: Exception, where: str = "") -> None:
 
 def access_ok() -> bool:
     """True when the app is open, or this browser session has already given the access token."""
-    from sandbox.auth import expected_token
+    from sandbox.app.auth import expected_token
 
     return expected_token() is None or bool(st.session_state.get("access_ok"))
 
@@ -185,8 +185,8 @@ def require_access() -> None:
 
 @st.cache_resource(show_spinner=False)
 def token_throttle():
-    """The process-wide record of wrong tokens per client (`sandbox.auth.Throttle`)."""
-    from sandbox.auth import Throttle
+    """The process-wide record of wrong tokens per client (`sandbox.app.auth.Throttle`)."""
+    from sandbox.app.auth import Throttle
 
     return Throttle()
 
@@ -207,7 +207,7 @@ def _client_keys() -> tuple[str, ...]:
 def _check_token() -> None:
     """The token box's callback (before the script runs, so a right token shows the page
     at once): throttled, compared in constant time, and the box emptied either way."""
-    from sandbox.auth import expected_token, token_matches
+    from sandbox.app.auth import expected_token, token_matches
 
     ss = st.session_state
     given = ss.get("access_token", "")

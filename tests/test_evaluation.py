@@ -329,7 +329,7 @@ def test_exports_and_tables(mpool, zoo) -> None:
 
 
 def test_huge_perplexity_is_written_in_scientific_notation(mpool, zoo) -> None:
-    from sandbox.cli import _table
+    from sandbox.cli.common import text_table
 
     report = run_eval(mpool, zoo, ["fixed/awful", "fixed/peaked"], ["abcd", "dcba"], kmax=1)
     summary = report.summary([1], n_resamples=50)
@@ -338,7 +338,7 @@ def test_huge_perplexity_is_written_in_scientific_notation(mpool, zoo) -> None:
     huge, small = text["perplexity"]
     assert "e+" in huge and len(huge) < 40, huge
     assert re.fullmatch(r"\d\.\d{4} \[\d\.\d{4}, \d\.\d{4}\]", small), small  # ordinary: fixed point
-    printed = _table(text.to_dict("records"), list(text.columns))
+    printed = text_table(text.to_dict("records"), list(text.columns))
     # No column is widened by a number (the table grew a "check" column; each cell stays short).
     assert all(len(str(cell)) < 40 for row in text.to_dict("records") for cell in row.values()), printed
     assert "000000000" not in printed
