@@ -171,8 +171,8 @@ def test_an_upload_is_parsed_once_per_content(tmp_path, monkeypatch) -> None:
     body = "\n\n".join(f"doc {i}" for i in range(500)).encode()
     first = data.documents_from_bytes(body, "a.txt")
     calls = []
-    real = formats._parse
-    monkeypatch.setattr(data, "_parse", lambda *a, **k: calls.append(a) or real(*a, **k))
+    real = formats.parse_documents
+    monkeypatch.setattr(data, "parse_documents", lambda *a, **k: calls.append(a) or real(*a, **k))
     again = data.documents_from_bytes(bytes(body), "a.txt")  # equal bytes, another object
     assert again is first and calls == []
     changed = data.documents_from_bytes(body + b"\n\nmore", "a.txt")
@@ -186,8 +186,8 @@ def test_a_refused_upload_is_not_parsed_again(tmp_path, monkeypatch) -> None:
     with pytest.raises(DataSourceError) as first:
         data.documents_from_bytes(body, "b.parquet")
     calls = []
-    real = formats._parse
-    monkeypatch.setattr(data, "_parse", lambda *a, **k: calls.append(a) or real(*a, **k))
+    real = formats.parse_documents
+    monkeypatch.setattr(data, "parse_documents", lambda *a, **k: calls.append(a) or real(*a, **k))
     with pytest.raises(DataSourceError) as again:
         data.documents_from_bytes(body, "b.parquet")
     assert str(again.value) == str(first.value) and calls == []

@@ -16,7 +16,7 @@ import pandas as pd
 
 from sandbox.curves.axes import X_AXES, XAxis
 from sandbox.curves.fairness import metric_label, per_byte_factor
-from sandbox.curves.summary import _summary_row, _summary_tables
+from sandbox.curves.summary import summary_row, summary_tables
 from sandbox.curves.yrange import robust_range
 from sandbox.zoo import logs
 from sandbox.zoo.discovery import Run
@@ -269,7 +269,7 @@ def prepare(
             present = np.isfinite(value) if flags is None else np.isfinite(value) | flags
             if not present.any():
                 continue
-            summary_rows.append(_summary_row(rid, labels[metric], step[present], value[present]))
+            summary_rows.append(summary_row(rid, labels[metric], step[present], value[present]))
             if x is None:
                 continue
             rows = np.flatnonzero(present & np.isfinite(x))
@@ -333,7 +333,7 @@ def prepare(
     label_list = [labels[m] for m in metrics]
     return Curves(
         draw=_draw_frame(draw, run_ids, label_list),
-        summary=_summary_tables(summary_rows, run_ids, label_list),
+        summary=summary_tables(summary_rows, run_ids, label_list),
         x_title=axis.title + (" (computed)" if computed and not axis.estimate else ""),
         notes=notes,
         unavailable=unavailable,

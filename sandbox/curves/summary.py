@@ -25,7 +25,7 @@ def goal(metric: str) -> str | None:
 SUMMARY_COLUMNS = ["run", "final", "best", "best step", "rank", "final step", "diverged at step", "points"]
 
 
-def _summary_row(run: str, metric: str, step: np.ndarray, value: np.ndarray) -> dict:
+def summary_row(run: str, metric: str, step: np.ndarray, value: np.ndarray) -> dict:
     """Final, best (by the metric's direction) and divergence of one full series."""
     finite = np.isfinite(value)
     direction = goal(metric)
@@ -46,7 +46,7 @@ def _summary_row(run: str, metric: str, step: np.ndarray, value: np.ndarray) -> 
     }
 
 
-def _summary_tables(rows: list[dict], run_ids: list[str], metrics: list[str]) -> dict[str, pd.DataFrame]:
+def summary_tables(rows: list[dict], run_ids: list[str], metrics: list[str]) -> dict[str, pd.DataFrame]:
     """Per metric, one row per run, best first; "final" is the last value logged, even NaN/inf."""
     if not rows:
         return {}

@@ -30,15 +30,15 @@ from pathlib import Path
 
 from sandbox.corpus.stories import BUNDLED_SEED, bundled_split
 from sandbox.evaluation.formats import (
-    _PARQUET_BATCH_ROWS,
     FORMATS,
     LIMITS,
     MB,
+    PARQUET_BATCH_ROWS,
+    Budget,
     DataSourceError,
     Limits,
-    _Budget,
-    _parse,
     format_size,
+    parse_documents,
 )
 from sandbox.settings import PROJECT_ROOT
 from sandbox.zoo.confine import OutsideError, confine
@@ -66,7 +66,7 @@ def _lookup(key: tuple) -> list[str] | str | None:
 
 
 def _parse_once(data: bytes, name: str, limits: Limits, digest: str | None = None) -> list[str]:
-    """`_parse`, remembered by the bytes' sha256: a rerun of a page does not parse again.
+    """`parse_documents`, remembered by the bytes' sha256: a rerun of a page does not parse again.
 
     The same list is returned to every caller: treat it as read-only. A refusal is
     remembered too, so a bomb is not unpacked again on every rerun.
@@ -75,7 +75,7 @@ def _parse_once(data: bytes, name: str, limits: Limits, digest: str | None = Non
     hit = _lookup(key)
     if hit is None:
         try:
-            hit = _parse(data, name, limits)
+            hit = parse_documents(data, name, limits)
         except DataSourceError as exc:
             hit = str(exc)
         with _PARSED_LOCK:
@@ -124,9 +124,9 @@ def _load_hf(spec: str, limits: Limits) -> list[str]:
     if "text" not in ds.column_names:
         raise DataSourceError(
             f'{spec} has no "text" column (columns: {", ".join(ds.column_names)}).')
-    budget = _Budget(spec, limits)
+    budget = Budget(spec, limits)
     budget.check_documents(ds.num_rows)
-    texts = (text for batch in ds.iter(batch_size=_PARQUET_BATCH_ROWS) for text in batch["text"])
+    texts = (text for batch in ds.iter(batch_size=PARQUET_BATCH_ROWS) for text in batch["text"])
     return budget.take(text for text in texts if isinstance(text, str))
 
 

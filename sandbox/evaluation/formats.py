@@ -22,7 +22,7 @@ MB = 1_000_000
 
 
 _BLANK_LINES = re.compile(r"\n[ \t]*\n\s*")  # one or more blank lines end a document
-_PARQUET_BATCH_ROWS = 512  # rows unpacked at a time: the most text held before a check
+PARQUET_BATCH_ROWS = 512  # rows unpacked at a time: the most text held before a check
 
 
 class DataSourceError(ValueError):
@@ -60,7 +60,7 @@ def format_size(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-class _Budget:
+class Budget:
     """Running totals of one source while it is read; raises as soon as a limit is passed."""
 
     def __init__(self, name: str, limits: Limits) -> None:
@@ -68,12 +68,14 @@ class _Budget:
         self.documents = self.chars = self.unpacked = 0
 
     def check_documents(self, count: int) -> None:
+        """Refuse a source of more than ``max_documents`` documents."""
         if count > self.limits.max_documents:
             raise DataSourceError(
                 f"{self.name} holds more than {self.limits.max_documents:,} documents, "
                 "the most a data source may hold.")
 
     def check_unpacked(self, size: int) -> None:
+        """Refuse a source whose text unpacks to more than ``max_unpacked_bytes``."""
         if size > self.limits.max_unpacked_bytes:
             raise DataSourceError(
                 f"{self.name} unpacks to more than {format_size(self.limits.max_unpacked_bytes)} "
@@ -107,7 +109,7 @@ def _decode(data: bytes, name: str) -> str:
         ) from None
 
 
-def _parse_txt(text: str, budget: _Budget) -> list[str]:
+def _parse_txt(text: str, budget: Budget) -> list[str]:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     return budget.take(doc.strip() for doc in _split_blank_lines(text))
 
@@ -121,7 +123,7 @@ def _split_blank_lines(text: str):
     yield text[start:]
 
 
-def _parse_jsonl(text: str, budget: _Budget) -> list[str]:
+def _parse_jsonl(text: str, budget: Budget) -> list[str]:
     name = budget.name
 
     def texts():
@@ -141,7 +143,7 @@ def _parse_jsonl(text: str, budget: _Budget) -> list[str]:
     return budget.take(texts())
 
 
-def _parse_parquet(source: Path | bytes, budget: _Budget) -> list[str]:
+def _parse_parquet(source: Path | bytes, budget: Budget) -> list[str]:
     """The ``text`` column, streamed: metadata checked first, then small batches counted.
 
     Only the text column is ever unpacked; the row count and the column's uncompressed size
@@ -173,7 +175,7 @@ def _parse_parquet(source: Path | bytes, budget: _Budget) -> list[str]:
     ))
     docs: list[str] = []
     try:
-        for batch in file.iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=["text"]):
+        for batch in file.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=["text"]):
             column = batch.column(0)
             if pa.types.is_dictionary(column.type):
                 column = column.dictionary_decode()
@@ -188,7 +190,7 @@ def _parse_parquet(source: Path | bytes, budget: _Budget) -> list[str]:
     return docs
 
 
-def _parse(data: bytes, name: str, limits: Limits = LIMITS) -> list[str]:
+def parse_documents(data: bytes, name: str, limits: Limits = LIMITS) -> list[str]:
     """Documents of a file's bytes, by the file's extension, within ``limits``."""
     suffix = Path(name).suffix.lower()
     if suffix not in FORMATS:
@@ -196,7 +198,7 @@ def _parse(data: bytes, name: str, limits: Limits = LIMITS) -> list[str]:
             f"{name} has an unsupported format: use {', '.join(FORMATS)}.")
     if not data.strip():
         raise DataSourceError(f"{name} is empty.")
-    budget = _Budget(name, limits)
+    budget = Budget(name, limits)
     if suffix == ".parquet":
         docs = _parse_parquet(data, budget)
     else:

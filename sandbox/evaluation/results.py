@@ -101,7 +101,7 @@ class RunResult:
         )
 
 
-def _error(exc: BaseException) -> dict:
+def error_row(exc: BaseException) -> dict:
     """What a run's error row shows (and its JSON export holds): a sentence and a fix hint.
 
     Never the worker's traceback: it names server paths, and `sandbox.worker.client` has logged it.

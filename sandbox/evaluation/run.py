@@ -43,7 +43,7 @@ from sandbox.evaluation.results import (
     EvaluationCancelled,
     Progress,
     RunResult,
-    _error,
+    error_row,
 )
 from sandbox.evaluation.windows import make_windows
 from sandbox.zoo.discovery import Run, find_experiment, find_run
@@ -230,7 +230,7 @@ def evaluate(
                 cache_root=cache_root,
             )
         except (WorkerError, UnknownRunError) as exc:
-            result = RunResult(run_id=run_id, error=_error(exc))
+            result = RunResult(run_id=run_id, error=error_row(exc))
         results.append(result)
     data = {
         "source": data_label,

@@ -60,7 +60,8 @@ def with_overrides(base: SamplingSettings, override: Mapping[str, float | int]) 
     return replace(base, **{k: v for k, v in override.items() if k in OVERRIDABLE})
 
 
-def _fmt(value: float | int) -> str:
+def format_value(value: float | int) -> str:
+    """A setting as written in a link and a description: ints as they are, floats shortest."""
     return str(value) if isinstance(value, int) else f"{value:g}"
 
 
@@ -82,7 +83,7 @@ def _shown_value(name: str, value: float | int | bool) -> str:
         return "0 (greedy)"
     if (name in ("top_k", "min_p") and value == 0) or (name == "top_p" and value == 1.0):
         return "off"
-    return _fmt(value)
+    return format_value(value)
 
 
 def describe_settings(settings: SamplingSettings, base: SamplingSettings | None = None) -> str:

@@ -18,7 +18,7 @@ from sandbox.playground.settings import (
     OVERRIDABLE,
     RANGES,
     SamplingSettings,
-    _fmt,
+    format_value,
     with_overrides,
 )
 from sandbox.urlstate import parse
@@ -167,14 +167,14 @@ def state_to_query(state: PlaygroundState) -> dict[str, str | list[str]]:
         query["prompt"] = state.prompt[:MAX_PROMPT_CHARS]
     for f in fields(SamplingSettings):
         if f.name in _KEYS and getattr(state.settings, f.name) != getattr(DEFAULT_SETTINGS, f.name):
-            query[_KEYS[f.name]] = _fmt(getattr(state.settings, f.name))
+            query[_KEYS[f.name]] = format_value(getattr(state.settings, f.name))
     if state.settings.stop_at_eos != DEFAULT_SETTINGS.stop_at_eos:
         query["eos"] = "1" if state.settings.stop_at_eos else "0"
     ov = []
     for run in state.runs:
         override = {k: v for k, v in state.overrides.get(run, {}).items() if k in OVERRIDABLE}
         if override:
-            ov.append(_OV_SEP.join([run, *(f"{_KEYS[k]}={_fmt(v)}" for k, v in override.items())]))
+            ov.append(_OV_SEP.join([run, *(f"{_KEYS[k]}={format_value(v)}" for k, v in override.items())]))
     if ov:
         query["ov"] = ov
     if state.token_view:

@@ -7,9 +7,11 @@ server log only.
 
 from __future__ import annotations
 
+import importlib
 import re
 import traceback
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -17,12 +19,13 @@ from sandbox.errors import ContractViolation
 from sandbox.worker.protocol import strip_paths
 
 
-def _short_exc(exc: BaseException) -> str:
+def short_exception(exc: BaseException) -> str:
+    """``Type: first line of the message`` (or the type alone): an exception in a few words."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _first_sentence(text: str) -> str:
+def first_sentence(text: str) -> str:
     """The first sentence of a library's message (torch adds paragraphs of advice)."""
     return re.split(r"(?<=[a-z0-9)])\.\s", text.strip(), maxsplit=1)[0].rstrip(".")
 
@@ -47,7 +50,7 @@ def failure_hint(exc: BaseException, otherwise: str = "") -> str:
     return MEMORY_HINT if is_out_of_memory(exc) else otherwise
 
 
-def _violation(rule: str, file: str, sentence: str, exc: BaseException, hint: str) -> ContractViolation:
+def contract_violation(rule: str, file: str, sentence: str, exc: BaseException, hint: str) -> ContractViolation:
     """A `ContractViolation` for an error raised by experiment code, its traceback kept for the log."""
     detail = "".join(traceback.format_exception(exc))[-4000:]
     return ContractViolation(rule, file, sentence, failure_hint(exc, hint), detail)
@@ -63,7 +66,7 @@ def describe_exception(exc: BaseException, root: Path | str | None = None) -> di
         error = {**exc.as_dict(), "traceback": exc.detail}
     else:
         error = {
-            "sentence": _short_exc(exc),
+            "sentence": short_exception(exc),
             "rule": "",
             "file": "",
             "hint": failure_hint(exc, _where_raised(exc, root)),
@@ -84,3 +87,36 @@ def _where_raised(exc: BaseException, root: Path) -> str:
     frame = inside[-1]
     where = f"{Path(frame.filename).relative_to(root).as_posix()}, line {frame.lineno}"
     return f"Fix the error at {where} (the server log has the full traceback)."
+
+
+def import_experiment_module(module: str, file: str, rule: str) -> Any:
+    """Import experiment code, turning every failure into a sentence about ``file``."""
+    try:
+        return importlib.import_module(module)
+    except SyntaxError as exc:
+        raise ContractViolation(
+            rule,
+            file,
+            f"{file} has a syntax error on line {exc.lineno}: {exc.msg}.",
+            "Fix the line named; the experiment's own scripts will fail on it too.",
+        ) from None
+    except ModuleNotFoundError as exc:
+        if exc.name and (exc.name == module or module.startswith(exc.name + ".")):
+            raise ContractViolation(
+                rule, file, f"{file} is missing (the contract expects it).", "Add the file."
+            ) from None
+        raise ContractViolation(
+            rule,
+            file,
+            f"{file} failed to import: {short_exception(exc)}.",
+            "Install the package it needs in the sandbox's environment, or remove the import.",
+        ) from None
+    except Exception as exc:  # noqa: BLE001 — any error in trusted experiment code becomes a sentence
+        raise contract_violation(
+            rule,
+            file,
+            f"{file} raised {short_exception(exc)} when imported.",
+            exc,
+            f"Fix the error raised while importing {file} (the experiment's own scripts fail on it "
+            f"too). {LOG_HINT}",
+        ) from None

@@ -9,7 +9,6 @@ ever run in a worker whose cwd is the experiment root (see `sandbox.worker`).
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
 import json
 import os
@@ -20,46 +19,19 @@ from typing import Any
 import torch
 
 from sandbox.errors import ContractViolation
-from sandbox.worker.failures import LOG_HINT, _first_sentence, _short_exc, _violation
+from sandbox.worker.failures import (
+    LOG_HINT,
+    contract_violation,
+    first_sentence,
+    import_experiment_module,
+    short_exception,
+)
 from sandbox.worker.loaded import LoadedRun, check_logits
 from sandbox.worker.params import parameter_breakdown
 from sandbox.zoo.confine import OutsideError, confine, inside
 
 # Special-token attributes every tokenizer must have (contract fact 4).
 TOKENIZER_ATTRS = ("encode", "decode", "bos_id", "eos_id", "pad_id")
-
-
-def _import(module: str, file: str, rule: str) -> Any:
-    """Import experiment code, turning every failure into a sentence about ``file``."""
-    try:
-        return importlib.import_module(module)
-    except SyntaxError as exc:
-        raise ContractViolation(
-            rule,
-            file,
-            f"{file} has a syntax error on line {exc.lineno}: {exc.msg}.",
-            "Fix the line named; the experiment's own scripts will fail on it too.",
-        ) from None
-    except ModuleNotFoundError as exc:
-        if exc.name and (exc.name == module or module.startswith(exc.name + ".")):
-            raise ContractViolation(
-                rule, file, f"{file} is missing (the contract expects it).", "Add the file."
-            ) from None
-        raise ContractViolation(
-            rule,
-            file,
-            f"{file} failed to import: {_short_exc(exc)}.",
-            "Install the package it needs in the sandbox's environment, or remove the import.",
-        ) from None
-    except Exception as exc:  # noqa: BLE001 — any error in trusted experiment code becomes a sentence
-        raise _violation(
-            rule,
-            file,
-            f"{file} raised {_short_exc(exc)} when imported.",
-            exc,
-            f"Fix the error raised while importing {file} (the experiment's own scripts fail on it "
-            f"too). {LOG_HINT}",
-        ) from None
 
 
 def purge_experiment_modules() -> None:
@@ -149,7 +121,7 @@ class RunHost:
         return loaded
 
     def _config(self, rel: str, run_dir: Path) -> Any:
-        config = _import("config", "config.py", "config")
+        config = import_experiment_module("config", "config.py", "config")
         model_config = getattr(config, "ModelConfig", None)
         if model_config is None or not dataclasses.is_dataclass(model_config):
             raise ContractViolation(
@@ -166,7 +138,7 @@ class RunHost:
             raise ContractViolation(
                 "run files",
                 f"{rel}/model_config.json",
-                f"{rel}/model_config.json is not valid JSON ({_short_exc(exc)}).",
+                f"{rel}/model_config.json is not valid JSON ({short_exception(exc)}).",
                 "",
             ) from None
         if not isinstance(data, dict):
@@ -189,7 +161,7 @@ class RunHost:
             raise ContractViolation(
                 "config",
                 f"{rel}/model_config.json",
-                f"ModelConfig(**{rel}/model_config.json) raised {_short_exc(exc)}.",
+                f"ModelConfig(**{rel}/model_config.json) raised {short_exception(exc)}.",
                 "",
             ) from None
         # Saved JSON may name a device that is not here ("mps", "cuda"): use ours.
@@ -213,7 +185,7 @@ class RunHost:
         # The experiment's own code does importlib.import_module(f"tokenizers.{name}.tokenizer"):
         # a folder name need not be a Python identifier (`bpe_fineweb-edu`), so neither do we.
         file = f"tokenizers/{name.replace('.', '/')}/tokenizer.py"
-        module = _import(f"tokenizers.{name}.tokenizer", file, "tokenizer")
+        module = import_experiment_module(f"tokenizers.{name}.tokenizer", file, "tokenizer")
         get_tokenizer = getattr(module, "get_tokenizer", None)
         if get_tokenizer is None:
             raise ContractViolation("tokenizer", file, f"{file} defines no get_tokenizer(size).", "")
@@ -231,8 +203,8 @@ class RunHost:
                 "Train or copy the tokenizer model; check its size naming ({size} vs {size-3}).",
             ) from None
         except Exception as exc:  # noqa: BLE001 — trusted code; report its failure as a sentence
-            raise _violation(
-                "tokenizer", file, f"get_tokenizer(size={cfg.vocab_len}) raised {_short_exc(exc)}.", exc, LOG_HINT
+            raise contract_violation(
+                "tokenizer", file, f"get_tokenizer(size={cfg.vocab_len}) raised {short_exception(exc)}.", exc, LOG_HINT
             ) from None
         missing = [a for a in TOKENIZER_ATTRS if not hasattr(tokenizer, a)]
         if missing:
@@ -259,17 +231,17 @@ class RunHost:
         return None
 
     def _model(self, cfg: Any) -> torch.nn.Module:
-        module = _import("modules.model", "modules/model.py", "model")
+        module = import_experiment_module("modules.model", "modules/model.py", "model")
         model_cls = getattr(module, "Model", None)
         if model_cls is None:
             raise ContractViolation("model", "modules/model.py", "modules/model.py defines no class Model.", "")
         try:
             return model_cls(cfg)
         except Exception as exc:  # noqa: BLE001 — trusted code; report its failure as a sentence
-            raise _violation(
+            raise contract_violation(
                 "model",
                 "modules/model.py",
-                f"Model(cfg) raised {_short_exc(exc)}.",
+                f"Model(cfg) raised {short_exception(exc)}.",
                 exc,
                 f"Model(cfg) must build from the run's model_config.json. {LOG_HINT}",
             ) from None
@@ -286,7 +258,7 @@ class RunHost:
             # One sentence: what is wrong with the file when its container says so, else
             # torch's first sentence (the rest is paragraphs of advice).
             sentence = weights_problem(run_dir / "model.pth", file) or (
-                f"{file} cannot be loaded as plain tensors ({type(exc).__name__}: {_first_sentence(str(exc))})."
+                f"{file} cannot be loaded as plain tensors ({type(exc).__name__}: {first_sentence(str(exc))})."
             )
             raise ContractViolation(
                 "weights", file, sentence, "Save it with torch.save(model.state_dict(), path)."
@@ -338,10 +310,10 @@ class RunHost:
             with torch.inference_mode():
                 out = run.model(ids)
         except Exception as exc:  # noqa: BLE001 — a forward that raises is a contract failure
-            raise _violation(
+            raise contract_violation(
                 "forward",
                 "modules/model.py",
-                f"model(input_ids) raised {_short_exc(exc)} on a (1, {ids.shape[1]}) input.",
+                f"model(input_ids) raised {short_exception(exc)} on a (1, {ids.shape[1]}) input.",
                 exc,
                 f"The inference path must accept input ids alone. {LOG_HINT}",
             ) from None
