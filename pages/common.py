@@ -22,7 +22,6 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from sandbox import errors
 from sandbox.settings import parse_app_args
 from sandbox.text import md_escape
 from sandbox.zoo import discovery
@@ -133,13 +132,17 @@ def worker_pool():
     return WorkerPool(device=device_name(), limiter=worker_limiter())
 
 
+def lookup(run_id: str) -> tuple[discovery.Experiment, discovery.Run]:
+    """(experiment, run) of a run id chosen from a list or read from a link: the pages' one
+    run lookup. An id that is no run in the models directory raises `UnknownRunError`, one
+    sentence that the page shows (`show_error`); ids never become paths."""
+    return discovery.lookup(models_dir(), run_id)
+
+
 def client_for(run_id: str):
-    """(worker client, run) for a run id chosen from the list; unknown ids raise UnknownRunError."""
-    for exp in experiments():  # one discovery; ids not found there are refused
-        for run in exp.runs:
-            if run.id == run_id:
-                return worker_pool().client(exp), run
-    raise errors.UnknownRunError(f"no run called {run_id!r} in the models directory")
+    """(worker client, run) for a run id chosen from the list (see :func:`lookup`)."""
+    exp, run = lookup(run_id)
+    return worker_pool().client(exp), run
 
 
 def show_error(exc: Exception, where: str = "") -> None:
@@ -329,8 +332,7 @@ def client_in_lane(run_id: str, lane: int):
     """`client_for`, but on the worker of ``lane`` (0: the shared pool)."""
     if lane == 0:
         return client_for(run_id)
-    run = discovery.find_run(models_dir(), run_id)
-    exp = discovery.find_experiment(models_dir(), run.experiment)
+    exp, run = lookup(run_id)
     return lane_pool(lane).client(exp), run
 
 

@@ -18,15 +18,16 @@ import streamlit as st
 
 from pages import common
 from sandbox.errors import UnknownRunError, WorkerError
-from sandbox.evaluation import data, formats, metrics, results, views
-from sandbox.evaluation import details as evaluation_details
-from sandbox.evaluation import report as evaluation_report
-from sandbox.evaluation import run as evaluation_run
-from sandbox.evaluation import tables as evaluation_tables
+from sandbox.evaluation import data, formats, metrics, views
+from sandbox.evaluation.details import MAX_DETAIL_CHARS, document_details
+from sandbox.evaluation.report import Report
+from sandbox.evaluation.results import EvalSettings, RunResult
+from sandbox.evaluation.run import evaluate
+from sandbox.evaluation.tables import accuracy_by_k, by_position, summary_text
 from sandbox.figures import export
 from sandbox.numfmt import has_huge
 from sandbox.text import md_escape
-from sandbox.urlstate import evaluation
+from sandbox.urlstate import evaluation as url
 
 common.require_access()
 
@@ -60,15 +61,15 @@ def data_folder_names() -> tuple:
 if "ev_runs" not in ss:
     params = {key: st.query_params.get_all(key) for key in st.query_params}
     flagged = common.flagged_runs() if "runs" not in params else set()  # never picked by default
-    first, ss["ev_url_warnings"] = evaluation.from_query(
+    first, ss["ev_url_warnings"] = url.from_query(
         params, run_ids, flagged, data_files=data_folder_names()[2],
         hf_available=importlib.util.find_spec("datasets") is not None,
     )  # fmt: skip
     ss["ev_runs"], ss["ev_ks"], ss["ev_docs"], ss["ev_seed"] = first.runs, first.ks, first.docs, first.seed
-    kind = evaluation.data_kind(first.data)
-    ss["ev_source"] = SOURCES[evaluation.DATA_KINDS.index(kind)]
+    kind = url.data_kind(first.data)
+    ss["ev_source"] = SOURCES[url.DATA_KINDS.index(kind)]
     if kind == "file":
-        ss["ev_file"] = first.data[len(evaluation.FILE_PREFIX) :]
+        ss["ev_file"] = first.data[len(url.FILE_PREFIX) :]
     elif kind == "hf":
         ss["ev_hf"] = first.data
     ss["ev_upload_from_link"] = kind == "upload"
@@ -77,9 +78,9 @@ for warning in ss.get("ev_url_warnings", []):
 
 picked = st.multiselect("Runs (any experiments)", run_ids, key="ev_runs", placeholder="Choose runs to compare")
 cols = st.columns([2, 1, 1])
-ks = sorted(cols[0].multiselect("Top-k accuracies", evaluation.K_CHOICES, key="ev_ks"))
-n_docs = int(cols[1].number_input("Documents", 1, evaluation.MAX_DOCS, step=10, key="ev_docs"))
-seed = int(cols[2].number_input("Sample seed", 0, evaluation.MAX_SEED, step=1, key="ev_seed"))
+ks = sorted(cols[0].multiselect("Top-k accuracies", url.K_CHOICES, key="ev_ks"))
+n_docs = int(cols[1].number_input("Documents", 1, url.MAX_DOCS, step=10, key="ev_docs"))
+seed = int(cols[2].number_input("Sample seed", 0, url.MAX_SEED, step=1, key="ev_seed"))
 
 
 
@@ -94,12 +95,12 @@ def choose_documents() -> tuple[list[str] | None, str, str]:
     """The documents of the chosen source (None when there are none yet), a label, and the
     source as the link names it (see `sandbox.urlstate.evaluation`)."""
     source = st.radio("Data", SOURCES, horizontal=True, key="ev_source")
-    link = evaluation.BUNDLED
+    link = url.BUNDLED
     try:
         if source == SOURCES[0]:
             return load_source("bundled"), "bundled corpus, validation split", link
         if source == SOURCES[1]:
-            link = evaluation.UPLOAD
+            link = url.UPLOAD
             upload = st.file_uploader(
                 f"A text file (.txt: blank lines between documents; .jsonl or .parquet with a "
                 f"text field; at most {formats.format_size(MAX_UPLOAD_BYTES)})",
@@ -122,7 +123,7 @@ def choose_documents() -> tuple[list[str] | None, str, str]:
                 st.info(f"No .txt, .jsonl or .parquet files in the data folder ({md_escape(folder.name)}; the server's SANDBOX_DATA_DIR sets it).")
                 return None, "", link
             name = st.selectbox("File in the data folder", names, key="ev_file")
-            link = evaluation.FILE_PREFIX + name
+            link = url.FILE_PREFIX + name
             return data.load_documents(str(files[names.index(name)]), within=folder), name, link
         if importlib.util.find_spec("datasets") is None:
             st.info("Hugging Face data sets need the optional `datasets` package on the server.")
@@ -130,7 +131,7 @@ def choose_documents() -> tuple[list[str] | None, str, str]:
         spec = st.text_input("Data set", placeholder="hf:<dataset>[:<config>]:<split>", key="ev_hf").strip()
         if not spec.startswith("hf:"):
             return None, "", link
-        link = spec if evaluation.HF_SPEC.fullmatch(spec) else link
+        link = spec if url.HF_SPEC.fullmatch(spec) else link
         return load_source(spec), spec, link
     except formats.DataSourceError as exc:
         st.error(md_escape(str(exc)))
@@ -138,8 +139,8 @@ def choose_documents() -> tuple[list[str] | None, str, str]:
 
 
 all_docs, data_label, data_link = choose_documents()
-selection = evaluation.EvalSelection(list(picked), ks, n_docs, seed, data_link)
-common.sync_query_params(evaluation.to_query(selection), evaluation.QUERY_KEYS)
+selection = url.EvalSelection(list(picked), ks, n_docs, seed, data_link)
+common.sync_query_params(url.to_query(selection), url.QUERY_KEYS)
 if all_docs is not None:
     st.caption(f"{len(all_docs):,} documents in the source; {min(n_docs, len(all_docs)):,} used (sample seed {seed}).")
 
@@ -153,7 +154,7 @@ with st.expander("Method"):
             "every token is still scored exactly once.",
         )
     )
-    batch = int(mcols[1].number_input("Batch size", 1, 256, evaluation.STANDARD_BATCH, key="ev_batch", help="Capped by a run's max_batch_size."))
+    batch = int(mcols[1].number_input("Batch size", 1, 256, url.STANDARD_BATCH, key="ev_batch", help="Capped by a run's max_batch_size."))
     on_cuda = common.device_name().startswith("cuda")
     autocast = mcols[2].selectbox(
         "Autocast", ["off", "bf16", "fp16"], key="ev_autocast", disabled=not on_cuda,
@@ -188,7 +189,7 @@ def queue_note(run_id: str) -> str:
     return f"waiting, {ahead} request(s) ahead on its worker" if ahead else "starting"
 
 
-def run_evaluation(docs: list[str], settings: results.EvalSettings) -> evaluation_report.Report:
+def run_evaluation(docs: list[str], settings: EvalSettings) -> Report:
     """Evaluate the picked runs with a progress bar per run and one overall."""
     overall = st.progress(0.0, text="Overall")
     bars = {run_id: st.progress(0.0, text=f"{md_escape(run_id)}: {queue_note(run_id)}") for run_id in picked}
@@ -204,7 +205,7 @@ def run_evaluation(docs: list[str], settings: results.EvalSettings) -> evaluatio
         finished = picked.index(run_id) + frac
         overall.progress(finished / len(picked), text=f"Overall: {finished:.1f} / {len(picked)} runs")
 
-    report = evaluation_run.evaluate(
+    report = evaluate(
         common.worker_pool(), list(picked), docs, settings, models_dir=common.models_dir(),
         data_label=data_label, progress=progress,
     )
@@ -214,7 +215,7 @@ def run_evaluation(docs: list[str], settings: results.EvalSettings) -> evaluatio
 
 if go and all_docs:
     docs = data.sample_documents(all_docs, n_docs, seed)
-    settings = results.EvalSettings(
+    settings = EvalSettings(
         kmax=max(ks), overlap=overlap, batch_size=batch,
         autocast=None if autocast == "off" or not on_cuda else autocast, device=common.device_name(),
     )
@@ -229,7 +230,7 @@ if result is None:
     st.stop()
 
 # -- results ----------------------------------------------------------------------------------
-report: evaluation_report.Report = result["report"]
+report: Report = result["report"]
 docs: list[str] = result["docs"]
 kmax = report.settings.kmax
 shown_ks = [k for k in ks if k <= kmax]
@@ -308,8 +309,8 @@ for _, row in lossy.iterrows():
         f"{row['roundtrip_changed']:.2%} of the characters, which it therefore never predicts as written."
     )
 ok = [r for r in report.results if r.ok]
-by_k = evaluation_tables.accuracy_by_k(ok, n_resamples=300) if ok else None
-by_pos = evaluation_tables.by_position(ok, shown_ks) if ok else None
+by_k = accuracy_by_k(ok, n_resamples=300) if ok else None
+by_pos = by_position(ok, shown_ks) if ok else None
 
 
 # -- the verdict: paired differences against a reference run -----------------------------------
@@ -339,7 +340,7 @@ if len(ok) >= 2:
 def comparison_figure():
     """Table and charts of this evaluation as one picture (for a chat or a paper)."""
     title = f"Evaluation: {report.data['documents']:,} documents of {report.data['source'] or 'text'}"
-    return views.comparison_figure(evaluation_tables.summary_text(summary, shown_ks), title, by_k, by_pos)
+    return views.comparison_figure(summary_text(summary, shown_ks), title, by_k, by_pos)
 
 
 with st.container(horizontal=True):
@@ -378,18 +379,15 @@ st.subheader("One document")
 def details(run_id: str, stamp: tuple, fingerprint: str, text: str, max_len: int, overlap: int, top_n: int) -> dict:
     """`evaluation.document_details` (cached until the run's weights or code change)."""
     client, run = common.client_for(run_id)
-    return evaluation_details.document_details(client, run.name, text, max_len=max_len, overlap=overlap, top_n=top_n, n_positions=64)
+    return document_details(client, run.name, text, max_len=max_len, overlap=overlap, top_n=top_n, n_positions=64)
 
 
-def details_for(r: results.RunResult, text: str) -> dict | None:
+def details_for(r: RunResult, text: str) -> dict | None:
     """One document scored by an evaluated run; None, with its sentence shown, when the run
     cannot answer (its folder may have gone since it was evaluated)."""
     top_n = min(max(shown_ks), 20)
     try:
-        found = {run.id: (exp, run) for exp in common.experiments() for run in exp.runs}
-        if r.run_id not in found:
-            raise UnknownRunError(f"no run called {r.run_id!r} in the models directory")
-        exp, run = found[r.run_id]
+        exp, run = common.lookup(r.run_id)
         return details(r.run_id, run.weights_stamp(), exp.fingerprint(), text, int(r.info["max_seq_len"]),
                        report.settings.overlap, top_n)
     except (WorkerError, UnknownRunError) as exc:
@@ -401,7 +399,7 @@ doc_index = st.selectbox(
     "Document", range(len(docs)), key="ev_doc",
     format_func=lambda i: f"{i + 1}: {docs[i][:70].replace(chr(10), ' ')}…",
 )
-text = docs[doc_index][: evaluation_details.MAX_DETAIL_CHARS]
+text = docs[doc_index][: MAX_DETAIL_CHARS]
 tab_tok, tab_heat = st.tabs(["Top-k predictions", "Loss heat map (A vs B)"])
 with tab_tok:
     tcols = st.columns(2)

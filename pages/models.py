@@ -7,11 +7,11 @@ import streamlit as st
 
 from pages import common
 from sandbox import text
-from sandbox.evaluation import card as comparison
+from sandbox.evaluation import card as compare
 from sandbox.evaluation.checkup import load_run
 from sandbox.figures import export, tables
 from sandbox.text import md_escape, safe_readme
-from sandbox.urlstate import models
+from sandbox.urlstate import models as url
 from sandbox.zoo import catalog
 from sandbox.zoo.codediff import base_reason, default_base, default_target, diff_experiments
 from sandbox.zoo.doctor import static_findings
@@ -78,7 +78,7 @@ ss = st.session_state
 if "models_url_read" not in ss:
     ss["models_url_read"] = True
     params = {key: st.query_params.get_all(key) for key in st.query_params}
-    linked, ss["models_url_warnings"] = models.from_query(params, names, list(table["run_id"]))
+    linked, ss["models_url_warnings"] = url.from_query(params, names, list(table["run_id"]))
     ss.update(linked)
     if "code_base" in linked:  # a linked base belongs to the linked (or default) target
         ss["code_base_for"] = linked.get("code_target") or getattr(default_target(experiments), "name", None)
@@ -132,7 +132,7 @@ suspect = set(table.loc[table["status"] == "suspect", "run_id"])
 # A keyed, rerunning st.tabs: the open tab is a widget value, so the link can carry it
 # (modelsstate.TABS) and a link can open it. Every tab is still drawn on every run.
 tab_detail, tab_diff, tab_code, tab_cost, tab_card, tab_doctor = st.tabs(
-    list(models.TABS.values()), key=models.TAB_KEY, on_change="rerun"
+    list(url.TABS.values()), key=url.TAB_KEY, on_change="rerun"
 )
 
 # -- one run in detail ----------------------------------------------------------------------
@@ -274,17 +274,17 @@ def evaluate_both(run_a: str, run_b: str):
     """Evaluate both runs on the bundled corpus with the Evaluation page's default settings
     (so its cache serves both), with a progress bar per run; returns the report."""
     from sandbox.evaluation import data
-    from sandbox.evaluation import run as ev
-    from sandbox.urlstate import evaluation
+    from sandbox.evaluation.run import evaluate
+    from sandbox.urlstate import evaluation as eval_url
 
-    docs = data.sample_documents(data.load_documents("bundled"), evaluation.EvalSelection().docs, evaluation.EvalSelection().seed)
+    docs = data.sample_documents(data.load_documents("bundled"), eval_url.EvalSelection().docs, eval_url.EvalSelection().seed)
     bars = {rid: st.progress(0.0, text=md_escape(f"{rid}: starting")) for rid in (run_a, run_b)}
 
     def progress(run_id: str, done: int, total: int) -> None:
         bars[run_id].progress(done / total if total else 1.0, text=md_escape(f"{run_id}: {done:,} / {total:,} windows"))
 
-    return ev.evaluate(
-        common.worker_pool(), [run_a, run_b], docs, evaluation.standard_settings(common.device_name()),
+    return evaluate(
+        common.worker_pool(), [run_a, run_b], docs, eval_url.standard_settings(common.device_name()),
         models_dir=common.models_dir(), data_label=data.BUNDLED_LABEL, progress=progress,
     )
 
@@ -315,14 +315,14 @@ with tab_card:
             shared = common.common_evaluation([a_id, b_id])
             if shared is None and (a_id, b_id) in fresh:  # evaluated here, but the cache could not keep it
                 shared = fresh[(a_id, b_id)]
-            card = comparison.summary_card(
+            card = compare.summary_card(
                 ra, rb, experiment_by_name[ra.experiment], experiment_by_name[rb.experiment],
                 fa, fb, shared, common.evaluated_texts([a_id, b_id]),
             )
             ev_part = card["evaluation"]
             with st.container(border=True, key="compare_card"):
                 st.markdown(f"#### {md_escape(a_id)} vs {md_escape(b_id)}")
-                st.dataframe(comparison.card_table(card), hide_index=True, width="stretch")
+                st.dataframe(compare.card_table(card), hide_index=True, width="stretch")
                 if ev_part["same"]:
                     st.caption(md_escape(f"Evaluated on {ev_part['text']}, the same settings for both. "
                                          "B − A of bits per byte: paired difference with its 95 % interval."))
@@ -332,7 +332,7 @@ with tab_card:
                         st.caption(md_escape(note))
                 else:
                     st.warning(
-                        md_escape(f"Evaluation: {comparison.NOT_SAME_TEXT} ({a_id}: {ev_part['texts'][a_id]}; "
+                        md_escape(f"Evaluation: {compare.NOT_SAME_TEXT} ({a_id}: {ev_part['texts'][a_id]}; "
                                   f"{b_id}: {ev_part['texts'][b_id]}), so no evaluation figure compares them."),
                         icon=":material/rule:",
                     )
@@ -350,10 +350,10 @@ with tab_card:
                 st.markdown(f"**Code:** {md_escape(card['code_note'])}." + "".join(f"\n- {text.shown(f, 200)}" for f in card["changed_files"]))
                 if card["config_diff"]:
                     st.markdown("**Config keys that differ:** " + ", ".join(text.shown(r["key"], 80) for r in card["config_diff"]))
-            md = comparison.card_markdown(card)
+            md = compare.card_markdown(card)
             d1, d2 = st.columns(2)
             d1.download_button("Markdown", md, file_name="comparison.md", mime="text/markdown")
-            png = export.to_png(tables.table_chart(comparison.card_table(card), f"{a_id} vs {b_id}", col_width=190))
+            png = export.to_png(tables.table_chart(compare.card_table(card), f"{a_id} vs {b_id}", col_width=190))
             d2.download_button("PNG", png, file_name="comparison.png", mime="image/png")
         elif a_id == b_id:
             st.info("Pick two different runs.")
@@ -385,4 +385,4 @@ with tab_doctor:
                     st.caption(f"Fix: {md_escape(f['hint'])}")
 
 # -- the URL follows the widgets (other parameters, e.g. screenshot mode, are kept) -------------
-common.sync_query_params(models.to_query(ss), models.QUERY_KEYS)
+common.sync_query_params(url.to_query(ss), url.QUERY_KEYS)

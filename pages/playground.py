@@ -17,10 +17,8 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import add_script_run_ctx
 
 from pages import common
-from sandbox import text as sandbox_text
 from sandbox.errors import UnknownRunError, WorkerError
 from sandbox.figures.colors import run_color
-from sandbox.playground import settings as playground_settings
 from sandbox.playground import tokens_html, transcript
 from sandbox.playground.columns import (
     DRAW_EVERY,
@@ -32,8 +30,15 @@ from sandbox.playground.columns import (
 )
 from sandbox.playground.multistream import MultiStream
 from sandbox.playground.prompts import PreparedPrompt, describe_chars, prepare_prompt
-from sandbox.playground.settings import SamplingSettings
-from sandbox.urlstate import playground
+from sandbox.playground.settings import (
+    LABELS,
+    OVERRIDABLE,
+    RANGES,
+    SamplingSettings,
+    describe_settings,
+)
+from sandbox.text import md_escape
+from sandbox.urlstate import playground as url
 
 common.require_access()
 
@@ -51,7 +56,7 @@ if not run_ids:
 
 
 # -- state: the link (first visit), else what this session had ------------------------------
-def _seed_widgets(state: playground.PlaygroundState) -> None:
+def _seed_widgets(state: url.PlaygroundState) -> None:
     """Put ``state`` into the widgets' keys (widgets forget their values when a page is left)."""
     ss = st.session_state
     ss["pg_runs"] = [r for r in state.runs if r in run_ids]
@@ -69,7 +74,7 @@ def _seed_widgets(state: playground.PlaygroundState) -> None:
 
 if "pg_state" not in st.session_state:
     params = {key: st.query_params.get_all(key) for key in st.query_params}
-    first, warnings = playground.state_from_query(params, run_ids, common.flagged_runs() if "run" not in params else ())
+    first, warnings = url.from_query(params, run_ids, common.flagged_runs() if not url.names_runs(params) else ())
     st.session_state["pg_state"] = first
     st.session_state["pg_url_warnings"] = warnings
 if "pg_runs" not in st.session_state:
@@ -80,7 +85,7 @@ for warning in st.session_state.get("pg_url_warnings", []):
 
 # -- controls ---------------------------------------------------------------------------------
 def _range(name: str) -> dict:
-    lo, hi, integer = playground_settings.RANGES[name]
+    lo, hi, integer = RANGES[name]
     return {"min_value": int(lo), "max_value": int(hi)} if integer else {"min_value": float(lo), "max_value": float(hi)}
 
 
@@ -92,11 +97,11 @@ def sampling_inputs(prefix: str, names: tuple[str, ...]) -> None:
         "top_k": "Keep exactly the k most likely tokens; 0 = off.",
         "top_p": "Keep the smallest set of tokens whose probability reaches p; 1 = off.",
         "min_p": "Keep tokens at least min-p times as likely as the most likely one; 0 = off.",
-        "max_new_tokens": f"At most {playground_settings.RANGES['max_new_tokens'][1]}.",
+        "max_new_tokens": f"At most {RANGES['max_new_tokens'][1]}.",
         "seed": "Same seed, same settings: same text.",
     }
     for col, name in zip(cols, names, strict=True):
-        label = playground_settings.LABELS[name].capitalize()
+        label = LABELS[name].capitalize()
         key = f"{prefix}{name}"
         if name in ("temperature", "top_p", "min_p"):
             col.slider(label, step=0.01, key=key, help=helps[name], **_range(name))
@@ -108,13 +113,13 @@ picked = st.multiselect(
     "Runs (1–4, from any experiments)",
     run_ids,
     key="pg_runs",
-    max_selections=playground.MAX_RUNS,
+    max_selections=url.MAX_RUNS,
     placeholder="Choose runs to compare",
 )
 prompt = st.text_area(
     "Prompt",
     key="pg_prompt",
-    max_chars=playground.MAX_PROMPT_CHARS,
+    max_chars=url.MAX_PROMPT_CHARS,
     height=100,
     help="Empty: the models start from their bos token. Longer than a model's context: cut from the left.",
 )
@@ -126,11 +131,11 @@ overrides: dict[str, dict] = {}
 if picked:
     with st.expander("Per-run settings (optional overrides)"):
         for run in picked:
-            if st.toggle(f"Own settings for {sandbox_text.md_escape(run)}", key=f"pg_own::{run}"):
-                for name in playground_settings.OVERRIDABLE:
+            if st.toggle(f"Own settings for {md_escape(run)}", key=f"pg_own::{run}"):
+                for name in OVERRIDABLE:
                     st.session_state.setdefault(f"pg_ov::{run}::{name}", st.session_state[f"pg_{name}"])
-                sampling_inputs(f"pg_ov::{run}::", playground_settings.OVERRIDABLE)
-                overrides[run] = {name: st.session_state[f"pg_ov::{run}::{name}"] for name in playground_settings.OVERRIDABLE}
+                sampling_inputs(f"pg_ov::{run}::", OVERRIDABLE)
+                overrides[run] = {name: st.session_state[f"pg_ov::{run}::{name}"] for name in OVERRIDABLE}
 
 views = st.columns(2)
 token_view = views[0].toggle(
@@ -150,11 +155,11 @@ settings = SamplingSettings(
     seed=int(ss["pg_seed"]),
     stop_at_eos=bool(ss["pg_eos"]),
 )
-state = playground.PlaygroundState(list(picked), prompt, settings, overrides, token_view, prompt_view)
+state = url.PlaygroundState(list(picked), prompt, settings, overrides, token_view, prompt_view)
 ss["pg_state"] = state
 
 # Mirror the state in the URL (keeping parameters other pages or Streamlit own).
-common.sync_query_params(playground.state_to_query(state), playground.QUERY_KEYS)
+common.sync_query_params(url.to_query(state), url.QUERY_KEYS)
 
 # A click is a request kept in the session until a generation takes it (see `generate`):
 # a button's value is True for one run only, and under load that run can be interrupted by
@@ -198,17 +203,16 @@ def draw_prompt_split(runs: list[str], text: str) -> None:
         with col:
             st.html(_header(run_id))
             try:
-                exp = next(e for e in common.experiments() for r in e.runs if r.id == run_id)
-                run = next(r for r in exp.runs if r.id == run_id)
+                exp, run = common.lookup(run_id)
                 prepared = PreparedPrompt.from_dict(tokenized(run_id, run.weights_stamp(), exp.fingerprint(), text))
-            except (WorkerError, UnknownRunError, StopIteration) as exc:
+            except (WorkerError, UnknownRunError) as exc:
                 common.show_error(exc, run_id)
                 continue
             st.caption(f"{len(prepared.ids)} tokens the model sees" + (f" ({prepared.dropped} cut)" if prepared.dropped else ""))
             specials = {prepared.bos_id: "⟨bos⟩"} if prepared.bos_id is not None else {}
             st.html(tokens_html.prompt_tokens_html(prepared.ids, prepared.pieces, specials))
             if prepared.bad_chars:
-                st.warning(sandbox_text.md_escape(f"Cannot represent: {describe_chars(prepared.bad_chars)}"))
+                st.warning(md_escape(f"Cannot represent: {describe_chars(prepared.bad_chars)}"))
                 st.html(tokens_html.marked_text_html(text, prepared.bad_chars))
                 st.caption("What the tokenizer makes of it:")
                 st.html(tokens_html.plain_html(prepared.roundtrip))
@@ -233,7 +237,7 @@ def make_slots(columns: dict[str, ColumnState]) -> dict[str, dict]:
     for col, (run_id, column) in zip(st.columns(len(columns)), columns.items(), strict=True):
         with col:
             st.html(_header(run_id))
-            own = playground_settings.describe_settings(column.settings, state.settings) if column.settings != state.settings else ""
+            own = describe_settings(column.settings, state.settings) if column.settings != state.settings else ""
             if own:
                 st.caption(f"Own settings: {own}")
             slots[run_id] = {"notices": st.empty(), "body": st.empty(), "stats": st.empty()}
@@ -245,7 +249,7 @@ def draw(slot: dict, column: ColumnState, tokens_on: bool, prompt: str, waiting:
     if column.notices:
         with slot["notices"].container():
             for notice in column.notices:
-                (st.warning if notice.level == "warning" else st.info)(sandbox_text.md_escape(notice.text))
+                (st.warning if notice.level == "warning" else st.info)(md_escape(notice.text))
     if column.error is not None:
         with slot["body"].container():
             err = column.error
@@ -262,7 +266,7 @@ def draw(slot: dict, column: ColumnState, tokens_on: bool, prompt: str, waiting:
     slot["stats"].caption(column.stats_line())
 
 
-def generate(state: playground.PlaygroundState, slots: dict[str, dict], columns: dict[str, ColumnState]) -> None:
+def generate(state: url.PlaygroundState, slots: dict[str, dict], columns: dict[str, ColumnState]) -> None:
     """Stream every column at once; on any exit (end, Stop, rerun) cancel and record."""
     clients, jobs = {}, {}
     try:
@@ -406,15 +410,15 @@ if history:
     for number, entry in reversed(list(enumerate(history, start=1))):
         base = SamplingSettings(**entry["settings"])
         first_line = " ".join(entry["prompt"].split())[:60] or "(empty prompt)"
-        with st.expander(f"{number}. {entry['when']} — {sandbox_text.md_escape(first_line)}"):
-            st.caption(playground_settings.describe_settings(base))
+        with st.expander(f"{number}. {entry['when']} — {md_escape(first_line)}"):
+            st.caption(describe_settings(base))
             for col, column in zip(st.columns(len(entry["columns"])), entry["columns"], strict=True):
                 with col:
                     st.html(_header(column["run"]))
                     own = SamplingSettings(**column["settings"])
                     if own != base:
-                        st.caption(f"Own settings: {playground_settings.describe_settings(own, base)}")
+                        st.caption(f"Own settings: {describe_settings(own, base)}")
                     if column.get("error"):
-                        st.error(sandbox_text.md_escape(column["error"]["message"]))
+                        st.error(md_escape(column["error"]["message"]))
                     st.html(tokens_html.plain_html(column["text"]))
                     st.caption(f"{column['n_tokens']} tokens · {column['reason']}")

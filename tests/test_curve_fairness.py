@@ -100,11 +100,11 @@ def test_the_range_is_given_per_panel_and_the_chart_clips(zoo):
 
 def test_y_range_and_unit_live_in_the_url():
     settings = CurveSettings(runs=("a/1",), metrics=("train loss",), full_y=True, per_byte=True)
-    query = loss_curves.settings_to_query(settings)
+    query = loss_curves.to_query(settings)
     assert query["yrange"] == ["full"] and query["unit"] == ["byte"]
-    back, warnings = loss_curves.settings_from_query(query, ["a/1"], lambda runs: ["train loss"])
+    back, warnings = loss_curves.from_query(query, ["a/1"], lambda runs: ["train loss"])
     assert back == settings and warnings == []
-    bad, warnings = loss_curves.settings_from_query({"yrange": ["wide"], "unit": ["parsec"]}, ["a/1"], lambda r: ["train loss"])
+    bad, warnings = loss_curves.from_query({"yrange": ["wide"], "unit": ["parsec"]}, ["a/1"], lambda r: ["train loss"])
     assert (bad.full_y, bad.per_byte) == (False, False) and len(warnings) == 2
 
 

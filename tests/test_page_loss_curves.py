@@ -82,7 +82,7 @@ def test_defaults_show_every_run_with_a_log(page):
     val, train = tables(at)
     assert sorted(val["run"].astype(str)) == DRAWABLE and len(train) == 3
     assert set(val.columns) >= {"final", "best", "best step", "rank"}
-    assert param(at, "run") == DRAWABLE
+    assert param(at, "runs") == DRAWABLE
     assert len(at.get("download_button")) == 3  # PNG, SVG, CSV
     notes = at.expander[0]
     assert "note(s) about these logs" in notes.label
@@ -97,7 +97,7 @@ def test_selecting_runs_and_metrics_changes_tables_and_url(page):
     assert not at.exception
     assert len(tables(at)) == 1
     assert sorted(tables(at)[0]["run"].astype(str)) == ["alpha/v1", "beta/v2"]
-    assert param(at, "run") == ["alpha/v1", "beta/v2"]
+    assert param(at, "runs") == ["alpha/v1", "beta/v2"]
     assert param(at, "metric") == ["perplexity"]
     assert len(charts_of(at)) == 1
 
@@ -185,7 +185,7 @@ def test_clear_all_then_one_run_shows_that_run_only(page):
     at.multiselect[0].set_value(["beta/v2"]).run()
     assert not at.exception
     assert at.multiselect[0].value == ["beta/v2"]
-    assert param(at, "run") == ["beta/v2"]
+    assert param(at, "runs") == ["beta/v2"]
     assert [list(t["run"].astype(str)) for t in tables(at)] == [["beta/v2"], ["beta/v2"]]
     at.run()  # a later rerun (e.g. the live part's) keeps the choice too
     assert at.multiselect[0].value == ["beta/v2"]

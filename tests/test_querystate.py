@@ -89,14 +89,14 @@ def test_settings_round_trip_through_the_url():
         runs=("beta/v2", "alpha/v1"), metrics=("perplexity",), x="tokens", log_x=True, log_y=False,
         smoothing=0.85, trim=12.0,
     )  # fmt: skip
-    query = loss_curves.settings_to_query(settings)
+    query = loss_curves.to_query(settings)
     assert all(isinstance(v, list) for v in query.values())
-    parsed, warnings = loss_curves.settings_from_query(query, RUNS, metric_options)
+    parsed, warnings = loss_curves.from_query(query, RUNS, metric_options)
     assert parsed == settings and warnings == []
 
 
 def test_url_without_parameters_gives_the_defaults():
-    settings, warnings = loss_curves.settings_from_query({}, RUNS, metric_options)
+    settings, warnings = loss_curves.from_query({}, RUNS, metric_options)
     assert settings.runs == tuple(RUNS)
     assert settings.metrics == ("validation loss", "train loss")
     assert (settings.x, settings.log_x, settings.log_y, settings.smoothing, settings.trim) == ("step", False, False, 0, 0)
@@ -112,7 +112,7 @@ def test_invalid_url_values_are_each_reported_and_never_used():
         "smooth": ["1.5"],
         "trim": ["nan"],
     }
-    settings, warnings = loss_curves.settings_from_query(
+    settings, warnings = loss_curves.from_query(
         params, RUNS, metric_options, all_run_ids=[*RUNS, "beta/fresh"]
     )
     assert settings.runs == ("alpha/v1",)
@@ -128,7 +128,7 @@ def test_invalid_url_values_are_each_reported_and_never_used():
 
 
 def test_a_link_with_only_unknown_runs_shows_every_run():
-    settings, warnings = loss_curves.settings_from_query({"run": ["ghost/run"]}, RUNS, metric_options)
+    settings, warnings = loss_curves.from_query({"run": ["ghost/run"]}, RUNS, metric_options)
     assert settings.runs == tuple(RUNS) and len(warnings) == 1
 
 
@@ -138,3 +138,27 @@ def test_default_runs_compare_experiments_first():
     assert default_runs(["a/1", "a/2", "b/1", "c/1"], 3) == ["a/1", "b/1", "c/1"]
     assert default_runs(["a/1", "a/2"], 2) == ["a/1", "a/2"]
     assert default_runs([], 2) == []
+
+
+def test_every_page_calls_a_list_of_runs_runs_and_still_reads_the_older_names():
+    """One set of parameter names: ``runs`` wherever a list of runs is meant; links written
+    before (``run=`` on Loss curves and the Playground, ``diff=`` on Models) still open."""
+    from sandbox.playground.settings import DEFAULT_SETTINGS
+    from sandbox.urlstate import models, playground
+
+    chosen = ["beta/v2", "alpha/v1"]
+    settings, warnings = loss_curves.from_query({"run": chosen}, RUNS, metric_options)
+    assert settings.runs == tuple(chosen) and warnings == []
+    assert loss_curves.to_query(settings)["runs"] == chosen and "run" not in loss_curves.to_query(settings)
+    state, warnings = playground.from_query({"run": chosen}, RUNS)
+    assert state.runs == chosen and warnings == []
+    assert playground.to_query(state)["runs"] == chosen and "run" not in playground.to_query(state)
+    assert playground.names_runs({"run": chosen}) and not playground.names_runs({"prompt": ["x"]})
+    back, _ = playground.from_query(playground.to_query(playground.PlaygroundState(chosen, settings=DEFAULT_SETTINGS)), RUNS)
+    assert back.runs == chosen
+    values, warnings = models.from_query({"diff": chosen}, ["alpha", "beta"], RUNS)
+    assert values["models_diff_runs"] == chosen and warnings == []
+    assert models.to_query(values)["runs"] == chosen
+    # The older names are page keys: syncing the URL replaces them by the new ones.
+    assert {"run", "runs"} <= set(loss_curves.QUERY_KEYS) and {"run", "runs"} <= set(playground.QUERY_KEYS)
+    assert {"diff", "runs"} <= set(models.QUERY_KEYS)

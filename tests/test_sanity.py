@@ -81,7 +81,7 @@ def test_default_choices_skip_flagged_runs():
     assert default_runs(runs, 2, skip=set(runs)) == []
     sel, _ = evaluation.from_query({}, runs, flagged={"a/untrained"})
     assert sel.runs == ["a/run1", "b/run1"]
-    state, _ = playground.state_from_query({}, runs, flagged={"a/untrained", "b/run1"})
+    state, _ = playground.from_query({}, runs, flagged={"a/untrained", "b/run1"})
     assert state.runs == ["a/run1", "c/run1"]
     # A link that names a flagged run gets it: only the default leaves it out.
     sel, warnings = evaluation.from_query({"runs": ["a/untrained"]}, runs, flagged={"a/untrained"})

@@ -163,17 +163,17 @@ def test_shown_cannot_break_out_of_its_code_span() -> None:
 def test_state_parsers_keep_only_known_runs_and_text_prompts() -> None:
     run_ids = ["toy_a/run1", "toy_b/cached"]
     params = {key: [*HOSTILE, "toy_a/run1"] for key in ("run", "runs", "metric", "x", "smooth", "k", "docs", "seed")}
-    settings, warnings = loss_curves.settings_from_query(params, run_ids, lambda runs: ["train loss"])
+    settings, warnings = loss_curves.from_query(params, run_ids, lambda runs: ["train loss"])
     assert settings.runs == ("toy_a/run1",) and settings.metrics == ("train loss",)
     assert len(warnings) >= len(HOSTILE)
     selection, warnings = evaluation.from_query(params, run_ids)
     assert selection.runs == ["toy_a/run1"] and selection.docs == 100 and selection.seed == 0
     assert len(warnings) >= len(HOSTILE)
     for prompt in HOSTILE[:9]:
-        state, _ = playground.state_from_query({"run": [*HOSTILE, "toy_b/cached"], "prompt": [prompt]}, run_ids)
+        state, _ = playground.from_query({"run": [*HOSTILE, "toy_b/cached"], "prompt": [prompt]}, run_ids)
         assert state.runs == ["toy_b/cached"]
         assert state.prompt == prompt  # plain text, exactly as given
-    state, warnings = playground.state_from_query({"prompt": [LONG], "ov": HOSTILE}, run_ids)
+    state, warnings = playground.from_query({"prompt": [LONG], "ov": HOSTILE}, run_ids)
     assert len(state.prompt) == playground.MAX_PROMPT_CHARS and state.overrides == {}
     assert any("characters" in w for w in warnings)
 
@@ -698,3 +698,15 @@ def test_link_warnings_quote_values_as_text(hostile_app, value: str) -> None:
             at.switch_page(page).run()
             assert not at.exception, at.exception
             assert_no_markup_from_data(at)
+
+
+def test_one_run_lookup_gives_experiment_and_run_or_one_sentence(tmp_path: Path) -> None:
+    """`lookup` is how a run id from a list or a link becomes a run: anything else is one sentence."""
+    models = tmp_path / "models"
+    toyzoo.make_toy_a(models)
+    exp, run = discovery.lookup(models, "toy_a/run1")
+    assert (exp.name, run.id) == ("toy_a", "toy_a/run1") and run in exp.runs
+    for bad in ("toy_a/nope", "../../etc/passwd", "toy_a", "", "toy_a/run1/../run2"):
+        with pytest.raises(UnknownRunError) as caught:
+            discovery.lookup(models, bad)
+        assert str(caught.value) == f"no run called {bad!r} in the models directory"

@@ -21,7 +21,8 @@ MAX_TRIM = 90.0
 DEFAULT_METRICS = (logs.VAL_LOSS, logs.TRAIN_LOSS)
 # The page's own URL parameters; any other parameter belongs to the app (e.g. screenshot
 # mode) and is left alone.
-QUERY_KEYS = ("run", "metric", "x", "logx", "logy", "smooth", "trim", "yrange", "unit")
+RUNS_KEYS = ("runs", "run")  # the list of runs; "run" is its older name, still read from links
+QUERY_KEYS = (*RUNS_KEYS, "metric", "x", "logx", "logy", "smooth", "trim", "yrange", "unit")
 Y_RANGES = ("robust", "full")  # the y range ignores outliers, or shows every value
 UNITS = ("token", "byte")  # losses as logged (nats per token), or in bits per byte (estimated)
 
@@ -36,7 +37,7 @@ def default_settings(run_ids: Sequence[str], metric_options: Sequence[str]) -> C
     return CurveSettings(runs=tuple(run_ids), metrics=metrics)
 
 
-def settings_from_query(
+def from_query(
     params: Mapping[str, Sequence[str]],
     run_ids: Sequence[str],
     metric_options: Callable[[Sequence[str]], Sequence[str]],
@@ -51,7 +52,7 @@ def settings_from_query(
     falls back to :func:`default_settings`.
     """
     warnings: list[str] = []
-    raw_runs = parse.as_list(params.get("run"))
+    raw_runs = parse.as_list(parse.first_present(params, *RUNS_KEYS)[1])
     no_log = [r for r in raw_runs if r in set(all_run_ids) and r not in set(run_ids)]
     runs, bad = parse.parse_choices(
         [r for r in raw_runs if r not in no_log],
@@ -99,14 +100,14 @@ def settings_from_query(
     return settings, warnings
 
 
-def settings_to_query(settings: CurveSettings) -> dict[str, list[str]]:
-    """Query parameters that :func:`settings_from_query` turns back into ``settings``.
+def to_query(settings: CurveSettings) -> dict[str, list[str]]:
+    """Query parameters that :func:`from_query` turns back into ``settings``.
 
     Every value is a list (repeated parameters), the shape ``st.query_params.get_all``
     reads back, so that the page can compare what is in the URL with what it wrote.
     """
     return {
-        "run": list(settings.runs),
+        "runs": list(settings.runs),
         "metric": list(settings.metrics),
         "x": [settings.x],
         "logx": ["1" if settings.log_x else "0"],

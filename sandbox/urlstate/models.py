@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from sandbox.urlstate import parse
 
 # URL key -> session-state key of the widget it drives.
-LIST_KEYS = {"exp": "models_experiments", "diff": "models_diff_runs"}
+LIST_KEYS = {"exp": "models_experiments", "runs": "models_diff_runs"}
+OLDER_NAMES = {"runs": ("diff",)}  # older names of a key, still read from links
 ONE_KEYS = {
     "run": "models_detail_run",
     "code": "code_target",
@@ -30,7 +31,7 @@ TABS = {
     "doctor": "Doctor",
 }
 TAB_KEY = "models_tab"
-QUERY_KEYS = (*LIST_KEYS, *ONE_KEYS, "tab")
+QUERY_KEYS = (*LIST_KEYS, *ONE_KEYS, "tab", "diff")
 
 
 def from_query(
@@ -40,13 +41,14 @@ def from_query(
 
     Only keys present in the link are returned; the page keeps its defaults for the others.
     """
-    allowed = {"exp": experiments, "diff": run_ids, "run": run_ids, "code": experiments, "base": experiments, "a": run_ids, "b": run_ids}
+    allowed = {"exp": experiments, "runs": run_ids, "run": run_ids, "code": experiments, "base": experiments, "a": run_ids, "b": run_ids}
     what = {"exp": "experiment", "code": "experiment", "base": "experiment"}
     values: dict[str, object] = {}
     warnings: list[str] = []
     for key, state_key in LIST_KEYS.items():
-        if key in params:
-            kept, warn = parse.parse_choices(params[key], allowed[key], what=what.get(key, "run"), why="it is not in the models directory")
+        given, raw = parse.first_present(params, key, *OLDER_NAMES.get(key, ()))
+        if given is not None:
+            kept, warn = parse.parse_choices(raw, allowed[key], what=what.get(key, "run"), why="it is not in the models directory")
             values[state_key] = kept
             warnings += warn
     for key, state_key in ONE_KEYS.items():

@@ -13,7 +13,7 @@ string, or None when the parameter is absent.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from sandbox.text import shown
 
@@ -124,3 +124,15 @@ def default_runs(run_ids: Sequence[str], limit: int, skip: Collection[str] = ())
             firsts.append(rid)
     ordered = firsts + [rid for rid in run_ids if rid not in firsts]
     return ordered[:limit]
+
+
+def first_present(params: Mapping[str, Raw], *keys: str) -> tuple[str | None, Raw]:
+    """The first of ``keys`` that ``params`` holds, and its values; ``(None, None)`` when none.
+
+    A page's key comes first, then the older names a link may still use for the same thing
+    (a list of runs was ``run`` on some pages before every page called it ``runs``).
+    """
+    for key in keys:
+        if key in params:
+            return key, params[key]
+    return None, None

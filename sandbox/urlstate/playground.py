@@ -37,7 +37,8 @@ _KEYS = {
     "max_new_tokens": "n",
     "seed": "seed",
 }
-QUERY_KEYS = ("run", "prompt", "eos", "ov", "tokens", "split", *_KEYS.values())
+RUNS_KEYS = ("runs", "run")  # the runs shown; "run" is their older name, still read from links
+QUERY_KEYS = (*RUNS_KEYS, "prompt", "eos", "ov", "tokens", "split", *_KEYS.values())
 _OTHER_KEYS = ("embed", "embed_options", "screenshot")  # Streamlit's and the app's own
 _OV_SEP = "|"  # ov=<run id>|t=0.5|k=20
 
@@ -113,7 +114,12 @@ def _parse_override(value: str, runs: Sequence[str]) -> tuple[str | None, dict, 
     return run, override, warnings
 
 
-def state_from_query(
+def names_runs(params: Mapping[str, parse.Raw]) -> bool:
+    """True when a link chooses the runs itself (else the page picks its default runs)."""
+    return parse.first_present(params, *RUNS_KEYS)[0] is not None
+
+
+def from_query(
     params: Mapping[str, parse.Raw], run_ids: Sequence[str], flagged: Collection[str] = ()
 ) -> tuple[PlaygroundState, list[str]]:
     """The state a link describes, and one warning per value that was ignored.
@@ -128,10 +134,10 @@ def state_from_query(
         if key not in QUERY_KEYS and key not in _OTHER_KEYS
     ]
     runs, bad = parse.parse_choices(
-        params.get("run"), run_ids, what="run", why="it is not a run found in the models directory"
+        parse.first_present(params, *RUNS_KEYS)[1], run_ids, what="run", why="it is not a run found in the models directory"
     )
     warnings += bad
-    if "run" not in params:
+    if not names_runs(params):
         runs = parse.default_runs(run_ids, 2, skip=flagged)
     if len(runs) > MAX_RUNS:
         warnings.append(f"The link names {len(runs)} runs; the Playground shows at most {MAX_RUNS}, the first ones.")
@@ -158,11 +164,11 @@ def state_from_query(
     return state, warnings
 
 
-def state_to_query(state: PlaygroundState) -> dict[str, str | list[str]]:
-    """Query parameters that `state_from_query` turns back into ``state`` (defaults left out)."""
+def to_query(state: PlaygroundState) -> dict[str, str | list[str]]:
+    """Query parameters that `from_query` turns back into ``state`` (defaults left out)."""
     query: dict[str, str | list[str]] = {}
     if state.runs:
-        query["run"] = list(state.runs)
+        query["runs"] = list(state.runs)
     if state.prompt != DEFAULT_PROMPT:
         query["prompt"] = state.prompt[:MAX_PROMPT_CHARS]
     for f in fields(SamplingSettings):

@@ -250,9 +250,20 @@ def find_experiment(models_dir: Path | str | None, name: str) -> Experiment:
     raise UnknownRunError(f"no experiment called {name!r} in the models directory")
 
 
-def find_run(models_dir: Path | str | None, run_id: str) -> Run:
-    """The run whose id is ``run_id`` (``"<experiment>/<run>"``), looked up among discovered runs."""
-    for run in all_runs(models_dir):
-        if run.id == run_id:
-            return run
+def lookup(models_dir: Path | str | None, run_id: str) -> tuple[Experiment, Run]:
+    """The experiment and the run whose id is ``run_id`` (``"<experiment>/<run>"``), from one
+    discovery: the one way a run id chosen from a list or read from a link becomes a run.
+
+    Raises `UnknownRunError`, whose message is one sentence fit to show as is, for an id that
+    discovery did not find (a typo, a run deleted since the list was drawn, a hostile link).
+    """
+    for exp in discover(models_dir):
+        for run in exp.runs:
+            if run.id == run_id:
+                return exp, run
     raise UnknownRunError(f"no run called {run_id!r} in the models directory")
+
+
+def find_run(models_dir: Path | str | None, run_id: str) -> Run:
+    """The run whose id is ``run_id``, looked up among discovered runs (see :func:`lookup`)."""
+    return lookup(models_dir, run_id)[1]
