@@ -11,12 +11,16 @@ ARGS ?=
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
-$(STAMP): requirements.txt | $(BIN)/python
+# The pinned requirements first, then the project itself (editable, without resolving its
+# dependencies again): the `sandbox` command, and `sandbox` importable from anywhere.
+$(STAMP): requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q -e . --no-deps
 	touch $@
 
-$(DEV_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
+$(DEV_STAMP): requirements.txt requirements-dev.txt pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q -e . --no-deps
 	touch $(STAMP) $@
 
 ## Start the app on the models shipped in models/ (localhost:8501). ARGS="--models-dir D" to change.

@@ -35,7 +35,6 @@ from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from sandbox.evaluation import data, results  # noqa: E402
 from sandbox.evaluation import run as evaluation_run  # noqa: E402

@@ -28,21 +28,21 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 GOAL = 1.10
 
 
 def bare_child(root: Path, run: str, docs_file: Path, max_len: int, batch_size: int, device: str) -> None:
     """In a fresh process: load one run in-process and time the plain scoring loop."""
-    os.chdir(root)
-    sys.path.insert(0, str(root))
     import importlib
 
     import torch
 
     from sandbox.evaluation.windows import make_windows
+    from sandbox.worker.host import enter_experiment
     from sandbox.worker.scoring import batches_by_length, position_stats
+
+    enter_experiment(root)
 
     config = importlib.import_module("config")
     cfg = config.ModelConfig(**json.loads((root / "trained" / run / "model_config.json").read_text()))

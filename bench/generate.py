@@ -33,7 +33,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from sandbox.playground.settings import SamplingSettings  # noqa: E402
 
@@ -45,12 +44,10 @@ def bare_child(root: str, run_name: str, settings: SamplingSettings) -> None:
     """The bare side, in a process holding only this experiment: one timed loop per "go" line."""
     import torch
 
-    os.chdir(root)
-    sys.path.insert(0, root)
-    from sandbox.worker.host import RunHost, purge_experiment_modules
+    from sandbox.worker.host import RunHost, enter_experiment
     from sandbox.worker.sampling import make_generator, sample_next
 
-    purge_experiment_modules()
+    enter_experiment(root)
     run = RunHost(Path(root), "cpu").load(run_name)
     prompt = run.tokenizer.encode(PROMPT, bos=True)
     max_len, keep = run.max_seq_len, max(1, run.max_seq_len // 2)

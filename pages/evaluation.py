@@ -26,6 +26,7 @@ from sandbox.evaluation.run import evaluate
 from sandbox.evaluation.tables import accuracy_by_k, by_position, summary_text
 from sandbox.figures import export
 from sandbox.numfmt import has_huge
+from sandbox.settings import data_dir
 from sandbox.text import md_escape
 from sandbox.urlstate import evaluation as url
 
@@ -53,7 +54,7 @@ ss = st.session_state
 def data_folder_names() -> tuple:
     """(data folder, its offered files, their names there, a sentence per file refused as a
     link out of the folder): the only files a link may name."""
-    folder = data.default_data_dir()
+    folder = data_dir()
     files, refused = data.scan_data_folder(folder)
     return folder, files, [p.relative_to(folder).as_posix() for p in files], refused
 

@@ -7,16 +7,12 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
 from dataclasses import replace
 from pathlib import Path
 
+import logzoo  # noqa: E402
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-import logzoo  # noqa: E402
 
 from sandbox.curves import charts, fairness, yrange
 from sandbox.curves import view as lossview

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import replace
-from pathlib import Path
-
-import numpy as np
-import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 
 import logzoo  # noqa: E402
+import numpy as np
+import pytest
 
 from sandbox.curves import axes, prepare
 from sandbox.curves.axes import XAxis  # noqa: E402

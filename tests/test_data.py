@@ -215,10 +215,29 @@ def test_data_files_lists_supported_files_only(tmp_path) -> None:
 
 def test_default_data_dir(monkeypatch, tmp_path) -> None:
     monkeypatch.delenv("SANDBOX_DATA_DIR", raising=False)
-    assert data.default_data_dir() == (settings.PROJECT_ROOT / "data").resolve()
+    assert settings.data_dir() == (settings.PROJECT_ROOT / "data").resolve()
     monkeypatch.setenv("SANDBOX_DATA_DIR", str(tmp_path))
-    assert data.default_data_dir() == tmp_path.resolve()
-    assert data.default_data_dir(tmp_path / "x") == (tmp_path / "x").resolve()
+    assert settings.data_dir() == tmp_path.resolve()
+    assert settings.data_dir(tmp_path / "x") == (tmp_path / "x").resolve()
+
+
+def test_an_installed_copy_uses_the_current_directory_and_the_user_cache(monkeypatch, tmp_path) -> None:
+    """Outside a source checkout the defaults follow the current directory and XDG; the
+    environment variables still choose any folder."""
+    for name in ("SANDBOX_MODELS_DIR", "SANDBOX_DATA_DIR", "SANDBOX_CACHE_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    assert settings.in_checkout()  # the tests run from the checkout
+    assert settings.models_dir() == (settings.PROJECT_ROOT / "models").resolve()
+    assert settings.cache_dir() == settings.PROJECT_ROOT / ".cache"
+    monkeypatch.setattr(settings, "in_checkout", lambda: False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert settings.models_dir() == (tmp_path / "models").resolve()
+    assert settings.data_dir() == (tmp_path / "data").resolve()
+    assert settings.cache_dir() == tmp_path / "xdg" / "micro-gpt-sandbox" and settings.cache_dir().is_dir()
+    monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "c"))
+    monkeypatch.setenv("SANDBOX_MODELS_DIR", str(tmp_path / "m"))
+    assert settings.cache_dir() == tmp_path / "c" and settings.models_dir() == (tmp_path / "m").resolve()
 
 
 def test_data_fingerprint() -> None:

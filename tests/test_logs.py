@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
+import logzoo  # noqa: E402
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-import logzoo  # noqa: E402
 
 from sandbox.zoo import (
     logparse,

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 import logzoo  # noqa: E402
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DRAWABLE = ["alpha/v1", "beta/broken", "beta/v2"]  # beta/fresh has no log yet

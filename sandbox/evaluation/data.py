@@ -40,7 +40,6 @@ from sandbox.evaluation.formats import (
     format_size,
     parse_documents,
 )
-from sandbox.settings import PROJECT_ROOT
 from sandbox.zoo.confine import OutsideError, confine
 
 BUNDLED_LABEL = "bundled corpus, validation split"  # how results on it name their text
@@ -201,12 +200,6 @@ def sample_documents(docs: list[str], n: int | None, seed: int) -> list[str]:
         raise ValueError(f"n must be >= 0, not {n}")
     keep = sorted(random.Random(seed).sample(range(len(docs)), n))
     return [docs[i] for i in keep]
-
-
-def default_data_dir(override: str | os.PathLike | None = None) -> Path:
-    """The data folder: ``override``, else ``$SANDBOX_DATA_DIR``, else ``<project>/data``."""
-    chosen = override or os.environ.get("SANDBOX_DATA_DIR") or PROJECT_ROOT / "data"
-    return Path(chosen).expanduser().resolve()
 
 
 def data_files(data_dir: Path) -> list[Path]:

@@ -34,6 +34,20 @@ from sandbox.zoo.confine import OutsideError, confine, inside
 TOKENIZER_ATTRS = ("encode", "decode", "bos_id", "eos_id", "pad_id")
 
 
+def enter_experiment(root: Path | str) -> Path:
+    """Make this process the home of the experiment at ``root``: its folder the cwd (tokenizers
+    open data by relative paths), first on ``sys.path`` (its ``config``, ``modules``,
+    ``tokenizers`` win over anything of the same name), and no module of those names left from
+    before. What a worker does first; the benchmarks' bare baselines do the same."""
+    import sys
+
+    root = Path(root).resolve()
+    os.chdir(root)
+    sys.path.insert(0, str(root))
+    purge_experiment_modules()
+    return root
+
+
 def purge_experiment_modules() -> None:
     """Drop modules an earlier import (or the parent) may have left under the contract's names."""
     import sys

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import threading
 import time
 from collections import deque
@@ -188,12 +187,9 @@ def main(argv: list[str] | None = None) -> None:
     os.dup2(2, 1)
     _watch_parent(os.getppid())
 
-    root = args.root.resolve()
-    os.chdir(root)
-    sys.path.insert(0, str(root))
-    from sandbox.worker.host import RunHost, purge_experiment_modules
+    from sandbox.worker.host import RunHost, enter_experiment
 
-    purge_experiment_modules()
+    root = enter_experiment(args.root)
     from sandbox.worker.device import pick_device
 
     Worker(conn_in, conn_out, RunHost(root, pick_device(args.device))).serve()

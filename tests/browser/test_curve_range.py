@@ -10,19 +10,15 @@ squashed into its bottom.
 from __future__ import annotations
 
 import io
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import logzoo  # noqa: E402
 import numpy as np
 import pytest
 from playwright.sync_api import Page, expect
 
 from . import appdriver as drv
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import logzoo  # noqa: E402
 
 pytestmark = pytest.mark.browser
 

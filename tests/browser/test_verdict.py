@@ -4,7 +4,6 @@ when per-token and per-byte rankings disagree."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -14,7 +13,6 @@ from . import appdriver as drv
 
 pytestmark = pytest.mark.browser
 
-sys.path.insert(0, str(drv.PROJECT_ROOT / "tests"))
 import toyzoo  # noqa: E402
 
 
