@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
-from sandbox.corpus import stories
+from sandbox.corpus import files, stories
+from sandbox.evaluation.data import load_documents
+from sandbox.settings import PACKAGE_PARENT
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +111,54 @@ def test_fingerprint_changes_with_version(monkeypatch) -> None:
     fp = stories.corpus_fingerprint(1337)
     monkeypatch.setattr(stories, "CORPUS_VERSION", stories.CORPUS_VERSION + 1)
     assert stories.corpus_fingerprint(1337) != fp
+
+
+def _digest(docs: list[str]) -> str:
+    return hashlib.sha256(json.dumps(docs).encode()).hexdigest()
+
+
+def test_corpus_files_give_back_the_bundled_splits_and_every_experiment_reads_the_same_documents(tmp_path):
+    """`sandbox corpus --out DIR` writes what `bundled_split` gives; each experiment's training
+    and tokenizer trainer read exactly those documents back from the files (so retraining
+    from the README's commands trains on the same text), without importing the sandbox."""
+    out = tmp_path / "data"
+    done = subprocess.run(
+        [sys.executable, "-m", "sandbox", "corpus", "--out", str(out)], capture_output=True, text=True,
+        cwd=PACKAGE_PARENT, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((out / "corpus.json").read_text())
+    assert manifest["seed"] == stories.BUNDLED_SEED and manifest["corpus_version"] == stories.CORPUS_VERSION
+    expected = {split: stories.bundled_split(split) for split in files.SPLITS}
+    for split, docs in expected.items():
+        assert files.read_documents(out / f"{split}.txt") == docs
+        assert manifest["splits"][split]["documents"] == len(docs)
+        assert manifest["splits"][split]["sha256"] == hashlib.sha256((out / f"{split}.txt").read_bytes()).hexdigest()
+    # The Evaluation page's own .txt reader (blank lines between documents) reads the same documents.
+    assert load_documents(str(out / "validation.txt")) == expected["validation"]
+    readers = {
+        "models/template": ("train", ["train", "validation"]),
+        "models/kv_variant": ("train", ["train", "validation"]),
+        "models/template/tokenizers/bpe": ("train_tokenizer", ["train"]),
+        "models/kv_variant/tokenizers/charbpe": ("train_tokenizer", ["train"]),
+    }
+    for folder, (module, splits) in readers.items():
+        code = (
+            f"import hashlib, json, sys; from pathlib import Path; import {module} as m; "
+            f"print(json.dumps({{s: hashlib.sha256(json.dumps(m.read_split(Path({str(out)!r}), s)).encode()).hexdigest() for s in {splits!r}}})); "
+            "print(sorted(n for n in sys.modules if n == 'sandbox' or n.startswith('sandbox.')))"
+        )
+        # cwd: the script's own folder, first on sys.path as when it is run; no sandbox on the path
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PACKAGE_PARENT / folder, env=env, timeout=300)
+        assert ran.returncode == 0, f"{folder}: {ran.stderr[-2000:]}"
+        digests, imported = ran.stdout.strip().splitlines()[-2:]
+        assert json.loads(digests) == {s: _digest(expected[s]) for s in splits}, folder
+        assert imported == "[]", f"{folder} imported the sandbox: {imported}"
+
+
+def test_corpus_text_refuses_a_document_that_would_not_come_back():
+    assert files.as_text(["one", "two\nlines"]) == "one\n\ntwo\nlines\n"
+    for bad in (["a\n\nb"], [" padded"], [""]):
+        with pytest.raises(ValueError):
+            files.as_text(bad)

@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from sandbox.cli.corpus_cmd import cmd_corpus, setup_corpus
 from sandbox.cli.run_cmds import cmd_eval, cmd_generate, setup_eval, setup_generate
 from sandbox.cli.zoo_cmds import (
     cmd_diff,
@@ -35,6 +36,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "params": ("parameter and compute accounting of one run", setup_params, cmd_params),
     "diff": ("code diff of two experiments", setup_diff, cmd_diff),
     "generate": ("continue a prompt with one run", setup_generate, cmd_generate),
+    "corpus": ("write the bundled corpus as plain files for training", setup_corpus, cmd_corpus),
 }
 
 
