@@ -31,13 +31,16 @@ run: $(STAMP)
 serve-lan: $(STAMP)
 	$(BIN)/streamlit run streamlit_app.py --server.address 0.0.0.0 -- $(ARGS)
 
-## Run the whole test suite (library, AppTest pages, browser tests) and the linter.
+## Run the linter, the import contracts (pyproject.toml, [tool.importlinter]) and the whole
+## test suite (library, AppTest pages, browser tests).
 test: $(DEV_STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(ARGS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
