@@ -94,10 +94,10 @@ def test_flops_axis_uses_the_stored_breakdown(tmp_path, monkeypatch, pool):
     root = toyzoo.make_toy_a(tmp_path / "models")
     run = find_run(tmp_path / "models", "toy_a/run1")
     client = pool.client(find_experiment(tmp_path / "models", "toy_a"))
-    assert accounting.flops_per_step(run)[0] is None  # not counted yet: unavailable, not guessed
+    assert accounting.flops_per_token(run)[0] is None  # not counted yet: unavailable, not guessed
     assert accounting.store_breakdown(run, client.request("params", run="run1"))
-    per_step, how = accounting.flops_per_step(run)
-    assert per_step is None and "n_layers" in how  # toy_a's config has no layer count
+    per_token, how = accounting.flops_per_token(run)
+    assert per_token is None and "n_layers" in how  # toy_a's config has no layer count
     # Give the toy a layer count: the code changed, so the stored count no longer applies.
     config = root / "config.py"
     config.write_text(config.read_text().replace("    dim: int = 16\n", "    dim: int = 16\n    n_layers: int = 1\n"))
@@ -106,9 +106,11 @@ def test_flops_axis_uses_the_stored_breakdown(tmp_path, monkeypatch, pool):
     client = pool.client(find_experiment(tmp_path / "models", "toy_a"))  # a worker for the new code
     breakdown = client.request("params", run="run1")
     assert accounting.store_breakdown(run, breakdown)
-    per_step, how = accounting.flops_per_step(run)
-    expected = (6 * breakdown["non_embedding"] + 12 * 1 * 64 * 16) * (4 * 2 * 64)
-    assert per_step == expected and "tokens/step" in how
+    per_token, how = accounting.flops_per_token(run)
+    assert per_token == 6 * breakdown["non_embedding"] + 12 * 1 * 64 * 16 and "6·N" in how
+    tokens_per_step, _ = accounting.tokens_per_step(run)
+    expected = per_token * tokens_per_step
+    assert tokens_per_step == 4 * 2 * 64
     parsed = logread.read_logs({run.id: run.log_path})
     view = prepare.prepare(parsed, {run.id: run}, prepare.CurveSettings(runs=(run.id,), metrics=("train loss",), x="flops"))
     assert (view.draw["x"] == view.draw["step"] * expected).all()

@@ -208,9 +208,9 @@ def test_data_files_lists_supported_files_only(tmp_path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("x")
     (tmp_path / "folder.txt").mkdir()  # a folder with a data-like name is not a file
-    found = [p.relative_to(tmp_path).as_posix() for p in data.data_files(tmp_path)]
+    found = [p.relative_to(tmp_path).as_posix() for p in data.scan_data_folder(tmp_path)[0]]
     assert found == ["a.jsonl", "b.txt", "d.TXT", "sub/c.parquet"]
-    assert data.data_files(tmp_path / "missing") == []
+    assert data.scan_data_folder(tmp_path / "missing") == ([], [])
 
 
 def test_default_data_dir(monkeypatch, tmp_path) -> None:

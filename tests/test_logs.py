@@ -1,4 +1,4 @@
-"""sandbox.zoo.logs: header normalization, every bad-log case, the cache and the long table."""
+"""sandbox.zoo.logs, logparse, logread: header normalization, every bad-log case, the cache."""
 
 from __future__ import annotations
 
@@ -114,13 +114,8 @@ def test_nan_and_inf_are_kept_flagged_and_said():
     assert log.nonfinite["train loss"].tolist() == [False, True, True, True, False]
     assert "validation loss" not in log.nonfinite  # empty cells: not logged, not diverged
     assert any("'Train Loss'" in n and "first at step 10" in n and "diverged" in n for n in log.notes)
-
-    long = logs.long_table({"exp/run": log}, ["train loss", "validation loss"])
-    val = long[long["metric"] == "validation loss"]
-    assert val["step"].tolist() == [0, 20, 40]  # empty cells are simply absent
-    train_rows = long[long["metric"] == "train loss"]
-    assert train_rows["diverged"].tolist() == [False, True, True, True, False]
-    assert train_rows["value"].isna().sum() == 1 and np.isinf(train_rows["value"]).sum() == 2
+    val = log.columns["validation loss"]
+    assert np.isnan(val[[1, 3]]).all() and val[[0, 2, 4]].tolist() == [5, 4, 3.9]  # empty cells: not logged
 
 
 def test_duplicated_steps_last_one_wins_and_is_said():
@@ -194,21 +189,6 @@ def test_read_logs_keeps_the_order_and_reads_each_file(tmp_path):
     assert [log.rows for log in result.values()] == [10, 11, 12, 13, 14]
     os.utime(paths["e/r0"], ns=(1, 1))  # a changed mtime alone is a new version
     assert logread.read_logs(paths)["e/r0"] is not result["e/r0"]
-
-
-def test_long_table_is_one_sorted_block_per_run_and_metric():
-    a = parse(V2_HEADER + "\n0,0.001,5.0,5.1,164.0,1.5\n10,0.0009,4.0,4.1,60.3,3.0\n")
-    b = parse(logzoo.curve_frame([*logzoo.V1, "Tokens Seen"], rows=3).to_csv(index=False))
-    long = logs.long_table({"e/a": a, "e/b": b}, ["validation loss", "train loss"])
-    assert list(long.columns) == logs.LONG_COLUMNS
-    assert len(long) == 2 * 2 + 3 * 2
-    blocks = long[["run", "metric"]].astype(str).drop_duplicates().values.tolist()
-    assert blocks == [
-        ["e/a", "validation loss"], ["e/a", "train loss"], ["e/b", "validation loss"], ["e/b", "train loss"],
-    ]  # fmt: skip
-    assert long[long["run"] == "e/a"]["time"].tolist() == [1.5, 3.0, 1.5, 3.0]
-    assert long[long["run"] == "e/a"]["tokens"].isna().all()  # not logged by variant two
-    assert long[long["run"] == "e/b"]["tokens"].tolist()[:3] == [0, 10240, 20480]
 
 
 def test_last_finite_skips_a_diverged_tail():

@@ -19,15 +19,6 @@ def test_rank_hits_counts_every_k_from_one_rank() -> None:
     np.testing.assert_array_equal(hits, [[1, 2, 3], [1, 1, 2]])
 
 
-def test_topk_accuracy_ignores_padding_positions() -> None:
-    rank = np.array([[0, 3, 12], [1, 0, 0]])
-    valid = np.array([[True, True, True], [True, False, False]])  # the second row is padded
-    acc = metrics.topk_accuracy(rank, [1, 2, 5], valid)
-    assert acc == {1: 1 / 4, 2: 2 / 4, 5: 3 / 4}
-    # Counting the two padded positions (both rank 0) would inflate top-1 to 3/6.
-    assert metrics.topk_accuracy(rank, [1])[1] == 0.5
-
-
 def test_metrics_by_hand() -> None:
     # Two documents; NLLs chosen so that totals are easy: 9 ln2 nats over 4 tokens, 4 bytes...
     nll = np.array([math.log(2), math.log(4), math.log(8), math.log(8), math.log(2)])

@@ -448,10 +448,11 @@ def test_links_out_of_the_models_dir_are_reported_not_skipped_silently(linked: d
 
 
 def test_runs_table_uses_nothing_from_outside(linked: dict[str, Path]) -> None:
-    from sandbox.evaluation.checkup import check_zoo
+    from sandbox.evaluation.checkup import check_experiment
     from sandbox.zoo import catalog
 
-    known = {name: ([f.as_dict() for f in fs], {}) for name, fs in check_zoo(linked["models"], quick=True).items()}
+    static = {exp.name: check_experiment(exp, quick=True)[0] for exp in discovery.discover(linked["models"])}
+    known = {name: ([f.as_dict() for f in fs], {}) for name, fs in static.items()}
     rows = {row["run_id"]: row for row in catalog.runs_table(linked["models"], known)}
     row = rows["toy_a/linked"]
     assert row["status"] == "broken"

@@ -39,12 +39,6 @@ def as_text(docs: list[str]) -> str:
     return SEPARATOR.join(docs) + "\n"
 
 
-def read_documents(path: Path | str) -> list[str]:
-    """The documents of one split file written by :func:`write_corpus` (the way the
-    experiments' own ``read_split`` reads them)."""
-    return Path(path).read_text(encoding="utf-8").rstrip("\n").split(SEPARATOR)
-
-
 def write_corpus(out: Path | str, seed: int = BUNDLED_SEED) -> dict:
     """Write both splits of the bundled corpus of ``seed`` and its manifest under ``out``
     (created if needed); returns the manifest."""

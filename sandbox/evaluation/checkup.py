@@ -11,11 +11,9 @@ the Models table and `sandbox list` show it without loading anything again.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sandbox.errors import WorkerError
 from sandbox.zoo import sanity
-from sandbox.zoo.discovery import Experiment, Run, discover
+from sandbox.zoo.discovery import Experiment, Run
 from sandbox.zoo.doctor import HINTS, Finding, static_findings, store_load
 
 
@@ -99,8 +97,3 @@ def check_experiment(exp: Experiment, pool=None, quick: bool = False) -> tuple[l
     healthy = Experiment(exp.name, exp.root, tuple(r for r in exp.runs if r.name not in broken_runs))
     dyn, infos = dynamic_findings(healthy, pool.client(exp))
     return findings + dyn, infos
-
-
-def check_zoo(models_dir: Path | str | None = None, pool=None, quick: bool = False) -> dict[str, list[Finding]]:
-    """Findings per experiment name for the whole models directory."""
-    return {exp.name: check_experiment(exp, pool, quick)[0] for exp in discover(models_dir)}

@@ -202,22 +202,12 @@ def sample_documents(docs: list[str], n: int | None, seed: int) -> list[str]:
     return [docs[i] for i in keep]
 
 
-def data_files(data_dir: Path) -> list[Path]:
-    """The .txt/.jsonl/.parquet files under ``data_dir`` (sorted; hidden entries skipped).
-
-    A missing folder simply has no files. Symbolic links to folders are not followed, and
-    a file that is a link out of the folder is left out (:func:`refused_data_files` says so).
-    """
-    return scan_data_folder(data_dir)[0]
-
-
-def refused_data_files(data_dir: Path) -> list[str]:
-    """One sentence per data file left out because it is a link out of ``data_dir``."""
-    return scan_data_folder(data_dir)[1]
-
-
 def scan_data_folder(data_dir: Path) -> tuple[list[Path], list[str]]:
-    """(the files :func:`data_files` offers, a sentence for each link out of the folder)."""
+    """The .txt/.jsonl/.parquet files under ``data_dir`` (sorted; hidden entries skipped), and
+    a sentence for each file left out because it is a link out of the folder.
+
+    A missing folder simply has no files. Symbolic links to folders are not followed.
+    """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         return [], []

@@ -95,16 +95,6 @@ def position_sums(
     }
 
 
-def topk_accuracy(rank: np.ndarray, ks: list[int], valid: np.ndarray | None = None) -> dict[int, float]:
-    """Share of positions whose target is in the top k, for each k; ``valid`` masks out padding."""
-    rank = np.asarray(rank).ravel()
-    if valid is not None:
-        rank = rank[np.asarray(valid, dtype=bool).ravel()]
-    if rank.size == 0:
-        return {k: math.nan for k in ks}
-    return {k: float(np.mean(rank < k)) for k in ks}
-
-
 # -- metrics from totals ---------------------------------------------------------------------
 
 

@@ -10,8 +10,6 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from sandbox.figures.colors import color_scale
-
 ROW_HEIGHT = 22
 FONT_SIZE = 12
 CELL_PADDING = 18  # px between one column's longest text and the next column
@@ -91,18 +89,3 @@ def scaling_scatter(points: pd.DataFrame, x: str, x_title: str, y: str = "final_
     )
     labels = base.mark_text(align="left", dx=8, dy=-6, fontSize=11).encode(text="run_id:N")
     return (dots + labels).properties(width=420, height=300)
-
-
-def runs_bar(frame: pd.DataFrame, value: str, title: str) -> alt.Chart:
-    """A horizontal bar per run (run colours), e.g. bits per byte of several runs."""
-    return (
-        alt.Chart(frame)
-        .mark_bar()
-        .encode(
-            y=alt.Y("run_id:N", title=None, sort="-x"),
-            x=alt.X(f"{value}:Q", title=title),
-            color=alt.Color("run_id:N", scale=color_scale(frame["run_id"]), legend=None),
-            tooltip=["run_id", alt.Tooltip(f"{value}:Q", format=".4f")],
-        )
-        .properties(width=420)
-    )

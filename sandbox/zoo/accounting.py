@@ -254,25 +254,3 @@ def flops_per_token(run: Run) -> tuple[float | None, str]:
     if per_token is None:
         return None, "its config names no n_layers / dim / max_seq_len"
     return per_token, f"({FORMULA})"
-
-
-def flops_per_step(run: Run) -> tuple[float | None, str]:
-    """Estimated training FLOPs per optimizer step: FLOPs/token × tokens/step.
-
-    Tokens per step come from the configs, else from the log's last finite tokens value
-    (a last row without one, e.g. written mid-step, does not make the estimate NaN).
-    """
-    per_token, how_token = flops_per_token(run)
-    if per_token is None:
-        return None, how_token
-    per_step, how = tokens_per_step(run)
-    if per_step is None:
-        log = run.log()  # links out of the models directory are not read (an empty log)
-        tokens = log.columns.get(logs.TOKENS_SEEN)
-        finite = np.flatnonzero(np.isfinite(tokens)) if tokens is not None else np.array([], dtype=int)
-        step = float(log.columns[logs.STEP][finite[-1]]) if finite.size else 0.0
-        if step <= 0:
-            return None, how
-        per_step = float(tokens[finite[-1]]) / step
-        how = "logged tokens seen / step"
-    return per_token * per_step, f"{how_token} × tokens/step [{how}]"

@@ -12,7 +12,7 @@ A log is parsed once per (path, size, mtime_ns): re-reading an unchanged file is
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -53,7 +53,6 @@ CANONICAL_METRICS = (
 )  # fmt: skip
 
 
-LONG_COLUMNS = ["run", "metric", "step", "time", "tokens", "value", "diverged"]
 
 
 def canonical_name(header: str) -> str | None:
@@ -111,63 +110,3 @@ def metric_names(logs: Iterable[RunLog]) -> list[str]:
     seen = {m for log in logs for m in log.metrics}
     rest = sorted(seen.difference(CANONICAL_METRICS), key=str.lower)
     return [m for m in CANONICAL_METRICS if m in seen] + rest
-
-
-def long_table(logs: Mapping[str, RunLog], metrics: Sequence[str] | None = None) -> pd.DataFrame:
-    """One row per logged value: run, metric, step, time, tokens, value, diverged.
-
-    ``time`` and ``tokens`` are the run's "time elapsed" and "tokens seen" at that step
-    (NaN when the run does not log them) so that any metric can be drawn against them.
-    Rows are ordered by run (as given), metric (as given) and step, so every (run, metric)
-    series is one contiguous, sorted block. Cells never logged are left out; logged NaN/inf
-    values are kept with ``diverged`` set.
-    """
-    metrics = list(dict.fromkeys(metric_names(logs.values()) if metrics is None else metrics))
-    code = {m: i for i, m in enumerate(metrics)}
-    run_ids = list(logs)
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("run", "metric", "step", "time", "tokens", "value", "diverged")}
-    for run_code, rid in enumerate(run_ids):
-        log = logs[rid]
-        cols = log.columns
-        names = [m for m in metrics if m in cols]
-        n = log.rows
-        if not names or not n:
-            continue
-        values = np.column_stack([cols[m] for m in names])  # n × k
-        flags = np.zeros(values.shape, dtype=bool)
-        for j, name in enumerate(names):
-            if name in log.nonfinite:
-                flags[:, j] = log.nonfinite[name]
-        keep = (np.isfinite(values) | flags).T.ravel()  # metric-major: one series per block
-        nan = np.full(n, np.nan)
-        time = cols.get(TIME_ELAPSED, nan)
-        tokens = cols.get(TOKENS_SEEN, nan)
-        k = len(names)
-        parts["run"].append(np.full(int(keep.sum()), run_code, dtype=np.int32))
-        parts["metric"].append(np.repeat([code[m] for m in names], n)[keep])
-        parts["step"].append(np.tile(cols[STEP], k)[keep])
-        parts["time"].append(np.tile(time, k)[keep])
-        parts["tokens"].append(np.tile(tokens, k)[keep])
-        parts["value"].append(values.T.ravel()[keep])
-        parts["diverged"].append(flags.T.ravel()[keep])
-    if not parts["run"]:
-        return pd.DataFrame(
-            {
-                "run": pd.Categorical([], categories=run_ids),
-                "metric": pd.Categorical([], categories=metrics),
-                **{c: np.array([], dtype=float) for c in ("step", "time", "tokens", "value")},
-                "diverged": np.array([], dtype=bool),
-            }
-        )
-    cat = {k: np.concatenate(v) for k, v in parts.items()}
-    return pd.DataFrame(
-        {
-            "run": pd.Categorical.from_codes(cat["run"], categories=run_ids),
-            "metric": pd.Categorical.from_codes(cat["metric"], categories=metrics),
-            "step": cat["step"],
-            "time": cat["time"],
-            "tokens": cat["tokens"],
-            "value": cat["value"],
-            "diverged": cat["diverged"],
-        }
-    )
