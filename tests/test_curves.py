@@ -201,12 +201,12 @@ PER_TOKEN = 6 * 1000 + 12 * 2 * 64 * 16  # 6·N + 12·layers·context·dim with 
 
 def flops_run(tmp_path, monkeypatch, log: str, train: dict | None = None) -> discovery.Run:
     """A run with a stored parameter count (N = 1000 non-embedding), as the Models page leaves it."""
-    from sandbox.zoo import accounting as comparison
+    from sandbox.zoo import accounting
 
     monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
     run_dir = logzoo.add_run(tmp_path / "models", "e", "r", log, train=train, model=FLOPS_MODEL)
     run = discovery.Run("e", "r", run_dir)
-    assert comparison.store_breakdown(run, {"total": 5000, "non_embedding": 1000, "embedding": 4000, "parts": {}})
+    assert accounting.store_breakdown(run, {"total": 5000, "non_embedding": 1000, "embedding": 4000, "parts": {}})
     logread.clear_cache()
     return run
 

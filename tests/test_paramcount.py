@@ -14,8 +14,8 @@ import toyzoo
 from sandbox import cli
 from sandbox.evaluation import results
 from sandbox.evaluation import run as evaluation_run
-from sandbox.zoo import accounting, catalog, doctor
-from sandbox.zoo import accounting as comparison
+from sandbox.evaluation.checkup import check_experiment
+from sandbox.zoo import accounting, catalog
 from sandbox.zoo.discovery import find_experiment, find_run
 
 ROOT = toyzoo.Path(toyzoo.__file__).resolve().parent.parent
@@ -44,7 +44,7 @@ def test_buffers_and_tied_weights_are_counted_as_the_model_has_them(zoo, pool):
     # Before any worker has loaded the run, the table says it does not know (no estimate).
     before = _row(zoo, "toy_c/run1")
     assert before["parameters"] is None and before["checked"] == catalog.CHECKED_FILES
-    findings, infos = doctor.check_experiment(find_experiment(zoo, "toy_c"), pool)
+    findings, infos = check_experiment(find_experiment(zoo, "toy_c"), pool)
     assert not [f for f in findings if f.severity == "error"], findings
     assert infos["run1"]["n_params"] == toyzoo.TOY_C_PARAMETERS
     assert infos["run1"]["params"]["total"] == toyzoo.TOY_C_PARAMETERS
@@ -57,7 +57,7 @@ def test_buffers_and_tied_weights_are_counted_as_the_model_has_them(zoo, pool):
 
 def test_new_weights_make_the_count_unknown_again(zoo, pool):
     run = find_run(zoo, "toy_c/run1")
-    doctor.check_experiment(find_experiment(zoo, "toy_c"), pool)
+    check_experiment(find_experiment(zoo, "toy_c"), pool)
     assert accounting.count_parameters(run) == toyzoo.TOY_C_PARAMETERS
     os.utime(run.weights, ns=(1, 1))  # retrained (another mtime): the old count is not reused
     assert accounting.count_parameters(run) is None and _row(zoo, "toy_c/run1")["checked"] == catalog.CHECKED_FILES
@@ -114,7 +114,7 @@ def test_list_and_table_give_a_run_one_status(zoo, pool, capsys):
         return {r["run_id"]: r for r in json.loads(capsys.readouterr().out)["runs"]}
 
     assert listed()["toy_broken/run1"]["status"] == _row(zoo, "toy_broken/run1")["status"] == "ok"
-    doctor.check_experiment(find_experiment(zoo, "toy_broken"), pool)  # the full check, as the page's button
+    check_experiment(find_experiment(zoo, "toy_broken"), pool)  # the full check, as the page's button
     row = _row(zoo, "toy_broken/run1")
     assert listed()["toy_broken/run1"]["status"] == row["status"] == "broken"
     assert row["checked"] == catalog.CHECKED_FAILED
@@ -124,6 +124,6 @@ def test_list_and_table_give_a_run_one_status(zoo, pool, capsys):
 
 def test_a_stored_breakdown_is_the_one_the_table_shows(zoo):
     run = find_run(zoo, "toy_a/run1")
-    assert comparison.remember_loaded(run, {"params": {"total": 7, "embedding": 1, "non_embedding": 6, "parts": {}}})
-    assert not comparison.remember_loaded(run, {"n_params": 9})  # an info without a breakdown stores nothing
+    assert accounting.remember_loaded(run, {"params": {"total": 7, "embedding": 1, "non_embedding": 6, "parts": {}}})
+    assert not accounting.remember_loaded(run, {"n_params": 9})  # an info without a breakdown stores nothing
     assert _row(zoo, "toy_a/run1")["parameters"] == 7

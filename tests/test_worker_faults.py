@@ -537,7 +537,6 @@ def test_params_of_an_unknown_run_is_one_sentence(zoo: Path) -> None:
 @pytest.mark.parametrize("key", ["max_seq_len", "context_length", "context_len", "block_size", "seq_len", "sequence_length"])
 def test_one_alias_table_for_the_context_length(tmp_path: Path, key: str) -> None:
     from sandbox.zoo import accounting
-    from sandbox.zoo import accounting as curves
 
     models = tmp_path / "models"
     root = toyzoo.make_toy_a(models)
@@ -546,6 +545,6 @@ def test_one_alias_table_for_the_context_length(tmp_path: Path, key: str) -> Non
     (run_dir / "model_config.json").write_text(__import__("json").dumps(cfg))
     run = discovery.find_run(models, "toy_a/run1")
     assert accounting.shape_of(cfg) == (2, 16, 64)
-    per_step, how = curves.tokens_per_step(run)
+    per_step, how = accounting.tokens_per_step(run)
     assert per_step == 4 * 2 * 64 and key in how
     assert math.isfinite(accounting.training_flops_per_token(1000, cfg))

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
+from sandbox.errors import UnknownRunError
 from sandbox.numfmt import format_number
+from sandbox.settings import models_dir
+from sandbox.zoo.discovery import Experiment, Run, lookup
 
 
 def make_pool(args: argparse.Namespace):
+    """A worker pool for one command: its --device and --timeout, at most 4 workers."""
     from sandbox.worker.pool import WorkerPool
 
     return WorkerPool(max_workers=4, device=getattr(args, "device", None), timeout=getattr(args, "timeout", None))
@@ -24,6 +29,7 @@ def seconds(text: str) -> float:
 
 
 def timeout_option(p: argparse.ArgumentParser) -> None:
+    """The --timeout option of the commands that start workers."""
     p.add_argument(
         "--timeout", type=seconds, default=None, metavar="SECONDS",
         help="longest a worker may take for one request before it is stopped "
@@ -41,4 +47,15 @@ def text_table(rows: list[dict], columns: list[str]) -> str:
 
 
 def models_dir_option(p: argparse.ArgumentParser) -> None:
+    """The --models-dir option every command has."""
     p.add_argument("--models-dir", default=None, help="models directory (default: models/ or $SANDBOX_MODELS_DIR)")
+
+
+def run_of(args: argparse.Namespace) -> tuple[Experiment, Run] | None:
+    """The experiment and run that ``--run`` names (`sandbox.zoo.discovery.lookup`); None,
+    with the sentence on stderr, when it names no run (the command then exits with 2)."""
+    try:
+        return lookup(models_dir(args.models_dir), args.run)
+    except UnknownRunError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sandbox.cli.common import make_pool, models_dir_option, text_table, timeout_option
+from sandbox.cli.common import make_pool, models_dir_option, run_of, text_table, timeout_option
 from sandbox.settings import models_dir
 
 
@@ -18,18 +18,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """Continue a prompt with one run; the text goes to stdout as it is generated."""
     import os
 
-    from sandbox.errors import UnknownRunError, WorkerError
+    from sandbox.errors import WorkerError
     from sandbox.playground.columns import column_events
     from sandbox.playground.prompts import cap_max_new_tokens
     from sandbox.playground.settings import SamplingSettings
-    from sandbox.zoo.discovery import find_experiment, find_run
 
-    base = models_dir(args.models_dir)
-    try:
-        run = find_run(base, args.run)
-    except UnknownRunError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    found = run_of(args)
+    if found is None:
         return 2
+    exp, run = found
     max_new, notice = cap_max_new_tokens(args.max_new_tokens)
     if notice:
         print(f"note: {notice.text}", file=sys.stderr)
@@ -47,7 +44,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         return 2
     pool = make_pool(args)
     printed = ""
-    events = column_events(pool.client(find_experiment(base, run.experiment)), run.name, args.prompt, settings)
+    events = column_events(pool.client(exp), run.name, args.prompt, settings)
     try:
         for event in events:
             if "prompt" in event:

@@ -7,7 +7,7 @@ import json
 import math
 import sys
 
-from sandbox.cli.common import make_pool, models_dir_option, text_table, timeout_option
+from sandbox.cli.common import make_pool, models_dir_option, run_of, text_table, timeout_option
 from sandbox.evaluation.checkup import check_experiment
 from sandbox.settings import models_dir
 from sandbox.zoo import accounting, catalog
@@ -90,20 +90,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_params(args: argparse.Namespace) -> int:
     """Parameters (total, embedding, non-embedding, per part) and compute of one run."""
-    from sandbox.errors import UnknownRunError, WorkerError
-    from sandbox.zoo import accounting as compute
-    from sandbox.zoo.accounting import store_breakdown
-    from sandbox.zoo.discovery import find_experiment, find_run
+    from sandbox.errors import WorkerError
 
-    base = models_dir(args.models_dir)
-    try:
-        run = find_run(base, args.run)
-    except UnknownRunError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    found = run_of(args)
+    if found is None:
         return 2
+    exp, run = found
     pool = make_pool(args)
     try:
-        breakdown = pool.client(find_experiment(base, run.experiment)).request("params", run=run.name)
+        breakdown = pool.client(exp).request("params", run=run.name)
     except WorkerError as exc:
         print(f"error: {run.id}: {exc}", file=sys.stderr)
         if exc.hint:
@@ -111,9 +106,9 @@ def cmd_params(args: argparse.Namespace) -> int:
         return 1
     finally:
         pool.close_all()
-    store_breakdown(run, breakdown)  # the Models table and `list` show this count from now on
+    accounting.store_breakdown(run, breakdown)  # the Models table and `list` show this count from now on
     tokens, how = accounting.tokens_seen(run)
-    figures = compute.summary(breakdown, run.model_config(), tokens)
+    figures = accounting.summary(breakdown, run.model_config(), tokens)
     if args.json:
         print(json.dumps({"run": run.id, "params": breakdown, "compute": {**figures, "tokens_seen_source": how}}, indent=2))
         return 0
@@ -128,7 +123,7 @@ def cmd_params(args: argparse.Namespace) -> int:
         value = figures[key]
         print(f"  {label:<26} {'unknown' if value is None else f'{value:.4g}'}")
     print(f"  tokens seen: {'unknown' if tokens is None else f'{tokens:.4g}'} ({how})")
-    print(f"  {compute.FORMULA}")
+    print(f"  {accounting.FORMULA}")
     return 0
 
 

@@ -99,32 +99,40 @@ def _read_entry(path: Path) -> tuple[float, tuple[str, dict, RunResult] | None]:
     return st.st_mtime, _ENTRIES[key]
 
 
+def read_entries(root: Path | None = None) -> list[tuple[float, str, dict, RunResult]]:
+    """Every usable cached result (``root``: another cache folder), newest first, as
+    ``(mtime, run id, meta, result)``; each file is parsed once per version. The results are
+    shared between callers: read them, never change them (`cached_entries` gives copies)."""
+    try:
+        folder = root if root is not None else cache_dir() / "eval"
+        paths = list(folder.glob("*.json"))
+    except OSError:
+        return []  # no cache to read: nothing was evaluated as far as we can tell
+    found = []
+    for path in paths:
+        try:
+            mtime, entry = _read_entry(path)
+        except OSError:
+            continue  # removed while we looked
+        if entry is not None:
+            found.append((mtime, *entry))
+    return sorted(found, key=lambda e: e[0], reverse=True)
+
+
 def cached_entries(models_dir: Path | str | None, run_ids: list[str], root: Path | None = None) -> list[CachedEntry]:
     """Every cached result of ``run_ids`` for their current code and weights, newest first."""
     from sandbox.zoo.discovery import all_runs
 
     wanted = {r.id: r.fingerprint() for r in all_runs(models_dir) if r.id in run_ids}
     found = []
-    try:
-        folder = root if root is not None else cache_dir() / "eval"
-        paths = list(folder.glob("*.json"))
-    except OSError:
-        return []  # no cache to read: nothing was evaluated as far as we can tell
-    for path in paths:
-        try:
-            mtime, entry = _read_entry(path)
-        except OSError:
-            continue  # removed while we looked
-        if entry is None:
-            continue
-        run_id, meta, result = entry
+    for mtime, run_id, meta, result in read_entries(root):
         if wanted.get(run_id) is None or wanted[run_id] != meta.get("run_fp") or not meta.get("data_fp"):
             continue
         result = RunResult.from_dict(result.to_dict())  # a copy: callers may add flags
         result.cached = True
         found.append(CachedEntry(result, str(meta["data_fp"]), str(meta.get("data_label") or ""),
                                  dict(meta.get("settings") or {}), mtime))
-    return sorted(found, key=lambda e: e.mtime, reverse=True)
+    return found
 
 
 def common_evaluation(models_dir: Path | str | None, run_ids: list[str], root: Path | None = None) -> Report | None:

@@ -8,18 +8,16 @@ logged loss in nats per token converts to an estimate in bits per byte:
 the ratio is the evaluated text's, not the training data's.
 
 Only evaluations of a run's current fingerprint (code, config, weights) are used, read from
-`sandbox.evaluation.run`'s cache; a file is parsed once per (path, size, mtime).
+the evaluation cache (`sandbox.evaluation.cache.read_entries`: a file is parsed once per version).
 """
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox.settings import cache_dir
+from sandbox.evaluation.cache import read_entries
 from sandbox.zoo.discovery import Run
 
 
@@ -37,57 +35,17 @@ class TokenRate:
         return self.tokens / self.bytes
 
 
-_SEEN: dict[str, tuple[tuple[int, int], tuple[str, str, TokenRate] | None]] = {}
-_LOCK = threading.Lock()
-
-
-def _read(path: Path, stamp: tuple[int, int]) -> tuple[str, str, TokenRate] | None:
-    """(run id, run fingerprint, rate) of one cached evaluation; None if it has none."""
-    from sandbox.evaluation.results import RunResult
-
-    key = str(path)
-    with _LOCK:
-        seen = _SEEN.get(key)
-    if seen is not None and seen[0] == stamp:
-        return seen[1]
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        result = RunResult.from_dict(data)
-        run_fp = str(data.get("meta", {}).get("run_fp", ""))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None  # being written, or from another version: not remembered, read again later
-    entry = None
-    if result.ok and int(result.sums.bytes.sum()) > 0:
-        rate = TokenRate(result.run_id, int(result.sums.tokens.sum()), int(result.sums.bytes.sum()), len(result.sums.tokens))
-        entry = (result.run_id, run_fp, rate)
-    with _LOCK:
-        _SEEN[key] = (stamp, entry)
-    return entry
-
-
 def token_rates(runs: Iterable[Run], root: Path | None = None) -> dict[str, TokenRate]:
     """``{run id: TokenRate}`` from the newest cached evaluation of each run's current
     fingerprint; runs never evaluated so are absent. ``root``: the evaluation cache folder."""
     wanted = {run.id: run.fingerprint() for run in runs}
-    folder = root if root is not None else cache_dir() / "eval"
-    files = []
-    try:
-        for path in folder.glob("*.json"):
-            try:
-                st = path.stat()
-            except OSError:
-                continue  # removed since it was listed
-            files.append((st.st_mtime_ns, path, (st.st_size, st.st_mtime_ns)))
-    except OSError:
-        return {}
     found: dict[str, TokenRate] = {}
-    for _, path, stamp in sorted(files, key=lambda f: f[0], reverse=True):
-        entry = _read(path, stamp)
-        if entry is None:
+    for _, run_id, meta, result in read_entries(root):  # newest first
+        if run_id not in wanted or run_id in found or wanted[run_id] != str(meta.get("run_fp", "")):
             continue
-        run_id, run_fp, rate = entry
-        if run_id in wanted and run_id not in found and wanted[run_id] == run_fp:
-            found[run_id] = rate
+        n_bytes = int(result.sums.bytes.sum())
+        if n_bytes > 0:
+            found[run_id] = TokenRate(run_id, int(result.sums.tokens.sum()), n_bytes, len(result.sums.tokens))
             if len(found) == len(wanted):
                 break
     return found

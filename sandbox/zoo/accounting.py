@@ -75,22 +75,24 @@ def shape_of(cfg: dict) -> tuple[int, int, int] | None:
     return layers, dim, context
 
 
-def training_flops_per_token(non_embedding: int, cfg: dict) -> float | None:
-    """6·N + 12·n_layers·context·d_model, or None when the config lacks a shape value."""
+def _flops_per_token(non_embedding: int, cfg: dict, per_parameter: float, per_attention: float) -> float | None:
+    """per_parameter·N + per_attention·n_layers·context·d_model, or None when the config
+    lacks a shape value."""
     shape = shape_of(cfg)
     if shape is None:
         return None
     layers, dim, context = shape
-    return 6.0 * non_embedding + 12.0 * layers * context * dim
+    return per_parameter * non_embedding + per_attention * layers * context * dim
+
+
+def training_flops_per_token(non_embedding: int, cfg: dict) -> float | None:
+    """6·N + 12·n_layers·context·d_model (forward and backward), None without a shape."""
+    return _flops_per_token(non_embedding, cfg, 6.0, 12.0)
 
 
 def inference_flops_per_token(non_embedding: int, cfg: dict) -> float | None:
     """2·N + 2·n_layers·context·d_model (one forward pass per token, full context)."""
-    shape = shape_of(cfg)
-    if shape is None:
-        return None
-    layers, dim, context = shape
-    return 2.0 * non_embedding + 2.0 * layers * context * dim
+    return _flops_per_token(non_embedding, cfg, 2.0, 2.0)
 
 
 def training_compute(non_embedding: int, cfg: dict, tokens_seen: float | None) -> float | None:
