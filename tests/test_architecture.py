@@ -129,3 +129,13 @@ def test_no_sys_path_patches_and_the_experiments_do_not_import_the_sandbox():
         if re.match(r"\s*(from|import)\s+sandbox\b", line)
     ]
     assert sandbox_imports == []
+
+
+def test_the_readme_layout_names_every_package_and_module_of_the_tree():
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    layout = readme.split("## Layout", 1)[1].split("```", 2)[1]
+    packages = sorted(p.parent.name for p in SANDBOX.glob("*/__init__.py"))
+    modules = sorted(p.name for p in SANDBOX.glob("*.py") if p.stem not in ("__init__", "__main__"))
+    assert [p for p in packages if f"  {p}/" not in layout] == []
+    assert [m for m in modules if m not in layout] == []
+    assert all(f"{name}/" in layout for name in ("pages", "sandbox", "models", "tests", "bench"))
