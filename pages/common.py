@@ -295,7 +295,7 @@ def screenshot_mode() -> bool:
 
 def common_evaluation(run_ids: list[str]):
     """The newest cached evaluation of all ``run_ids`` on the same text and settings (an
-    `evaluation.Report`), else None; see `evaluation.common_evaluation`."""
+    `sandbox.evaluation.report.Report`), else None; see `sandbox.evaluation.cache.common_evaluation`."""
     from sandbox.evaluation import cache
 
     return cache.common_evaluation(models_dir(), run_ids)

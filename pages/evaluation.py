@@ -378,7 +378,7 @@ st.subheader("One document")
 
 @st.cache_data(show_spinner="Scoring the document…", max_entries=64)
 def details(run_id: str, stamp: tuple, fingerprint: str, text: str, max_len: int, overlap: int, top_n: int) -> dict:
-    """`evaluation.document_details` (cached until the run's weights or code change)."""
+    """`sandbox.evaluation.details.document_details` (cached until the run's weights or code change)."""
     client, run = common.client_for(run_id)
     return document_details(client, run.name, text, max_len=max_len, overlap=overlap, top_n=top_n, n_positions=64)
 

@@ -5,6 +5,6 @@ parsed logs (`prepare`: trimming, smoothing, downsampling, the robust y range), 
 runs' losses comparable or not (`fairness`: tokenizers, training data, bits per byte), the
 per-metric summary (`summary`), the Altair charts (`charts`), the log watcher that makes the
 page live (`livewatch`) and the memoized view the page draws (`view`). It may import
-`sandbox.zoo`, `sandbox.figures.tables`, `sandbox.evaluation` (tokens per byte from cached
+`sandbox.zoo`, `sandbox.figures`, `sandbox.evaluation` (tokens per byte from cached
 evaluations) and the base modules; never Streamlit, never torch.
 """

@@ -3,7 +3,7 @@
 The card puts side by side what differs (config keys, changed files), the price
 (parameters, compute) and the outcome (final and best validation loss, and evaluation
 bits per byte). Evaluation figures are only ever compared when both runs were evaluated on
-the same text with the same settings (`evaluation.common_evaluation`): the card then names
+the same text with the same settings (`sandbox.evaluation.cache.common_evaluation`): the card then names
 that text and gives the paired difference with its 95 % interval; otherwise it says "not
 evaluated on the same text" and what each run was evaluated on. Sanity flags of either run
 (`sandbox.zoo.sanity`) are part of the card. It renders as Markdown and, through
@@ -29,8 +29,8 @@ NOT_SAME_TEXT = "not evaluated on the same text"
 def evaluation_part(run_a: Run, run_b: Run, shared, texts: dict[str, list[str]] | None = None) -> dict:
     """What the card says about evaluations: on which text, bits per byte, the paired verdict.
 
-    ``shared`` is an `evaluation.Report` of both runs on the same text and settings (or None);
-    ``texts`` says what each run was evaluated on otherwise (`evaluation.evaluated_texts`).
+    ``shared`` is a `sandbox.evaluation.report.Report` of both runs on the same text and settings (or None);
+    ``texts`` says what each run was evaluated on otherwise (`sandbox.evaluation.cache.evaluated_texts`).
     """
     ok = shared is not None and all(r.ok for r in shared.results) and {r.run_id for r in shared.results} >= {run_a.id, run_b.id}
     if not ok:

@@ -157,7 +157,7 @@ def comparison_figure(
 ) -> alt.VConcatChart:
     """A whole evaluation as one picture: the results table, accuracy vs k, loss by position.
 
-    ``table`` is the text summary (`evaluation.summary_text`); the charts are left out when
+    ``table`` is the text summary (`sandbox.evaluation.tables.summary_text`); the charts are left out when
     no run succeeded.
     """
     from sandbox.figures.tables import stack, table_chart
@@ -227,7 +227,7 @@ def styled_results(display: pd.DataFrame, names: list[str], per_token_comparable
 
 
 def paired_table(paired: list[dict]) -> pd.DataFrame:
-    """Every paired difference (`evaluation.Report.paired`) as a table of text cells."""
+    """Every paired difference (`sandbox.evaluation.report.Report.paired`) as a table of text cells."""
     rows = []
     for row in paired:
         d, lo, hi = row["difference"], row["lo"], row["hi"]
