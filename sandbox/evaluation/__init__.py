@@ -7,6 +7,6 @@ charts and HTML of results (`views`), the evaluation text and its limits (`data`
 `formats`), tokens per byte from cached results (`tokenrate`), the two-run comparison card
 (`card`) and the doctor's live check that loads and probes each run (`checkup`). It talks
 to workers only through a `WorkerClient`/`WorkerPool` it is given (never importing the
-worker side) and may import `sandbox.zoo`, `sandbox.figures.tables`, `sandbox.corpus` and the
+worker side) and may import `sandbox.zoo`, `sandbox.figures`, `sandbox.corpus` and the
 base modules; never Streamlit, never torch.
 """
