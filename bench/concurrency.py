@@ -146,9 +146,27 @@ def run_threads(n: int, seeds: list[int], pools: dict, models_dir: Path, runs: l
     return phase
 
 
+def from_file(name: str, relative: str):
+    """A module of the checkout loaded from its file: the app's `pages/` and the tests' browser
+    driver sit beside the package, not in what `pip install` makes importable."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / relative)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses of the module look themselves up here
+    spec.loader.exec_module(module)
+    return module
+
+
+def app_common():
+    """The app's own pages/common.py (its pool factories and worker cap)."""
+    return from_file("pages.common", "pages/common.py")
+
+
 def bench_threads(n: int, models_dir: Path, runs: list[str]) -> tuple[list[Phase], list[str]]:
-    from pages import common
     from sandbox.urlstate.playground import MAX_RUNS
+
+    common = app_common()
 
     # The app's own pool factories (not their Streamlit cache): same limits as the app.
     pools = {0: common.worker_pool.__wrapped__()}
@@ -219,8 +237,8 @@ class ProcessMonitor(threading.Thread):
 def bench_browser(n: int, models_dir: Path, runs: list[str]) -> tuple[list[Phase], list[str]]:
     from playwright.sync_api import expect, sync_playwright
 
-    from pages import common
-    from tests.browser import appdriver as drv
+    common = app_common()
+    drv = from_file("appdriver", "tests/browser/appdriver.py")
 
     limit = common.MAX_WORKERS  # one cap on the main pool and the Playground lanes together
     cache = Path(os.environ.get("TMPDIR", "/tmp")) / f"concurrency-bench-cache-{os.getpid()}"
@@ -318,10 +336,9 @@ def main() -> int:
     if args.mode in ("threads", "both"):
         ok &= report("threads", runs, *bench_threads(args.sessions, models_dir, runs))
     if args.mode in ("browser", "both"):
-        from tests.browser.appdriver import CHROMIUM
-
-        if not CHROMIUM.exists():
-            print(f"\n[browser] skipped: {CHROMIUM} is missing (apt-get install chromium)")
+        chromium = from_file("appdriver", "tests/browser/appdriver.py").CHROMIUM
+        if not chromium.exists():
+            print(f"\n[browser] skipped: {chromium} is missing (apt-get install chromium)")
         else:
             ok &= report("browser", runs, *bench_browser(args.sessions, models_dir, runs))
     return 0 if ok else 1
