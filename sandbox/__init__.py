@@ -9,7 +9,7 @@ never the ones above; `lint-imports` checks it with the contracts in pyproject.t
   boundary), `text` (untrusted text shown as text), `numfmt`, and `corpus` (the bundled corpus);
 - `zoo`: what is on disk, read without any worker (discovery, logs, accounting, records,
   the runs table, the doctor's rules, sanity);
-- `figures`, then `evaluation` and `playground`, then `curves`, `worker` and `app`, then
+- `figures`, then `evaluation` and `playground`, then `curves`, `worker`, `app` and `arena`, then
   `urlstate` and `cli`: the app side, one package per job;
 - `worker`: the process boundary. Its app side (`client`, `pool`, `protocol`) is torch-free;
   its worker side runs only in ``python -m sandbox.worker ROOT``, one process per experiment.

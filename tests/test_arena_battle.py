@@ -20,10 +20,10 @@ from sandbox.arena.battle import (
     story_openings,
 )
 from sandbox.arena.store import ArenaStore, StoreError
-from sandbox.discovery import find_experiment
-from sandbox.loader import WorkerPool
-from sandbox.playground import column_events
-from sandbox.sampling import SamplingSettings
+from sandbox.playground.columns import column_events
+from sandbox.playground.settings import SamplingSettings
+from sandbox.worker.pool import WorkerPool
+from sandbox.zoo.discovery import find_experiment
 
 POOL = ["exp/one", "exp/two", "other/three", "other/four"]
 SETTINGS = SamplingSettings(temperature=0.8, top_k=10, max_new_tokens=12, seed=5)

@@ -12,24 +12,22 @@ import pandas as pd
 import pytest
 from arena_server import KEY, Reply, chat, fake_servers, shown
 
-from sandbox.arena.headless import (
+from sandbox.arena.board import (
     COMBINED,
     PEOPLE,
     agreements,
     format_report,
-    judge_unjudged,
     leaderboard,
     leaderboard_csv,
     leaderboard_figure,
     leaderboard_kinds,
     report,
-    run_judged_battles,
-    schedule,
     win_rates_csv,
 )
+from sandbox.arena.headless import judge_unjudged, run_judged_battles, schedule
 from sandbox.arena.judge import Judge, JudgeConfig
 from sandbox.arena.store import ArenaStore, BattleRecord, VoteRecord, new_id
-from sandbox.sampling import SamplingSettings
+from sandbox.playground.settings import SamplingSettings
 from sandbox.settings import PROJECT_ROOT
 
 RUNS = ["toy_a/run1", "toy_b/cached"]
@@ -187,7 +185,7 @@ def test_leaderboard_tables_text_json_csv_and_png(tmp_path):
     text = format_report(data)
     assert "People: 14 votes on 14 battles" in text and "Bradley–Terry" in text
     # PNG through the sandbox's offline exporter.
-    from sandbox.export import to_png
+    from sandbox.figures.export import to_png
 
     png = to_png(leaderboard_figure(board), scale=1)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
@@ -205,7 +203,7 @@ def test_an_empty_store_has_an_empty_leaderboard(tmp_path):
 def test_the_arena_library_imports_neither_torch_nor_streamlit():
     code = (
         "import sys\n"
-        "import sandbox.arena.store, sandbox.arena.ratings, sandbox.arena.judge, sandbox.arena.battle, sandbox.arena.headless\n"
+        "import sandbox.arena.store, sandbox.arena.ratings, sandbox.arena.judge, sandbox.arena.battle, sandbox.arena.headless, sandbox.arena.board\n"
         "print(sorted(m for m in ('torch', 'streamlit') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,

@@ -4,7 +4,7 @@
 from a list) and the positions on screen, all from one ``draw_seed`` that is stored with the
 battle, so a battle can be set up again exactly. The continuations come from the existing
 worker pool through `sandbox.playground.column_events` (the Playground's own stream: info,
-prepared prompt, generation events), both at once through `sandbox.multistream`.
+prepared prompt, generation events), both at once through `sandbox.playground.multistream`.
 
 A `Battle` shows its two texts by position only ("A" on the left, "B" on the right); its run
 names come out through `Battle.reveal` after a vote and not before (its repr hides them too).
@@ -20,12 +20,10 @@ import secrets
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sandbox.arena.store import ArenaStore, BattleRecord, StoreError, VoteRecord, new_id
-
-if TYPE_CHECKING:  # a type only: sandbox.sampling imports torch, which the app side avoids
-    from sandbox.sampling import SamplingSettings
+from sandbox.playground.settings import SamplingSettings
 
 POSITIONS = ("A", "B")
 CHOICES = ("A", "B", "tie", "both_bad")  # what a person can answer
@@ -68,7 +66,8 @@ def story_openings(sentences: int = 1, *, seed: int | None = None) -> list[str]:
 
     Deterministic (same list on every machine), in corpus order, duplicates dropped.
     """
-    from sandbox.data import BUNDLED_SEED, load_documents
+    from sandbox.corpus.stories import BUNDLED_SEED
+    from sandbox.evaluation.data import load_documents
 
     docs = load_documents("bundled", split="validation", seed=BUNDLED_SEED if seed is None else seed)
     openings = (first_sentences(d, sentences) for d in docs)
@@ -183,12 +182,12 @@ def continuation_events(pool: Any, models_dir: Path | str | None, run_id: str, p
                         settings: SamplingSettings) -> Iterator[dict]:
     """The Playground's stream for one run: ``{"info"}``, ``{"prompt"}``, then generation events.
 
-    ``pool`` is a `sandbox.loader.WorkerPool`; the run is looked up among the runs discovered
+    ``pool`` is a `sandbox.worker.pool.WorkerPool`; the run is looked up among the runs discovered
     under ``models_dir`` (an unknown id raises `UnknownRunError`). Closing the iterator
     cancels the generation in the worker.
     """
-    from sandbox.discovery import find_experiment, find_run
-    from sandbox.playground import column_events
+    from sandbox.playground.columns import column_events
+    from sandbox.zoo.discovery import find_experiment, find_run
 
     run = find_run(models_dir, run_id)
     client = pool.client(find_experiment(models_dir, run.experiment))
@@ -197,7 +196,7 @@ def continuation_events(pool: Any, models_dir: Path | str | None, run_id: str, p
 
 def battle_jobs(pool: Any, models_dir: Path | str | None, matchup: Matchup,
                 lane_pool: Any = None) -> dict[str, Callable[[], Iterator[dict]]]:
-    """The two streams of a battle for `sandbox.multistream.MultiStream`, keyed "A" and "B".
+    """The two streams of a battle for `sandbox.playground.multistream.MultiStream`, keyed "A" and "B".
 
     Keys are positions, not names, so a page can fold them into columns without knowing
     which run is which. When both runs belong to one experiment and ``lane_pool`` (a second
@@ -219,7 +218,7 @@ def battle_jobs(pool: Any, models_dir: Path | str | None, matchup: Matchup,
 
 def fingerprints(models_dir: Path | str | None, matchup: Matchup) -> tuple[str, str]:
     """The code-and-weights fingerprints of the matchup's run_a and run_b, as they are now."""
-    from sandbox.discovery import find_run
+    from sandbox.zoo.discovery import find_run
 
     return find_run(models_dir, matchup.run_a).fingerprint(), find_run(models_dir, matchup.run_b).fingerprint()
 
@@ -231,7 +230,7 @@ def play(pool: Any, models_dir: Path | str | None, matchup: Matchup, *, lane_poo
     Raises `BattleError` with one sentence when either side fails (the sentence names the
     position, not the run) or takes longer than ``timeout`` seconds.
     """
-    from sandbox.multistream import Ended, Failed, MultiStream
+    from sandbox.playground.multistream import Ended, Failed, MultiStream
 
     prints = fingerprints(models_dir, matchup)
     texts = {p: "" for p in POSITIONS}

@@ -168,21 +168,20 @@ def default_path() -> Path:
     return cache_dir() / "arena" / "arena.sqlite3"
 
 
+# What SQLite's message says (any of the words) and the reason a visitor is given.
+_REASONS = (
+    (("locked", "busy"), "the database stayed busy with another writer past the timeout"),
+    (("full",), "the disk (or the database's size limit) is full"),
+    (("readonly", "read-only", "read only"), "the database file is read-only"),
+    (("not a database", "malformed"), "the file is not a readable arena database"),
+    (("unable to open",), "the database file cannot be opened"),
+)
+
+
 def _sentence(exc: BaseException, what: str) -> str:
     """One sentence for a failed database call, without the file's path."""
     text = str(exc).lower()
-    if "locked" in text or "busy" in text:
-        why = "the database stayed busy with another writer past the timeout"
-    elif "full" in text:
-        why = "the disk (or the database's size limit) is full"
-    elif "readonly" in text or "read-only" in text or "read only" in text:
-        why = "the database file is read-only"
-    elif "not a database" in text or "malformed" in text:
-        why = "the file is not a readable arena database"
-    elif "unable to open" in text:
-        why = "the database file cannot be opened"
-    else:
-        why = f"the database said: {exc}"
+    why = next((r for words, r in _REASONS if any(w in text for w in words)), f"the database said: {exc}")
     return f"The arena could not {what}: {why}."
 
 
@@ -249,47 +248,38 @@ class ArenaStore:
             log.warning("arena database %s cannot be opened: %s", self.path, exc)
             raise StoreError(_sentence(exc, "open its database")) from None
 
-    @property
-    def schema_version(self) -> int:
-        """The database's ``PRAGMA user_version``."""
+    def _pragma(self, name: str) -> object:
         conn = self._connect()
         try:
-            return int(conn.execute("PRAGMA user_version").fetchone()[0])
+            return conn.execute(f"PRAGMA {name}").fetchone()[0]
         finally:
             conn.close()
 
     @property
+    def schema_version(self) -> int:
+        """The database's ``PRAGMA user_version``."""
+        return int(self._pragma("user_version"))
+
+    @property
     def journal_mode(self) -> str:
-        conn = self._connect()
-        try:
-            return str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
-        finally:
-            conn.close()
+        """The database's journal mode ("wal" once opened)."""
+        return str(self._pragma("journal_mode")).lower()
 
     # -- writes -------------------------------------------------------------------------
 
     def _insert(self, write: PendingWrite) -> None:
-        record = write.record
+        row = asdict(write.record)
+        if write.kind == "battle":
+            row["settings"] = json.dumps(row["settings"], sort_keys=True)
+        table = "battles" if write.kind == "battle" else "votes"
+        columns = list(row)
         conn = self._connect()
         try:
-            if write.kind == "battle":
-                assert isinstance(record, BattleRecord)
-                row = asdict(record)
-                row["settings"] = json.dumps(record.settings, sort_keys=True)
-                columns = list(row)
-                conn.execute(
-                    f"INSERT INTO battles ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
-                    "ON CONFLICT(id) DO NOTHING",
-                    [row[c] for c in columns],
-                )
-            else:
-                row = asdict(record)
-                columns = list(row)
-                conn.execute(
-                    f"INSERT INTO votes ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
-                    "ON CONFLICT(id) DO NOTHING",
-                    [row[c] for c in columns],
-                )
+            conn.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+                "ON CONFLICT(id) DO NOTHING",
+                [row[c] for c in columns],
+            )
         finally:
             conn.close()
 
@@ -382,13 +372,8 @@ class ArenaStore:
 
     def battles(self, limit: int | None = None) -> list[BattleRecord]:
         """Stored battles, oldest first (the last ``limit`` when given)."""
-        if limit is None:
-            rows = self._query("SELECT * FROM battles ORDER BY created, id")
-        else:
-            rows = self._query(
-                "SELECT * FROM (SELECT * FROM battles ORDER BY created DESC, id DESC LIMIT ?) ORDER BY created, id",
-                (int(limit),),
-            )
+        inner = "battles" if limit is None else "(SELECT * FROM battles ORDER BY created DESC, id DESC LIMIT ?)"
+        rows = self._query(f"SELECT * FROM {inner} ORDER BY created, id", () if limit is None else (int(limit),))
         return [self._battle(r) for r in rows]
 
     def votes(self, battle_id: str | None = None) -> list[VoteRecord]:
@@ -428,10 +413,5 @@ class ArenaStore:
             "(SELECT COUNT(*) FROM votes WHERE rater_kind = 'person'), "
             "(SELECT COUNT(*) FROM votes WHERE rater_kind = 'judge')"
         )[0]
-        return {
-            "battles": row[0],
-            "votes": row[1],
-            "person_votes": row[2],
-            "judge_votes": row[3],
-            "pending": len(self.pending()),
-        }
+        names = ("battles", "votes", "person_votes", "judge_votes")
+        return {**dict(zip(names, row, strict=True)), "pending": len(self.pending())}
