@@ -173,12 +173,17 @@ def report(store: ArenaStore, *, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0)
                 "sentence": a.sentence(m)}  # fmt: skip
             for m, a in agree.items()
         },
-        "method": (
-            "Bradley–Terry maximum likelihood (Newton), ties and 'both bad' as half a win each, "
-            f"a prior of {DEFAULT_PRIOR:g} virtual tied game per run; Elo scale (400·log10 odds), "
-            f"mean 1000; 95 % percentile bootstrap over battles ({n_boot} resamples)."
-        ),
+        "method": method_sentence(n_boot),
     }
+
+
+def method_sentence(n_boot: int = DEFAULT_BOOTSTRAP) -> str:
+    """How the ratings are made, in one sentence (under every leaderboard)."""
+    return (
+        "Bradley–Terry maximum likelihood (Newton), ties and 'both bad' as half a win each, "
+        f"a prior of {DEFAULT_PRIOR:g} virtual tied game per run; Elo scale (400·log10 odds), "
+        f"mean 1000; 95 % percentile bootstrap over battles ({n_boot} resamples)."
+    )
 
 
 def format_board(board: dict) -> str:

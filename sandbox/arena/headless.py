@@ -172,6 +172,14 @@ def _report(progress: Progress | None, done: int, total: int, sentence: str) -> 
         progress(done, total, sentence)
 
 
+def unjudged(store: ArenaStore, model: str, *, people_only: bool = True) -> list[str]:
+    """Ids of the stored battles judge ``model`` has not rated (by default: those people voted on)."""
+    votes = store.votes()
+    done = {v.battle_id for v in votes if v.rater_kind == "judge" and v.rater_id == model}
+    wanted = {v.battle_id for v in votes if v.rater_kind == "person"} if people_only else None
+    return [b.id for b in store.battles() if b.id not in done and (wanted is None or b.id in wanted)]
+
+
 def judge_unjudged(
     store: ArenaStore,
     judge: Judge | None,
@@ -188,11 +196,8 @@ def judge_unjudged(
     """
     if judge is None:
         raise ValueError(judge_status(None))
-    model = judge.config.model
-    votes = store.votes()
-    done = {v.battle_id for v in votes if v.rater_kind == "judge" and v.rater_id == model}
-    wanted = {v.battle_id for v in votes if v.rater_kind == "person"} if people_only else None
-    todo = [b for b in store.battles() if b.id not in done and (wanted is None or b.id in wanted)]
+    wanted = set(unjudged(store, judge.config.model, people_only=people_only))
+    todo = [b for b in store.battles() if b.id in wanted]
     if limit is not None:
         todo = todo[: max(0, limit)]
     summary = JudgedSummary(requested=len(todo), battles=len(todo), battle_ids=[b.id for b in todo])
