@@ -87,7 +87,7 @@ def test_the_app_process_runs_every_page_and_the_cli_without_torch(tmp_path):
         at = AppTest.from_file("streamlit_app.py", default_timeout=300)
         at.run()
         problems = [str(e.value) for e in at.exception]
-        for page in ("pages/models.py", "pages/loss_curves.py", "pages/evaluation.py", "pages/playground.py"):
+        for page in ("pages/models.py", "pages/loss_curves.py", "pages/evaluation.py", "pages/playground.py", "pages/arena.py"):
             at.switch_page(page).run()
             problems += [f"{{page}}: {{e.value}}" for e in at.exception]
         from sandbox import cli
