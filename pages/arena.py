@@ -305,11 +305,8 @@ def leaderboard_section() -> None:
     )  # fmt: skip
     for note in board.notes:
         st.caption(md_escape(note))
-    left, right = st.columns(2)
-    with left:
-        common.altair_chart(boards.ratings_chart(board), width="content")
-    with right:
-        common.altair_chart(boards.win_rate_chart(board), width="content")
+    common.altair_chart(boards.ratings_chart(board), width="content")
+    common.altair_chart(boards.win_rate_chart(board), width="content")
     for model, agreement in boards.agreements(store).items():
         st.caption(md_escape(agreement.sentence(model)))
     name = f"arena-{kind.replace(':', '-').replace('/', '-')}"

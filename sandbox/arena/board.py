@@ -243,7 +243,7 @@ def ratings_chart(board: Leaderboard) -> alt.Chart:
         "" if pd.isna(lo) else f"[{lo:.0f}, {hi:.0f}]" for lo, hi in zip(data["low"], data["high"], strict=True)
     ]
     order = list(data["run"])
-    y = alt.Y("run:N", sort=order, title=None)
+    y = alt.Y("run:N", sort=order, title=None, axis=alt.Axis(labelLimit=400))  # whole run ids
     base = alt.Chart(data).encode(y=y)
     bars = base.mark_rule(strokeWidth=2, color="#888888").encode(
         x=alt.X("low:Q", title="rating (Elo scale, 95 % interval)", scale=alt.Scale(zero=False)), x2="high:Q"
@@ -255,7 +255,9 @@ def ratings_chart(board: Leaderboard) -> alt.Chart:
                  alt.Tooltip("win_rate:Q", format=".0%")],
     )  # fmt: skip
     title = f"{board.label}: Bradley–Terry ratings ({board.ratings.n_votes} votes)"
-    return (bars + dots).properties(title=title, width=420, height=max(60, 28 * len(order)))
+    # A step per row, not a fixed height: Streamlit 1.67 squeezes a layered chart's fixed
+    # height on a discrete axis into one line (the exported PNG was fine).
+    return (bars + dots).properties(title=title, width=420, height=alt.Step(28))
 
 
 def win_rate_chart(board: Leaderboard) -> alt.Chart:
@@ -264,8 +266,8 @@ def win_rate_chart(board: Leaderboard) -> alt.Chart:
     data["label"] = [f"{100 * w:.0f} % · {g}" for w, g in zip(data["win_rate"], data["games"], strict=True)]
     order = list(board.table()["run"])
     base = alt.Chart(data).encode(
-        x=alt.X("opponent:N", sort=order, title="against", axis=alt.Axis(labelAngle=-30)),
-        y=alt.Y("run:N", sort=order, title=None),
+        x=alt.X("opponent:N", sort=order, title="against", axis=alt.Axis(labelAngle=-30, labelLimit=400, labelOverlap=False)),
+        y=alt.Y("run:N", sort=order, title=None, axis=alt.Axis(labelLimit=400)),
     )
     cells = base.mark_rect().encode(
         color=alt.Color("win_rate:Q", title="win rate", scale=alt.Scale(domain=[0, 1], scheme="blueorange")),
@@ -276,9 +278,8 @@ def win_rate_chart(board: Leaderboard) -> alt.Chart:
     text = base.mark_text(fontSize=11).encode(
         text="label:N", color=alt.condition(dark, alt.value("white"), alt.value("black"))
     )
-    side = max(80, 60 * len(order))
     title = f"{board.label}: win rate of the row against the column (ties half) · games"
-    return (cells + text).properties(title=title, width=side, height=side)
+    return (cells + text).properties(title=title, width=alt.Step(80), height=alt.Step(60))  # steps: see ratings_chart
 
 
 def leaderboard_figure(board: Leaderboard) -> alt.VConcatChart:

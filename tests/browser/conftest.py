@@ -36,6 +36,11 @@ def _serve(name: str, cache_dir: Path, extra_env: dict[str, str | None]) -> Iter
         "SANDBOX_MODELS_DIR": None,  # the shipped models/ folder, whatever the caller's shell says
         "SANDBOX_TOKEN": None,
         "SANDBOX_CACHE_DIR": str(cache_dir),
+        # The arena's votes in the cache folder above, and no LLM judge: only the test's settings.
+        "SANDBOX_ARENA_DB": None,
+        "SANDBOX_JUDGE_BASE_URL": None,
+        "SANDBOX_JUDGE_MODEL": None,
+        "SANDBOX_JUDGE_API_KEY": None,
         **extra_env,
     }
     server = start_server(app_args=["--models-dir", str(PROJECT_ROOT / "models")], env=env, log_name=name)
