@@ -208,3 +208,17 @@ def test_the_envelope_of_runs_on_one_law_feeds_a_fit_that_finds_it():
 def test_empty_envelope():
     assert scaling.lower_envelope({}).empty
     assert scaling.lower_envelope({"a": ([0, -1], [2, 3])}).empty
+
+
+def test_the_multiplier_interval_pairs_independent_resamples_of_the_two_groups():
+    # Two groups with the very same noisy points: the multiplier is 1, but each group's law
+    # is uncertain, so the interval must have width. Fitted with the same seed, their
+    # bootstrap resamples draw the same indices; pairing them row by row would make every
+    # resampled ratio exactly 1.
+    x = np.geomspace(1e4, 1e9, 10)
+    y = (1.5 + 20.0 * x**-0.3) * np.exp(np.random.default_rng(2).normal(0.0, 0.01, x.size))
+    base = scaling.fit_power_law(x, y, group="base", n_boot=200, seed=0)
+    twin = scaling.fit_power_law(x, y, group="twin", n_boot=200, seed=0)
+    m = scaling.compute_multiplier(base, twin, float(np.median(y)))
+    assert m.value == pytest.approx(1.0)
+    assert m.lo < 0.9 and m.hi > 1.1
