@@ -245,3 +245,12 @@ def test_word_stats_over_several_documents_skip_dropped_bytes():
     stats = byteloss.word_stats(texts, a, b)
     assert "☕" not in set(stats.words["word"])  # its bytes have no loss in run a
     assert stats.classes["better"].sum() == stats.classes["count"].sum() == 5
+
+
+def test_word_stats_to_dict_is_json():
+    import json
+
+    stats = byteloss.word_stats("Then Alice saw Alice. Alice!", np.ones(28), np.zeros(28))
+    data = json.loads(json.dumps(stats.to_dict(min_count=2)))
+    assert [w["word"] for w in data["most_often_better"]] == ["Alice"]
+    assert {c["class"] for c in data["classes"]} == {"names", "other", "punctuation"}

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import vl_convert
@@ -10,6 +14,7 @@ from sandbox import export
 from sandbox.analysis import byteloss, charts, matched, scaling
 
 PNG = b"\x89PNG\r\n\x1a\n"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def fits_and_multiplier():
@@ -87,3 +92,13 @@ def test_histogram_is_binned_here_and_colours_by_side():
     assert chart.data.groupby("run")["count"].sum().to_dict() == {"e/b": 20_000, "e/c": 20_000}
     assert set(chart.data["side"]) == {"better", "worse"}
     assert (chart.data.loc[chart.data["side"] == "better", "hi"] <= 0).all()
+
+
+def test_the_analysis_package_needs_neither_torch_nor_streamlit():
+    code = (
+        "import sys; import sandbox.analysis.scaling, sandbox.analysis.matched, "
+        "sandbox.analysis.byteloss, sandbox.analysis.charts; "
+        "print(sorted(m for m in ('torch', 'streamlit') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"

@@ -411,6 +411,17 @@ class WordStats:
         column = "share_better" if better else "share_worse"
         return frame.sort_values([column, "count"], ascending=[False, False], kind="stable").head(top)
 
+    def to_dict(self, *, min_count: int = 3, top: int = 20) -> dict:
+        """JSON-able: the classes, and the words most often better and most often worse."""
+        def records(frame: pd.DataFrame) -> list[dict]:
+            return [{k: _json_value(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+        return {
+            "classes": records(self.classes),
+            "most_often_better": records(self.most_often(True, min_count=min_count, top=top)),
+            "most_often_worse": records(self.most_often(False, min_count=min_count, top=top)),
+        }
+
 
 def word_stats(
     text: str | Sequence[str],

@@ -16,9 +16,9 @@ needs numpy alone:
 
 Intervals come from a seeded bootstrap over the points (resample points with replacement,
 refit, percentile interval); with ten points or so, percentile intervals are somewhat too
-narrow (about 85 % coverage for a nominal 95 % in simulations). Points taken from whole training curves (:func:`lower_envelope`)
-are not independent draws, so their intervals are narrower than the truth; the notes say so
-where a caller passes ``from_curves=True``.
+narrow (about 85 % coverage for a nominal 95 % in simulations). Points taken from whole
+training curves (:func:`lower_envelope`) are not independent draws, so their intervals are
+narrower still; the notes say so where a caller passes ``from_curves=True``.
 
 The **compute multiplier** of a variant against a base at a loss L* is
 ``C_base(L*) / C_variant(L*)`` with ``C(L) = (A / (L − E))^(1/α)``: how many times the base's
