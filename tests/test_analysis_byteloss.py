@@ -254,3 +254,11 @@ def test_word_stats_to_dict_is_json():
     data = json.loads(json.dumps(stats.to_dict(min_count=2)))
     assert [w["word"] for w in data["most_often_better"]] == ["Alice"]
     assert {c["class"] for c in data["classes"]} == {"names", "other", "punctuation"}
+
+
+def test_token_of_chars_names_the_token_that_completes_each_character():
+    decoded, ends = byte_ends_of([b"h\xc3", b"\xa9llo", b" w\xc3", b"\xb6", b"rld"])
+    assert byteloss.token_of_chars(decoded, ends).tolist() == [0, 1, 1, 1, 1, 2, 2, 3, 4, 4, 4]
+    decoded, ends = byte_ends_of([b"\xc3", b"\xa9t"])
+    assert byteloss.token_of_chars(decoded, ends).tolist() == [1, 1]
+    assert byteloss.token_of_chars("abc", [1, 2]).tolist() == [0, 1, -1]

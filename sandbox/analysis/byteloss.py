@@ -126,6 +126,17 @@ def per_byte_losses(
     return align_bytes(original, decoded_bytes, spread)
 
 
+def token_of_chars(decoded: str, byte_ends: Sequence[int]) -> np.ndarray:
+    """For each character of ``decoded``, the index of the token that covers it (for a hover
+    naming each run's token, probability and rank there); a character split over several
+    tokens belongs to the one that completes it. For a lossy tokenizer this is in the
+    decoded text's characters; -1 past the last token."""
+    ends = np.maximum.accumulate(np.asarray(byte_ends, dtype=np.int64)) if len(byte_ends) else np.zeros(0, np.int64)
+    starts = char_byte_offsets(decoded)[:-1]
+    index = np.searchsorted(ends, starts, side="right")
+    return np.where(index < ends.size, index, -1)
+
+
 def pack(values: np.ndarray) -> str:
     """Per-byte losses as compact text: float32, zlib-compressed, base64 (for JSON caches)."""
     raw = np.ascontiguousarray(values, dtype="<f4").tobytes()
