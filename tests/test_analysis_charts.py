@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import vl_convert
 
-from sandbox import export
-from sandbox.analysis import byteloss, charts, matched, scaling
+from sandbox.analysis import charts, matched, multiplier, scaling, wins
+from sandbox.figures import export
 
 PNG = b"\x89PNG\r\n\x1a\n"
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +22,7 @@ def fits_and_multiplier():
     base = scaling.fit_power_law(x, 1.7 + 300.0 * x**-0.2, group="base", n_boot=40)
     var = scaling.fit_power_law(x * 2, 1.7 + 200.0 * (x * 2) ** -0.2, group="gqa", n_boot=40)
     few = scaling.fit_power_law([1e13, 1e14], [2.5, 2.3], group="two runs")
-    return {"base": base, "gqa": var, "two runs": few}, scaling.compute_multiplier(base, var)
+    return {"base": base, "gqa": var, "two runs": few}, multiplier.compute_multiplier(base, var)
 
 
 def matched_table():
@@ -42,15 +42,15 @@ def differences():
 
 
 def all_charts():
-    fits, multiplier = fits_and_multiplier()
-    wins = byteloss.who_wins({"e/a": np.array([1.0, 2.0, 3.0]), "e/b": np.array([2.0, 1.0, 3.0])})
+    fits, mult = fits_and_multiplier()
+    won = wins.who_wins({"e/a": np.array([1.0, 2.0, 3.0]), "e/b": np.array([2.0, 1.0, 3.0])})
     return {
-        "scaling": charts.scaling_chart(fits, multiplier),
+        "scaling": charts.scaling_chart(fits, mult),
         "scaling without multiplier": charts.scaling_chart(fits, log_y=False),
         "matched loss": charts.matched_chart(matched_table()),
         "matched bits per byte": charts.matched_chart(matched_table(), value="bits_per_byte"),
         "histogram": charts.difference_histogram(differences(), "e/a", bins=40),
-        "wins": charts.wins_chart(wins),
+        "wins": charts.wins_chart(won),
     }
 
 
@@ -97,7 +97,7 @@ def test_histogram_is_binned_here_and_colours_by_side():
 def test_the_analysis_package_needs_neither_torch_nor_streamlit():
     code = (
         "import sys; import sandbox.analysis.scaling, sandbox.analysis.matched, "
-        "sandbox.analysis.byteloss, sandbox.analysis.charts; "
+        "sandbox.analysis.wins, sandbox.analysis.corpusdiff, sandbox.analysis.multiplier, sandbox.analysis.charts; "
         "print(sorted(m for m in ('torch', 'streamlit') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)

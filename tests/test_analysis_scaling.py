@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sandbox.analysis import scaling
+from sandbox.analysis import multiplier, scaling
 from sandbox.analysis.scaling import PowerLaw
 
 
@@ -114,15 +114,15 @@ def test_multiplier_of_two_laws_differing_in_a_is_the_closed_form():
     e, alpha, a_base, a_var = 1.7, 0.2, 300.0, 200.0
     base = scaling.fit_power_law(*law_points(e, a_base, alpha, 1e12, 1e16, 8), group="base", n_boot=100)
     var = scaling.fit_power_law(*law_points(e, a_var, alpha, 1e12, 1e16, 8), group="gqa", n_boot=100)
-    m = scaling.compute_multiplier(base, var, 2.0)
+    m = multiplier.compute_multiplier(base, var, 2.0)
     expected = (a_base / a_var) ** (1.0 / alpha)  # 7.59: the same loss for 1/7.59 of the compute
     assert m.value == pytest.approx(expected, rel=1e-6)
     assert m.lo == pytest.approx(expected, rel=1e-3) and m.hi == pytest.approx(expected, rel=1e-3)
     assert "gqa saves compute" in m.sentence and "base needs 7.59×" in m.sentence
     # It does not depend on the loss chosen when E and alpha agree.
-    assert scaling.compute_multiplier(base, var, 2.5).value == pytest.approx(expected, rel=1e-6)
+    assert multiplier.compute_multiplier(base, var, 2.5).value == pytest.approx(expected, rel=1e-6)
     # Swapping the roles inverts it.
-    assert scaling.compute_multiplier(var, base, 2.0).value == pytest.approx(1.0 / expected, rel=1e-6)
+    assert multiplier.compute_multiplier(var, base, 2.0).value == pytest.approx(1.0 / expected, rel=1e-6)
 
 
 def test_multiplier_of_laws_with_different_floors_matches_c_base_over_c_variant():
@@ -132,13 +132,13 @@ def test_multiplier_of_laws_with_different_floors_matches_c_base_over_c_variant(
     var = scaling.fit_power_law(x, var_law.loss(x), group="variant", n_boot=30)
     target = 2.3
     expected = ((50.0 / (target - 2.0)) ** (1 / 0.3)) / ((80.0 / (target - 1.8)) ** (1 / 0.35))
-    assert scaling.compute_multiplier(base, var, target).value == pytest.approx(expected, rel=1e-5)
+    assert multiplier.compute_multiplier(base, var, target).value == pytest.approx(expected, rel=1e-5)
 
 
 def test_a_target_below_a_fitted_floor_is_unreachable_and_said_so():
     base = scaling.fit_power_law(*law_points(2.0, 50.0, 0.3, 1e4, 1e9, 8), group="base", n_boot=30)
     var = scaling.fit_power_law(*law_points(1.5, 50.0, 0.3, 1e4, 1e9, 8), group="variant", n_boot=30)
-    m = scaling.compute_multiplier(base, var, 1.9)
+    m = multiplier.compute_multiplier(base, var, 1.9)
     assert m.value is None and m.lo is None
     assert "never reached" in m.sentence and "base's fitted floor is E = 2" in m.sentence
     assert "variant's" not in m.sentence  # the variant does reach 1.9
@@ -148,15 +148,15 @@ def test_a_target_below_a_fitted_floor_is_unreachable_and_said_so():
 def test_no_multiplier_without_a_fit():
     base = scaling.fit_power_law([1, 10], [3, 2], group="base")
     var = scaling.fit_power_law(*law_points(1.5, 5.0, 0.3, 1, 1e4, 6), group="variant", n_boot=20)
-    m = scaling.compute_multiplier(base, var, 2.0)
+    m = multiplier.compute_multiplier(base, var, 2.0)
     assert m.value is None and "base has no fitted law" in m.sentence
 
 
 def test_default_target_is_the_lowest_loss_both_groups_reached():
     base = scaling.fit_power_law(*law_points(1.7, 300.0, 0.2, 1e12, 1e16, 6), group="b", n_boot=20)
     var = scaling.fit_power_law(*law_points(1.7, 200.0, 0.2, 1e12, 1e15, 6), group="v", n_boot=20)
-    assert scaling.default_target_loss(base, var) == pytest.approx(max(base.y.min(), var.y.min()))
-    assert scaling.compute_multiplier(base, var).loss == pytest.approx(var.y.min())
+    assert multiplier.default_target_loss(base, var) == pytest.approx(max(base.y.min(), var.y.min()))
+    assert multiplier.compute_multiplier(base, var).loss == pytest.approx(var.y.min())
 
 
 def test_fit_groups_fits_each_group_of_a_table():
@@ -177,14 +177,14 @@ def test_lower_envelope_keeps_the_best_point_per_bin_and_never_rises():
         "d": ([1], [3.1]),  # a small run that already reaches 3.1
     }
     # Five log bins over 1..16: each power of two falls in its own bin.
-    frontier = scaling.lower_envelope(curves, bins=5)
+    frontier = multiplier.lower_envelope(curves, bins=5)
     assert frontier.to_dict("list") == {"x": [1.0, 8.0, 16.0], "loss": [3.1, 3.0, 2.9], "run": ["d", "b", "b"]}
-    flat = scaling.lower_envelope(curves, bins=5, keep_flat=True)
+    flat = multiplier.lower_envelope(curves, bins=5, keep_flat=True)
     assert list(flat["loss"]) == [3.1, 3.1, 3.1, 3.0, 2.9]
     assert list(flat["run"]) == ["d", "d", "d", "b", "b"]
     assert list(flat["x"]) == [1.0, 2.0, 4.0, 8.0, 16.0]
     # Without the small run, the bins' minima fall all the way.
-    frontier = scaling.lower_envelope({k: v for k, v in curves.items() if k != "d"}, bins=5)
+    frontier = multiplier.lower_envelope({k: v for k, v in curves.items() if k != "d"}, bins=5)
     assert list(frontier["loss"]) == [5.0, 4.0, 3.2, 3.0, 2.9]
     assert list(frontier["run"]) == ["a", "a", "b", "b", "b"]
 
@@ -197,7 +197,7 @@ def test_the_envelope_of_runs_on_one_law_feeds_a_fit_that_finds_it():
         # Each run is on the law only at its end; earlier it is above it (not yet decayed).
         penalty = 0.5 * (1.0 - np.linspace(0.0, 1.0, x.size))
         curves[f"r{i}"] = (x, law.loss(x) + penalty)
-    frontier = scaling.lower_envelope(curves, bins=30)
+    frontier = multiplier.lower_envelope(curves, bins=30)
     assert np.all(np.diff(frontier["loss"]) < 0) and np.all(np.diff(frontier["x"]) > 0)
     ends = {f"r{i}": curves[f"r{i}"][0][-1] for i in range(6)}
     on_law = frontier[np.isclose(frontier["x"], frontier["run"].map(ends))]
@@ -206,8 +206,8 @@ def test_the_envelope_of_runs_on_one_law_feeds_a_fit_that_finds_it():
 
 
 def test_empty_envelope():
-    assert scaling.lower_envelope({}).empty
-    assert scaling.lower_envelope({"a": ([0, -1], [2, 3])}).empty
+    assert multiplier.lower_envelope({}).empty
+    assert multiplier.lower_envelope({"a": ([0, -1], [2, 3])}).empty
 
 
 def test_the_multiplier_interval_pairs_independent_resamples_of_the_two_groups():
@@ -219,6 +219,6 @@ def test_the_multiplier_interval_pairs_independent_resamples_of_the_two_groups()
     y = (1.5 + 20.0 * x**-0.3) * np.exp(np.random.default_rng(2).normal(0.0, 0.01, x.size))
     base = scaling.fit_power_law(x, y, group="base", n_boot=200, seed=0)
     twin = scaling.fit_power_law(x, y, group="twin", n_boot=200, seed=0)
-    m = scaling.compute_multiplier(base, twin, float(np.median(y)))
+    m = multiplier.compute_multiplier(base, twin, float(np.median(y)))
     assert m.value == pytest.approx(1.0)
     assert m.lo < 0.9 and m.hi > 1.1

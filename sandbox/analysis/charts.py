@@ -1,7 +1,7 @@
 """Altair charts of the analyses: scaling fits, matched losses, per-byte differences, wins.
 
 Each chart keeps its rows in one top-level DataFrame (layers pick theirs with a filter), so
-`sandbox.export` inlines them without Altair's row limit and exports PNG/SVG offline. Rows
+`sandbox.figures.export` inlines them without Altair's row limit and exports PNG/SVG offline. Rows
 are few by construction: fitted curves are drawn at a fixed number of x values and the
 per-byte histogram is binned here, not in the browser.
 """
@@ -15,9 +15,9 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from sandbox.analysis.byteloss import Wins
 from sandbox.analysis.scaling import Multiplier, ScalingFit
-from sandbox.colors import color_scale
+from sandbox.analysis.wins import Wins
+from sandbox.figures.colors import color_scale
 
 # Levanter's log-prob diff view: blue where a run does better than the reference, orange worse.
 BETTER_COLOR = "#1f77b4"

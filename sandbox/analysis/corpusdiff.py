@@ -1,224 +1,22 @@
-"""Per-byte losses: runs with different tokenizers lined up on the same text, and what differs.
-
-A run's loss on a document is a loss per *token*, and two tokenizers cut the same text into
-different tokens. Spreading each token's loss evenly over the UTF-8 bytes it covers gives
-every run one number per byte of the **same** text, and the numbers of a run add up to its
-total loss (nats) on the document; a byte's value / ln 2 is its share of bits per byte. The
-spreading is that of `sandbox.metrics.char_losses`, in bytes instead of characters:
-
-- token i covers the decoded bytes ``[ends[i-1], ends[i])``, where ``ends`` are the byte
-  lengths of the decoded prefixes (:func:`char_ends_to_byte_ends` turns the character ends
-  of `sandbox.evaluation.decoded_prefix_ends` into them);
-- a token that ends inside a multi-byte character covers no byte of its own: its loss joins
-  the token that completes the character (prefix ends are cut back to whole characters);
-- a lossy tokenizer decodes to other text than it was given: the decoded bytes are carried
-  onto the original's bytes as `sandbox.metrics.align_to_original` does for characters
-  (equal blocks copy, a replaced block spreads its total evenly, inserted bytes add to the
-  byte before them, original bytes the decoding dropped get NaN), so totals are kept.
-
-Then: who predicts each byte best (:func:`who_wins`), the difference to a reference run in
-bits (:func:`difference_to_reference`), documents and passages ranked by how much two runs
-differ (:func:`rank_passages`) and the words on which one run is most often better or worse
-(:func:`word_stats`). Arrays are float64 while computed; :func:`pack` stores them as float32,
-zlib-compressed and base64-encoded, for caching beside evaluation results.
-
-(The module is not called ``bytes`` so that importing it never shadows the builtin.)
+"""Where two runs differ across a corpus: documents and passages ranked by the difference in
+bits per byte (:func:`rank_passages`), and the words on which one run is most often better or
+worse (:func:`word_stats`), from per-byte losses (`sandbox.evaluation.bytelosses`).
 """
 
 from __future__ import annotations
 
-import base64
-import difflib
 import math
 import re
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from sandbox.metrics import char_losses
+from sandbox.evaluation.bytelosses import LN2, _utf8, char_byte_offsets
 
-LN2 = math.log(2.0)
-TIE = -1  # who_wins' index where no run is strictly best (or a run has no value)
 ORDERS = ("abs", "second_worse", "first_worse")
 WORD_CLASSES = ("names", "punctuation", "digits", "other")
-
-
-# -- text and bytes ---------------------------------------------------------------------------
-
-
-def _utf8(text: str) -> bytes:
-    # Lone surrogates (possible in a Python str) are encoded as-is rather than refused.
-    return text.encode("utf-8", errors="surrogatepass")
-
-
-def char_byte_offsets(text: str) -> np.ndarray:
-    """Byte offset of each character's start in ``text``'s UTF-8, plus the total at the end
-    (length ``len(text) + 1``)."""
-    if not text:
-        return np.zeros(1, dtype=np.int64)
-    cp = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
-    widths = 1 + (cp >= 0x80).astype(np.int64) + (cp >= 0x800) + (cp >= 0x10000)
-    return np.concatenate([[0], np.cumsum(widths)])
-
-
-def char_ends_to_byte_ends(decoded: str, char_ends: Sequence[int]) -> np.ndarray:
-    """Decoded-prefix lengths in characters (`sandbox.evaluation.decoded_prefix_ends`) as
-    lengths in UTF-8 bytes of ``decoded``."""
-    offsets = char_byte_offsets(decoded)
-    ends = np.clip(np.asarray(char_ends, dtype=np.int64), 0, len(decoded))
-    return offsets[ends]
-
-
-def bytes_to_chars(text: str, byte_values: np.ndarray) -> np.ndarray:
-    """Per-byte values summed per character of ``text`` (NaN if any of its bytes is NaN)."""
-    offsets = char_byte_offsets(text)
-    values = np.asarray(byte_values, dtype=np.float64)
-    if values.size != offsets[-1]:
-        raise ValueError(f"{values.size} byte values for a text of {int(offsets[-1])} bytes")
-    if not len(text):
-        return np.zeros(0)
-    return np.add.reduceat(values, offsets[:-1]) if values.size else np.zeros(len(text))
-
-
-# -- per-byte losses --------------------------------------------------------------------------
-
-
-def align_bytes(original: bytes, decoded: bytes, values: np.ndarray) -> np.ndarray:
-    """Per-byte ``values`` of ``decoded`` carried onto the bytes of ``original``.
-
-    The byte version of `sandbox.metrics.align_to_original`: identity when the two are
-    equal; otherwise difflib's opcodes: equal blocks copy, a replaced block spreads its
-    total evenly over the original block, inserted bytes add to the original byte before
-    them (the total is kept), original bytes the decoding dropped get NaN.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    if original == decoded:
-        return values.copy()
-    out = np.full(len(original), np.nan)
-    extra = np.zeros(len(original))
-    matcher = difflib.SequenceMatcher(None, original, decoded, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            out[i1:i2] = values[j1:j2]
-        elif tag == "replace":
-            out[i1:i2] = values[j1:j2].sum() / (i2 - i1)
-        elif tag == "insert" and len(original):
-            extra[max(i1 - 1, 0)] += values[j1:j2].sum()
-    return np.where(np.isnan(out) & (extra != 0), extra, out + extra)
-
-
-def per_byte_losses(
-    text: str, token_nll: Sequence[float], byte_ends: Sequence[int], decoded: str | None = None
-) -> np.ndarray:
-    """Each token's loss (nats) spread evenly over the UTF-8 bytes of ``text`` it covers.
-
-    ``byte_ends[i]``: byte length of the text decoded from the document's tokens ``0..i``
-    (:func:`char_ends_to_byte_ends`); ``decoded``: the text the tokens decode to (default:
-    ``text``, a lossless tokenizer). The result has one value per byte of ``text``; its
-    ``np.nansum`` equals ``sum(token_nll)`` (NaN only at bytes a lossy tokenizer dropped).
-    """
-    original = _utf8(text)
-    decoded_bytes = original if decoded is None else _utf8(decoded)
-    spread = char_losses(len(decoded_bytes), np.asarray(byte_ends), np.asarray(token_nll, dtype=np.float64))
-    return align_bytes(original, decoded_bytes, spread)
-
-
-def token_of_chars(decoded: str, byte_ends: Sequence[int]) -> np.ndarray:
-    """For each character of ``decoded``, the index of the token that covers it (for a hover
-    naming each run's token, probability and rank there); a character split over several
-    tokens belongs to the one that completes it. For a lossy tokenizer this is in the
-    decoded text's characters; -1 past the last token."""
-    ends = np.maximum.accumulate(np.asarray(byte_ends, dtype=np.int64)) if len(byte_ends) else np.zeros(0, np.int64)
-    starts = char_byte_offsets(decoded)[:-1]
-    index = np.searchsorted(ends, starts, side="right")
-    return np.where(index < ends.size, index, -1)
-
-
-def pack(values: np.ndarray) -> str:
-    """Per-byte losses as compact text: float32, zlib-compressed, base64 (for JSON caches)."""
-    raw = np.ascontiguousarray(values, dtype="<f4").tobytes()
-    return base64.b64encode(zlib.compress(raw, 6)).decode("ascii")
-
-
-def unpack(packed: str) -> np.ndarray:
-    """The float32 array :func:`pack` stored (raises ValueError on anything else)."""
-    try:
-        raw = zlib.decompress(base64.b64decode(packed.encode("ascii"), validate=True))
-    except (ValueError, zlib.error) as exc:
-        raise ValueError("not a packed per-byte loss array") from exc
-    if len(raw) % 4:
-        raise ValueError("not a packed per-byte loss array")
-    return np.frombuffer(raw, dtype="<f4").copy()
-
-
-# -- who wins, differences --------------------------------------------------------------------
-
-
-def _stack(per_run: Mapping[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
-    runs = [str(r) for r in per_run]
-    arrays = [np.asarray(v, dtype=np.float64).ravel() for v in per_run.values()]
-    if len({a.size for a in arrays}) > 1:
-        raise ValueError("per-byte losses of different lengths: the runs were not scored on the same text")
-    return runs, np.vstack(arrays) if arrays else np.zeros((0, 0))
-
-
-@dataclass
-class Wins:
-    """Which run predicts each byte best, and each run's share of the bytes."""
-
-    runs: list[str]
-    winner: np.ndarray  # (n_bytes,) index into runs, TIE (-1) for a tie or a missing value
-    share: dict[str, float]  # bytes won / bytes with a value for every run
-    tie_share: float  # ties / bytes with a value for every run
-    counted: int  # bytes with a value for every run
-
-    def to_dict(self) -> dict:
-        return {"runs": self.runs, "share": self.share, "tie_share": self.tie_share, "bytes": self.counted}
-
-
-def who_wins(per_run: Mapping[str, np.ndarray], *, tol: float = 1e-9) -> Wins:
-    """Per byte, the index of the run with the lowest loss; TIE (-1) where the best two lie
-    within ``tol`` nats of each other or a run has no value there (NaN). The same works on
-    per-character sums (:func:`bytes_to_chars`) for a character view."""
-    runs, stack = _stack(per_run)
-    n = stack.shape[1] if stack.size else 0
-    if len(runs) < 2 or n == 0:
-        winner = np.full(n, TIE if len(runs) != 1 else 0, dtype=np.int16)
-        return Wins(runs, winner, dict.fromkeys(runs, math.nan), math.nan, 0)
-    valid = np.isfinite(stack).all(axis=0)
-    filled = np.where(np.isfinite(stack), stack, np.inf)
-    order = np.argsort(filled, axis=0, kind="stable")
-    best, second = order[0], order[1]
-    cols = np.arange(n)
-    gap = filled[second, cols] - filled[best, cols]
-    winner = np.where(valid & (gap > tol), best, TIE).astype(np.int16)
-    counted = int(valid.sum())
-    share = {
-        run: float(np.count_nonzero(winner == i) / counted) if counted else math.nan for i, run in enumerate(runs)
-    }
-    ties = float(np.count_nonzero(valid & (winner == TIE)) / counted) if counted else math.nan
-    return Wins(runs, winner, share, ties, counted)
-
-
-def difference_to_reference(per_run: Mapping[str, np.ndarray], reference: str) -> dict[str, np.ndarray]:
-    """Per byte, each other run's loss minus the reference's, in **bits** (positive: worse
-    than the reference there; NaN where either has no value). Their mean over a text is the
-    difference in bits per byte."""
-    if reference not in per_run:
-        raise ValueError(f"the reference run {reference!r} is not among the runs compared")
-    ref = np.asarray(per_run[reference], dtype=np.float64)
-    out = {}
-    for run, values in per_run.items():
-        if run == reference:
-            continue
-        values = np.asarray(values, dtype=np.float64)
-        if values.shape != ref.shape:
-            raise ValueError("per-byte losses of different lengths: the runs were not scored on the same text")
-        out[str(run)] = (values - ref) / LN2
-    return out
 
 
 # -- where two runs differ across a corpus ----------------------------------------------------
