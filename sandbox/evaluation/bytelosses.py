@@ -144,3 +144,19 @@ def unpack(packed: str) -> np.ndarray:
     if len(raw) % 4:
         raise ValueError("not a packed per-byte loss array")
     return np.frombuffer(raw, dtype="<f4").copy()
+
+
+def pack_documents(per_document: Sequence[np.ndarray]) -> str:
+    """Every document's per-byte losses as one packed string (documents end to end; their
+    byte counts, kept with the result, cut them apart again)."""
+    arrays = [np.asarray(a, dtype=np.float64).ravel() for a in per_document]
+    return pack(np.concatenate(arrays) if arrays else np.zeros(0))
+
+
+def unpack_documents(packed: str, doc_bytes: Sequence[int]) -> list[np.ndarray]:
+    """The arrays :func:`pack_documents` stored, one per document of ``doc_bytes`` bytes."""
+    values = unpack(packed)
+    sizes = np.asarray(doc_bytes, dtype=np.int64)
+    if values.size != int(sizes.sum()):
+        raise ValueError(f"{values.size} per-byte losses for documents of {int(sizes.sum())} bytes")
+    return np.split(values, np.cumsum(sizes)[:-1]) if sizes.size else []
