@@ -20,6 +20,7 @@ PAGES = [
     ("pages/loss_curves.py", "Loss curves", ":material/show_chart:"),
     ("pages/evaluation.py", "Evaluation", ":material/fact_check:"),
     ("pages/playground.py", "Playground", ":material/edit_note:"),
+    ("pages/compare.py", "Compare", ":material/compare_arrows:"),
 ]
 
 

@@ -183,3 +183,15 @@ def wins_chart(wins: Wins, *, width: int = 420) -> alt.Chart:
         color=alt.Color("run:N", scale=scale, legend=None),
         tooltip=["run:N", alt.Tooltip("share:Q", format=".1%")],
     ).properties(width=width, height=max(60, 26 * len(data)))  # fmt: skip
+
+
+def bpb_curves_chart(curves: pd.DataFrame, x_title: str, *, width: int = 520) -> alt.Chart:
+    """Validation curves in bits per byte, from `sandbox.analysis.matched.per_byte_curves`,
+    titled as estimated (tokens per byte come from an evaluated text, not the validation set)."""
+    runs = list(dict.fromkeys(str(r) for r in curves["run"]))
+    return alt.Chart(curves).mark_line(point=alt.OverlayMarkDef(size=18)).encode(
+        x=alt.X("x:Q", title=x_title, scale=alt.Scale(type="log")),
+        y=alt.Y("bits_per_byte:Q", title="validation bits per byte (estimated)", scale=alt.Scale(zero=False)),
+        color=alt.Color("run:N", scale=color_scale(runs)),
+        tooltip=["run:N", alt.Tooltip("x:Q", format=".3~s"), alt.Tooltip("bits_per_byte:Q", format=".4f")],
+    ).properties(width=width, height=300, title="Estimated: loss × tokens per byte of an evaluation / ln 2")  # fmt: skip
