@@ -25,7 +25,6 @@ from sandbox.urlstate.evaluation import standard_settings
 
 common.require_access()
 
-DATA_LABEL = "bundled corpus, validation split"
 ss = st.session_state
 st.title("Compare")
 st.caption(
@@ -109,7 +108,7 @@ def byte_losses(docs: list[str]) -> dict[str, list[np.ndarray]] | None:
     if st.button("Score them", type="primary", icon=":material/play_arrow:", key="cmp_score"):
         bar = st.progress(0.0, text="Scoring")
         report = evaluate(
-            common.worker_pool(), missing, docs, settings, models_dir=common.models_dir(), data_label=DATA_LABEL,
+            common.worker_pool(), missing, docs, settings, models_dir=common.models_dir(), data_label=data.BUNDLED_LABEL,
             progress=lambda run_id, done, total: bar.progress(done / total if total else 1.0, text=md_escape(run_id)),
         )  # fmt: skip
         for r in report.results:

@@ -2,8 +2,8 @@
 
 Each command is a function ``cmd_<name>(args) -> int`` (the exit status) and a parser set up
 ``setup_<name>(parser)``, one module per group of commands (`zoo_cmds`: list, doctor,
-params, diff; `run_cmds`: eval, generate; `corpus_cmd`: corpus); ``COMMANDS`` here lists
-them, so adding one is adding both and a line. The CLI is app side: it starts workers
+params, diff; `run_cmds`: eval, generate; `corpus_cmd`: corpus; `analysis_cmds`:
+compare, fit); ``COMMANDS`` here lists them, so adding one is adding both and a line. The CLI is app side: it starts workers
 through `sandbox.worker.pool` and never imports torch itself.
 """
 
@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from sandbox.cli.analysis_cmds import cmd_compare, cmd_fit, setup_compare, setup_fit
 from sandbox.cli.corpus_cmd import cmd_corpus, setup_corpus
 from sandbox.cli.run_cmds import cmd_eval, cmd_generate, setup_eval, setup_generate
 from sandbox.cli.zoo_cmds import (
@@ -37,6 +38,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "diff": ("code diff of two experiments", setup_diff, cmd_diff),
     "generate": ("continue a prompt with one run", setup_generate, cmd_generate),
     "corpus": ("write the bundled corpus as plain files for training", setup_corpus, cmd_corpus),
+    "compare": ("where 2-6 runs differ on the same text, across tokenizers", setup_compare, cmd_compare),
+    "fit": ("scaling laws per group of runs and compute multipliers", setup_fit, cmd_fit),
 }
 
 
