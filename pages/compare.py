@@ -272,7 +272,7 @@ def scaling_rows(result: sources.ScalingResult) -> list[dict]:
     """The fits as table rows."""
     from sandbox.analysis.scaling import fits_frame
 
-    return fits_frame(result.fits).to_dict(orient="records")
+    return fits_frame(result.fits).round(4).to_dict(orient="records")
 
 
 if len(picked) < url.MIN_RUNS and view in ("text", "corpus", "matched"):
