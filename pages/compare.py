@@ -63,9 +63,10 @@ view = st.segmented_control("View", list(url.VIEWS), format_func=url.VIEWS.get, 
 state = url.CompareState(runs=list(picked), view=view)
 
 
-def exports(chart, name: str) -> None:
-    """The chart, and PNG/SVG buttons for it."""
-    common.altair_chart(chart, width="content")
+def exports(chart, name: str, *, stretch: bool = False) -> None:
+    """The chart (``stretch``: as wide as the page, for charts with continuous axes that
+    Streamlit otherwise draws smaller than their spec), and PNG/SVG buttons for it."""
+    common.altair_chart(chart, width="stretch" if stretch else "content")
     common.chart_downloads(lambda: chart, name, f"cmp_{name}")
 
 
@@ -225,7 +226,7 @@ def matched_view() -> None:
         exports(charts.matched_chart(table, value="bits_per_byte"), "matched_bits_per_byte")
     curves = matched.per_byte_curves(axes.get("tokens", {}), rates)
     if not curves.empty:
-        exports(charts.bpb_curves_chart(curves, "tokens seen"), "bits_per_byte_curves")
+        exports(charts.bpb_curves_chart(curves, "tokens seen"), "bits_per_byte_curves", stretch=True)
     missing = matched.missing_rates(axes.get("tokens", {}), rates)
     if missing:
         st.caption(f"No bits per byte for {md_escape(', '.join(missing))}: evaluate them once (Evaluation page).")
@@ -264,7 +265,7 @@ def scaling_view() -> None:
     if not result.fits:
         st.info("No run has both a validation loss and a counted size yet (Load every run on the Models page).")
         return
-    exports(charts.scaling_chart(result.fits, result.multiplier, x_title=sources.FIT_AXES[state.fit_x]), "scaling_fits")
+    exports(charts.scaling_chart(result.fits, result.multiplier, x_title=sources.FIT_AXES[state.fit_x]), "scaling_fits", stretch=True)
     st.dataframe(pd.DataFrame(scaling_rows(result)), hide_index=True)
 
 

@@ -44,7 +44,6 @@ def make_compare_zoo(models: Path) -> Path:
             run_dir = root / "trained" / run_name
             (run_dir / "train_config.json").write_text(json.dumps({"batch_size": 4, "gradient_accumulation_steps": 2}))
             run = find_run(models, f"{experiment}/{run_name}")
-            accounting.store_breakdown(run, {"total": size + 1_000, "non_embedding": size, "embedding": 1_000})
             per_step, _ = accounting.tokens_per_step(run)
             per_token = accounting.training_flops_per_token(size, run.model_config())
             rows = []
@@ -54,4 +53,13 @@ def make_compare_zoo(models: Path) -> Path:
                 val = e + a * compute ** (-alpha)
                 rows.append(f"{step},{step * 0.5},1000,{val + 0.05:.6f},{val:.6f},2.7,0.001,0.5\n")
             (run_dir / "log_data.csv").write_text(toyzoo.LOG_A + "".join(rows))
+    record_sizes(models)
     return models
+
+
+def record_sizes(models: Path) -> None:
+    """Record the zoo's sizes again (a worker that loaded a run recorded its real count)."""
+    for experiment in LAWS:
+        for run_name, size in zip(RUNS, SIZES, strict=True):
+            run = find_run(models, f"{experiment}/{run_name}")
+            accounting.store_breakdown(run, {"total": size + 1_000, "non_embedding": size, "embedding": 1_000})

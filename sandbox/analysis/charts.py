@@ -177,12 +177,14 @@ def wins_chart(wins: Wins, *, width: int = 420) -> alt.Chart:
     domain = list(wins.runs)
     palette = color_scale(domain)
     scale = alt.Scale(domain=[*domain, "tie"], range=[*palette.range, TIE_COLOR])
-    return alt.Chart(data).mark_bar().encode(
+    chart = alt.Chart(data).mark_bar().encode(
         y=alt.Y("run:N", title=None, sort=[*domain, "tie"]),
         x=alt.X("share:Q", title="share of bytes predicted best", axis=alt.Axis(format="%")),
         color=alt.Color("run:N", scale=scale, legend=None),
         tooltip=["run:N", alt.Tooltip("share:Q", format=".1%")],
-    ).properties(width=width, height=max(60, 26 * len(data)))  # fmt: skip
+    )  # fmt: skip
+    # A height per bar (Step): with a fixed total height Streamlit drew this chart collapsed.
+    return chart.properties(width=width, height=alt.Step(26))
 
 
 def bpb_curves_chart(curves: pd.DataFrame, x_title: str, *, width: int = 520) -> alt.Chart:
