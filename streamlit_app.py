@@ -21,6 +21,7 @@ PAGES = [
     ("pages/evaluation.py", "Evaluation", ":material/fact_check:"),
     ("pages/playground.py", "Playground", ":material/edit_note:"),
     ("pages/arena.py", "Arena", ":material/how_to_vote:"),
+    ("pages/compare.py", "Compare", ":material/compare_arrows:"),
 ]
 
 

@@ -382,6 +382,9 @@ def scaling_charts(rows: list[dict], loss: str = "final_val_loss") -> None:
     missing = points[points["train_compute"].isna()]["run_id"].tolist()
     if missing:
         st.caption(f"No training compute for: {md_escape(', '.join(missing))} (tokens seen unknown).")
+    # The fits of these scatters (per group, with intervals and the compute multiplier).
+    st.page_link("pages/compare.py", label="Fit scaling laws and compute multipliers", icon=":material/compare_arrows:",
+                 query_params={"view": "scaling"})  # fmt: skip
 
 
 def chart_downloads(chart_fn, name: str, key: str) -> None:

@@ -3,9 +3,9 @@
 Each command is a function ``cmd_<name>(args) -> int`` (the exit status) and a parser set up
 ``setup_<name>(parser)``, one module per group of commands (`zoo_cmds`: list, doctor,
 params, diff; `run_cmds`: eval, generate; `corpus_cmd`: corpus; `arena_cmds`: judge,
-leaderboard); ``COMMANDS`` here lists them, so adding one is adding both and a line. The
-CLI is app side: it starts workers through `sandbox.worker.pool` and never imports torch
-itself.
+leaderboard; `analysis_cmds`: compare, fit); ``COMMANDS`` here lists them, so adding one is
+adding both and a line. The CLI is app side: it starts workers through `sandbox.worker.pool`
+and never imports torch itself.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from sandbox.cli.analysis_cmds import cmd_compare, cmd_fit, setup_compare, setup_fit
 from sandbox.cli.arena_cmds import cmd_judge, cmd_leaderboard, setup_judge, setup_leaderboard
 from sandbox.cli.corpus_cmd import cmd_corpus, setup_corpus
 from sandbox.cli.run_cmds import cmd_eval, cmd_generate, setup_eval, setup_generate
@@ -41,6 +42,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "corpus": ("write the bundled corpus as plain files for training", setup_corpus, cmd_corpus),
     "judge": ("blind battles between runs, rated by the LLM judge", setup_judge, cmd_judge),
     "leaderboard": ("the arena's ratings of runs by people and judges", setup_leaderboard, cmd_leaderboard),
+    "compare": ("where 2-6 runs differ on the same text, across tokenizers", setup_compare, cmd_compare),
+    "fit": ("scaling laws per group of runs and compute multipliers", setup_fit, cmd_fit),
 }
 
 

@@ -73,6 +73,7 @@ def document_details(
         "decoded": decoded,
         "text": text,
         "char_nll": char_nll,
+        "ends": ends,  # each decoded prefix's length in characters (the token covering a character)
     }
 
 

@@ -59,6 +59,7 @@ class RunResult:
     error: dict | None = None  # {"message", "hint"}; tracebacks go to the server log only
     warnings: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)  # sanity sentences (`sandbox.zoo.sanity`), made afresh
+    byte_losses: str | None = None  # every document's per-byte losses, packed (`sandbox.evaluation.bytelosses`)
 
     @property
     def ok(self) -> bool:
@@ -67,6 +68,18 @@ class RunResult:
     @property
     def tokens(self) -> int:
         return int(self.sums.tokens.sum()) if self.sums is not None else 0
+
+    def document_byte_losses(self) -> list[np.ndarray] | None:
+        """Each document's per-byte losses (nats, float32), or None when not kept (an older
+        entry, an error row) or not matching the documents' bytes."""
+        if self.byte_losses is None or self.sums is None:
+            return None
+        from sandbox.evaluation.bytelosses import unpack_documents
+
+        try:
+            return unpack_documents(self.byte_losses, self.sums.bytes)
+        except ValueError:
+            return None
 
     @property
     def tokens_per_s(self) -> float:
@@ -83,6 +96,7 @@ class RunResult:
             "windows": self.windows,
             "seconds": self.seconds,
             "error": self.error,
+            "byte_losses": self.byte_losses,
         }
 
     @classmethod
@@ -98,6 +112,7 @@ class RunResult:
             windows=int(data.get("windows", 0)),
             seconds=float(data.get("seconds", 0.0)),
             error=data.get("error"),
+            byte_losses=data.get("byte_losses") if isinstance(data.get("byte_losses"), str) else None,
         )
 
 

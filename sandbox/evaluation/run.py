@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from sandbox.errors import UnknownRunError, WorkerError
-from sandbox.evaluation import metrics
+from sandbox.evaluation import bytelosses, metrics
 from sandbox.evaluation.cache import cache_key, load_cached, save_cached
 from sandbox.evaluation.report import Report
 from sandbox.evaluation.results import (
@@ -45,7 +45,7 @@ from sandbox.evaluation.results import (
     RunResult,
     error_row,
 )
-from sandbox.evaluation.windows import make_windows
+from sandbox.evaluation.windows import make_windows, plan_windows
 from sandbox.zoo.discovery import Run, find_experiment, find_run
 
 # -- one run ---------------------------------------------------------------------------------
@@ -60,9 +60,17 @@ def score_documents(
     settings: EvalSettings,
     on_batch: Callable[[int, int], None] = lambda done, total: None,
     cancel: Callable[[], bool] = lambda: False,
+    token_nll: list[np.ndarray] | None = None,
 ) -> tuple[metrics.DocSums, dict[str, np.ndarray], int]:
-    """Per-document and per-position sums of one run over tokenized documents."""
+    """Per-document and per-position sums of one run over tokenized documents.
+
+    ``token_nll``, when given (an empty list), receives each document's per-target NLL in
+    text order (for its per-byte losses).
+    """
     windows = make_windows(docs_ids, max_len, settings.overlap)
+    # Where each window starts in its document, in make_windows' order: target index = start + position.
+    starts = [int(w[0]) for ids in docs_ids for w in plan_windows(len(ids) - 1, max_len, settings.overlap)]
+    win_start = np.asarray(starts, dtype=np.int64)
     total = len(windows.inputs)
     on_batch(0, total)
     parts: list[tuple[np.ndarray, ...]] = []
@@ -83,7 +91,7 @@ def score_documents(
             keep = position[None, :] >= windows.first[index][:, None]  # context-only positions out
             parts.append(
                 (nll[keep], rank[keep], np.broadcast_to(windows.doc[index][:, None], keep.shape)[keep],
-                 np.broadcast_to(position, keep.shape)[keep])
+                 np.broadcast_to(position, keep.shape)[keep], (win_start[index][:, None] + position[None, :])[keep])
             )
             done += len(index)
             on_batch(done, total)  # may raise (Streamlit's stop/rerun): the finally cancels
@@ -92,12 +100,18 @@ def score_documents(
     finally:
         stream.close()  # closing the worker stream cancels the request there
     if parts:
-        nll, rank, doc, pos = (np.concatenate(c) for c in zip(*parts, strict=True))
+        nll, rank, doc, pos, target = (np.concatenate(c) for c in zip(*parts, strict=True))
     else:
-        nll, rank, doc, pos = (np.zeros(0, dtype=t) for t in (np.float32, np.int32, np.int64, np.int64))
+        nll, rank, doc, pos, target = (np.zeros(0, dtype=t) for t in (np.float32, np.int32, np.int64, np.int64, np.int64))
     expected = windows.scored
     if nll.size != expected:
         raise RuntimeError(f"{nll.size} positions came back for {expected} targets (a stream ended early)")
+    if token_nll is not None:
+        for d, ids in enumerate(docs_ids):
+            values = np.zeros(max(len(ids) - 1, 0), dtype=np.float64)
+            mine = doc == d
+            values[target[mine]] = nll[mine]
+            token_nll.append(values)
     sums = metrics.document_sums(nll, rank, doc, doc_bytes, settings.kmax)
     return sums, metrics.position_sums(nll, rank, pos, max_len, settings.kmax), total
 
@@ -133,7 +147,8 @@ def evaluate_run(
     from sandbox.zoo.accounting import remember_loaded
 
     key = cache_key(run.id, run_fp, data_fp, settings)
-    if use_cache and (hit := load_cached(key, cache_root)) is not None:
+    # An entry from before per-byte losses were kept counts as none: it is made again once.
+    if use_cache and (hit := load_cached(key, cache_root)) is not None and hit.byte_losses is not None:
         if progress:
             progress(run.id, hit.windows, hit.windows)
         return hit
@@ -143,6 +158,7 @@ def evaluate_run(
     docs_ids = client.request("encode", run=run.name, texts=docs, bos=True)
     changed = roundtrip_changes(client, run.name, docs, docs_ids)
     doc_bytes = np.fromiter((len(d.encode("utf-8")) for d in docs), dtype=np.int64, count=len(docs))
+    token_nll: list[np.ndarray] = []
     sums, positions, n_windows = score_documents(
         client,
         run.name,
@@ -152,7 +168,9 @@ def evaluate_run(
         settings,
         on_batch=(lambda done, total: progress(run.id, done, total)) if progress else (lambda d, t: None),
         cancel=cancel,
+        token_nll=token_nll,
     )
+    byte_losses = document_byte_losses(client, run.name, docs, docs_ids, token_nll)
     result = RunResult(
         run_id=run.id,
         info={k: info.get(k) for k in ("n_params", "vocab_size", "tokenizer", "max_seq_len", "max_batch_size", "device")},
@@ -162,11 +180,27 @@ def evaluate_run(
         changed_chars=changed,
         windows=n_windows,
         seconds=time.perf_counter() - t0,
+        byte_losses=bytelosses.pack_documents(byte_losses),
     )
     meta = {"run_fp": run_fp, "data_fp": data_fp, "data_label": data_label, "settings": asdict(settings)}
     if use_cache and (warning := save_cached(key, result, cache_root, meta)):
         result.warnings.append(warning)
     return result
+
+
+def document_byte_losses(
+    client: Any, run_name: str, docs: list[str], docs_ids: list[list[int]], token_nll: list[np.ndarray]
+) -> list[np.ndarray]:
+    """Each document's per-byte losses (nats, one per UTF-8 byte of the document): every
+    token's loss spread over the bytes it covers (`sandbox.evaluation.bytelosses`), from one
+    worker request for the tokens' byte lengths (not a decode of every prefix)."""
+    spans = client.request("token_bytes", run=run_name, docs=[ids[1:] for ids in docs_ids])
+    out = []
+    for text, nll, span in zip(docs, token_nll, spans, strict=True):
+        ends = np.cumsum(np.asarray(span["lengths"], dtype=np.int64))
+        decoded = span["decoded"]
+        out.append(bytelosses.per_byte_losses(text, nll, ends, None if decoded == text else decoded))
+    return out
 
 
 def roundtrip_changes(client: Any, run_name: str, docs: list[str], docs_ids: list[list[int]]) -> int:

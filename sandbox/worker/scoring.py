@@ -87,3 +87,39 @@ def score_windows(
                 item["top_ids"] = top.indices.cpu().numpy().astype(np.int32)
                 item["top_probs"] = top.values.cpu().numpy().astype(np.float32)
             yield item
+
+
+def token_byte_lengths(tokenizer, ids: list[int]) -> tuple[list[int], str]:
+    """UTF-8 bytes each token of ``ids`` adds to ``decode(ids)``, and that decoded text.
+
+    The lengths add up to the decoded text's bytes, so a token's loss can be spread over
+    the bytes it covers (`sandbox.evaluation.bytelosses`). Fast path, linear: each distinct
+    token is decoded alone once; when the pieces join to the full decoding (character and
+    piece tokenizers, byte-level BPE that splits no character) a token covers its piece's
+    bytes. Otherwise (a byte-level token holding part of a character decodes alone to
+    U+FFFD; some decoders join pieces with context) the decoded prefixes are measured, as
+    `sandbox.evaluation.details.decoded_prefix_ends` does: a prefix ending inside a
+    character does not count the dangling U+FFFD, so that token covers no byte and its loss
+    joins the token that completes the character.
+    """
+    from sandbox.worker.generation import token_piece
+
+    ids = [int(i) for i in ids]
+    decoded = tokenizer.decode(ids)
+    piece = {i: token_piece(tokenizer, i) for i in set(ids)}
+    pieces = [piece[i] for i in ids]
+    if "".join(pieces) == decoded:
+        return [len(p.encode("utf-8", errors="surrogatepass")) for p in pieces], decoded
+    offsets = np.concatenate([[0], np.cumsum([len(c.encode("utf-8", errors="surrogatepass")) for c in decoded])])
+    lengths, previous = [], 0
+    for n in range(len(ids)):
+        prefix = tokenizer.decode(ids[: n + 1])
+        k = len(prefix)
+        while k and prefix[k - 1] == "\ufffd" and (k > len(decoded) or decoded[k - 1] != "\ufffd"):
+            k -= 1
+        end = max(int(offsets[min(k, len(decoded))]), previous)  # a token adds bytes or none
+        lengths.append(end - previous)
+        previous = end
+    if lengths:
+        lengths[-1] += int(offsets[-1]) - previous  # bytes no prefix reached: the last token's
+    return lengths, decoded

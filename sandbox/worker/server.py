@@ -74,6 +74,15 @@ class Worker:
             ids = [int(i) for i in ids]
             return [tok.decode(ids[: n + 1]) for n in range(len(ids))]
 
+        def token_bytes(run: str, docs: list[list[int]]) -> list[dict]:
+            """Per document: the UTF-8 bytes each token adds to its decoding, and the decoding."""
+            tok = host.load(run).tokenizer
+            out = []
+            for ids in docs:
+                lengths, decoded = scoring.token_byte_lengths(tok, ids)
+                out.append({"lengths": lengths, "decoded": decoded})
+            return out
+
         def pieces(run: str, ids: list[int]) -> list[str]:
             tok = host.load(run).tokenizer
             return [generation.token_piece(tok, i) for i in ids]
@@ -101,6 +110,7 @@ class Worker:
             "decode": decode,
             "pieces": pieces,
             "decode_prefixes": decode_prefixes,
+            "token_bytes": token_bytes,
             "score": score,
             "generate": generate,
             "params": params,

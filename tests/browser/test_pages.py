@@ -20,7 +20,7 @@ from . import appdriver as drv
 pytestmark = pytest.mark.browser
 
 MODELS = drv.PROJECT_ROOT / "models"
-APP_NAVIGATION = ["Overview", "Models", "Loss curves", "Evaluation", "Playground", "Arena"]
+APP_NAVIGATION = ["Overview", "Models", "Loss curves", "Evaluation", "Playground", "Arena", "Compare"]
 
 
 def require_page(file: str) -> None:
