@@ -2,7 +2,7 @@
 
 Each command is a function ``cmd_<name>(args) -> int`` (the exit status) and a parser set up
 ``setup_<name>(parser)``, one module per group of commands (`zoo_cmds`: list, doctor,
-params, diff; `run_cmds`: eval, generate; `corpus_cmd`: corpus); ``COMMANDS`` here lists
+params, diff; `run_cmds`: eval, generate; `corpus_cmd`: corpus; `synth_cmd`: synth-lab); ``COMMANDS`` here lists
 them, so adding one is adding both and a line. The CLI is app side: it starts workers
 through `sandbox.worker.pool` and never imports torch itself.
 """
@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from sandbox.cli.corpus_cmd import cmd_corpus, setup_corpus
 from sandbox.cli.run_cmds import cmd_eval, cmd_generate, setup_eval, setup_generate
+from sandbox.cli.synth_cmd import cmd_synth_lab, setup_synth_lab
 from sandbox.cli.zoo_cmds import (
     cmd_diff,
     cmd_doctor,
@@ -37,6 +38,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "diff": ("code diff of two experiments", setup_diff, cmd_diff),
     "generate": ("continue a prompt with one run", setup_generate, cmd_generate),
     "corpus": ("write the bundled corpus as plain files for training", setup_corpus, cmd_corpus),
+    "synth-lab": ("write a synthetic lab of N runs (configs and logs) for benchmarks", setup_synth_lab, cmd_synth_lab),
 }
 
 
