@@ -19,6 +19,7 @@ import altair as alt
 import pandas as pd
 
 from sandbox.curves.axes import X_AXES
+from sandbox.curves.groups import natural_order
 from sandbox.figures import export
 from sandbox.figures.colors import DIVERGED_COLOR, color_scale
 
@@ -27,6 +28,7 @@ from sandbox.figures.colors import DIVERGED_COLOR, color_scale
 _BREAK = "break-paths-filter-domains"
 _VALUE_FORMAT = ".4~g"
 _COUNT_FORMAT = ",.0f"
+LEGEND_LIMIT = 40  # legend entries listed one by one
 
 
 class Layout(NamedTuple):
@@ -44,6 +46,9 @@ class Layout(NamedTuple):
     height: int
     panel_width: int
     robust_y: bool = False  # y ranges given per call (``y_domains``), points beyond them clipped
+    color_by: str = ""  # a config key whose value ("color" column) colours the lines; "": the run
+    has_config: bool = False  # a "config" column (the config keys that differ) for the tooltip
+    color_values: tuple[str, ...] = ()  # the colour-by key's values, in legend order
 
     @property
     def columns(self) -> list[str]:
@@ -57,6 +62,10 @@ class Layout(NamedTuple):
             columns.append("smoothed")
         if self.has_onsets:
             columns += ["onset", "marker_y"]
+        if self.color_by:
+            columns.append("color")
+        if self.has_config:
+            columns.append("config")
         return columns
 
 
@@ -73,6 +82,7 @@ def layout_of(
     height: int = 320,
     panel_width: int = 430,
     robust_y: bool = False,
+    color_by: str = "",
 ) -> Layout:
     """The layout for these options and this data (tokens known? anything diverged?)."""
     has_tokens = x_key != "tokens" and "tokens" in draw and bool(draw["tokens"].notna().any())
@@ -81,6 +91,8 @@ def layout_of(
     return Layout(
         tuple(metrics), x_key, x_title, log_x, log_y, smoothed, run_ids,
         has_tokens, has_onsets, height, panel_width, robust_y,
+        color_by if "color" in draw else "", "config" in draw,
+        tuple(natural_order(draw["color"])) if color_by and "color" in draw else (),
     )  # fmt: skip
 
 
@@ -195,10 +207,17 @@ def _y_scale(log_y: bool, robust_y: bool, faceted: bool) -> alt.Scale:
     return alt.Scale(type=kind, zero=False, domainMin=alt.ExprRef(lo), domainMax=alt.ExprRef(hi))
 
 
+def legend_of(limit: int = 0) -> alt.Legend:
+    """The legend of curve charts: below the chart, line symbols, at most ``limit`` entries (0: all)."""
+    return alt.Legend(
+        orient="bottom", columns=3, labelLimit=320, symbolType="stroke", symbolOpacity=1, symbolLimit=limit
+    )
+
+
 def _build_chart(layout: Layout) -> alt.TopLevelMixin:
     (
         metrics, x_key, x_title, log_x, log_y, smoothed, run_ids,
-        has_tokens, has_onsets, height, panel_width, robust_y,
+        has_tokens, has_onsets, height, panel_width, robust_y, color_by, has_config, color_values,
     ) = layout  # fmt: skip
     x_field = "step:Q" if x_key == "step" else "x:Q"
     x_scale = alt.Scale(type="log" if log_x else "linear", zero=False, nice=False)
@@ -210,23 +229,21 @@ def _build_chart(layout: Layout) -> alt.TopLevelMixin:
     clip = {"clip": True} if robust_y else {}  # what lies beyond a robust y range is cut off
     y_title = metrics[0] if len(metrics) == 1 else None
 
-    picked = alt.selection_point(name="picked_run", fields=["run"], bind="legend")
+    picked = alt.selection_point(name="picked_run", fields=["color" if color_by else "run"], bind="legend")
     hover = alt.selection_point(
         name="hover", on="pointerover", clear="pointerout", nearest=True, empty=False
     )
     zoom = alt.selection_interval(name="zoom", bind="scales", encodings=["x"])
 
+    if color_by:  # one colour per value of a config key; each run stays its own line
+        color = alt.Color("color:N", title=color_by, legend=legend_of(0), sort=list(color_values))
+    else:
+        # Every run stays clickable up to LEGEND_LIMIT; beyond, the legend ends in "… n entries"
+        # (500 entries would be taller than the chart: the runs table finds runs).
+        limit = 0 if len(run_ids) <= LEGEND_LIMIT else LEGEND_LIMIT
+        color = alt.Color("run:N", title="Run", scale=color_scale(run_ids), legend=legend_of(limit))
     base = alt.Chart().encode(
-        x=alt.X(x_field, title=x_title, scale=x_scale, axis=x_axis),
-        color=alt.Color(
-            "run:N",
-            title="Run",
-            scale=color_scale(run_ids),
-            legend=alt.Legend(
-                orient="bottom", columns=3, labelLimit=320, symbolType="stroke", symbolOpacity=1,
-                symbolLimit=0,  # every run stays clickable, however many
-            ),
-        ),
+        x=alt.X(x_field, title=x_title, scale=x_scale, axis=x_axis), color=color, detail="run:N"
     )
     line_y = "smoothed:Q" if smoothed else "value:Q"
     layers = [
@@ -246,6 +263,7 @@ def _build_chart(layout: Layout) -> alt.TopLevelMixin:
         )
     tooltip = [
         alt.Tooltip("run:N", title="run"),
+        *([alt.Tooltip("config:N", title="config (keys that differ)")] if has_config else []),
         alt.Tooltip("metric:N", title="metric"),
         alt.Tooltip("step:Q", title="step", format=_COUNT_FORMAT),
     ]

@@ -11,6 +11,7 @@ that reach x, and ``n`` says how many did.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -188,6 +189,19 @@ def aggregate(
             )
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=GROUP_COLUMNS)
     return frame, {g: len(r) for g, r in members.items()}
+
+
+def natural_order(values) -> list[str]:
+    """Distinct values sorted as people read them: numbers by value ("64" before "128")."""
+
+    def key(text: str) -> list:
+        return [(0, float(t), "") if _NUMBER.fullmatch(t) else (1, 0.0, t) for t in _TOKEN.findall(text)]
+
+    return sorted({str(v) for v in values}, key=key)
+
+
+_NUMBER = re.compile(r"[-+]?\d+(?:\.\d*)?(?:e[-+]?\d+)?", re.IGNORECASE)
+_TOKEN = re.compile(r"[-+]?\d+(?:\.\d*)?(?:e[-+]?\d+)?|[^\d]+", re.IGNORECASE)
 
 
 def legend_label(group: str, count: int) -> str:

@@ -71,9 +71,8 @@ def run_row(run: Run) -> dict:
     return row
 
 
-def runs_table(runs: Sequence[Run]) -> pd.DataFrame:
-    """The table of ``runs`` (:data:`COLUMNS`, then one column per config key that differs
-    between them), each row rebuilt only when its run's files changed."""
+def _rows(runs: Sequence[Run]) -> list[dict]:
+    """:func:`run_row` of each run, rebuilt only when its run's files changed."""
     rows = []
     for run in runs:
         stamp = _stamp(run)
@@ -85,6 +84,18 @@ def runs_table(runs: Sequence[Run]) -> pd.DataFrame:
             with _ROWS_LOCK:
                 _ROWS[key] = cached
         rows.append(cached[1])
+    return rows
+
+
+def run_configs(runs: Sequence[Run]) -> dict[str, dict]:
+    """``{run id: scalar config values}`` (`sandbox.curves.groups.run_config`), kept per file stamps."""
+    return {row["run"]: row["config"] for row in _rows(runs)}
+
+
+def runs_table(runs: Sequence[Run]) -> pd.DataFrame:
+    """The table of ``runs`` (:data:`COLUMNS`, then one column per config key that differs
+    between them), each row rebuilt only when its run's files changed."""
+    rows = _rows(runs)
     configs = {row["run"]: row["config"] for row in rows}
     keys = differing_keys(configs)
     table = pd.DataFrame([{c: row.get(c) for c in COLUMNS} for row in rows], columns=COLUMNS)

@@ -15,7 +15,7 @@ from functools import cached_property
 import altair as alt
 import pandas as pd
 
-from sandbox.curves import charts, fairness, prepare
+from sandbox.curves import charts, fairness, groupchart, groups, groupview, prepare, runtable
 from sandbox.curves.prepare import CurveSettings
 from sandbox.evaluation.tokenrate import TokenRate, token_rates
 from sandbox.figures import export
@@ -33,6 +33,26 @@ class LossView:
         self.rates = dict(rates or {})  # tokens per byte by run (bits-per-byte view only)
         per_byte = {rid: r.tokens_per_byte for rid, r in self.rates.items()}
         self.curves = prepare.prepare(self.logs, self.runs, settings, tokens_per_byte=per_byte)
+        self.configs = runtable.run_configs(runs)  # scalar config values by run (kept per file stamps)
+        self.config_keys = groups.differing_keys(self.configs)  # what tells the plotted runs apart
+        self._label_runs()
+
+    def _label_runs(self) -> None:
+        """Tooltips name each run's config keys that differ; ``color_by`` colours by one key."""
+        draw = self.curves.draw
+        if draw.empty:
+            return
+        if self.config_keys:
+            described = {rid: groups.describe(self.configs.get(rid, {}), self.config_keys) for rid in self.runs}
+            draw["config"] = draw["run"].map(described).astype(str)
+        key = self.settings.color_by
+        if key and not self.grouped:
+            draw["color"] = draw["run"].map({rid: groups.shown_value(self.configs.get(rid, {}).get(key)) for rid in self.runs}).astype(str)
+
+    @property
+    def grouped(self) -> bool:
+        """Whether runs are drawn as groups (a line and a band per group)."""
+        return bool(self.settings.group_by)
 
     @property
     def log_notes(self) -> dict[str, tuple[str, ...]]:
@@ -51,12 +71,35 @@ class LossView:
             run_ids=list(s.runs),
             robust_y=not s.full_y,
             y_domains=self.curves.y_domains,
+            color_by=s.color_by,
         )
 
     @cached_property
     def chart(self) -> alt.TopLevelMixin:
-        """The Altair chart of the drawn (downsampled) curves."""
+        """The Altair chart of the drawn (downsampled) curves, or of the groups' lines."""
+        if self.grouped:
+            return self._group_chart()
         return charts.loss_chart(self.curves.draw, **self._chart_options())
+
+    @cached_property
+    def group_data(self) -> tuple[pd.DataFrame, dict[str, int]]:
+        """The groups' lines (`groups.aggregate`, with ``label`` and ``color``) and run counts."""
+        return groupview.group_lines(self)
+
+    def _group_chart(self) -> alt.TopLevelMixin:
+        s = self.settings
+        frame, _ = self.group_data
+        labels = [self.curves.labels.get(m, m) for m in s.metrics]
+        return groupchart.group_chart(
+            frame, metrics=labels, x_key=s.x, x_title=self.curves.x_title, log_x=s.log_x, log_y=s.log_y,
+            band=s.band != "none", color_title=s.color_by or " · ".join(s.group_by),
+            band_title=groups.BANDS.get(s.band, s.band), y_domains=None if s.full_y else groupview.y_domains(frame),
+        )  # fmt: skip
+
+    @cached_property
+    def group_notes(self) -> list[str]:
+        """Sentences under a grouped chart: how lines are made, groups that mix tokenizers."""
+        return groupview.notes(self) if self.grouped else []
 
     @cached_property
     def summary(self) -> dict[str, pd.DataFrame]:
@@ -100,6 +143,8 @@ class LossView:
     @cached_property
     def spec(self) -> dict:
         """The chart's standalone Vega-Lite spec, data inline (what PNG/SVG are made from)."""
+        if self.grouped:
+            return export.inline_spec(self.chart, validate=False)
         return charts.loss_spec(self.curves.draw, **self._chart_options())
 
     # Downloads: called only when the person clicks (Streamlit's deferred download data).
