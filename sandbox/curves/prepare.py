@@ -152,7 +152,7 @@ def points_per_series(n_series: int) -> int:
 # Preparing a view
 
 
-def _run_x(log: logs.RunLog, run: Run | None, axis: XAxis) -> tuple[np.ndarray | None, str, str]:
+def run_x(log: logs.RunLog, run: Run | None, axis: XAxis) -> tuple[np.ndarray | None, str, str]:
     """x of every row of one run's log (None if unavailable), how it was computed, why not.
 
     Rows without a value (a log row with an empty tokens cell) are NaN.
@@ -161,7 +161,7 @@ def _run_x(log: logs.RunLog, run: Run | None, axis: XAxis) -> tuple[np.ndarray |
     if column is not None and not np.isnan(column).all():
         return column, "", ""
     if axis.base is not None and axis.per_base is not None and run is not None:
-        base_x, base_how, base_why = _run_x(log, run, X_AXES[axis.base])
+        base_x, base_how, base_why = run_x(log, run, X_AXES[axis.base])
         if base_x is None:
             return None, "", base_why
         factor, how = axis.per_base(run)
@@ -227,7 +227,7 @@ def prepare(
         if not names or not log.rows:
             continue
         step = log.columns[logs.STEP]
-        x, how, why = _run_x(log, runs.get(rid), axis)
+        x, how, why = run_x(log, runs.get(rid), axis)
         if x is not None and not np.isfinite(x).any():
             x, why = None, f"no row of its log has a {axis.needs or axis.title.lower()} value"
         if how:
@@ -240,7 +240,7 @@ def prepare(
                 f"{rid}: {missing} of {x.size} log rows have no {axis.needs or axis.title.lower()} "
                 f"value; they are not drawn against {axis.title.lower()}."
             )
-        tokens = x if axis.key == "tokens" else _run_x(log, runs.get(rid), X_AXES["tokens"])[0]
+        tokens = x if axis.key == "tokens" else run_x(log, runs.get(rid), X_AXES["tokens"])[0]
         for metric in names:
             value = log.columns[metric]
             factor = 1.0

@@ -13,9 +13,11 @@ from collections.abc import Mapping, Sequence
 from functools import cached_property
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 from sandbox.curves import charts, fairness, groupchart, groups, groupview, prepare, runtable
+from sandbox.curves.axes import X_AXES
 from sandbox.curves.prepare import CurveSettings
 from sandbox.evaluation.tokenrate import TokenRate, token_rates
 from sandbox.figures import export
@@ -194,6 +196,22 @@ def clear_memo() -> None:
     """Forget every built view (tests, benchmarks)."""
     with _MEMO_LOCK:
         _MEMO.clear()
+
+
+def x_extent(runs: Sequence[Run], settings: CurveSettings) -> tuple[float, float] | None:
+    """The smallest and largest x of these runs' logs on the settings' x axis (None when no
+    run has one): the bounds of the page's x-range control. On a log axis only x > 0 count."""
+    axis = X_AXES.get(settings.x, X_AXES["step"])
+    lo, hi = np.inf, -np.inf
+    by_id = {run.id: run for run in runs}
+    for rid, log in read_run_logs(runs).items():
+        x = prepare.run_x(log, by_id[rid], axis)[0] if log.rows else None
+        if x is None:
+            continue
+        x = x[np.isfinite(x) & ((x > 0) if settings.log_x else True)]
+        if x.size:
+            lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
+    return (lo, hi) if lo <= hi else None
 
 
 def metric_options(run_ids: Sequence[str], runs: Mapping[str, Run]) -> list[str]:
