@@ -327,7 +327,7 @@ def downloads(settings: CurveSettings, chosen: list[Run]) -> None:
         )  # fmt: skip
 
 
-with st.expander(f"Find runs: a table of {len(with_logs):,} runs to sort, filter and pick from", icon=":material/table_rows:", expanded=len(with_logs) > MANY_RUNS):
+with st.expander(f"Find runs: a table of {len(with_logs):,} runs to sort, filter and pick from", icon=":material/table_rows:"):
     runs_table()
 
 if not picked:

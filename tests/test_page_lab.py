@@ -76,6 +76,10 @@ def test_the_lab_opens_with_every_run_a_table_and_a_bounded_chart(lab_page):
     assert re.search(r"and \d+ more", texts(at))  # 60 run ids are not listed one by one
     legends = re.findall(r'"symbolLimit":\s*(\d+)', chart.proto.spec)
     assert legends and set(legends) == {"40"}  # 60 runs: the legend lists 40, then "… 20 entries"
+    spec = json.loads(chart.proto.spec)
+    (configs,) = [p["value"] for p in spec["params"] if p["name"] == "run_config"]  # the tooltip's
+    assert configs["lab_a/r0004"].startswith("dim=128 · learning_rate=0.0003 · n_layers=4")
+    assert "max_seq_len" not in configs["lab_a/r0004"]  # the same in every run: not named
 
 
 def test_filter_then_plot_all_filtered(lab_page):

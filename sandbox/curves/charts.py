@@ -47,7 +47,7 @@ class Layout(NamedTuple):
     panel_width: int
     robust_y: bool = False  # y ranges given per call (``y_domains``), points beyond them clipped
     color_by: str = ""  # a config key whose value ("color" column) colours the lines; "": the run
-    has_config: bool = False  # a "config" column (the config keys that differ) for the tooltip
+    has_config: bool = False  # the tooltip names each run's differing config keys (``run_config``)
     color_values: tuple[str, ...] = ()  # the colour-by key's values, in legend order
 
     @property
@@ -64,8 +64,6 @@ class Layout(NamedTuple):
             columns += ["onset", "marker_y"]
         if self.color_by:
             columns.append("color")
-        if self.has_config:
-            columns.append("config")
         return columns
 
 
@@ -83,6 +81,7 @@ def layout_of(
     panel_width: int = 430,
     robust_y: bool = False,
     color_by: str = "",
+    has_config: bool = False,
 ) -> Layout:
     """The layout for these options and this data (tokens known? anything diverged?)."""
     has_tokens = x_key != "tokens" and "tokens" in draw and bool(draw["tokens"].notna().any())
@@ -91,7 +90,7 @@ def layout_of(
     return Layout(
         tuple(metrics), x_key, x_title, log_x, log_y, smoothed, run_ids,
         has_tokens, has_onsets, height, panel_width, robust_y,
-        color_by if "color" in draw else "", "config" in draw,
+        color_by if "color" in draw else "", has_config,
         tuple(natural_order(draw["color"])) if color_by and "color" in draw else (),
     )  # fmt: skip
 
@@ -110,8 +109,20 @@ def _domain_params(layout: Layout, y_domains: Mapping[str, tuple[float, float]] 
     return [{"name": "y_lo", "value": lo}, {"name": "y_hi", "value": hi}]
 
 
+def _call_params(layout: Layout, y_domains, run_config) -> list[dict]:
+    """Parameters set per call: the robust y ranges, and each run's differing config keys
+    (looked up by the tooltip, so that a long text is sent once per run, not once per point)."""
+    params = _domain_params(layout, y_domains)
+    if layout.has_config:
+        params.append({"name": "run_config", "value": dict(run_config or {})})
+    return params
+
+
 def loss_chart(
-    draw: pd.DataFrame, y_domains: Mapping[str, tuple[float, float]] | None = None, **options
+    draw: pd.DataFrame,
+    y_domains: Mapping[str, tuple[float, float]] | None = None,
+    run_config: Mapping[str, str] | None = None,
+    **options,
 ) -> alt.TopLevelMixin:
     """Curves of every run, one panel per metric (a single panel fills its container).
 
@@ -122,28 +133,36 @@ def loss_chart(
     axis and dragging pans it. ``options`` are those of :func:`layout_of`; ``x_key`` is
     the x axis' key (see ``curves.X_AXES``). With ``robust_y``, each panel's y range is
     ``y_domains[metric]`` (`sandbox.curves.yrange.robust_range`) and what lies beyond is clipped.
+    ``run_config`` maps runs to their config keys that differ, for the tooltip.
     """
-    layout = layout_of(draw, **options)
+    layout = layout_of(draw, has_config=bool(run_config), **options)
     chart = _chart(layout).copy(deep=False)
     chart.data = draw[layout.columns]
-    if layout.robust_y:  # beside the selections Altair lifted to the top level (a new list)
+    extra = _call_params(layout, y_domains, run_config)
+    if extra:  # beside the selections Altair lifted to the top level (a new list)
         lifted = [] if chart.params is alt.Undefined else list(chart.params)
-        chart.params = lifted + [alt.VariableParameter(**p) for p in _domain_params(layout, y_domains)]
+        chart.params = lifted + [alt.VariableParameter(**p) for p in extra]
     return chart
 
 
-def loss_spec(draw: pd.DataFrame, y_domains: Mapping[str, tuple[float, float]] | None = None, **options) -> dict:
+def loss_spec(
+    draw: pd.DataFrame,
+    y_domains: Mapping[str, tuple[float, float]] | None = None,
+    run_config: Mapping[str, str] | None = None,
+    **options,
+) -> dict:
     """The Vega-Lite spec of :func:`loss_chart` with the data inline (for vl-convert).
 
     Equal to ``export.inline_spec(loss_chart(draw, **options))``, but the layout's part
     of the spec is made once per layout and only the rows are serialized on each call.
     Nested parts of the returned dict are shared with that cache: do not mutate them.
     """
-    layout = layout_of(draw, **options)
+    layout = layout_of(draw, has_config=bool(run_config), **options)
     spec = dict(_spec(layout))
     spec["data"] = export.inline_data(draw[layout.columns])
-    if layout.robust_y:
-        spec["params"] = [*spec.get("params", []), *_domain_params(layout, y_domains)]
+    extra = _call_params(layout, y_domains, run_config)
+    if extra:
+        spec["params"] = [*spec.get("params", []), *extra]
     return spec
 
 
@@ -276,8 +295,9 @@ def _build_chart(layout: Layout) -> alt.TopLevelMixin:
     tooltip.append(alt.Tooltip("value:Q", title="value", format=_VALUE_FORMAT))
     if smoothed:
         tooltip.append(alt.Tooltip("smoothed:Q", title="smoothed", format=_VALUE_FORMAT))
+    pointer = base.transform_calculate(config="run_config[datum.run]") if has_config else base
     layers.append(
-        base.mark_point(filled=True, size=45, invalid=_BREAK, **clip)
+        pointer.mark_point(filled=True, size=45, invalid=_BREAK, **clip)
         .encode(
             y=alt.Y(line_y, title=y_title, scale=y_scale),
             opacity=alt.condition(hover, alt.value(1.0), alt.value(0.0)),

@@ -39,14 +39,18 @@ class LossView:
         self.config_keys = groups.differing_keys(self.configs)  # what tells the plotted runs apart
         self._label_runs()
 
+    @cached_property
+    def run_config(self) -> dict[str, str]:
+        """Each run's config keys that differ between the plotted runs, as its tooltip names them."""
+        if not self.config_keys:
+            return {}
+        return {rid: groups.describe(self.configs.get(rid, {}), self.config_keys) for rid in self.runs}
+
     def _label_runs(self) -> None:
-        """Tooltips name each run's config keys that differ; ``color_by`` colours by one key."""
+        """``color_by`` colours the runs by one config key's value (a column of the drawing)."""
         draw = self.curves.draw
         if draw.empty:
             return
-        if self.config_keys:
-            described = {rid: groups.describe(self.configs.get(rid, {}), self.config_keys) for rid in self.runs}
-            draw["config"] = draw["run"].map(described).astype(str)
         key = self.settings.color_by
         if key and not self.grouped:
             draw["color"] = draw["run"].map({rid: groups.shown_value(self.configs.get(rid, {}).get(key)) for rid in self.runs}).astype(str)
@@ -74,6 +78,7 @@ class LossView:
             robust_y=not s.full_y,
             y_domains=self.curves.y_domains,
             color_by=s.color_by,
+            run_config=self.run_config,
         )
 
     @cached_property
