@@ -156,6 +156,8 @@ top = st.columns([3, 2])
 many = len(with_logs) > MANY_RUNS
 with top[0].expander(f"Runs ({len(ss.get('lc_runs', [])):,} plotted)") if many else top[0]:
     picked = st.multiselect("Runs", with_logs, key="lc_runs", placeholder="Choose runs")
+    if many:
+        st.caption("Or find them in **Find runs**, the table at the bottom of the page.")
 options = metric_options(picked or with_logs)
 ss["lc_metrics"] = [m for m in ss.get("lc_metrics", []) if m in options]
 metrics = top[1].multiselect("Metrics", options, key="lc_metrics", placeholder="Choose metrics")
@@ -327,8 +329,6 @@ def downloads(settings: CurveSettings, chosen: list[Run]) -> None:
         )  # fmt: skip
 
 
-with st.expander(f"Find runs: a table of {len(with_logs):,} runs to sort, filter and pick from", icon=":material/table_rows:"):
-    runs_table()
 
 if not picked:
     st.info("Choose at least one run.")
@@ -346,3 +346,7 @@ else:
 
         st.caption(f"Final validation loss of each run; compute estimated as {FORMULA}, times tokens seen.")
         common.scaling_charts(common.cost_rows([run for run in chosen if run.weights.is_file()]))
+
+# Last on the page, so that the chart comes first; with many runs it is how runs are found.
+with st.expander(f"Find runs: a table of {len(with_logs):,} runs to sort, filter and pick from", icon=":material/table_rows:"):
+    runs_table()

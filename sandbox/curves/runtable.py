@@ -30,7 +30,9 @@ COLUMNS = [
 SORTABLE = ("best val loss", "final val loss", "smoothed val loss", "tokens seen", "parameters", "status", "run")
 STATUS_ORDER = {"ok": 0, "training": 1, "diverged": 2, "no log": 3}
 
+_EMA_TAIL = 1000
 _ROWS: dict[str, tuple[tuple, dict]] = {}
+_CONFIGS: dict[str, tuple[tuple, dict]] = {}
 _ROWS_LOCK = threading.Lock()
 
 
@@ -43,7 +45,7 @@ def _stamp(run: Run) -> tuple:
 
 def _smoothed_last(values: np.ndarray, weight: float = SMOOTHING) -> float | None:
     """The last value of TensorBoard's debiased EMA over the finite values (None if none)."""
-    finite = values[np.isfinite(values)]
+    finite = values[np.isfinite(values)][-_EMA_TAIL:]  # older values weigh below w ** 1000: nothing
     if finite.size == 0:
         return None
     w = weight ** np.arange(finite.size - 1, -1, -1)  # newest weighs 1, then w, w², ...
@@ -88,8 +90,20 @@ def _rows(runs: Sequence[Run]) -> list[dict]:
 
 
 def run_configs(runs: Sequence[Run]) -> dict[str, dict]:
-    """``{run id: scalar config values}`` (`sandbox.curves.groups.run_config`), kept per file stamps."""
-    return {row["run"]: row["config"] for row in _rows(runs)}
+    """``{run id: scalar config values}`` (`sandbox.curves.groups.run_config`), each read
+    again only when the run's config files change."""
+    out = {}
+    for run in runs:
+        stamp = (logread.file_stamp(run.model_config_path), logread.file_stamp(run.train_config_path))
+        key = f"{run.models_root}|{run.id}"
+        with _ROWS_LOCK:
+            cached = _CONFIGS.get(key)
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, run_config(run))
+            with _ROWS_LOCK:
+                _CONFIGS[key] = cached
+        out[run.id] = cached[1]
+    return out
 
 
 def runs_table(runs: Sequence[Run]) -> pd.DataFrame:
@@ -151,3 +165,4 @@ def clear_cache() -> None:
     """Forget every row (tests, benchmarks)."""
     with _ROWS_LOCK:
         _ROWS.clear()
+        _CONFIGS.clear()
