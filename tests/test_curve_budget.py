@@ -77,3 +77,18 @@ def test_a_zoomed_range_is_drawn_at_full_detail(lab):
     assert inside.all() or (~inside).sum() <= 4  # at most one neighbour each side, per metric
     assert inside.sum() > (whole[whole["run"] == ids[0]]["step"].between(1000, 1500)).sum()
     assert one["step"].min() >= 990 and one["step"].max() <= 1510
+
+
+def test_the_robust_y_domain_of_many_long_series_matches_the_exact_one(monkeypatch):
+    """Quantiles from evenly spaced samples (so 500 runs do not sort 5 million values) give
+    the range that every value gives, and the extremes still bound it."""
+    from sandbox.curves import yrange
+
+    rng = np.random.default_rng(3)
+    series = [3 + np.exp(-np.arange(10_000) / 800) * rng.uniform(1, 60) + rng.normal(0, 0.05, 10_000) for _ in range(300)]
+    sampled = yrange.robust_range(series)
+    monkeypatch.setattr(yrange, "QUANTILE_BUDGET", 10**9)
+    exact = yrange.robust_range(series)
+    spread = exact[1] - exact[0]
+    assert abs(sampled[0] - exact[0]) < 0.01 * spread and abs(sampled[1] - exact[1]) < 0.01 * spread
+    assert exact[1] < max(s.max() for s in series) / 2  # the outlier starts are left out
