@@ -40,6 +40,7 @@ from sandbox.zoo import discovery, logread, synthetic
 
 ROOT = Path(__file__).resolve().parent.parent
 REPEATS = 3
+OPEN_TIMEOUT_MS = 900_000  # a first opening parses every log of the lab (the runs table's)
 
 
 def lab(folder: Path, runs: int, rows: int) -> list[discovery.Run]:
@@ -124,8 +125,8 @@ def open_until_drawn(page, drv, url: str) -> float:
     start = time.perf_counter()
     page.goto(url)
     chart = drv.main(page).get_by_test_id("stVegaLiteChart").first
-    chart.locator("canvas").wait_for(state="attached", timeout=drv.RUN_TIMEOUT_MS)
-    drv.settle(page)
+    chart.locator("canvas").wait_for(state="attached", timeout=OPEN_TIMEOUT_MS)
+    drv.settle(page, timeout_ms=OPEN_TIMEOUT_MS)
     page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
     return time.perf_counter() - start - 0.25  # settle's own pause
 
@@ -175,6 +176,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=10_000)
     ap.add_argument("--lab", type=Path, default=None, help="folder of the lab (made once, reused)")
     ap.add_argument("--no-browser", action="store_true", help="skip the Chromium part")
+    ap.add_argument("--browser-only", action="store_true", help="only the Chromium part")
     ap.add_argument("--screenshot", type=Path, default=None, help="write the grouped-chart screenshot here and stop")
     a = ap.parse_args()
     if a.screenshot is not None:
@@ -184,7 +186,7 @@ def main() -> None:
         return
     folder = a.lab or Path(tempfile.gettempdir()) / f"sandbox-lab-{a.runs}x{a.rows}"
     runs = lab(folder, a.runs, a.rows)
-    rows = library(runs)
+    rows = [] if a.browser_only else library(runs)
     if not a.no_browser:
         rows += browser(folder, runs)
     print(f"{len(runs)} runs × {a.rows:,} rows; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
