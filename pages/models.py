@@ -22,33 +22,62 @@ st.title("Models")
 
 
 def load_every_run(experiments) -> None:
-    """Load each run in its experiment's worker (one forward pass), a progress bar per run.
+    """Load each run in its experiment's worker (one forward pass), with one progress bar for
+    all of them and a collapsed status box that lists only the runs with a problem.
 
     What each load finds (problems, parameter count) is remembered per run fingerprint, so
     the table below and later visits show it without loading anything again.
     """
     pool = common.worker_pool()
-    for exp in experiments:
-        static = static_findings(exp)
-        exp_broken = any(f.severity == "error" and f.run is None for f in static)
-        broken_runs = {f.run for f in static if f.severity == "error" and f.run}
-        for run in exp.runs:
-            label, bar = st.empty(), st.progress(0.0)
+    runs = [(exp, run) for exp in experiments for run in exp.runs]
+    bar = st.progress(0.0, text=f"Loading {len(runs):,} runs…")
+    problems: list[str] = []
+    loaded = 0
+    with st.status(f"Loading {len(runs):,} runs…", expanded=False) as box:
+        static: dict[str, tuple[bool, set]] = {}
+        for i, (exp, run) in enumerate(runs):
+            if exp.name not in static:  # the doctor's file checks, once per experiment
+                found = static_findings(exp)
+                static[exp.name] = (
+                    any(f.severity == "error" and f.run is None for f in found),
+                    {f.run for f in found if f.severity == "error" and f.run},
+                )
+            exp_broken, broken_runs = static[exp.name]
+            bar.progress(i / len(runs), text=md_escape(f"Loading {run.id} ({i + 1:,} of {len(runs):,})…"))
             if exp_broken or run.name in broken_runs:
-                label.text(f"{run.id}: not loaded, its files break the contract (see Doctor).")
-                bar.progress(1.0)
+                problems.append(f"{run.id}: not loaded, its files break the contract (see Doctor).")
                 continue
-            label.text(f"{run.id}: loading…")
             try:
                 findings, info = load_run(exp, run, pool.client(exp))
             except Exception as exc:  # noqa: BLE001 — one run's failure must not stop the others
                 common.show_error(exc, run.id)
+                problems.append(f"{run.id}: {exc}")
                 continue
-            bar.progress(1.0)
             if info is None:
-                label.text(f"{run.id}: does not load: {findings[0].sentence if findings else 'see Doctor'}")
+                problems.append(f"{run.id}: does not load: {findings[0].sentence if findings else 'see Doctor'}")
             else:
-                label.text(f"{run.id}: loaded, {info['n_params']:,} parameters, forward pass ok.")
+                loaded += 1
+        bar.progress(1.0, text=f"{loaded:,} of {len(runs):,} runs loaded, forward pass ok.")
+        if problems:
+            st.markdown("\n".join(f"- {md_escape(p)}" for p in problems))  # sentences quote files: text only
+        box.update(
+            label=f"{loaded:,} of {len(runs):,} runs loaded; "
+            + (f"{len(problems):,} with a problem (open to see which)" if problems else "no problems"),
+            state="error" if problems else "complete",
+        )
+    _zoo_tables.clear()  # what the loads found changes the table
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _zoo_tables(models: str, stamp: tuple) -> tuple[dict, pd.DataFrame]:
+    """What is known of each experiment and the runs table, kept while ``stamp`` (every run
+    file, code fingerprint and record folder: `catalog.table_stamp`) stays the same: 500 runs
+    take about a second to read, their stamp a few milliseconds."""
+    found = common.experiments()
+    known = catalog.known_by_experiment(found)
+    table = pd.DataFrame(catalog.runs_table(models, known), columns=catalog.COLUMNS)
+    table["problems"] = table["problems"].map(lambda ps: "; ".join(ps) if isinstance(ps, list) else "")
+    return known, table
 
 
 experiments = common.experiments()
@@ -65,12 +94,9 @@ if st.button(
     "check, and each model's parameter count. Remembered until the run's code, config or weights change.",
 ):
     load_every_run(experiments)
-known = catalog.known_by_experiment(experiments)
+known, table = _zoo_tables(str(common.models_dir()), catalog.table_stamp(experiments))
 findings_by_exp = {name: found[0] for name, found in known.items()}
 loads_by_exp = {name: found[1] for name, found in known.items()}
-rows = catalog.runs_table(common.models_dir(), known)
-table = pd.DataFrame(rows, columns=catalog.COLUMNS)
-table["problems"] = table["problems"].map(lambda ps: "; ".join(ps) if isinstance(ps, list) else "")
 
 # -- the selection: from the link on the first visit, then from the widgets --------------------
 names = [e.name for e in experiments]

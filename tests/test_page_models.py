@@ -56,7 +56,8 @@ def test_broken_experiment_shows_its_problem_and_the_page_goes_on(app_at, tmp_pa
 
 def test_opening_the_page_starts_no_worker_and_loading_is_a_button(app_at, tmp_path, monkeypatch):
     """The table and the static doctor show at once; parameters stay blank until the button
-    loads every run (a progress bar each); then the one count shows everywhere, and stays."""
+    loads every run (one progress bar for all, a status box listing only problems); then
+    the one count shows everywhere, and stays."""
     from pages import common
 
     monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
@@ -71,8 +72,8 @@ def test_opening_the_page_starts_no_worker_and_loading_is_a_button(app_at, tmp_p
     assert "2 run(s) not loaded yet" in _texts(at)
     assert "Not loaded yet" in _texts(at)
     _load_every_run(at)
-    assert len(at.get("progress")) == 2
-    assert f"toy_c/run1: loaded, {toyzoo.TOY_C_PARAMETERS:,} parameters" in "\n".join(t.value for t in at.text)
+    assert len(at.get("progress")) == 1  # one bar, whatever the number of runs
+    assert [s.label for s in at.status] == ["2 of 2 runs loaded; no problems"]
     table = at.dataframe[0].value.set_index("run")
     assert table.loc["run1", "parameters"] == f"{toyzoo.TOY_C_PARAMETERS:,}"
     assert set(table["checked"]) == {"forward pass"}
@@ -264,3 +265,44 @@ def test_a_linked_base_is_kept(app_at, tmp_path):
     at.switch_page("pages/models.py").run()
     assert not at.exception
     assert _code_tab(at)[:2] == ("kv_fork2", "template") and _diffed(at) == {("template", "kv_fork2")}
+
+
+def test_a_lab_of_runs_loads_with_one_bar_and_lists_only_problems(app_at, tmp_path, monkeypatch):
+    """A synthetic lab (configs and logs, no weights) beside a healthy experiment: one
+    progress bar, and the status box names only the runs that did not load."""
+    from sandbox.zoo import synthetic
+
+    monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
+    toyzoo.make_toy_a(tmp_path / "models")
+    synthetic.write_lab(tmp_path / "models", runs=12, rows=5)
+    at = app_at(tmp_path / "models").run()
+    at.switch_page("pages/models.py").run()
+    assert not at.exception
+    assert len(at.dataframe[0].value) == 13
+    _load_every_run(at)
+    assert len(at.get("progress")) == 1
+    (box,) = at.status
+    assert box.label == "1 of 13 runs loaded; 12 with a problem (open to see which)"
+    listed = box.markdown[0].value
+    assert "lab_a/r0003: not loaded" in listed and "toy_a/run1" not in listed
+
+
+def test_the_table_follows_runs_that_come_and_go(app_at, tmp_path):
+    """Discovery and the table are kept between page runs, and refreshed when files change."""
+    import shutil
+
+    from sandbox.zoo import synthetic
+
+    synthetic.write_lab(tmp_path, runs=3, rows=5)
+    at = app_at(tmp_path).run()
+    at.switch_page("pages/models.py").run()
+    assert len(at.dataframe[0].value) == 3
+    synthetic.write_lab(tmp_path, runs=4, rows=5)  # a fourth run appears
+    at.run()
+    assert sorted(at.dataframe[0].value["run"]) == ["r0000", "r0001", "r0002", "r0003"]
+    shutil.rmtree(tmp_path / "lab_a" / "trained" / "r0001")
+    (tmp_path / "lab_a" / "trained" / "r0000" / "model_config.json").write_text("{oops")
+    at.run()
+    table = at.dataframe[0].value.set_index("run")
+    assert sorted(table.index) == ["r0000", "r0002", "r0003"]
+    assert "not valid JSON" in table.loc["r0000", "problems"]

@@ -3,7 +3,8 @@
 Each command is a function ``cmd_<name>(args) -> int`` (the exit status) and a parser set up
 ``setup_<name>(parser)``, one module per group of commands (`zoo_cmds`: list, doctor,
 params, diff; `run_cmds`: eval, generate; `corpus_cmd`: corpus; `arena_cmds`: judge,
-leaderboard; `analysis_cmds`: compare, fit); ``COMMANDS`` here lists them, so adding one is
+leaderboard; `analysis_cmds`: compare, fit;
+`synth_cmd`: synth-lab); ``COMMANDS`` here lists them, so adding one is
 adding both and a line. The CLI is app side: it starts workers through `sandbox.worker.pool`
 and never imports torch itself.
 """
@@ -19,6 +20,7 @@ from sandbox.cli.analysis_cmds import cmd_compare, cmd_fit, setup_compare, setup
 from sandbox.cli.arena_cmds import cmd_judge, cmd_leaderboard, setup_judge, setup_leaderboard
 from sandbox.cli.corpus_cmd import cmd_corpus, setup_corpus
 from sandbox.cli.run_cmds import cmd_eval, cmd_generate, setup_eval, setup_generate
+from sandbox.cli.synth_cmd import cmd_synth_lab, setup_synth_lab
 from sandbox.cli.zoo_cmds import (
     cmd_diff,
     cmd_doctor,
@@ -44,6 +46,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "leaderboard": ("the arena's ratings of runs by people and judges", setup_leaderboard, cmd_leaderboard),
     "compare": ("where 2-6 runs differ on the same text, across tokenizers", setup_compare, cmd_compare),
     "fit": ("scaling laws per group of runs and compute multipliers", setup_fit, cmd_fit),
+    "synth-lab": ("write a synthetic lab of N runs (configs and logs) for benchmarks", setup_synth_lab, cmd_synth_lab),
 }
 
 

@@ -19,6 +19,7 @@ import altair as alt
 import pandas as pd
 
 from sandbox.curves.axes import X_AXES
+from sandbox.curves.groups import natural_order
 from sandbox.figures import export
 from sandbox.figures.colors import DIVERGED_COLOR, color_scale
 
@@ -27,6 +28,7 @@ from sandbox.figures.colors import DIVERGED_COLOR, color_scale
 _BREAK = "break-paths-filter-domains"
 _VALUE_FORMAT = ".4~g"
 _COUNT_FORMAT = ",.0f"
+LEGEND_LIMIT = 40  # legend entries listed one by one
 
 
 class Layout(NamedTuple):
@@ -44,6 +46,9 @@ class Layout(NamedTuple):
     height: int
     panel_width: int
     robust_y: bool = False  # y ranges given per call (``y_domains``), points beyond them clipped
+    color_by: str = ""  # a config key whose value ("color" column) colours the lines; "": the run
+    has_config: bool = False  # the tooltip names each run's differing config keys (``run_config``)
+    color_values: tuple[str, ...] = ()  # the colour-by key's values, in legend order
 
     @property
     def columns(self) -> list[str]:
@@ -57,6 +62,8 @@ class Layout(NamedTuple):
             columns.append("smoothed")
         if self.has_onsets:
             columns += ["onset", "marker_y"]
+        if self.color_by:
+            columns.append("color")
         return columns
 
 
@@ -73,6 +80,8 @@ def layout_of(
     height: int = 320,
     panel_width: int = 430,
     robust_y: bool = False,
+    color_by: str = "",
+    has_config: bool = False,
 ) -> Layout:
     """The layout for these options and this data (tokens known? anything diverged?)."""
     has_tokens = x_key != "tokens" and "tokens" in draw and bool(draw["tokens"].notna().any())
@@ -81,6 +90,8 @@ def layout_of(
     return Layout(
         tuple(metrics), x_key, x_title, log_x, log_y, smoothed, run_ids,
         has_tokens, has_onsets, height, panel_width, robust_y,
+        color_by if "color" in draw else "", has_config,
+        tuple(natural_order(draw["color"])) if color_by and "color" in draw else (),
     )  # fmt: skip
 
 
@@ -98,8 +109,20 @@ def _domain_params(layout: Layout, y_domains: Mapping[str, tuple[float, float]] 
     return [{"name": "y_lo", "value": lo}, {"name": "y_hi", "value": hi}]
 
 
+def _call_params(layout: Layout, y_domains, run_config) -> list[dict]:
+    """Parameters set per call: the robust y ranges, and each run's differing config keys
+    (looked up by the tooltip, so that a long text is sent once per run, not once per point)."""
+    params = _domain_params(layout, y_domains)
+    if layout.has_config:
+        params.append({"name": "run_config", "value": dict(run_config or {})})
+    return params
+
+
 def loss_chart(
-    draw: pd.DataFrame, y_domains: Mapping[str, tuple[float, float]] | None = None, **options
+    draw: pd.DataFrame,
+    y_domains: Mapping[str, tuple[float, float]] | None = None,
+    run_config: Mapping[str, str] | None = None,
+    **options,
 ) -> alt.TopLevelMixin:
     """Curves of every run, one panel per metric (a single panel fills its container).
 
@@ -110,28 +133,36 @@ def loss_chart(
     axis and dragging pans it. ``options`` are those of :func:`layout_of`; ``x_key`` is
     the x axis' key (see ``curves.X_AXES``). With ``robust_y``, each panel's y range is
     ``y_domains[metric]`` (`sandbox.curves.yrange.robust_range`) and what lies beyond is clipped.
+    ``run_config`` maps runs to their config keys that differ, for the tooltip.
     """
-    layout = layout_of(draw, **options)
+    layout = layout_of(draw, has_config=bool(run_config), **options)
     chart = _chart(layout).copy(deep=False)
     chart.data = draw[layout.columns]
-    if layout.robust_y:  # beside the selections Altair lifted to the top level (a new list)
+    extra = _call_params(layout, y_domains, run_config)
+    if extra:  # beside the selections Altair lifted to the top level (a new list)
         lifted = [] if chart.params is alt.Undefined else list(chart.params)
-        chart.params = lifted + [alt.VariableParameter(**p) for p in _domain_params(layout, y_domains)]
+        chart.params = lifted + [alt.VariableParameter(**p) for p in extra]
     return chart
 
 
-def loss_spec(draw: pd.DataFrame, y_domains: Mapping[str, tuple[float, float]] | None = None, **options) -> dict:
+def loss_spec(
+    draw: pd.DataFrame,
+    y_domains: Mapping[str, tuple[float, float]] | None = None,
+    run_config: Mapping[str, str] | None = None,
+    **options,
+) -> dict:
     """The Vega-Lite spec of :func:`loss_chart` with the data inline (for vl-convert).
 
     Equal to ``export.inline_spec(loss_chart(draw, **options))``, but the layout's part
     of the spec is made once per layout and only the rows are serialized on each call.
     Nested parts of the returned dict are shared with that cache: do not mutate them.
     """
-    layout = layout_of(draw, **options)
+    layout = layout_of(draw, has_config=bool(run_config), **options)
     spec = dict(_spec(layout))
     spec["data"] = export.inline_data(draw[layout.columns])
-    if layout.robust_y:
-        spec["params"] = [*spec.get("params", []), *_domain_params(layout, y_domains)]
+    extra = _call_params(layout, y_domains, run_config)
+    if extra:
+        spec["params"] = [*spec.get("params", []), *extra]
     return spec
 
 
@@ -195,10 +226,17 @@ def _y_scale(log_y: bool, robust_y: bool, faceted: bool) -> alt.Scale:
     return alt.Scale(type=kind, zero=False, domainMin=alt.ExprRef(lo), domainMax=alt.ExprRef(hi))
 
 
+def legend_of(limit: int = 0) -> alt.Legend:
+    """The legend of curve charts: below the chart, line symbols, at most ``limit`` entries (0: all)."""
+    return alt.Legend(
+        orient="bottom", columns=3, labelLimit=320, symbolType="stroke", symbolOpacity=1, symbolLimit=limit
+    )
+
+
 def _build_chart(layout: Layout) -> alt.TopLevelMixin:
     (
         metrics, x_key, x_title, log_x, log_y, smoothed, run_ids,
-        has_tokens, has_onsets, height, panel_width, robust_y,
+        has_tokens, has_onsets, height, panel_width, robust_y, color_by, has_config, color_values,
     ) = layout  # fmt: skip
     x_field = "step:Q" if x_key == "step" else "x:Q"
     x_scale = alt.Scale(type="log" if log_x else "linear", zero=False, nice=False)
@@ -210,23 +248,21 @@ def _build_chart(layout: Layout) -> alt.TopLevelMixin:
     clip = {"clip": True} if robust_y else {}  # what lies beyond a robust y range is cut off
     y_title = metrics[0] if len(metrics) == 1 else None
 
-    picked = alt.selection_point(name="picked_run", fields=["run"], bind="legend")
+    picked = alt.selection_point(name="picked_run", fields=["color" if color_by else "run"], bind="legend")
     hover = alt.selection_point(
         name="hover", on="pointerover", clear="pointerout", nearest=True, empty=False
     )
     zoom = alt.selection_interval(name="zoom", bind="scales", encodings=["x"])
 
+    if color_by:  # one colour per value of a config key; each run stays its own line
+        color = alt.Color("color:N", title=color_by, legend=legend_of(0), sort=list(color_values))
+    else:
+        # Every run stays clickable up to LEGEND_LIMIT; beyond, the legend ends in "… n entries"
+        # (500 entries would be taller than the chart: the runs table finds runs).
+        limit = 0 if len(run_ids) <= LEGEND_LIMIT else LEGEND_LIMIT
+        color = alt.Color("run:N", title="Run", scale=color_scale(run_ids), legend=legend_of(limit))
     base = alt.Chart().encode(
-        x=alt.X(x_field, title=x_title, scale=x_scale, axis=x_axis),
-        color=alt.Color(
-            "run:N",
-            title="Run",
-            scale=color_scale(run_ids),
-            legend=alt.Legend(
-                orient="bottom", columns=3, labelLimit=320, symbolType="stroke", symbolOpacity=1,
-                symbolLimit=0,  # every run stays clickable, however many
-            ),
-        ),
+        x=alt.X(x_field, title=x_title, scale=x_scale, axis=x_axis), color=color, detail="run:N"
     )
     line_y = "smoothed:Q" if smoothed else "value:Q"
     layers = [
@@ -246,6 +282,7 @@ def _build_chart(layout: Layout) -> alt.TopLevelMixin:
         )
     tooltip = [
         alt.Tooltip("run:N", title="run"),
+        *([alt.Tooltip("config:N", title="config (keys that differ)")] if has_config else []),
         alt.Tooltip("metric:N", title="metric"),
         alt.Tooltip("step:Q", title="step", format=_COUNT_FORMAT),
     ]
@@ -258,8 +295,9 @@ def _build_chart(layout: Layout) -> alt.TopLevelMixin:
     tooltip.append(alt.Tooltip("value:Q", title="value", format=_VALUE_FORMAT))
     if smoothed:
         tooltip.append(alt.Tooltip("smoothed:Q", title="smoothed", format=_VALUE_FORMAT))
+    pointer = base.transform_calculate(config="run_config[datum.run]") if has_config else base
     layers.append(
-        base.mark_point(filled=True, size=45, invalid=_BREAK, **clip)
+        pointer.mark_point(filled=True, size=45, invalid=_BREAK, **clip)
         .encode(
             y=alt.Y(line_y, title=y_title, scale=y_scale),
             opacity=alt.condition(hover, alt.value(1.0), alt.value(0.0)),

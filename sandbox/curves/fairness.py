@@ -70,6 +70,13 @@ def _groups(values: Mapping[str, str | None]) -> dict[str, list[str]]:
     return out
 
 
+def _some(ids: list[str], limit: int = 5) -> str:
+    """Run ids as a sentence lists them: all of a few, the first ``limit`` and a count of many."""
+    if len(ids) <= limit + 1:
+        return ", ".join(ids)
+    return f"{', '.join(ids[:limit])} and {len(ids) - limit} more"
+
+
 def comparability_notes(runs: Mapping[str, Run], run_ids: list[str], metric: str) -> list[str]:
     """Sentences to show where runs are ranked by ``metric``: different tokenizers (for a
     per-token metric) or different training data (for a loss-like metric, lower is better)
@@ -79,13 +86,13 @@ def comparability_notes(runs: Mapping[str, Run], run_ids: list[str], metric: str
     if is_per_token(metric):
         tokenizers = _groups({r.id: tokenizer_of(r) for r in chosen})
         if len(tokenizers) > 1:
-            listed = "; ".join(f"{tok} ({', '.join(ids)})" for tok, ids in tokenizers.items())
+            listed = "; ".join(f"{tok} ({_some(ids)})" for tok, ids in tokenizers.items())
             notes.append(
                 f"Per-token losses of runs with different tokenizers are not comparable: {listed}. "
                 "Compare bits per byte (the switch above, or the Evaluation page)."
             )
     data = _groups({r.id: training_data_of(r) for r in chosen}) if goal(metric) == "min" else {}
     if len(data) > 1:
-        listed = "; ".join(f"{d} ({', '.join(ids)})" for d, ids in data.items())
+        listed = "; ".join(f"{d} ({_some(ids)})" for d, ids in data.items())
         notes.append(f"These runs were trained on different data (train_config.json): {listed}; their losses are not measured on the same text.")
     return notes

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from sandbox.curves import budget
 from sandbox.curves.axes import X_AXES, XAxis
 from sandbox.curves.fairness import metric_label, per_byte_factor
 from sandbox.curves.summary import summary_row, summary_tables
@@ -21,11 +22,9 @@ from sandbox.curves.yrange import robust_range
 from sandbox.zoo import logs
 from sandbox.zoo.discovery import Run
 
-# Drawing budget: a series is drawn with at most MAX_POINTS points, and fewer when many
-# series share the chart so that the browser gets about TOTAL_POINTS points in all.
-MAX_POINTS = 2000
-MIN_POINTS = 200
-TOTAL_POINTS = 20_000
+# The drawing budget (`sandbox.curves.budget`): about TOTAL_POINTS points in all, shared by the
+# drawn series, each drawn at most MAX_POINTS points.
+MAX_POINTS, MIN_POINTS, TOTAL_POINTS = budget.MAX_POINTS, budget.MIN_POINTS, budget.TOTAL_POINTS
 
 
 @dataclass(frozen=True)
@@ -41,6 +40,11 @@ class CurveSettings:
     trim: float = 0.0  # percent of each series dropped from its start
     full_y: bool = False  # False: the y range ignores outliers (see robust_range); True: every point
     per_byte: bool = False  # per-token losses drawn as bits per byte (estimated from an evaluation)
+    x_range: tuple[float, float] | None = None  # a zoomed x range, drawn at full detail within it
+    group_by: tuple[str, ...] = ()  # config keys (or "experiment") runs are grouped by; () draws each run
+    aggregate: str = "mean"  # a group's line: "mean" or "median" (`sandbox.curves.groups`)
+    band: str = "minmax"  # a group's band: "minmax", "std", "ci95" or "none"
+    color_by: str = ""  # a config key that colours the lines ("" : each run or group its own colour)
 
 
 @dataclass
@@ -129,45 +133,26 @@ def smooth(values: np.ndarray, weight: float) -> np.ndarray:
     return np.where(finite, ema.mean().to_numpy(), values)
 
 
-def downsample_mask(values: np.ndarray, cap: int) -> np.ndarray:
-    """Which points of one series to draw: min/max-preserving bucketing down to ``cap``.
+def downsample_mask(values: np.ndarray, cap: int, x: np.ndarray | None = None, log_x: bool = False) -> np.ndarray:
+    """Which points of one series to draw: the min and max of each pixel column, the ends and
+    the start of every NaN/inf stretch, at most about ``cap`` points (`budget.minmax_mask`).
 
-    The series (in x order) is cut into about (cap-2)/2 equal buckets; each keeps its
-    smallest and largest finite value, and the series keeps its first and last point, so
-    at most ``cap`` points survive and no spike disappears. The first point of every
-    NaN/inf stretch is kept as well, so that a diverged stretch stays a visible gap.
-    Buckets are rows of a padded 2-D view, so this is a handful of numpy passes.
+    Columns cut the series' x extent (``x``; by default the row index) into equal widths.
     """
     values = np.asarray(values, dtype=float)
-    n = values.size
-    finite = np.isfinite(values)
-    keep = ~finite & np.r_[True, finite[:-1]] if n else np.zeros(0, dtype=bool)
-    if n <= cap:
-        keep[:] = True
-        return keep
-    width = -(-n // max((cap - 2) // 2, 1))  # rows per bucket, rounded up
-    buckets = -(-n // width)
-    pad = buckets * width - n
-    start = np.arange(buckets) * width
-    for fill, pick in ((np.inf, np.argmin), (-np.inf, np.argmax)):
-        grid = np.concatenate([np.where(finite, values, fill), np.full(pad, fill)])
-        index = start + pick(grid.reshape(buckets, width), axis=1)
-        index = index[index < n]
-        keep[index[finite[index]]] = True  # an all-NaN bucket has no extreme
-    keep[0] = keep[-1] = True
-    return keep
+    return budget.minmax_mask(np.arange(values.size) if x is None else x, values, cap, log_x)
 
 
 def points_per_series(n_series: int) -> int:
-    """The drawing cap for one series when ``n_series`` share the chart."""
-    return int(np.clip(TOTAL_POINTS // max(n_series, 1), MIN_POINTS, MAX_POINTS))
+    """The drawing cap for one series when ``n_series`` share the chart (`budget.points_per_series`)."""
+    return budget.points_per_series(n_series)
 
 
 # ---------------------------------------------------------------------------------------
 # Preparing a view
 
 
-def _run_x(log: logs.RunLog, run: Run | None, axis: XAxis) -> tuple[np.ndarray | None, str, str]:
+def run_x(log: logs.RunLog, run: Run | None, axis: XAxis) -> tuple[np.ndarray | None, str, str]:
     """x of every row of one run's log (None if unavailable), how it was computed, why not.
 
     Rows without a value (a log row with an empty tokens cell) are NaN.
@@ -176,7 +161,7 @@ def _run_x(log: logs.RunLog, run: Run | None, axis: XAxis) -> tuple[np.ndarray |
     if column is not None and not np.isnan(column).all():
         return column, "", ""
     if axis.base is not None and axis.per_base is not None and run is not None:
-        base_x, base_how, base_why = _run_x(log, run, X_AXES[axis.base])
+        base_x, base_how, base_why = run_x(log, run, X_AXES[axis.base])
         if base_x is None:
             return None, "", base_why
         factor, how = axis.per_base(run)
@@ -242,7 +227,7 @@ def prepare(
         if not names or not log.rows:
             continue
         step = log.columns[logs.STEP]
-        x, how, why = _run_x(log, runs.get(rid), axis)
+        x, how, why = run_x(log, runs.get(rid), axis)
         if x is not None and not np.isfinite(x).any():
             x, why = None, f"no row of its log has a {axis.needs or axis.title.lower()} value"
         if how:
@@ -255,7 +240,7 @@ def prepare(
                 f"{rid}: {missing} of {x.size} log rows have no {axis.needs or axis.title.lower()} "
                 f"value; they are not drawn against {axis.title.lower()}."
             )
-        tokens = x if axis.key == "tokens" else _run_x(log, runs.get(rid), X_AXES["tokens"])[0]
+        tokens = x if axis.key == "tokens" else run_x(log, runs.get(rid), X_AXES["tokens"])[0]
         for metric in names:
             value = log.columns[metric]
             factor = 1.0
@@ -284,11 +269,16 @@ def prepare(
                 rows = rows[visible]
             if rows.size == 0:
                 continue
+            smoothed = smooth(value[rows], settings.smoothing)  # on the whole series, zoomed or not
+            if settings.x_range is not None:  # zoomed: only the range is drawn, at full detail
+                inside = budget.in_range(x[rows], settings.x_range)
+                rows, smoothed = rows[inside], smoothed[inside]
+                if rows.size == 0:
+                    continue
             v = value[rows]
-            smoothed = smooth(v, settings.smoothing)
             series.append(_Series(rid, metric, rows, log, x, tokens, smoothed, factor, labels[metric]))
             drawn_values.setdefault(labels[metric], []).append(v)
-            pick = np.flatnonzero(downsample_mask(v, cap)) if v.size > cap else slice(None)
+            pick = np.flatnonzero(downsample_mask(v, cap, x[rows], settings.log_x)) if v.size > cap else slice(None)
             finite = np.isfinite(v)
             kept = rows[pick]
             draw["run"].append(np.full(kept.size, run_code, dtype=np.int32))

@@ -13,9 +13,11 @@ from collections.abc import Mapping, Sequence
 from functools import cached_property
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
-from sandbox.curves import charts, fairness, prepare
+from sandbox.curves import charts, fairness, groupchart, groups, groupview, prepare, runtable
+from sandbox.curves.axes import X_AXES
 from sandbox.curves.prepare import CurveSettings
 from sandbox.evaluation.tokenrate import TokenRate, token_rates
 from sandbox.figures import export
@@ -33,6 +35,30 @@ class LossView:
         self.rates = dict(rates or {})  # tokens per byte by run (bits-per-byte view only)
         per_byte = {rid: r.tokens_per_byte for rid, r in self.rates.items()}
         self.curves = prepare.prepare(self.logs, self.runs, settings, tokens_per_byte=per_byte)
+        self.configs = runtable.run_configs(runs)  # scalar config values by run (kept per file stamps)
+        self.config_keys = groups.differing_keys(self.configs)  # what tells the plotted runs apart
+        self._label_runs()
+
+    @cached_property
+    def run_config(self) -> dict[str, str]:
+        """Each run's config keys that differ between the plotted runs, as its tooltip names them."""
+        if not self.config_keys:
+            return {}
+        return {rid: groups.describe(self.configs.get(rid, {}), self.config_keys) for rid in self.runs}
+
+    def _label_runs(self) -> None:
+        """``color_by`` colours the runs by one config key's value (a column of the drawing)."""
+        draw = self.curves.draw
+        if draw.empty:
+            return
+        key = self.settings.color_by
+        if key and not self.grouped:
+            draw["color"] = draw["run"].map({rid: groups.shown_value(self.configs.get(rid, {}).get(key)) for rid in self.runs}).astype(str)
+
+    @property
+    def grouped(self) -> bool:
+        """Whether runs are drawn as groups (a line and a band per group)."""
+        return bool(self.settings.group_by)
 
     @property
     def log_notes(self) -> dict[str, tuple[str, ...]]:
@@ -51,12 +77,36 @@ class LossView:
             run_ids=list(s.runs),
             robust_y=not s.full_y,
             y_domains=self.curves.y_domains,
+            color_by=s.color_by,
+            run_config=self.run_config,
         )
 
     @cached_property
     def chart(self) -> alt.TopLevelMixin:
-        """The Altair chart of the drawn (downsampled) curves."""
+        """The Altair chart of the drawn (downsampled) curves, or of the groups' lines."""
+        if self.grouped:
+            return self._group_chart()
         return charts.loss_chart(self.curves.draw, **self._chart_options())
+
+    @cached_property
+    def group_data(self) -> tuple[pd.DataFrame, dict[str, int]]:
+        """The groups' lines (`groups.aggregate`, with ``label`` and ``color``) and run counts."""
+        return groupview.group_lines(self)
+
+    def _group_chart(self) -> alt.TopLevelMixin:
+        s = self.settings
+        frame, _ = self.group_data
+        labels = [self.curves.labels.get(m, m) for m in s.metrics]
+        return groupchart.group_chart(
+            frame, metrics=labels, x_key=s.x, x_title=self.curves.x_title, log_x=s.log_x, log_y=s.log_y,
+            band=s.band != "none", color_title=s.color_by or " · ".join(s.group_by),
+            band_title=groups.BANDS.get(s.band, s.band), y_domains=None if s.full_y else groupview.y_domains(frame),
+        )  # fmt: skip
+
+    @cached_property
+    def group_notes(self) -> list[str]:
+        """Sentences under a grouped chart: how lines are made, groups that mix tokenizers."""
+        return groupview.notes(self) if self.grouped else []
 
     @cached_property
     def summary(self) -> dict[str, pd.DataFrame]:
@@ -100,6 +150,8 @@ class LossView:
     @cached_property
     def spec(self) -> dict:
         """The chart's standalone Vega-Lite spec, data inline (what PNG/SVG are made from)."""
+        if self.grouped:
+            return export.inline_spec(self.chart, validate=False)
         return charts.loss_spec(self.curves.draw, **self._chart_options())
 
     # Downloads: called only when the person clicks (Streamlit's deferred download data).
@@ -149,6 +201,22 @@ def clear_memo() -> None:
     """Forget every built view (tests, benchmarks)."""
     with _MEMO_LOCK:
         _MEMO.clear()
+
+
+def x_extent(runs: Sequence[Run], settings: CurveSettings) -> tuple[float, float] | None:
+    """The smallest and largest x of these runs' logs on the settings' x axis (None when no
+    run has one): the bounds of the page's x-range control. On a log axis only x > 0 count."""
+    axis = X_AXES.get(settings.x, X_AXES["step"])
+    lo, hi = np.inf, -np.inf
+    by_id = {run.id: run for run in runs}
+    for rid, log in read_run_logs(runs).items():
+        x = prepare.run_x(log, by_id[rid], axis)[0] if log.rows else None
+        if x is None:
+            continue
+        x = x[np.isfinite(x) & ((x > 0) if settings.log_x else True)]
+        if x.size:
+            lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
+    return (lo, hi) if lo <= hi else None
 
 
 def metric_options(run_ids: Sequence[str], runs: Mapping[str, Run]) -> list[str]:

@@ -7,6 +7,10 @@ import numpy as np
 ROBUST_QUANTILES = (0.05, 0.95)
 ROBUST_REACH = 0.5  # how far past the quantiles (× their spread) the range may still reach
 ROBUST_PAD = 0.04  # room left above and below, × the range
+# Quantiles are taken from at most this many values in all, each series contributing an
+# evenly spaced sample of its values (at least 256): sorting all 5 million values of 500
+# runs took seconds. The extremes that bound the range still come from every value.
+QUANTILE_BUDGET = 262_144
 
 
 def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
@@ -26,11 +30,16 @@ def robust_range(series: list[np.ndarray], log: bool = False) -> tuple[float, fl
     a curve with no outliers keeps its whole range. On a log axis this is done on the logs.
     """
     parts, weights = [], []
+    lowest, highest = np.inf, -np.inf
+    sample = max(256, QUANTILE_BUDGET // max(len(series), 1))
     for values in series:
         values = np.asarray(values, dtype=float)
         keep = np.isfinite(values) & ((values > 0) if log else True)
         if keep.any():
             kept = np.log10(values[keep]) if log else values[keep]
+            lowest, highest = min(lowest, kept.min()), max(highest, kept.max())
+            if kept.size > sample:
+                kept = kept[np.linspace(0, kept.size - 1, sample).astype(np.int64)]
             parts.append(kept)
             weights.append(np.full(kept.size, 1.0 / kept.size))
     if not parts:
@@ -38,8 +47,8 @@ def robust_range(series: list[np.ndarray], log: bool = False) -> tuple[float, fl
     values, weight = np.concatenate(parts), np.concatenate(weights)
     q_lo, q_hi = _weighted_quantiles(values, weight, ROBUST_QUANTILES)
     spread = q_hi - q_lo
-    lo = max(values.min(), q_lo - ROBUST_REACH * spread)
-    hi = min(values.max(), q_hi + ROBUST_REACH * spread)
+    lo = max(lowest, q_lo - ROBUST_REACH * spread)
+    hi = min(highest, q_hi + ROBUST_REACH * spread)
     # A flat series has no spread: leave it room of its own size (on a log axis, a fraction of a decade).
     pad = (hi - lo) * ROBUST_PAD or (0.05 if log else max(abs(hi) * 0.05, 1e-9))
     lo, hi = lo - pad, hi + pad

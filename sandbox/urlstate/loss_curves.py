@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from sandbox import text
 from sandbox.curves.axes import X_AXES
+from sandbox.curves.groups import BANDS, EXPERIMENT, STATS
 from sandbox.curves.prepare import CurveSettings
 from sandbox.urlstate import parse
 from sandbox.zoo import logs
@@ -22,7 +23,10 @@ DEFAULT_METRICS = (logs.VAL_LOSS, logs.TRAIN_LOSS)
 # The page's own URL parameters; any other parameter belongs to the app (e.g. screenshot
 # mode) and is left alone.
 RUNS_KEYS = ("runs", "run")  # the list of runs; "run" is its older name, still read from links
-QUERY_KEYS = (*RUNS_KEYS, "metric", "x", "logx", "logy", "smooth", "trim", "yrange", "unit")
+QUERY_KEYS = (
+    *RUNS_KEYS, "metric", "x", "logx", "logy", "smooth", "trim", "yrange", "unit",
+    "group", "agg", "band", "color", "xmin", "xmax",
+)  # fmt: skip
 Y_RANGES = ("robust", "full")  # the y range ignores outliers, or shows every value
 UNITS = ("token", "byte")  # losses as logged (nats per token), or in bits per byte (estimated)
 
@@ -43,13 +47,15 @@ def from_query(
     metric_options: Callable[[Sequence[str]], Sequence[str]],
     *,
     all_run_ids: Sequence[str] = (),
+    config_keys: Callable[[Sequence[str]], Sequence[str]] | None = None,
 ) -> tuple[CurveSettings, list[str]]:
     """Settings from a link's query parameters, and a warning per value that was ignored.
 
     ``run_ids`` are the runs that can be drawn (they have a log); ``all_run_ids`` every
     run found, so that a run without a log yet gets its own explanation.
-    ``metric_options(runs)`` lists the metrics those runs log. Anything missing or invalid
-    falls back to :func:`default_settings`.
+    ``metric_options(runs)`` lists the metrics those runs log, ``config_keys(runs)`` the
+    config keys they can be grouped or coloured by. Anything missing or invalid falls back
+    to :func:`default_settings`.
     """
     warnings: list[str] = []
     raw_runs = parse.as_list(parse.first_present(params, *RUNS_KEYS)[1])
@@ -85,7 +91,19 @@ def from_query(
     unit, warn_u = parse.parse_choice(
         params.get("unit"), UNITS, "token", what="unit", why=f"use one of {', '.join(UNITS)}"
     )
-    warnings += [w for w in (warn_x, warn_lx, warn_ly, warn_s, warn_t, warn_yr, warn_u) if w]
+    keys = list(config_keys(runs)) if config_keys else []
+    group_by, bad = parse.parse_choices(
+        params.get("group"), [EXPERIMENT, *keys], what="group-by key", why="the chosen runs' configs do not differ in it"
+    )
+    warnings += bad
+    aggregate, warn_a = parse.parse_choice(params.get("agg"), STATS, "mean", what="group line", why="use mean or median")
+    band, warn_b = parse.parse_choice(params.get("band"), BANDS, "minmax", what="band", why=f"use one of {', '.join(BANDS)}")
+    color_by, bad = parse.parse_choices(params.get("color"), keys, what="colour key", why="the chosen runs' configs do not differ in it")
+    warnings += bad
+    x_lo, warn_lo = parse.parse_number(params.get("xmin"), -1e30, 1e30, float("nan"), what="x range start")
+    x_hi, warn_hi = parse.parse_number(params.get("xmax"), -1e30, 1e30, float("nan"), what="x range end")
+    x_range = (x_lo, x_hi) if x_lo < x_hi else None  # NaN (absent) compares False
+    warnings += [w for w in (warn_x, warn_lx, warn_ly, warn_s, warn_t, warn_yr, warn_u, warn_a, warn_b, warn_lo, warn_hi) if w]
     settings = replace(
         defaults,
         metrics=tuple(metrics) or defaults.metrics,
@@ -96,6 +114,11 @@ def from_query(
         trim=trim,
         full_y=yrange == "full",
         per_byte=unit == "byte",
+        group_by=tuple(group_by),
+        aggregate=aggregate,
+        band=band,
+        color_by=color_by[-1] if color_by else "",
+        x_range=x_range,
     )
     return settings, warnings
 
@@ -116,4 +139,10 @@ def to_query(settings: CurveSettings) -> dict[str, list[str]]:
         "trim": [f"{settings.trim:g}"],
         "yrange": ["full" if settings.full_y else "robust"],
         "unit": ["byte" if settings.per_byte else "token"],
+        "group": list(settings.group_by),
+        "agg": [settings.aggregate] if settings.group_by else [],
+        "band": [settings.band] if settings.group_by else [],
+        "color": [settings.color_by] if settings.color_by else [],
+        "xmin": [f"{settings.x_range[0]:.10g}"] if settings.x_range else [],
+        "xmax": [f"{settings.x_range[1]:.10g}"] if settings.x_range else [],
     }

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sandbox.zoo.accounting import count_parameters
 from sandbox.zoo.confine import OutsideError
-from sandbox.zoo.discovery import Run, discover
+from sandbox.zoo.discovery import RUN_FILES, Run, discover
 
 COLUMNS = [
     "run_id", "experiment", "run", "parameters", "tokenizer", "vocab", "context",
@@ -119,6 +119,24 @@ def runs_table(models_dir: Path | str | None = None, known: Mapping | None = Non
         findings, loads = known.get(exp.name, ([], {}))
         rows += [run_row(run, findings, loads.get(run.name)) for run in exp.runs]
     return rows
+
+
+def table_stamp(experiments) -> tuple:
+    """A stamp of everything :func:`runs_table` reads: each run's files (size, mtime), each
+    experiment's code fingerprint, and the folders of records that loads, counts and sanity
+    checks write. Equal stamps, equal tables: a few thousand stats for 500 runs, where
+    building the table reads every config and log."""
+    from sandbox.settings import cache_dir
+    from sandbox.zoo.logread import file_stamp
+
+    parts: list = [str(cache_dir())]
+    for exp in experiments:
+        parts.append((exp.name, exp.fingerprint()))
+        for run in exp.runs:
+            parts.append(tuple(file_stamp(run.dir / name) for name in RUN_FILES))
+    for kind in ("params", "loads", "sanity"):  # the records' kinds (`sandbox.zoo.records`)
+        parts.append(file_stamp(cache_dir() / kind))
+    return tuple(parts)
 
 
 def known_by_experiment(experiments) -> dict[str, tuple[list[dict], dict[str, dict]]]:
