@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -305,3 +307,24 @@ def test_the_pool_keeps_at_most_n_actors(toy_models: Path, cluster: str) -> None
         assert a.request("ping") and a.starts == 2
     finally:
         pool.close_all()
+
+
+def test_a_wrong_token_is_refused_in_one_sentence_that_says_where_the_token_goes(cluster: str) -> None:
+    tests = Path(__file__).parent
+    script = (
+        f"import sys; sys.path[:0] = [{str(tests.parent)!r}, {str(tests)!r}]\n"
+        "import ray, raycluster\n"
+        "raycluster.loopback_driver()\n"
+        "from sandbox.raybackend import RayUnavailable, connect\n"
+        "try:\n"
+        f"    connect({cluster!r})\n"
+        "except RayUnavailable as exc:\n"
+        "    print('SENTENCE', exc)\n"
+        "    print('HINT', exc.hint)\n"
+    )
+    # Another token than the cluster's; Ray's own retries kept short (they are not what is tested).
+    env = {**os.environ, "RAY_AUTH_TOKEN": "0" * 32, "RAY_gcs_server_port_wait_time_s": "2"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=240)
+    lines = dict(line.split(" ", 1) for line in out.stdout.splitlines() if line.startswith(("SENTENCE", "HINT")))
+    assert lines.get("SENTENCE", "").startswith(f"The app could not join the Ray cluster at {cluster} ("), out.stdout + out.stderr[-2000:]
+    assert "RAY_AUTH_TOKEN" in lines["HINT"] and "ray get-auth-token" in lines["HINT"]

@@ -158,7 +158,11 @@ def connect(address: str) -> Any:
         try:
             ray.init(address=address, namespace="sandbox", log_to_driver=False, logging_level=logging.WARNING)
         except Exception as exc:  # noqa: BLE001 — Ray raises many kinds here; each becomes a sentence
-            auth = isinstance(exc, ray.exceptions.AuthenticationError) or "authenticat" in str(exc).lower()
+            detail = "".join(traceback.format_exception(exc))
+            # Ray wraps a refused token in a connection error; its text names the cause.
+            auth = isinstance(exc, ray.exceptions.AuthenticationError) or any(
+                word in detail for word in ("Unauthenticated", "AuthToken", "AuthenticationError")
+            )
             hint = (
                 "The cluster uses token authentication: give the app its token in RAY_AUTH_TOKEN, or "
                 "in the file ~/.ray/auth_token (print it on the head node with `ray get-auth-token`)."
@@ -168,7 +172,7 @@ def connect(address: str) -> Any:
             raise RayUnavailable(
                 f"The app could not join the Ray cluster at {address} ({_first_line(exc)}).",
                 hint=hint,
-                detail="".join(traceback.format_exception(exc))[-4000:],
+                detail=detail[-4000:],
             ) from None
     return ray
 

@@ -1,0 +1,191 @@
+"""The Ray backend's parts that need no cluster: what travels, the fingerprints, the settings,
+the pool chosen, the sentence without Ray, and `evaluate_parallel` on the local pool."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import toyzoo
+
+from sandbox import evaluation as ev
+from sandbox.discovery import find_experiment
+from sandbox.loader import WorkerPool
+from sandbox.raybackend import (
+    INSTALL_SENTENCE,
+    RaySettings,
+    RayUnavailable,
+    RayWorkerPool,
+    evaluate_parallel,
+    make_pool,
+)
+from sandbox.raybackend.files import content_fingerprint, manifest, stage
+
+DOCS = [
+    "once upon a time a little fox ran to the river, and the river was cold! " * 3,
+    "the cat sat on the mat. the dog ran far away, and nobody saw it again. " * 3,
+]
+
+
+@pytest.fixture
+def zoo(tmp_path: Path) -> Path:
+    models = tmp_path / "models"
+    toyzoo.make_toy_a(models, runs=("run1", "run2"))
+    toyzoo.make_toy_b(models)
+    return models
+
+
+# -- what travels ----------------------------------------------------------------------------------
+
+
+def test_only_what_a_worker_reads_travels_and_no_link_out(zoo: Path, tmp_path: Path) -> None:
+    root = zoo / "toy_a"
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the cluster")
+    (root / "notes.lnk").symlink_to(secret)  # a link out of the models directory
+    (root / "trained/run1/optimizer.pt").write_bytes(b"x" * 1000)  # a checkpoint: never read
+    (root / ".git").mkdir()
+    (root / ".git/HEAD").write_text("ref")
+    (root / "trained/run2/model_copy.pth").symlink_to(root / "trained/run1/model.pth")  # inside: fine, not read
+    (root / "modules/__pycache__").mkdir()
+    (root / "modules/__pycache__/model.cpython-311.pyc").write_bytes(b"\0")
+    m = manifest(root)
+    listed = {e.rel for e in m.entries}
+    assert listed == {
+        "config.py", "modules/__init__.py", "modules/layers.py", "modules/model.py",
+        "tokenizers/char/tokenizer.py", "tokenizers/char/models/33.model",
+        "trained/run1/model.pth", "trained/run1/model_config.json",
+        "trained/run2/model.pth", "trained/run2/model_config.json",
+    }  # fmt: skip
+    assert m.left_out == ("notes.lnk",)
+    staged = stage(m, "toy_a")
+    try:
+        shipped = {p.relative_to(staged / "toy_a").as_posix() for p in (staged / "toy_a").rglob("*") if p.is_file()}
+        assert shipped == listed
+        assert (staged / "toy_a/config.py").read_text() == (root / "config.py").read_text()
+    finally:
+        import shutil
+
+        shutil.rmtree(staged)
+
+
+def test_the_fingerprint_follows_content_not_modification_times(zoo: Path, tmp_path: Path) -> None:
+    import shutil
+
+    root = zoo / "toy_a"
+    before = content_fingerprint(manifest(root))
+    copy = tmp_path / "elsewhere" / "toy_a"
+    shutil.copytree(root, copy)  # new mtimes, same bytes: the copy Ray unpacks on a node
+    for path in copy.rglob("*"):
+        os.utime(path, (1, 1))
+    assert content_fingerprint(manifest(copy)) == before
+    weights = root / "trained/run1/model.pth"
+    weights.write_bytes((root / "trained/run2/model.pth").read_bytes())
+    assert content_fingerprint(manifest(root)) != before
+    stamp = manifest(root).stamp
+    (root / "trained/run1/log_data.csv").write_text("Step\n1\n")  # a log growing while a run trains
+    assert manifest(root).stamp == stamp, "a log is not something a worker reads"
+
+
+# -- settings and the pool -------------------------------------------------------------------------
+
+
+def test_make_pool_is_local_without_an_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SANDBOX_RAY_ADDRESS", raising=False)
+    pool = make_pool(device="cpu", max_workers=2)
+    assert type(pool) is WorkerPool and pool.max_workers == 2
+
+
+def test_asking_for_ray_without_it_is_one_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed: import ray raises ImportError
+    monkeypatch.setenv("SANDBOX_RAY_ADDRESS", "auto")
+    with pytest.raises(RayUnavailable) as caught:
+        make_pool()
+    assert str(caught.value) == INSTALL_SENTENCE
+    assert INSTALL_SENTENCE == "Ray workers need the optional ray package: pip install -r requirements-ray.txt."
+
+
+def test_ray_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    pytest.importorskip("ray")
+    monkeypatch.setenv("SANDBOX_RAY_ADDRESS", "10.1.2.3:6379")
+    monkeypatch.setenv("SANDBOX_RAY_SHARED_FS", "1")
+    monkeypatch.setenv("SANDBOX_RAY_GPUS_PER_ACTOR", "0.5")
+    monkeypatch.setenv("SANDBOX_RAY_MAX_UPLOAD_MB", "lots")
+    pool = make_pool(device="cpu")  # nothing connects until a worker is needed
+    assert isinstance(pool, RayWorkerPool)
+    assert pool.settings == RaySettings("10.1.2.3:6379", shared_fs=True, gpus_per_actor=0.5, max_upload_mb=200.0)
+    assert "SANDBOX_RAY_MAX_UPLOAD_MB must be a number above 0, not 'lots'" in caplog.text
+    assert make_pool("auto").settings.address == "auto", "an address given beats the environment"
+
+
+def test_an_address_where_nothing_listens_is_one_sentence_at_once() -> None:
+    pytest.importorskip("ray")
+    import socket
+
+    from sandbox.raybackend import connect
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(RayUnavailable, match=rf"^The app could not join the Ray cluster at 127\.0\.0\.1:{port}: nothing answers there"):
+        connect(f"127.0.0.1:{port}")
+
+
+# -- evaluate_parallel on the local pool -----------------------------------------------------------
+
+
+def test_evaluate_parallel_equals_evaluate_and_calls_back_in_the_callers_thread(zoo: Path, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
+    settings = ev.EvalSettings(kmax=3, batch_size=1)
+    run_ids = ["toy_b/cached", "toy_a/run1", "nope/none", "toy_a/run2"]
+    threads: set[int] = set()
+    pool = WorkerPool(max_workers=2, device="cpu", timeout=60)
+    try:
+        parallel = evaluate_parallel(
+            pool, run_ids, DOCS, settings, models_dir=zoo, use_cache=False,
+            progress=lambda *a: threads.add(threading.get_ident()),
+        )  # fmt: skip
+        serial = ev.evaluate(pool, run_ids, DOCS, settings, models_dir=zoo, use_cache=False)
+    finally:
+        pool.close_all()
+    assert threads == {threading.get_ident()}
+    assert [r.run_id for r in parallel.results] == run_ids
+    assert parallel.results[2].error["message"] == serial.results[2].error["message"] == "no run called 'nope/none' in the models directory"
+    for p, s in zip(parallel.results, serial.results, strict=True):
+        if s.ok:
+            np.testing.assert_array_equal(p.sums.nll, s.sums.nll)
+            np.testing.assert_array_equal(p.sums.hits, s.sums.hits)
+    assert parallel.data == serial.data
+    assert [r.flags for r in parallel.results] == [r.flags for r in serial.results]
+
+
+class Stop(Exception):
+    """What Streamlit raises inside a callback when the visitor presses Stop."""
+
+
+def test_evaluate_parallel_stops_on_cancel_and_on_a_callback_that_raises(zoo: Path, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
+    settings = ev.EvalSettings(kmax=3, batch_size=1)
+    run_ids = ["toy_a/run1", "toy_b/cached"]
+    pool = WorkerPool(max_workers=2, device="cpu", timeout=60)
+    calls = []
+    try:
+        with pytest.raises(ev.EvaluationCancelled):
+            evaluate_parallel(pool, run_ids, DOCS, settings, models_dir=zoo, use_cache=False,
+                              progress=lambda *a: calls.append(a), cancel=lambda: len(calls) >= 2)  # fmt: skip
+
+        def stop(run_id: str, done: int, total: int) -> None:
+            if done:
+                raise Stop
+
+        with pytest.raises(Stop):
+            evaluate_parallel(pool, run_ids, DOCS, settings, models_dir=zoo, use_cache=False, progress=stop)
+        # Both workers were told to stop and are free: the next requests are answered at once.
+        for name in ("toy_a", "toy_b"):
+            assert pool.client(find_experiment(zoo, name)).request("ping", timeout=10)
+    finally:
+        pool.close_all()
