@@ -212,7 +212,9 @@ def test_a_killed_actor_is_reported_and_replaced(zoo: Path, rpool) -> None:
     assert caught.value.hint == "The next request starts a fresh worker." and not client.alive
     (zoo / "toy_a/HANG").unlink()
     assert client.request("info", run="run1")["vocab_size"] == 36 and client.starts == 2
-    # Killed between requests: replaced before the next one, which never sees it.
+    # Killed between requests: replaced before the next one, which never sees it (the check is
+    # made before a request that follows a pause; here, before every request).
+    client.ping_after_idle = 0.0
     ray.kill(client.actor)
     wait_until_dead(client.actor)
     assert client.request("info", run="run1")["vocab_size"] == 36 and client.starts == 3
@@ -220,16 +222,16 @@ def test_a_killed_actor_is_reported_and_replaced(zoo: Path, rpool) -> None:
 
 def test_a_hung_actor_is_killed_and_replaced(zoo: Path, rpool) -> None:
     client = client_of(rpool, zoo, "toy_a")
-    client.grace, client.ping_timeout = 2.0, 2.0
-    stream = client.stream("generate", run="run1", prompt_ids=[33], settings={"max_new_tokens": 1000, "seed": 1}, timeout=2)
-    next(stream)
-    os.kill(client.actor_pid, signal.SIGSTOP)  # the actor stops answering; its worker goes on
+    client.grace, client.ping_timeout, client.ping_after_idle = 2.0, 2.0, 1e9  # no check before requests
+    client.request("info", run="run1")
+    os.kill(client.actor_pid, signal.SIGSTOP)  # the actor stops answering (a node lost, a process stuck)
     t0 = time.monotonic()
-    with pytest.raises(WorkerTimeout, match=r"The worker of toy_a did not answer within 4 s while streaming 'generate'; it was stopped\."):
-        list(stream)
+    with pytest.raises(WorkerTimeout, match=r"^The worker of toy_a did not answer within 4 s while answering 'info'; it was stopped\.$"):
+        client.request("info", run="run2", timeout=2)
     assert time.monotonic() - t0 < 30 and not client.alive
     assert client.request("info", run="run1")["vocab_size"] == 36 and client.starts == 2
-    os.kill(client.actor_pid, signal.SIGSTOP)  # stopped between requests: the ping finds out
+    client.ping_after_idle = 0.0  # the check before every request
+    os.kill(client.actor_pid, signal.SIGSTOP)  # stopped between requests: the check finds out
     assert client.request("info", run="run1")["vocab_size"] == 36 and client.starts == 3
 
 

@@ -69,7 +69,8 @@ INSTALL_SENTENCE = "Ray workers need the optional ray package: pip install -r re
 
 GRACE = 15.0  # the app waits this much longer than the worker's own timeout
 PULL_WAIT = 0.5  # an actor holds a pull this long for a stream's first item
-PING_TIMEOUT = 10.0  # the check before each request that the actor still answers
+PING_TIMEOUT = 10.0  # the check before a request that the actor still answers ...
+PING_AFTER_IDLE = 2.0  # ... made when it has been idle this long (back-to-back requests skip it)
 
 
 class RayUnavailable(WorkerError):
@@ -277,6 +278,7 @@ class RayWorkerClient(WorkerClient):
         self.start_seconds: float | None = None  # last start: actor placed, files checked, worker up
         self.grace = GRACE
         self.ping_timeout = PING_TIMEOUT
+        self.ping_after_idle = PING_AFTER_IDLE
         self._actor: Any = None
         self._snapshot: str | None = None  # `Manifest.stamp` of the files the actor was given
 
@@ -435,6 +437,8 @@ class RayWorkerClient(WorkerClient):
     def _why_replace(self) -> str | None:
         if self._manifest().stamp != self._snapshot:
             return "its files changed"
+        if time.monotonic() - self.last_used < self.ping_after_idle:
+            return None  # it answered a moment ago (a death since then is reported as a crash)
         ray = require_ray()
         try:
             ray.get(self._actor.ping.remote(), timeout=self.ping_timeout)
@@ -506,13 +510,14 @@ class RayWorkerClient(WorkerClient):
             limit = timeout or self.timeout
             what = f"streaming {op!r}"
             actor = self._actor
-            sid = self._result(self._get(actor.open_stream.remote(op, args, limit), limit + self.grace, what), op)
+            opened = self._result(
+                self._get(actor.open_stream.remote(op, args, limit, PULL_WAIT), limit + self.grace, what), op
+            )
+            sid, reply = opened["sid"], opened
             finished = False
             try:
-                pending = actor.pull.remote(sid, PULL_WAIT)
                 last_item = time.monotonic()
                 while True:
-                    reply = self._get(pending, limit + self.grace, what)
                     if reply["end"] is not None:
                         finished = True
                         yield from reply["items"]  # made before the end (or the error): made right
@@ -530,6 +535,7 @@ class RayWorkerClient(WorkerClient):
                     if reply["items"]:
                         last_item = now
                         yield from reply["items"]
+                    reply = self._get(pending, limit + self.grace, what)
             except (WorkerCrashed, WorkerTimeout):
                 finished = True
                 raise

@@ -20,8 +20,6 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox.discovery import inside
-
 SKIPPED_DIRS = {"__pycache__"}
 RUN_FILES_SHIPPED = ("model.pth", "model_config.json")  # what `sandbox.runhost` reads of a run
 _CHUNK = 4 << 20
@@ -69,56 +67,73 @@ class Manifest:
 def manifest(root: Path | str, models_root: Path | str | None = None) -> Manifest:
     """The files of the experiment at ``root`` that a worker may read (see the module docstring).
 
-    ``models_root`` (default: the folder holding ``root``) bounds where links may lead.
+    ``models_root`` (default: the folder holding ``root``) bounds where links may lead. Only
+    links are resolved (the app walks this before every request on a Ray worker: it must be
+    cheap), and a folder met twice through links is walked once.
     """
     root = Path(root)
-    base = Path(models_root).resolve() if models_root is not None else root.parent.resolve()
+    base = str(Path(models_root).resolve() if models_root is not None else root.parent.resolve())
     entries: list[Entry] = []
     left_out: list[str] = []
-    seen: set[Path] = set()  # real folders walked: a link back up must not loop
+    seen: set[str] = set()
 
-    def visit(path: Path, rel: str, depth: int) -> None:
-        real = path.resolve()
-        if not inside(path, base):
-            left_out.append(rel)
-            return
-        if real.is_dir():
-            if real in seen:
-                return
-            seen.add(real)
-            for child in sorted(os.listdir(path)):
-                if child.startswith(".") or child in SKIPPED_DIRS:
-                    continue
-                child_rel = f"{rel}/{child}" if rel else child
-                if depth == 0 and child == "trained":
-                    visit_trained(path / child, child_rel)
-                else:
-                    visit(path / child, child_rel, depth + 1)
-            return
-        if real.is_file():
-            st = real.stat()
-            entries.append(Entry(rel, real, st.st_size, st.st_mtime_ns))
+    def real_of(path: str, is_link: bool, rel: str) -> str | None:
+        """The real path of a child of a real folder; None (and noted) for a link out of ``base``."""
+        if not is_link:
+            return path
+        real = os.path.realpath(path)
+        if real == base or real.startswith(base + os.sep):
+            return real
+        left_out.append(rel)
+        return None
 
-    def visit_trained(trained: Path, rel: str) -> None:
-        if not inside(trained, base):
-            left_out.append(rel)
+    def add_file(real: str, rel: str) -> None:
+        try:
+            st = os.stat(real)
+        except OSError:
+            return  # a dangling link, or removed while we looked
+        entries.append(Entry(rel, Path(real), st.st_size, st.st_mtime_ns))
+
+    def walk(real_dir: str, rel: str, top: bool) -> None:
+        if real_dir in seen:
             return
-        if not trained.is_dir():
-            return
-        for run in sorted(os.listdir(trained)):
-            if run.startswith((".", "_")):
-                continue  # discovery lists no such run, so no request can name it
-            run_dir = trained / run
-            if not inside(run_dir, base):
-                left_out.append(f"{rel}/{run}")
+        seen.add(real_dir)
+        with os.scandir(real_dir) as children:
+            found = sorted(children, key=lambda c: c.name)
+        for child in found:
+            if child.name.startswith(".") or child.name in SKIPPED_DIRS:
                 continue
-            if not run_dir.is_dir():
+            child_rel = f"{rel}/{child.name}" if rel else child.name
+            real = real_of(child.path, child.is_symlink(), child_rel)
+            if real is None:
+                continue
+            if os.path.isdir(real):
+                if top and child.name == "trained":
+                    walk_trained(real, child_rel)
+                else:
+                    walk(real, child_rel, False)
+            elif os.path.isfile(real):
+                add_file(real, child_rel)
+
+    def walk_trained(trained: str, rel: str) -> None:
+        with os.scandir(trained) as children:
+            runs = sorted(children, key=lambda c: c.name)
+        for run in runs:
+            if run.name.startswith((".", "_")):
+                continue  # discovery lists no such run, so no request can name it
+            run_real = real_of(run.path, run.is_symlink(), f"{rel}/{run.name}")
+            if run_real is None or not os.path.isdir(run_real):
                 continue
             for name in RUN_FILES_SHIPPED:
-                if (run_dir / name).exists() or (run_dir / name).is_symlink():
-                    visit(run_dir / name, f"{rel}/{run}/{name}", 3)
+                path = os.path.join(run_real, name)
+                real = real_of(path, os.path.islink(path), f"{rel}/{run.name}/{name}")
+                if real is not None and os.path.isfile(real):
+                    add_file(real, f"{rel}/{run.name}/{name}")
 
-    visit(root, "", 0)
+    top = root.resolve()
+    if not (str(top) == base or str(top).startswith(base + os.sep)):
+        return Manifest(root, (), (".",))
+    walk(str(top), "", True)
     return Manifest(root, tuple(sorted(entries, key=lambda e: e.rel)), tuple(left_out))
 
 
