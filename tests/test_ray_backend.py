@@ -330,3 +330,17 @@ def test_a_wrong_token_is_refused_in_one_sentence_that_says_where_the_token_goes
     lines = dict(line.split(" ", 1) for line in out.stdout.splitlines() if line.startswith(("SENTENCE", "HINT")))
     assert lines.get("SENTENCE", "").startswith(f"The app could not join the Ray cluster at {cluster} ("), out.stdout + out.stderr[-2000:]
     assert "RAY_AUTH_TOKEN" in lines["HINT"] and "ray get-auth-token" in lines["HINT"]
+
+
+def test_an_actor_no_node_can_take_times_out_with_a_sentence(toy_models: Path, cluster: str, monkeypatch) -> None:
+    monkeypatch.setenv("SANDBOX_RAY_CPUS_PER_ACTOR", "64")  # the cluster has 2
+    pool = ray_pool(cluster, start_timeout=2)
+    try:
+        client = client_of(pool, toy_models, "toy_a")
+        client.grace = 1.0
+        with pytest.raises(WorkerTimeout, match=r"^The worker of toy_a did not answer within 3 s while starting the worker; it was stopped\.$") as caught:
+            client.request("ping")
+        assert caught.value.hint.startswith("No node of the Ray cluster may have had 64 CPU free for it")
+        assert not client.alive and pool.live_workers() == 0
+    finally:
+        pool.close_all()

@@ -122,6 +122,19 @@ def test_ray_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch, capl
     assert make_pool("auto").settings.address == "auto", "an address given beats the environment"
 
 
+def test_an_actor_asks_for_a_gpu_only_when_the_cluster_has_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandbox.raybackend.client import actor_resources
+
+    monkeypatch.delenv("SANDBOX_DEVICE", raising=False)
+    settings = RaySettings("auto", gpus_per_actor=0.5, cpus_per_actor=2.0)
+    assert actor_resources(settings, None, cluster_gpus=4.0) == {"num_cpus": 2.0, "num_gpus": 0.5}
+    assert actor_resources(settings, "cuda:1", cluster_gpus=4.0) == {"num_cpus": 2.0, "num_gpus": 0.5}
+    assert actor_resources(settings, None, cluster_gpus=0) == {"num_cpus": 2.0}
+    assert actor_resources(settings, "cpu", cluster_gpus=4.0) == {"num_cpus": 2.0}
+    monkeypatch.setenv("SANDBOX_DEVICE", "cpu")  # the override applies wherever the workers run
+    assert actor_resources(settings, None, cluster_gpus=4.0) == {"num_cpus": 2.0}
+
+
 def test_an_address_where_nothing_listens_is_one_sentence_at_once() -> None:
     pytest.importorskip("ray")
     import socket

@@ -246,6 +246,16 @@ def _death_cause(exc: BaseException) -> str:
     return "its Ray actor died"
 
 
+def actor_resources(settings: RaySettings, device: str | None, cluster_gpus: float) -> dict:
+    """What an actor asks Ray for: its CPUs, and a (fraction of a) GPU when the cluster has GPUs
+    and no other device is asked for (``device``, else ``$SANDBOX_DEVICE``)."""
+    options: dict[str, Any] = {"num_cpus": settings.cpus_per_actor}
+    wanted = device or os.environ.get("SANDBOX_DEVICE")
+    if (wanted is None or wanted.startswith("cuda")) and cluster_gpus > 0:
+        options["num_gpus"] = settings.gpus_per_actor
+    return options
+
+
 _KINDS: dict[str, type[WorkerError]] = {
     cls.__name__: cls for cls in (RequestFailed, WorkerCrashed, WorkerTimeout, WorkerBusy, RayUnavailable)
 }
@@ -367,12 +377,7 @@ class RayWorkerClient(WorkerClient):
             shutil.rmtree(staged, ignore_errors=True)
 
     def _resources(self, ray: Any) -> dict:
-        """CPUs always; a (fraction of a) GPU when the cluster has GPUs and no other device is asked."""
-        options: dict[str, Any] = {"num_cpus": self.settings.cpus_per_actor}
-        wanted = self.wanted_device or os.environ.get("SANDBOX_DEVICE")
-        if (wanted is None or wanted.startswith("cuda")) and ray.cluster_resources().get("GPU", 0) > 0:
-            options["num_gpus"] = self.settings.gpus_per_actor
-        return options
+        return actor_resources(self.settings, self.wanted_device, ray.cluster_resources().get("GPU", 0))
 
     def _refusal(self, kind: str) -> RayUnavailable:
         if kind == "stale code":
@@ -460,8 +465,10 @@ class RayWorkerClient(WorkerClient):
             log.warning("%s (Ray actor on %s, pid %s)", message, self.node, self.actor_pid)
             hint = NEXT_STARTS_FRESH
             if what == "starting the worker":
-                hint = ("No node of the Ray cluster may have had the resources it asks for free "
-                        f"({self._resources(ray)}). {NEXT_STARTS_FRESH}")  # fmt: skip
+                asked = self._resources(ray)
+                what_free = f"{asked['num_cpus']:g} CPU" + (f" and {asked['num_gpus']:g} GPU" if "num_gpus" in asked else "")
+                hint = (f"No node of the Ray cluster may have had {what_free} free for it, or setting up "
+                        f"its files took longer. {NEXT_STARTS_FRESH}")  # fmt: skip
             raise WorkerTimeout(message, hint=hint) from None
         except errors.RuntimeEnvSetupError as exc:
             self._kill()
