@@ -192,7 +192,6 @@ def _unreachable(address: str) -> str | None:
 
 
 _ACTOR_CLASS: Any = None
-_SANDBOX_URI: dict[str, str] = {}
 
 
 def _actor_class(ray: Any) -> Any:
@@ -222,11 +221,12 @@ def _upload(directory: Path, *, include_parent_dir: bool) -> str:
 
 
 def _sandbox_uri() -> str:
-    """The sandbox package itself, sent once per version: the actors run the app's own code."""
-    key = sandbox_fingerprint()
-    if key not in _SANDBOX_URI:
-        _SANDBOX_URI[key] = _upload(Path(__file__).resolve().parent.parent, include_parent_dir=True)
-    return _SANDBOX_URI[key]
+    """The sandbox package itself (half a megabyte): the actors run the app's own code.
+
+    Not remembered between actors: a cluster restarted since has lost it, and checking is
+    what `_upload` does anyway (an unchanged package is not sent twice).
+    """
+    return _upload(Path(__file__).resolve().parent.parent, include_parent_dir=True)
 
 
 def _mb(size: float) -> str:
