@@ -26,6 +26,7 @@ DRIVER_ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_AUTH_MODE": "token",
 }
+MARKER_ENV = "SANDBOX_TEST_RAY_HEAD"
 TOKEN = secrets.token_hex(16)  # this test process's token (set before Ray is imported)
 
 
@@ -44,17 +45,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def processes_mentioning(text: str) -> list[str]:
-    """Command lines of the processes on this machine whose command line contains ``text``."""
+def processes_of(marker: str) -> list[str]:
+    """The processes on this machine that carry ``marker`` in their environment or command line.
+
+    A head started here carries its own marker (`MARKER_ENV`) and passes its environment down
+    to everything it starts: its daemons, the Ray workers hosting actors (which Ray renames,
+    "ray::ExperimentActor", and starts in sessions of their own) and the experiments' worker
+    processes those start.
+    """
     found = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            env = Path(f"/proc/{pid}/environ").read_bytes()
         except OSError:
             continue
-        if text in cmd:
+        if marker in cmd or f"{MARKER_ENV}={marker}".encode() in env:
             found.append(f"{pid}: {cmd[:200]}")
     return found
 
@@ -78,7 +86,8 @@ def start_head(num_cpus: int = 2, token: str = TOKEN) -> Head:
     """Start the head; returns once its GCS port accepts connections."""
     temp = Path(tempfile.mkdtemp(prefix="sbray-", dir="/tmp"))  # short: Ray's socket paths must fit
     port = _free_port()
-    env = {**os.environ, **DRIVER_ENV, "RAY_AUTH_TOKEN": token, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    env = {**os.environ, **DRIVER_ENV, "RAY_AUTH_TOKEN": token, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+           MARKER_ENV: str(temp)}  # fmt: skip
     log = temp / "head.log"
     cmd = [
         str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
@@ -110,7 +119,7 @@ def stop_head(head: Head, wait: float = 60.0) -> list[str]:
             os.killpg(head.proc.pid, signal.SIGKILL)  # its own process group: only what it started
             head.proc.wait(10)
     deadline = time.monotonic() + 15
-    while (left := processes_mentioning(str(head.temp))) and time.monotonic() < deadline:
+    while (left := processes_of(str(head.temp))) and time.monotonic() < deadline:
         time.sleep(0.2)
     if not left:
         shutil.rmtree(head.temp, ignore_errors=True)

@@ -341,11 +341,16 @@ class RayWorkerClient(WorkerClient):
                 f"The files of {self.name} could not be sent to the Ray cluster ({_first_line(exc)}).",
                 detail="".join(traceback.format_exception(exc))[-4000:],
             ) from None
-        options = self._resources(ray)
         t0 = time.monotonic()
-        self._actor = _actor_class(ray).options(
-            runtime_env=runtime_env, max_concurrency=2, max_restarts=0, **options
-        ).remote(self.name, shared_root, self.wanted_device, self.timeout, self.start_timeout)
+        try:
+            self._actor = _actor_class(ray).options(
+                runtime_env=runtime_env, max_concurrency=2, max_restarts=0, **self._resources(ray)
+            ).remote(self.name, shared_root, self.wanted_device, self.timeout, self.start_timeout)
+        except (ValueError, ray.exceptions.RayError) as exc:  # settings Ray refuses, a lost cluster
+            raise RayUnavailable(
+                f"The Ray cluster did not take the worker of {self.name} ({_first_line(exc)}).",
+                detail="".join(traceback.format_exception(exc))[-4000:],
+            ) from None
         self._snapshot = m.stamp
         self.starts += 1
         reply = self._get(self._actor.hello.remote(sandbox_fingerprint(), files), self.start_timeout + self.grace, "starting the worker")
