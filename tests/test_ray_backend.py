@@ -50,14 +50,14 @@ GREEDY = {"temperature": 0, "max_new_tokens": 40, "stop_at_eos": False}
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """The head's address; this process is connected to it as a driver while the module runs."""
+def head():
+    """The head node; this process joins it as a driver (on first use) while the module runs."""
     head = raycluster.start_head(num_cpus=2, token=os.environ["RAY_AUTH_TOKEN"])
     undo = raycluster.loopback_driver()
     cpus = os.environ.get("SANDBOX_RAY_CPUS_PER_ACTOR")
     os.environ["SANDBOX_RAY_CPUS_PER_ACTOR"] = "0.5"
     try:
-        yield head.address
+        yield head
     finally:
         ray.shutdown()
         undo()
@@ -67,6 +67,11 @@ def cluster():
             os.environ["SANDBOX_RAY_CPUS_PER_ACTOR"] = cpus
         left = raycluster.stop_head(head)
         assert not left, f"Ray processes left after the cluster stopped: {left}"
+
+
+@pytest.fixture
+def cluster(head: raycluster.Head) -> str:
+    return head.address
 
 
 @pytest.fixture(autouse=True)
@@ -344,3 +349,16 @@ def test_an_actor_no_node_can_take_times_out_with_a_sentence(toy_models: Path, c
         assert not client.alive and pool.live_workers() == 0
     finally:
         pool.close_all()
+
+
+def test_nothing_listens_or_connects_beyond_loopback(head: raycluster.Head, toy_models: Path, rpool) -> None:
+    assert client_of(rpool, toy_models, "toy_b").request("info", run="cached")
+    pids = {int(line.split(":", 1)[0]) for line in raycluster.processes_of(str(head.temp))} | {os.getpid()}
+    sockets = subprocess.run(["ss", "-tuanpH"], capture_output=True, text=True, check=True).stdout.splitlines()
+    ours = [line for line in sockets if any(f"pid={pid}," in line for pid in pids)]
+    assert ours, "the cluster's sockets were found"
+    for line in ours:
+        local, peer = line.split()[4:6]
+        for address in (local, peer):
+            host = address.rsplit(":", 1)[0].strip("[]")
+            assert host.startswith(("127.", "::ffff:127.")) or host in ("::1", "*", "0.0.0.0%lo"), line
