@@ -23,7 +23,7 @@ from sandbox.raybackend import (
     evaluate_parallel,
     make_pool,
 )
-from sandbox.raybackend.files import content_fingerprint, manifest, stage
+from sandbox.raybackend.files import content_fingerprint, fingerprint_here, manifest, stage
 
 DOCS = [
     "once upon a time a little fox ran to the river, and the river was cold! " * 3,
@@ -83,6 +83,15 @@ def test_the_fingerprint_follows_content_not_modification_times(zoo: Path, tmp_p
     for path in copy.rglob("*"):
         os.utime(path, (1, 1))
     assert content_fingerprint(manifest(copy)) == before
+    # What the actor checks: the app's files, found in its copy by content.
+    rels = [e.rel for e in manifest(root).entries]
+    assert fingerprint_here(copy, rels) == before
+    (copy / "tokenizers/char/cache.bin").write_bytes(b"written by the experiment once it ran")
+    assert fingerprint_here(copy, rels) == before, "a file the app did not send is not checked"
+    (copy / "modules/layers.py").write_text("# another version\n")
+    assert fingerprint_here(copy, rels) not in (before, None)
+    (copy / "modules/layers.py").unlink()
+    assert fingerprint_here(copy, rels) is None
     weights = root / "trained/run1/model.pth"
     weights.write_bytes((root / "trained/run2/model.pth").read_bytes())
     assert content_fingerprint(manifest(root)) != before

@@ -31,7 +31,7 @@ from typing import Any
 
 from sandbox.loader import WorkerClient
 from sandbox.protocol import WorkerError
-from sandbox.raybackend.files import content_fingerprint, manifest, sandbox_fingerprint
+from sandbox.raybackend.files import fingerprint_here, sandbox_fingerprint
 
 _END = object()  # marks the last queue entry of a stream; the reply follows it
 LINGER = 0.02  # a pull takes the items made within this of its first one
@@ -80,13 +80,14 @@ class ExperimentActor:
         self._pumps: set[threading.Thread] = set()  # running, including cancelled ones not yet ended
         self._ids = itertools.count(1)
 
-    def hello(self, code: str, files: str) -> dict:
-        """Check the code and files against the app's fingerprints, then start the worker."""
+    def hello(self, code: str, files: str, rels: list[str]) -> dict:
+        """Check the code, and the files ``rels`` by content, against the app's fingerprints;
+        then start the worker."""
         if sandbox_fingerprint() != code:
             return {"ok": False, "error": {"kind": "stale code"}}
         if not self.root.is_dir():
             return {"ok": False, "error": {"kind": "missing", "message": str(self.root)}}
-        if content_fingerprint(manifest(self.root)) != files:
+        if fingerprint_here(self.root, rels) != files:
             return {"ok": False, "error": {"kind": "stale files"}}
         self.client = WorkerClient(self.root, self.device, timeout=self.timeout, start_timeout=self.start_timeout)
         try:

@@ -353,7 +353,7 @@ class RayWorkerClient(WorkerClient):
             ) from None
         self._snapshot = m.stamp
         self.starts += 1
-        reply = self._get(self._actor.hello.remote(sandbox_fingerprint(), files), self.start_timeout + self.grace, "starting the worker")
+        reply = self._get(self._actor.hello.remote(sandbox_fingerprint(), files, [e.rel for e in m.entries]), self.start_timeout + self.grace, "starting the worker")
         if not reply["ok"] and reply["error"]["kind"] in ("stale code", "stale files", "missing"):
             self._kill()
             raise self._refusal(reply["error"]["kind"])

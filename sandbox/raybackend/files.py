@@ -170,6 +170,26 @@ def content_fingerprint(m: Manifest) -> str:
     return h.hexdigest()
 
 
+def fingerprint_here(root: Path | str, rels: list[str], models_root: Path | str | None = None) -> str | None:
+    """`content_fingerprint` of the files ``rels`` (the app's manifest) as found under ``root``
+    on this node; None when one is missing or is a link out of the models directory.
+
+    Only the app's files are checked: a file the experiment's own code writes into its folder
+    once it runs (a cache, say) is no reason to refuse the copy to the next actor that Ray
+    unpacks it for.
+    """
+    root = Path(root)
+    base = os.path.realpath(models_root if models_root is not None else root.parent)
+    h = hashlib.sha256()
+    for rel in rels:
+        real = os.path.realpath(root / rel)
+        if not real.startswith(base + os.sep) or not os.path.isfile(real):
+            return None
+        st = os.stat(real)
+        h.update(f"{rel}\0{file_digest(Entry(rel, Path(real), st.st_size, st.st_mtime_ns))}\n".encode())
+    return h.hexdigest()
+
+
 def stage(m: Manifest, name: str) -> Path:
     """A temporary folder ``<tmp>/<name>/…`` of links to exactly the listed files.
 
