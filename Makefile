@@ -11,12 +11,16 @@ ARGS ?=
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
-$(STAMP): requirements.txt | $(BIN)/python
+# The pinned requirements first, then the project itself (editable, without resolving its
+# dependencies again): the `sandbox` command, and `sandbox` importable from anywhere.
+$(STAMP): requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q -e . --no-deps
 	touch $@
 
-$(DEV_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
+$(DEV_STAMP): requirements.txt requirements-dev.txt pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q -e . --no-deps
 	touch $(STAMP) $@
 
 ## Start the app on the models shipped in models/ (localhost:8501). ARGS="--models-dir D" to change.
@@ -27,13 +31,16 @@ run: $(STAMP)
 serve-lan: $(STAMP)
 	$(BIN)/streamlit run streamlit_app.py --server.address 0.0.0.0 -- $(ARGS)
 
-## Run the whole test suite (library, AppTest pages, browser tests) and the linter.
+## Run the linter, the import contracts (pyproject.toml, [tool.importlinter]) and the whole
+## test suite (library, AppTest pages, browser tests).
 test: $(DEV_STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(ARGS)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done

@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from pages import common
-from sandbox.tokenview import md_escape
+from sandbox.text import md_escape
 
 st.set_page_config(page_title="micro-GPT sandbox", page_icon="🧪", layout="wide")
 

@@ -10,7 +10,7 @@ Two ways to simulate a session (``--mode``):
 
 - ``threads``: a thread per session does what the Evaluation and Playground pages do, with
   the same library calls and pools built by the app's own factories: the Playground's
-  columns stream (`sandbox.multistream`) while the session's evaluation runs. A monitor
+  columns stream (`sandbox.playground.multistream`) while the session's evaluation runs. A monitor
   samples ``live_workers()`` of every pool and ``waiting`` (queue length) of every worker.
 - ``browser``: one `streamlit run` server and N browser sessions (headless Debian Chromium),
   each with an Evaluation tab and a Playground tab; all buttons are pressed, then every tab
@@ -35,12 +35,11 @@ from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from sandbox import data  # noqa: E402
-from sandbox import evaluation as ev  # noqa: E402
-from sandbox.discovery import discover, find_experiment, find_run  # noqa: E402
-from sandbox.sampling import SamplingSettings  # noqa: E402
+from sandbox.evaluation import data, results  # noqa: E402
+from sandbox.evaluation import run as evaluation_run  # noqa: E402
+from sandbox.playground.settings import SamplingSettings  # noqa: E402
+from sandbox.zoo.discovery import discover, find_experiment, find_run  # noqa: E402
 
 PROMPT = "Once upon a time, a little fox"
 NEW_TOKENS = 32
@@ -104,8 +103,8 @@ class PoolMonitor(threading.Thread):
 def thread_session(index: int, seed: int, pools: dict[int, object], models_dir: Path, runs: list[str],
                    docs: list[str], errors: list[str]) -> None:
     """One session: the Playground's columns stream while the Evaluation runs."""
-    from sandbox.multistream import MultiStream
-    from sandbox.playground import ColumnState, assign_lanes, column_events
+    from sandbox.playground.columns import ColumnState, assign_lanes, column_events
+    from sandbox.playground.multistream import MultiStream
 
     settings = sampling(seed)
     jobs, columns = {}, {}
@@ -115,7 +114,7 @@ def thread_session(index: int, seed: int, pools: dict[int, object], models_dir: 
         jobs[run_id] = partial(column_events, client, run.name, PROMPT, settings)
         columns[run_id] = ColumnState(run_id, settings, started_at=time.perf_counter())
     with MultiStream(jobs) as streams:
-        report = ev.evaluate(pools[0], runs, docs, ev.EvalSettings(kmax=5), models_dir=models_dir, use_cache=False)
+        report = evaluation_run.evaluate(pools[0], runs, docs, results.EvalSettings(kmax=5), models_dir=models_dir, use_cache=False)
         for message in streams.drain(timeout=SESSION_TIMEOUT):
             columns[message.key].apply(message)
         if not streams.finished:
@@ -147,9 +146,27 @@ def run_threads(n: int, seeds: list[int], pools: dict, models_dir: Path, runs: l
     return phase
 
 
+def from_file(name: str, relative: str):
+    """A module of the checkout loaded from its file: the app's `pages/` and the tests' browser
+    driver sit beside the package, not in what `pip install` makes importable."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / relative)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses of the module look themselves up here
+    spec.loader.exec_module(module)
+    return module
+
+
+def app_common():
+    """The app's own pages/common.py (its pool factories and worker cap)."""
+    return from_file("pages.common", "pages/common.py")
+
+
 def bench_threads(n: int, models_dir: Path, runs: list[str]) -> tuple[list[Phase], list[str]]:
-    from pages import common
-    from sandbox.playstate import MAX_RUNS
+    from sandbox.urlstate.playground import MAX_RUNS
+
+    common = app_common()
 
     # The app's own pool factories (not their Streamlit cache): same limits as the app.
     pools = {0: common.worker_pool.__wrapped__()}
@@ -220,8 +237,8 @@ class ProcessMonitor(threading.Thread):
 def bench_browser(n: int, models_dir: Path, runs: list[str]) -> tuple[list[Phase], list[str]]:
     from playwright.sync_api import expect, sync_playwright
 
-    from pages import common
-    from tests.browser import appdriver as drv
+    common = app_common()
+    drv = from_file("appdriver", "tests/browser/appdriver.py")
 
     limit = common.MAX_WORKERS  # one cap on the main pool and the Playground lanes together
     cache = Path(os.environ.get("TMPDIR", "/tmp")) / f"concurrency-bench-cache-{os.getpid()}"
@@ -319,10 +336,9 @@ def main() -> int:
     if args.mode in ("threads", "both"):
         ok &= report("threads", runs, *bench_threads(args.sessions, models_dir, runs))
     if args.mode in ("browser", "both"):
-        from tests.browser.appdriver import CHROMIUM
-
-        if not CHROMIUM.exists():
-            print(f"\n[browser] skipped: {CHROMIUM} is missing (apt-get install chromium)")
+        chromium = from_file("appdriver", "tests/browser/appdriver.py").CHROMIUM
+        if not chromium.exists():
+            print(f"\n[browser] skipped: {chromium} is missing (apt-get install chromium)")
         else:
             ok &= report("browser", runs, *bench_browser(args.sessions, models_dir, runs))
     return 0 if ok else 1

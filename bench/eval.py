@@ -1,6 +1,6 @@
 """The sandbox's evaluation path against a bare in-process loop, measured in the same run.
 
-Sandbox: `sandbox.evaluation.evaluate_run` through the run's worker process (tokenize with
+Sandbox: `sandbox.evaluation.run.evaluate_run` through the run's worker process (tokenize with
 bos, round-trip check, windows, streamed scoring, per-document and per-position sums); the
 worker is started and the run loaded before timing.
 Bare: a subprocess with only this experiment on ``sys.path`` loads the same model the way
@@ -28,21 +28,21 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 GOAL = 1.10
 
 
 def bare_child(root: Path, run: str, docs_file: Path, max_len: int, batch_size: int, device: str) -> None:
     """In a fresh process: load one run in-process and time the plain scoring loop."""
-    os.chdir(root)
-    sys.path.insert(0, str(root))
     import importlib
 
     import torch
 
-    from sandbox.evaluation import make_windows
-    from sandbox.scoring import batches_by_length, position_stats
+    from sandbox.evaluation.windows import make_windows
+    from sandbox.worker.host import enter_experiment
+    from sandbox.worker.scoring import batches_by_length, position_stats
+
+    enter_experiment(root)
 
     config = importlib.import_module("config")
     cfg = config.ModelConfig(**json.loads((root / "trained" / run / "model_config.json").read_text()))
@@ -108,15 +108,16 @@ def main() -> int:
 
     import tempfile
 
-    from sandbox import evaluation as ev
-    from sandbox.data import data_fingerprint, load_documents, sample_documents
-    from sandbox.discovery import find_experiment, find_run
-    from sandbox.loader import WorkerPool
+    from sandbox.evaluation import results
+    from sandbox.evaluation import run as evaluation_run
+    from sandbox.evaluation.data import data_fingerprint, load_documents, sample_documents
+    from sandbox.worker.pool import WorkerPool
+    from sandbox.zoo.discovery import find_experiment, find_run
 
     run = find_run(args.models_dir, args.run)
     exp = find_experiment(args.models_dir, run.experiment)
     docs = sample_documents(load_documents("bundled"), args.docs, seed=0)
-    settings = ev.EvalSettings(batch_size=args.batch_size, device=args.device)
+    settings = results.EvalSettings(batch_size=args.batch_size, device=args.device)
     pool = WorkerPool(device=args.device)
     try:
         client = pool.client(exp)
@@ -127,9 +128,9 @@ def main() -> int:
         sandbox_s, bare_s, sandbox_cpu, bare_cpu = [], [], [], []
         for _ in range(args.repeats):
             # Warm up right before timing, as the bare child does (the child in between evicts caches).
-            ev.evaluate_run(client, run, docs, settings, **common)
+            evaluation_run.evaluate_run(client, run, docs, settings, **common)
             w0, t0, c0 = process_cpu(client.pid), time.perf_counter(), time.process_time()
-            result = ev.evaluate_run(client, run, docs, settings, **common)
+            result = evaluation_run.evaluate_run(client, run, docs, settings, **common)
             sandbox_s.append(time.perf_counter() - t0)
             sandbox_cpu.append(time.process_time() - c0 + process_cpu(client.pid) - w0)
             bare = run_bare(exp.root, run.name, Path(f.name), int(info["max_seq_len"]), args.batch_size, args.device)

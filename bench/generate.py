@@ -33,9 +33,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from sandbox.sampling import SamplingSettings  # noqa: E402
+from sandbox.playground.settings import SamplingSettings  # noqa: E402
 
 GOAL = 0.9
 PROMPT = "Once upon a time, a little fox"
@@ -45,12 +44,10 @@ def bare_child(root: str, run_name: str, settings: SamplingSettings) -> None:
     """The bare side, in a process holding only this experiment: one timed loop per "go" line."""
     import torch
 
-    os.chdir(root)
-    sys.path.insert(0, root)
-    from sandbox.runhost import RunHost, purge_experiment_modules
-    from sandbox.sampling import make_generator, sample_next
+    from sandbox.worker.host import RunHost, enter_experiment
+    from sandbox.worker.sampling import make_generator, sample_next
 
-    purge_experiment_modules()
+    enter_experiment(root)
     run = RunHost(Path(root), "cpu").load(run_name)
     prompt = run.tokenizer.encode(PROMPT, bos=True)
     max_len, keep = run.max_seq_len, max(1, run.max_seq_len // 2)
@@ -61,7 +58,7 @@ def bare_child(root: str, run_name: str, settings: SamplingSettings) -> None:
         gen = make_generator(settings.seed)
         with torch.inference_mode():
             for _ in range(settings.max_new_tokens):
-                if len(ids) - start > max_len:  # the same window as sandbox.generation
+                if len(ids) - start > max_len:  # the same window as sandbox.worker.generation
                     start, cache_len = len(ids) - keep, 0
                 context = ids[start:]
                 if run.takes_cache_len:
@@ -155,8 +152,8 @@ def main() -> int:
         bare_child(*args.bare_child, settings)
         return 0
 
-    from sandbox.discovery import discover
-    from sandbox.loader import WorkerClient
+    from sandbox.worker.client import WorkerClient
+    from sandbox.zoo.discovery import discover
 
     runs = [(exp, run) for exp in discover(args.models_dir) for run in exp.runs if run.weights.is_file()]
     if args.run:

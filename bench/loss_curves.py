@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from sandbox import charts, discovery, logs, lossview  # noqa: E402
-from sandbox.curves import CurveSettings  # noqa: E402
+from sandbox.curves import charts
+from sandbox.curves import view as lossview
+from sandbox.curves.prepare import CurveSettings  # noqa: E402
+from sandbox.zoo import discovery, logread
 
 RUNS, ROWS, REPEATS = 50, 10_000, 5
 V1 = ["Step", "Time Elapsed", "Tokens Per Second", "Train Loss", "Validation Loss",
@@ -82,7 +81,7 @@ def main() -> None:
                 pd.read_csv(path)
 
         def render(smoothing: float = 0.0, layout: bool = True) -> None:
-            logs.clear_cache()
+            logread.clear_cache()
             lossview.clear_memo()
             if layout:
                 charts.clear_cache()

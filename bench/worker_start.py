@@ -14,12 +14,9 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from sandbox.discovery import discover  # noqa: E402
-from sandbox.loader import WorkerClient  # noqa: E402
+from sandbox.worker.client import WorkerClient  # noqa: E402
+from sandbox.zoo.discovery import discover  # noqa: E402
 
 GOAL_COLD_S = 3.0
 

@@ -7,8 +7,8 @@ One rule for untrusted text on every page: anything that comes from files, logs,
 links or prompts (run and file names, log headers, error messages, READMEs) is shown as
 text. Where it goes into an element that renders Markdown (st.markdown, st.caption,
 st.info/warning/error/success, expander labels, progress text), it is passed through
-``md_escape`` (or quoted by ``querystate.shown``); HTML views escape it with ``html.escape``.
-Only a run's README renders as Markdown, after ``tokenview.safe_readme``.
+``md_escape`` (or quoted by ``text.shown``); HTML views escape it with ``html.escape``.
+Only a run's README renders as Markdown, after ``text.safe_readme`` (all three: `sandbox.text`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from sandbox import discovery
 from sandbox.settings import parse_app_args
-from sandbox.tokenview import md_escape
+from sandbox.text import md_escape
+from sandbox.zoo import discovery
 
 # Right after a server start, Streamlit runs in its legacy multipage mode (a `pages/` folder
 # sits beside the entry script) until some run calls st.navigation: a first request for
@@ -66,9 +66,11 @@ def models_dir() -> Path:
 
 @st.cache_resource(show_spinner=False)
 def device_name() -> str:
-    from sandbox.device import pick_device
+    """The device the workers use (`SANDBOX_DEVICE`, else probed once in a subprocess: the
+    app's own process never imports torch)."""
+    from sandbox.worker.pool import probe_device
 
-    return pick_device()
+    return probe_device()
 
 
 def experiments() -> list[discovery.Experiment]:
@@ -76,7 +78,7 @@ def experiments() -> list[discovery.Experiment]:
 
     Also gives their runs distinct chart colours, the same on every page.
     """
-    from sandbox.colors import assign_colors
+    from sandbox.figures.colors import assign_colors
 
     found = discovery.discover(models_dir())
     assign_colors(run.id for exp in found for run in exp.runs)
@@ -112,7 +114,7 @@ def runs_overview() -> pd.DataFrame:
 @st.cache_resource(show_spinner=False)
 def worker_limiter():
     """The one cap on live worker processes, shared by `worker_pool` and every `lane_pool`."""
-    from sandbox.loader import WorkerLimiter
+    from sandbox.worker.client import WorkerLimiter
 
     return WorkerLimiter(MAX_WORKERS)
 
@@ -125,29 +127,33 @@ def worker_pool():
     the device; a worker reloads a run by itself when the run's weights file changes. Its
     requests time out after ``$SANDBOX_REQUEST_TIMEOUT`` seconds (default 120).
     """
-    from sandbox.loader import WorkerPool
+    from sandbox.worker.pool import WorkerPool
 
     return WorkerPool(device=device_name(), limiter=worker_limiter())
 
 
+def lookup(run_id: str) -> tuple[discovery.Experiment, discovery.Run]:
+    """(experiment, run) of a run id chosen from a list or read from a link: the pages' one
+    run lookup. An id that is no run in the models directory raises `UnknownRunError`, one
+    sentence that the page shows (`show_error`); ids never become paths."""
+    return discovery.lookup(models_dir(), run_id)
+
+
 def client_for(run_id: str):
-    """(worker client, run) for a run id chosen from the list; unknown ids raise UnknownRunError."""
-    for exp in experiments():  # one discovery; ids not found there are refused
-        for run in exp.runs:
-            if run.id == run_id:
-                return worker_pool().client(exp), run
-    raise discovery.UnknownRunError(f"no run called {run_id!r} in the models directory")
+    """(worker client, run) for a run id chosen from the list (see :func:`lookup`)."""
+    exp, run = lookup(run_id)
+    return worker_pool().client(exp), run
 
 
 def show_error(exc: Exception, where: str = "") -> None:
     """An error as one red box with its sentence and the fix hint; the details go to the
     server log, never to the visitor (tracebacks name server paths).
 
-    A worker's own traceback was logged by `sandbox.loader` when its reply came; anything
+    A worker's own traceback was logged by `sandbox.worker.client` when its reply came; anything
     else is logged here with the app's traceback. Messages quote files and code: they are
     shown as text, never as Markdown.
     """
-    from sandbox.protocol import WorkerError
+    from sandbox.errors import WorkerError
 
     prefix = f"**{md_escape(where)}**: " if where else ""
     st.error(prefix + md_escape(str(exc)))
@@ -160,7 +166,7 @@ def show_error(exc: Exception, where: str = "") -> None:
 
 def access_ok() -> bool:
     """True when the app is open, or this browser session has already given the access token."""
-    from sandbox.auth import expected_token
+    from sandbox.app.auth import expected_token
 
     return expected_token() is None or bool(st.session_state.get("access_ok"))
 
@@ -182,8 +188,8 @@ def require_access() -> None:
 
 @st.cache_resource(show_spinner=False)
 def token_throttle():
-    """The process-wide record of wrong tokens per client (`sandbox.auth.Throttle`)."""
-    from sandbox.auth import Throttle
+    """The process-wide record of wrong tokens per client (`sandbox.app.auth.Throttle`)."""
+    from sandbox.app.auth import Throttle
 
     return Throttle()
 
@@ -204,7 +210,7 @@ def _client_keys() -> tuple[str, ...]:
 def _check_token() -> None:
     """The token box's callback (before the script runs, so a right token shows the page
     at once): throttled, compared in constant time, and the box emptied either way."""
-    from sandbox.auth import expected_token, token_matches
+    from sandbox.app.auth import expected_token, token_matches
 
     ss = st.session_state
     given = ss.get("access_token", "")
@@ -265,7 +271,7 @@ def in_screenshot_mode() -> bool:
 def altair_chart(chart, **kwargs):
     """`st.altair_chart`, with the larger chart fonts of screenshot mode when it is on."""
     if in_screenshot_mode():
-        from sandbox.charts import large_text
+        from sandbox.curves.charts import large_text
 
         chart = large_text(chart)
     return st.altair_chart(chart, **kwargs)
@@ -289,22 +295,22 @@ def screenshot_mode() -> bool:
 
 def common_evaluation(run_ids: list[str]):
     """The newest cached evaluation of all ``run_ids`` on the same text and settings (an
-    `evaluation.Report`), else None; see `evaluation.common_evaluation`."""
-    from sandbox import evaluation
+    `sandbox.evaluation.report.Report`), else None; see `sandbox.evaluation.cache.common_evaluation`."""
+    from sandbox.evaluation import cache
 
-    return evaluation.common_evaluation(models_dir(), run_ids)
+    return cache.common_evaluation(models_dir(), run_ids)
 
 
 def evaluated_texts(run_ids: list[str]) -> dict[str, list[str]]:
     """What text each run's cached evaluations used, newest first."""
-    from sandbox import evaluation
+    from sandbox.evaluation import cache
 
-    return evaluation.evaluated_texts(models_dir(), run_ids)
+    return cache.evaluated_texts(models_dir(), run_ids)
 
 
 def flagged_runs() -> set[str]:
     """Runs a sanity check found suspect (weights that look untrained): never picked by default."""
-    from sandbox import sanity
+    from sandbox.zoo import sanity
 
     return sanity.flagged_run_ids([run for exp in experiments() for run in exp.runs])
 
@@ -314,10 +320,10 @@ def lane_pool(lane: int):
     """Extra workers for the Playground: lane 1, 2, 3 each hold one more worker per experiment.
 
     A worker answers one request at a time, so two runs of one experiment generate side by
-    side only with a worker each (lane 0 is `worker_pool`; see `sandbox.playground.assign_lanes`).
+    side only with a worker each (lane 0 is `worker_pool`; see `sandbox.playground.columns.assign_lanes`).
     Their workers count against the same cap as the main pool's (`worker_limiter`).
     """
-    from sandbox.loader import WorkerPool
+    from sandbox.worker.pool import WorkerPool
 
     return WorkerPool(device=device_name(), limiter=worker_limiter())
 
@@ -326,21 +332,20 @@ def client_in_lane(run_id: str, lane: int):
     """`client_for`, but on the worker of ``lane`` (0: the shared pool)."""
     if lane == 0:
         return client_for(run_id)
-    run = discovery.find_run(models_dir(), run_id)
-    exp = discovery.find_experiment(models_dir(), run.experiment)
+    exp, run = lookup(run_id)
     return lane_pool(lane).client(exp), run
 
 
 def run_breakdown(run: discovery.Run, load: bool = True) -> dict | None:
     """Parameter breakdown of a run: from the disk cache, else counted in its worker (and
     stored); with ``load`` False, None instead of starting a worker."""
-    from sandbox import comparison
+    from sandbox.zoo import accounting
 
-    breakdown = comparison.cached_breakdown(run)
+    breakdown = accounting.cached_breakdown(run)
     if breakdown is None and load:
         client, _ = client_for(run.id)
         breakdown = client.request("params", run=run.name)
-        comparison.store_breakdown(run, breakdown)
+        accounting.store_breakdown(run, breakdown)
     return breakdown
 
 
@@ -348,14 +353,14 @@ def cost_rows(runs: list[discovery.Run], load: bool = True, keep_uncounted: bool
     """Parameters, compute and loss outcome per run; a run that fails shows its error and is
     skipped. A run not counted yet (``load`` False) is skipped too, or kept with its
     parameters and compute unknown (None) when ``keep_uncounted``."""
-    from sandbox import comparison
+    from sandbox.zoo import accounting
 
     rows = []
     for run in runs:
         try:
             breakdown = run_breakdown(run, load)
             if breakdown is not None or keep_uncounted:
-                rows.append({**comparison.run_figures(run, breakdown), "breakdown": breakdown})
+                rows.append({**accounting.run_figures(run, breakdown), "breakdown": breakdown})
         except Exception as exc:  # noqa: BLE001 — one broken run must not stop the page
             show_error(exc, run.id)
     return rows
@@ -363,14 +368,15 @@ def cost_rows(runs: list[discovery.Run], load: bool = True, keep_uncounted: bool
 
 def scaling_charts(rows: list[dict], loss: str = "final_val_loss") -> None:
     """The two scaling scatters (loss vs non-embedding parameters, vs training compute)."""
-    from sandbox import comparison, figures
+    from sandbox.figures import tables
+    from sandbox.zoo import accounting
 
-    points = comparison.scaling_points(rows)
+    points = accounting.scaling_points(rows)
     title = loss.replace("_", " ").replace("val", "validation")
     left, right = st.columns(2)
     for col, x, x_title in ((left, "non_embedding", "non-embedding parameters"), (right, "train_compute", "training compute (FLOPs)")):
         with col:
-            chart = figures.scaling_scatter(points, x, x_title, loss, title)
+            chart = tables.scaling_scatter(points, x, x_title, loss, title)
             altair_chart(chart, width="content")
             chart_downloads(lambda chart=chart: chart, f"loss_vs_{x}", f"scaling_{x}")
     missing = points[points["train_compute"].isna()]["run_id"].tolist()
@@ -380,7 +386,7 @@ def scaling_charts(rows: list[dict], loss: str = "final_val_loss") -> None:
 
 def chart_downloads(chart_fn, name: str, key: str) -> None:
     """PNG and SVG buttons for a chart; the file is rendered only when clicked."""
-    from sandbox import export
+    from sandbox.figures import export
 
     with st.container(horizontal=True):
         st.download_button(

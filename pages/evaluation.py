@@ -1,6 +1,6 @@
 """Evaluation: top-k accuracy, loss, perplexity and bits per byte of runs on the same text.
 
-Widgets and layout only; the method is `sandbox.evaluation` (read its docstring). Results
+Widgets and layout only; the method is `sandbox.evaluation.run` (read its docstring). Results
 live in ``st.session_state`` so that changing a widget redraws without recomputing; each
 run's result is also cached on disk, so repeating an evaluation is instant. Cancel (or any
 rerun) arrives as an exception at the next st.* call inside the progress callback; the
@@ -17,12 +17,18 @@ import numpy as np
 import streamlit as st
 
 from pages import common
-from sandbox import data, evalstate, evalview, export
-from sandbox import evaluation as ev
-from sandbox.discovery import UnknownRunError
+from sandbox.errors import UnknownRunError, WorkerError
+from sandbox.evaluation import data, formats, metrics, views
+from sandbox.evaluation.details import MAX_DETAIL_CHARS, document_details
+from sandbox.evaluation.report import Report
+from sandbox.evaluation.results import EvalSettings, RunResult
+from sandbox.evaluation.run import evaluate
+from sandbox.evaluation.tables import accuracy_by_k, by_position, summary_text
+from sandbox.figures import export
 from sandbox.numfmt import has_huge
-from sandbox.protocol import WorkerError
-from sandbox.tokenview import md_escape
+from sandbox.settings import data_dir
+from sandbox.text import md_escape
+from sandbox.urlstate import evaluation as url
 
 common.require_access()
 
@@ -48,7 +54,7 @@ ss = st.session_state
 def data_folder_names() -> tuple:
     """(data folder, its offered files, their names there, a sentence per file refused as a
     link out of the folder): the only files a link may name."""
-    folder = data.default_data_dir()
+    folder = data_dir()
     files, refused = data.scan_data_folder(folder)
     return folder, files, [p.relative_to(folder).as_posix() for p in files], refused
 
@@ -56,15 +62,15 @@ def data_folder_names() -> tuple:
 if "ev_runs" not in ss:
     params = {key: st.query_params.get_all(key) for key in st.query_params}
     flagged = common.flagged_runs() if "runs" not in params else set()  # never picked by default
-    first, ss["ev_url_warnings"] = evalstate.from_query(
+    first, ss["ev_url_warnings"] = url.from_query(
         params, run_ids, flagged, data_files=data_folder_names()[2],
         hf_available=importlib.util.find_spec("datasets") is not None,
     )  # fmt: skip
     ss["ev_runs"], ss["ev_ks"], ss["ev_docs"], ss["ev_seed"] = first.runs, first.ks, first.docs, first.seed
-    kind = evalstate.data_kind(first.data)
-    ss["ev_source"] = SOURCES[evalstate.DATA_KINDS.index(kind)]
+    kind = url.data_kind(first.data)
+    ss["ev_source"] = SOURCES[url.DATA_KINDS.index(kind)]
     if kind == "file":
-        ss["ev_file"] = first.data[len(evalstate.FILE_PREFIX) :]
+        ss["ev_file"] = first.data[len(url.FILE_PREFIX) :]
     elif kind == "hf":
         ss["ev_hf"] = first.data
     ss["ev_upload_from_link"] = kind == "upload"
@@ -73,9 +79,9 @@ for warning in ss.get("ev_url_warnings", []):
 
 picked = st.multiselect("Runs (any experiments)", run_ids, key="ev_runs", placeholder="Choose runs to compare")
 cols = st.columns([2, 1, 1])
-ks = sorted(cols[0].multiselect("Top-k accuracies", evalstate.K_CHOICES, key="ev_ks"))
-n_docs = int(cols[1].number_input("Documents", 1, evalstate.MAX_DOCS, step=10, key="ev_docs"))
-seed = int(cols[2].number_input("Sample seed", 0, evalstate.MAX_SEED, step=1, key="ev_seed"))
+ks = sorted(cols[0].multiselect("Top-k accuracies", url.K_CHOICES, key="ev_ks"))
+n_docs = int(cols[1].number_input("Documents", 1, url.MAX_DOCS, step=10, key="ev_docs"))
+seed = int(cols[2].number_input("Sample seed", 0, url.MAX_SEED, step=1, key="ev_seed"))
 
 
 
@@ -88,18 +94,18 @@ def load_source(source: str) -> list[str]:
 
 def choose_documents() -> tuple[list[str] | None, str, str]:
     """The documents of the chosen source (None when there are none yet), a label, and the
-    source as the link names it (see `sandbox.evalstate`)."""
+    source as the link names it (see `sandbox.urlstate.evaluation`)."""
     source = st.radio("Data", SOURCES, horizontal=True, key="ev_source")
-    link = evalstate.BUNDLED
+    link = url.BUNDLED
     try:
         if source == SOURCES[0]:
             return load_source("bundled"), "bundled corpus, validation split", link
         if source == SOURCES[1]:
-            link = evalstate.UPLOAD
+            link = url.UPLOAD
             upload = st.file_uploader(
                 f"A text file (.txt: blank lines between documents; .jsonl or .parquet with a "
-                f"text field; at most {data.format_size(MAX_UPLOAD_BYTES)})",
-                type=[f.lstrip(".") for f in data.FORMATS],
+                f"text field; at most {formats.format_size(MAX_UPLOAD_BYTES)})",
+                type=[f.lstrip(".") for f in formats.FORMATS],
                 key="ev_upload",
             )
             if upload is None and ss.get("ev_upload_from_link"):
@@ -118,7 +124,7 @@ def choose_documents() -> tuple[list[str] | None, str, str]:
                 st.info(f"No .txt, .jsonl or .parquet files in the data folder ({md_escape(folder.name)}; the server's SANDBOX_DATA_DIR sets it).")
                 return None, "", link
             name = st.selectbox("File in the data folder", names, key="ev_file")
-            link = evalstate.FILE_PREFIX + name
+            link = url.FILE_PREFIX + name
             return data.load_documents(str(files[names.index(name)]), within=folder), name, link
         if importlib.util.find_spec("datasets") is None:
             st.info("Hugging Face data sets need the optional `datasets` package on the server.")
@@ -126,16 +132,16 @@ def choose_documents() -> tuple[list[str] | None, str, str]:
         spec = st.text_input("Data set", placeholder="hf:<dataset>[:<config>]:<split>", key="ev_hf").strip()
         if not spec.startswith("hf:"):
             return None, "", link
-        link = spec if evalstate.HF_SPEC.fullmatch(spec) else link
+        link = spec if url.HF_SPEC.fullmatch(spec) else link
         return load_source(spec), spec, link
-    except data.DataSourceError as exc:
+    except formats.DataSourceError as exc:
         st.error(md_escape(str(exc)))
         return None, "", link
 
 
 all_docs, data_label, data_link = choose_documents()
-selection = evalstate.EvalSelection(list(picked), ks, n_docs, seed, data_link)
-common.sync_query_params(evalstate.to_query(selection), evalstate.QUERY_KEYS)
+selection = url.EvalSelection(list(picked), ks, n_docs, seed, data_link)
+common.sync_query_params(url.to_query(selection), url.QUERY_KEYS)
 if all_docs is not None:
     st.caption(f"{len(all_docs):,} documents in the source; {min(n_docs, len(all_docs)):,} used (sample seed {seed}).")
 
@@ -149,7 +155,7 @@ with st.expander("Method"):
             "every token is still scored exactly once.",
         )
     )
-    batch = int(mcols[1].number_input("Batch size", 1, 256, evalstate.STANDARD_BATCH, key="ev_batch", help="Capped by a run's max_batch_size."))
+    batch = int(mcols[1].number_input("Batch size", 1, 256, url.STANDARD_BATCH, key="ev_batch", help="Capped by a run's max_batch_size."))
     on_cuda = common.device_name().startswith("cuda")
     autocast = mcols[2].selectbox(
         "Autocast", ["off", "bf16", "fp16"], key="ev_autocast", disabled=not on_cuda,
@@ -184,7 +190,7 @@ def queue_note(run_id: str) -> str:
     return f"waiting, {ahead} request(s) ahead on its worker" if ahead else "starting"
 
 
-def run_evaluation(docs: list[str], settings: ev.EvalSettings) -> ev.Report:
+def run_evaluation(docs: list[str], settings: EvalSettings) -> Report:
     """Evaluate the picked runs with a progress bar per run and one overall."""
     overall = st.progress(0.0, text="Overall")
     bars = {run_id: st.progress(0.0, text=f"{md_escape(run_id)}: {queue_note(run_id)}") for run_id in picked}
@@ -200,7 +206,7 @@ def run_evaluation(docs: list[str], settings: ev.EvalSettings) -> ev.Report:
         finished = picked.index(run_id) + frac
         overall.progress(finished / len(picked), text=f"Overall: {finished:.1f} / {len(picked)} runs")
 
-    report = ev.evaluate(
+    report = evaluate(
         common.worker_pool(), list(picked), docs, settings, models_dir=common.models_dir(),
         data_label=data_label, progress=progress,
     )
@@ -210,7 +216,7 @@ def run_evaluation(docs: list[str], settings: ev.EvalSettings) -> ev.Report:
 
 if go and all_docs:
     docs = data.sample_documents(all_docs, n_docs, seed)
-    settings = ev.EvalSettings(
+    settings = EvalSettings(
         kmax=max(ks), overlap=overlap, batch_size=batch,
         autocast=None if autocast == "off" or not on_cuda else autocast, device=common.device_name(),
     )
@@ -225,7 +231,7 @@ if result is None:
     st.stop()
 
 # -- results ----------------------------------------------------------------------------------
-report: ev.Report = result["report"]
+report: Report = result["report"]
 docs: list[str] = result["docs"]
 kmax = report.settings.kmax
 shown_ks = [k for k in ks if k <= kmax]
@@ -246,7 +252,7 @@ st.caption(
     + "Bits per byte first: the only metric comparable across tokenizers. Intervals: 95 % bootstrap "
     "over documents. Green: the best value of a column."
 )
-names = ev.metrics.metric_names(shown_ks)
+names = metrics.metric_names(shown_ks)
 fair = report.same_tokens()  # per-token metrics rank runs only when they share a tokenizer
 # A diverged run's perplexity (1e33) is beyond what the table can format: such a column is
 # shown as text in scientific notation rather than as 36 digits (evalview.results_display).
@@ -258,7 +264,7 @@ def metric_column(name: str):
     label = name.replace("_", " ")
     kind = st.column_config.TextColumn if name in huge else st.column_config.NumberColumn
     extra = {} if name in huge else {"format": "%.4f"}
-    if ev.metrics.per_token(name) and not fair:
+    if metrics.per_token(name) and not fair:
         return kind(
             f"{label} ⚠", help="Per token, and these runs use different tokenizers: not comparable "
             "across them. Bits per byte is.", **extra,
@@ -266,9 +272,9 @@ def metric_column(name: str):
     return kind(label, **extra)
 
 
-display = evalview.results_display(summary, names, huge)
+display = views.results_display(summary, names, huge)
 st.dataframe(
-    evalview.styled_results(display, names, fair),
+    views.styled_results(display, names, fair),
     hide_index=True,
     width="stretch",
     key="ev_results",
@@ -304,8 +310,8 @@ for _, row in lossy.iterrows():
         f"{row['roundtrip_changed']:.2%} of the characters, which it therefore never predicts as written."
     )
 ok = [r for r in report.results if r.ok]
-by_k = ev.accuracy_by_k(ok, n_resamples=300) if ok else None
-by_pos = ev.by_position(ok, shown_ks) if ok else None
+by_k = accuracy_by_k(ok, n_resamples=300) if ok else None
+by_pos = by_position(ok, shown_ks) if ok else None
 
 
 # -- the verdict: paired differences against a reference run -----------------------------------
@@ -329,13 +335,13 @@ if len(ok) >= 2:
             clear = "no clear difference" not in row["verdict"]
             (st.success if clear else st.info)(md_escape(row["verdict"]), icon=":material/balance:")
     with st.expander("All paired differences"):
-        st.dataframe(evalview.paired_table(paired), hide_index=True, width="stretch")
+        st.dataframe(views.paired_table(paired), hide_index=True, width="stretch")
 
 
 def comparison_figure():
     """Table and charts of this evaluation as one picture (for a chat or a paper)."""
     title = f"Evaluation: {report.data['documents']:,} documents of {report.data['source'] or 'text'}"
-    return evalview.comparison_figure(ev.summary_text(summary, shown_ks), title, by_k, by_pos)
+    return views.comparison_figure(summary_text(summary, shown_ks), title, by_k, by_pos)
 
 
 with st.container(horizontal=True):
@@ -355,16 +361,16 @@ if not ok:
 
 tab_k, tab_pos = st.tabs(["Accuracy vs k", "By position in the context"])
 with tab_k:
-    common.altair_chart(evalview.accuracy_k_chart(by_k), width="stretch")
-    common.chart_downloads(lambda: evalview.accuracy_k_chart(by_k), "accuracy_vs_k", "ev_k_chart")
+    common.altair_chart(views.accuracy_k_chart(by_k), width="stretch")
+    common.chart_downloads(lambda: views.accuracy_k_chart(by_k), "accuracy_vs_k", "ev_k_chart")
 with tab_pos:
     pos_cols = st.columns(2)
     k_pos = pos_cols[0].selectbox("k", shown_ks, index=0, key="ev_pos_k")
     with pos_cols[0]:
-        common.altair_chart(evalview.position_chart(by_pos, f"top{k_pos}", f"top-{k_pos} accuracy"), width="stretch")
+        common.altair_chart(views.position_chart(by_pos, f"top{k_pos}", f"top-{k_pos} accuracy"), width="stretch")
     with pos_cols[1]:
-        common.altair_chart(evalview.position_chart(by_pos, "loss", "loss (nats/token)"), width="stretch")
-    common.chart_downloads(lambda: evalview.position_chart(by_pos, "loss", "loss (nats/token)"), "loss_by_position", "ev_pos_chart")
+        common.altair_chart(views.position_chart(by_pos, "loss", "loss (nats/token)"), width="stretch")
+    common.chart_downloads(lambda: views.position_chart(by_pos, "loss", "loss (nats/token)"), "loss_by_position", "ev_pos_chart")
 
 # -- one document -----------------------------------------------------------------------------
 st.subheader("One document")
@@ -372,20 +378,17 @@ st.subheader("One document")
 
 @st.cache_data(show_spinner="Scoring the document…", max_entries=64)
 def details(run_id: str, stamp: tuple, fingerprint: str, text: str, max_len: int, overlap: int, top_n: int) -> dict:
-    """`evaluation.document_details` (cached until the run's weights or code change)."""
+    """`sandbox.evaluation.details.document_details` (cached until the run's weights or code change)."""
     client, run = common.client_for(run_id)
-    return ev.document_details(client, run.name, text, max_len=max_len, overlap=overlap, top_n=top_n, n_positions=64)
+    return document_details(client, run.name, text, max_len=max_len, overlap=overlap, top_n=top_n, n_positions=64)
 
 
-def details_for(r: ev.RunResult, text: str) -> dict | None:
+def details_for(r: RunResult, text: str) -> dict | None:
     """One document scored by an evaluated run; None, with its sentence shown, when the run
     cannot answer (its folder may have gone since it was evaluated)."""
     top_n = min(max(shown_ks), 20)
     try:
-        found = {run.id: (exp, run) for exp in common.experiments() for run in exp.runs}
-        if r.run_id not in found:
-            raise UnknownRunError(f"no run called {r.run_id!r} in the models directory")
-        exp, run = found[r.run_id]
+        exp, run = common.lookup(r.run_id)
         return details(r.run_id, run.weights_stamp(), exp.fingerprint(), text, int(r.info["max_seq_len"]),
                        report.settings.overlap, top_n)
     except (WorkerError, UnknownRunError) as exc:
@@ -397,7 +400,7 @@ doc_index = st.selectbox(
     "Document", range(len(docs)), key="ev_doc",
     format_func=lambda i: f"{i + 1}: {docs[i][:70].replace(chr(10), ' ')}…",
 )
-text = docs[doc_index][: ev.MAX_DETAIL_CHARS]
+text = docs[doc_index][: MAX_DETAIL_CHARS]
 tab_tok, tab_heat = st.tabs(["Top-k predictions", "Loss heat map (A vs B)"])
 with tab_tok:
     tcols = st.columns(2)
@@ -409,7 +412,7 @@ with tab_tok:
         d = details_for(r, text)
         if d is not None:
             st.markdown(f"**{md_escape(r.run_id)}**")
-            st.html(evalview.topk_table_html(d, k_show, n_show))
+            st.html(views.topk_table_html(d, k_show, n_show))
 with tab_heat:
     if len(ok) < 2:
         st.info("Evaluate two runs to compare them character by character.")
@@ -421,13 +424,13 @@ with tab_heat:
         da = details_for(report.result(run_a), text)
         db = details_for(report.result(run_b), text)
         if da is not None and db is not None:
-            frame = evalview.heatmap_frame(text, da["char_nll"], db["char_nll"])
+            frame = views.heatmap_frame(text, da["char_nll"], db["char_nll"])
             better = np.nanmean(frame["a_minus_b"] < 0) if len(frame) else math.nan
-            bits_a, bits_b = (np.nansum(d["char_nll"]) / ev.metrics.LN2 for d in (da, db))
+            bits_a, bits_b = (np.nansum(d["char_nll"]) / metrics.LN2 for d in (da, db))
             st.caption(
                 f"Each token's loss is spread evenly over its characters; the tokenizers line up "
                 f"through decoded-prefix lengths. Blue: A has the lower loss, orange: B. "
                 f"A is better on {better:.0%} of the characters; A needs {bits_a:,.0f} bits, "
                 f"B {bits_b:,.0f} bits for this text ({len(text.encode('utf-8')):,} bytes)."
             )
-            common.altair_chart(evalview.char_heatmap(frame, run_a, run_b))
+            common.altair_chart(views.char_heatmap(frame, run_a, run_b))

@@ -9,11 +9,15 @@ import pandas as pd
 import streamlit as st
 
 from pages import common
-from sandbox import livewatch, lossview
-from sandbox.colors import run_color
-from sandbox.curves import X_AXES, CurveSettings, goal
-from sandbox.discovery import Run
-from sandbox.tokenview import md_escape
+from sandbox.curves import livewatch
+from sandbox.curves import view as lossview
+from sandbox.curves.axes import X_AXES
+from sandbox.curves.prepare import CurveSettings
+from sandbox.curves.summary import goal
+from sandbox.figures.colors import run_color
+from sandbox.text import md_escape
+from sandbox.urlstate import loss_curves as url
+from sandbox.zoo.discovery import Run
 
 common.require_access()
 
@@ -45,14 +49,14 @@ def metric_options(run_ids) -> list[str]:
 
 # -- the URL -> the widgets: on the first visit, and whenever the link was changed ------------
 current = {key: st.query_params.get_all(key) for key in st.query_params}
-mine = {k: v for k, v in current.items() if k in lossview.QUERY_KEYS}
+mine = {k: v for k, v in current.items() if k in url.QUERY_KEYS}
 if mine != ss.get("lc_url"):
     if mine:
-        linked, warnings = lossview.settings_from_query(
+        linked, warnings = url.from_query(
             mine, with_logs, metric_options, all_run_ids=list(runs)
         )
     else:
-        linked, warnings = lossview.default_settings(with_logs, metric_options(with_logs)), []
+        linked, warnings = url.default_settings(with_logs, metric_options(with_logs)), []
     ss.update(
         lc_runs=list(linked.runs),
         lc_metrics=list(linked.metrics),
@@ -88,11 +92,11 @@ x_key = row[0].radio(
 log_x = row[1].toggle("Log x", key="lc_logx")
 log_y = row[2].toggle("Log y", key="lc_logy")
 smoothing = row[3].slider(
-    "Smoothing", 0.0, lossview.MAX_SMOOTHING, step=0.01, key="lc_smooth",
+    "Smoothing", 0.0, url.MAX_SMOOTHING, step=0.01, key="lc_smooth",
     help="TensorBoard's debiased exponential moving average; the raw curve stays faded behind.",
 )  # fmt: skip
 trim = row[4].slider(
-    "Trim first %", 0.0, lossview.MAX_TRIM, step=1.0, key="lc_trim",
+    "Trim first %", 0.0, url.MAX_TRIM, step=1.0, key="lc_trim",
     help="Hide the first part of every curve (the steep start squashes the rest).",
 )  # fmt: skip
 scale_row = st.columns([1, 1, 3])
@@ -118,8 +122,8 @@ settings = CurveSettings(
     full_y=full_y,
     per_byte=per_byte,
 )
-wanted = lossview.settings_to_query(settings)
-common.sync_query_params(wanted, lossview.QUERY_KEYS)
+wanted = url.to_query(settings)
+common.sync_query_params(wanted, url.QUERY_KEYS)
 # Remember the URL as it reads back: an emptied list ("Clear all") is no parameter at all,
 # and must not look like a changed link on the next run (which would bring every run back).
 ss["lc_url"] = {k: v for k, v in wanted.items() if v}
@@ -220,7 +224,7 @@ else:
     live(settings, chosen)
     downloads(settings, chosen)
     if st.toggle("Loss against size and compute (one point per run)", key="lc_scaling"):
-        from sandbox.compute import FORMULA
+        from sandbox.zoo.accounting import FORMULA
 
         st.caption(f"Final validation loss of each run; compute estimated as {FORMULA}, times tokens seen.")
         common.scaling_charts(common.cost_rows([run for run in chosen if run.weights.is_file()]))

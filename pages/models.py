@@ -6,10 +6,15 @@ import pandas as pd
 import streamlit as st
 
 from pages import common
-from sandbox import catalog, comparison, export, figures, modelsstate, querystate
-from sandbox.codediff import base_reason, default_base, default_target, diff_experiments
-from sandbox.doctor import load_run, static_findings
-from sandbox.tokenview import md_escape, safe_readme
+from sandbox import text
+from sandbox.evaluation import card as compare
+from sandbox.evaluation.checkup import load_run
+from sandbox.figures import export, tables
+from sandbox.text import md_escape, safe_readme
+from sandbox.urlstate import models as url
+from sandbox.zoo import catalog
+from sandbox.zoo.codediff import base_reason, default_base, default_target, diff_experiments
+from sandbox.zoo.doctor import static_findings
 
 common.require_access()
 
@@ -73,7 +78,7 @@ ss = st.session_state
 if "models_url_read" not in ss:
     ss["models_url_read"] = True
     params = {key: st.query_params.get_all(key) for key in st.query_params}
-    linked, ss["models_url_warnings"] = modelsstate.from_query(params, names, list(table["run_id"]))
+    linked, ss["models_url_warnings"] = url.from_query(params, names, list(table["run_id"]))
     ss.update(linked)
     if "code_base" in linked:  # a linked base belongs to the linked (or default) target
         ss["code_base_for"] = linked.get("code_target") or getattr(default_target(experiments), "name", None)
@@ -127,7 +132,7 @@ suspect = set(table.loc[table["status"] == "suspect", "run_id"])
 # A keyed, rerunning st.tabs: the open tab is a widget value, so the link can carry it
 # (modelsstate.TABS) and a link can open it. Every tab is still drawn on every run.
 tab_detail, tab_diff, tab_code, tab_cost, tab_card, tab_doctor = st.tabs(
-    list(modelsstate.TABS.values()), key=modelsstate.TAB_KEY, on_change="rerun"
+    list(url.TABS.values()), key=url.TAB_KEY, on_change="rerun"
 )
 
 # -- one run in detail ----------------------------------------------------------------------
@@ -231,17 +236,17 @@ with tab_code:
             f"Diff of **{target_name}** against its base **{base_name}** "
             f"({base_reason(target, base, experiments)}). "
             f"{len(changed)} of {len(diffs)} files of config.py, modules/ and tokenizer code differ. "
-            f"Unchanged: {', '.join(querystate.shown(d.path, 200) for d in diffs if d.status == 'unchanged') or 'none'}."
+            f"Unchanged: {', '.join(text.shown(d.path, 200) for d in diffs if d.status == 'unchanged') or 'none'}."
         )
         for d in changed:
             counts = f" +{d.added} −{d.removed}" if d.status == "changed" else ""
-            with st.expander(f"{querystate.shown(d.path, 200)} — {d.status}{counts}", expanded=d.status == "changed"):
+            with st.expander(f"{text.shown(d.path, 200)} — {d.status}{counts}", expanded=d.status == "changed"):
                 if d.diff:
                     st.code(d.diff, language="diff")
 
 # -- parameters and compute -------------------------------------------------------------------
 with tab_cost:
-    from sandbox.compute import FORMULA
+    from sandbox.zoo.accounting import FORMULA
 
     st.caption(f"Counted from each loaded model (tied weights once). {FORMULA}; inference 2·N + 2·n_layers·context·d_model.")
     cost_rows = common.cost_rows([runs_by_id[rid] for rid in healthy], load=False)
@@ -268,17 +273,18 @@ with tab_cost:
 def evaluate_both(run_a: str, run_b: str):
     """Evaluate both runs on the bundled corpus with the Evaluation page's default settings
     (so its cache serves both), with a progress bar per run; returns the report."""
-    from sandbox import data, evalstate
-    from sandbox import evaluation as ev
+    from sandbox.evaluation import data
+    from sandbox.evaluation.run import evaluate
+    from sandbox.urlstate import evaluation as eval_url
 
-    docs = data.sample_documents(data.load_documents("bundled"), evalstate.EvalSelection().docs, evalstate.EvalSelection().seed)
+    docs = data.sample_documents(data.load_documents("bundled"), eval_url.EvalSelection().docs, eval_url.EvalSelection().seed)
     bars = {rid: st.progress(0.0, text=md_escape(f"{rid}: starting")) for rid in (run_a, run_b)}
 
     def progress(run_id: str, done: int, total: int) -> None:
         bars[run_id].progress(done / total if total else 1.0, text=md_escape(f"{run_id}: {done:,} / {total:,} windows"))
 
-    return ev.evaluate(
-        common.worker_pool(), [run_a, run_b], docs, evalstate.standard_settings(common.device_name()),
+    return evaluate(
+        common.worker_pool(), [run_a, run_b], docs, eval_url.standard_settings(common.device_name()),
         models_dir=common.models_dir(), data_label=data.BUNDLED_LABEL, progress=progress,
     )
 
@@ -287,7 +293,7 @@ with tab_card:
     if len(healthy) < 2:
         st.info("Two loadable runs are needed for a comparison.")
     else:
-        from sandbox.tokenview import md_escape
+        from sandbox.text import md_escape
 
         # Defaults leave suspect runs out (they stay selectable).
         clean = [i for i, rid in enumerate(healthy) if rid not in suspect] or list(range(len(healthy)))
@@ -309,14 +315,14 @@ with tab_card:
             shared = common.common_evaluation([a_id, b_id])
             if shared is None and (a_id, b_id) in fresh:  # evaluated here, but the cache could not keep it
                 shared = fresh[(a_id, b_id)]
-            card = comparison.summary_card(
+            card = compare.summary_card(
                 ra, rb, experiment_by_name[ra.experiment], experiment_by_name[rb.experiment],
                 fa, fb, shared, common.evaluated_texts([a_id, b_id]),
             )
             ev_part = card["evaluation"]
             with st.container(border=True, key="compare_card"):
                 st.markdown(f"#### {md_escape(a_id)} vs {md_escape(b_id)}")
-                st.dataframe(comparison.card_table(card), hide_index=True, width="stretch")
+                st.dataframe(compare.card_table(card), hide_index=True, width="stretch")
                 if ev_part["same"]:
                     st.caption(md_escape(f"Evaluated on {ev_part['text']}, the same settings for both. "
                                          "B − A of bits per byte: paired difference with its 95 % interval."))
@@ -326,7 +332,7 @@ with tab_card:
                         st.caption(md_escape(note))
                 else:
                     st.warning(
-                        md_escape(f"Evaluation: {comparison.NOT_SAME_TEXT} ({a_id}: {ev_part['texts'][a_id]}; "
+                        md_escape(f"Evaluation: {compare.NOT_SAME_TEXT} ({a_id}: {ev_part['texts'][a_id]}; "
                                   f"{b_id}: {ev_part['texts'][b_id]}), so no evaluation figure compares them."),
                         icon=":material/rule:",
                     )
@@ -341,13 +347,13 @@ with tab_card:
                             st.rerun()
                 for flag in card["flags"]:
                     st.error(md_escape(flag), icon=":material/warning:")
-                st.markdown(f"**Code:** {md_escape(card['code_note'])}." + "".join(f"\n- {querystate.shown(f, 200)}" for f in card["changed_files"]))
+                st.markdown(f"**Code:** {md_escape(card['code_note'])}." + "".join(f"\n- {text.shown(f, 200)}" for f in card["changed_files"]))
                 if card["config_diff"]:
-                    st.markdown("**Config keys that differ:** " + ", ".join(querystate.shown(r["key"], 80) for r in card["config_diff"]))
-            md = comparison.card_markdown(card)
+                    st.markdown("**Config keys that differ:** " + ", ".join(text.shown(r["key"], 80) for r in card["config_diff"]))
+            md = compare.card_markdown(card)
             d1, d2 = st.columns(2)
             d1.download_button("Markdown", md, file_name="comparison.md", mime="text/markdown")
-            png = export.to_png(figures.table_chart(comparison.card_table(card), f"{a_id} vs {b_id}", col_width=190))
+            png = export.to_png(tables.table_chart(compare.card_table(card), f"{a_id} vs {b_id}", col_width=190))
             d2.download_button("PNG", png, file_name="comparison.png", mime="image/png")
         elif a_id == b_id:
             st.info("Pick two different runs.")
@@ -372,11 +378,11 @@ with tab_doctor:
                     "loads them and runs a forward pass."
                 )
             for f in findings:
-                where = querystate.shown(f["file"], 200) + (f" (run {md_escape(f['run'])})" if f["run"] else "")
+                where = text.shown(f["file"], 200) + (f" (run {md_escape(f['run'])})" if f["run"] else "")
                 box = st.error if f["severity"] == "error" else st.warning
                 box(f"{md_escape(f['sentence'])}  \nRule: *{f['rule']}* · {where}")
                 if f["hint"]:
                     st.caption(f"Fix: {md_escape(f['hint'])}")
 
 # -- the URL follows the widgets (other parameters, e.g. screenshot mode, are kept) -------------
-common.sync_query_params(modelsstate.to_query(ss), modelsstate.QUERY_KEYS)
+common.sync_query_params(url.to_query(ss), url.QUERY_KEYS)

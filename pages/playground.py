@@ -1,6 +1,6 @@
 """Playground: one prompt through several runs side by side, every column streamed at once.
 
-Widgets and layout only. The columns' streams run in threads (`sandbox.multistream`); this
+Widgets and layout only. The columns' streams run in threads (`sandbox.playground.multistream`); this
 script's single loop polls them and redraws each column's placeholder ~15 times a second.
 Stop (or any rerun) arrives as an exception at the next st.* call; the loop's ``finally``
 stops the threads, which close their worker streams and so cancel the generations.
@@ -17,11 +17,10 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import add_script_run_ctx
 
 from pages import common
-from sandbox import playstate, tokenview, transcript
-from sandbox.colors import run_color
-from sandbox.discovery import UnknownRunError
-from sandbox.multistream import MultiStream
-from sandbox.playground import (
+from sandbox.errors import UnknownRunError, WorkerError
+from sandbox.figures.colors import run_color
+from sandbox.playground import tokens_html, transcript
+from sandbox.playground.columns import (
     DRAW_EVERY,
     ColumnState,
     assign_lanes,
@@ -29,9 +28,17 @@ from sandbox.playground import (
     error_summary,
     redraw_interval,
 )
-from sandbox.prompts import PreparedPrompt, describe_chars, prepare_prompt
-from sandbox.protocol import WorkerError
-from sandbox.sampling import SamplingSettings
+from sandbox.playground.multistream import MultiStream
+from sandbox.playground.prompts import PreparedPrompt, describe_chars, prepare_prompt
+from sandbox.playground.settings import (
+    LABELS,
+    OVERRIDABLE,
+    RANGES,
+    SamplingSettings,
+    describe_settings,
+)
+from sandbox.text import md_escape
+from sandbox.urlstate import playground as url
 
 common.require_access()
 
@@ -49,7 +56,7 @@ if not run_ids:
 
 
 # -- state: the link (first visit), else what this session had ------------------------------
-def _seed_widgets(state: playstate.PlaygroundState) -> None:
+def _seed_widgets(state: url.PlaygroundState) -> None:
     """Put ``state`` into the widgets' keys (widgets forget their values when a page is left)."""
     ss = st.session_state
     ss["pg_runs"] = [r for r in state.runs if r in run_ids]
@@ -67,7 +74,7 @@ def _seed_widgets(state: playstate.PlaygroundState) -> None:
 
 if "pg_state" not in st.session_state:
     params = {key: st.query_params.get_all(key) for key in st.query_params}
-    first, warnings = playstate.state_from_query(params, run_ids, common.flagged_runs() if "run" not in params else ())
+    first, warnings = url.from_query(params, run_ids, common.flagged_runs() if not url.names_runs(params) else ())
     st.session_state["pg_state"] = first
     st.session_state["pg_url_warnings"] = warnings
 if "pg_runs" not in st.session_state:
@@ -78,7 +85,7 @@ for warning in st.session_state.get("pg_url_warnings", []):
 
 # -- controls ---------------------------------------------------------------------------------
 def _range(name: str) -> dict:
-    lo, hi, integer = playstate.RANGES[name]
+    lo, hi, integer = RANGES[name]
     return {"min_value": int(lo), "max_value": int(hi)} if integer else {"min_value": float(lo), "max_value": float(hi)}
 
 
@@ -90,11 +97,11 @@ def sampling_inputs(prefix: str, names: tuple[str, ...]) -> None:
         "top_k": "Keep exactly the k most likely tokens; 0 = off.",
         "top_p": "Keep the smallest set of tokens whose probability reaches p; 1 = off.",
         "min_p": "Keep tokens at least min-p times as likely as the most likely one; 0 = off.",
-        "max_new_tokens": f"At most {playstate.RANGES['max_new_tokens'][1]}.",
+        "max_new_tokens": f"At most {RANGES['max_new_tokens'][1]}.",
         "seed": "Same seed, same settings: same text.",
     }
     for col, name in zip(cols, names, strict=True):
-        label = playstate.LABELS[name].capitalize()
+        label = LABELS[name].capitalize()
         key = f"{prefix}{name}"
         if name in ("temperature", "top_p", "min_p"):
             col.slider(label, step=0.01, key=key, help=helps[name], **_range(name))
@@ -106,13 +113,13 @@ picked = st.multiselect(
     "Runs (1–4, from any experiments)",
     run_ids,
     key="pg_runs",
-    max_selections=playstate.MAX_RUNS,
+    max_selections=url.MAX_RUNS,
     placeholder="Choose runs to compare",
 )
 prompt = st.text_area(
     "Prompt",
     key="pg_prompt",
-    max_chars=playstate.MAX_PROMPT_CHARS,
+    max_chars=url.MAX_PROMPT_CHARS,
     height=100,
     help="Empty: the models start from their bos token. Longer than a model's context: cut from the left.",
 )
@@ -124,11 +131,11 @@ overrides: dict[str, dict] = {}
 if picked:
     with st.expander("Per-run settings (optional overrides)"):
         for run in picked:
-            if st.toggle(f"Own settings for {tokenview.md_escape(run)}", key=f"pg_own::{run}"):
-                for name in playstate.OVERRIDABLE:
+            if st.toggle(f"Own settings for {md_escape(run)}", key=f"pg_own::{run}"):
+                for name in OVERRIDABLE:
                     st.session_state.setdefault(f"pg_ov::{run}::{name}", st.session_state[f"pg_{name}"])
-                sampling_inputs(f"pg_ov::{run}::", playstate.OVERRIDABLE)
-                overrides[run] = {name: st.session_state[f"pg_ov::{run}::{name}"] for name in playstate.OVERRIDABLE}
+                sampling_inputs(f"pg_ov::{run}::", OVERRIDABLE)
+                overrides[run] = {name: st.session_state[f"pg_ov::{run}::{name}"] for name in OVERRIDABLE}
 
 views = st.columns(2)
 token_view = views[0].toggle(
@@ -148,11 +155,11 @@ settings = SamplingSettings(
     seed=int(ss["pg_seed"]),
     stop_at_eos=bool(ss["pg_eos"]),
 )
-state = playstate.PlaygroundState(list(picked), prompt, settings, overrides, token_view, prompt_view)
+state = url.PlaygroundState(list(picked), prompt, settings, overrides, token_view, prompt_view)
 ss["pg_state"] = state
 
 # Mirror the state in the URL (keeping parameters other pages or Streamlit own).
-common.sync_query_params(playstate.state_to_query(state), playstate.QUERY_KEYS)
+common.sync_query_params(url.to_query(state), url.QUERY_KEYS)
 
 # A click is a request kept in the session until a generation takes it (see `generate`):
 # a button's value is True for one run only, and under load that run can be interrupted by
@@ -196,20 +203,19 @@ def draw_prompt_split(runs: list[str], text: str) -> None:
         with col:
             st.html(_header(run_id))
             try:
-                exp = next(e for e in common.experiments() for r in e.runs if r.id == run_id)
-                run = next(r for r in exp.runs if r.id == run_id)
+                exp, run = common.lookup(run_id)
                 prepared = PreparedPrompt.from_dict(tokenized(run_id, run.weights_stamp(), exp.fingerprint(), text))
-            except (WorkerError, UnknownRunError, StopIteration) as exc:
+            except (WorkerError, UnknownRunError) as exc:
                 common.show_error(exc, run_id)
                 continue
             st.caption(f"{len(prepared.ids)} tokens the model sees" + (f" ({prepared.dropped} cut)" if prepared.dropped else ""))
             specials = {prepared.bos_id: "⟨bos⟩"} if prepared.bos_id is not None else {}
-            st.html(tokenview.prompt_tokens_html(prepared.ids, prepared.pieces, specials))
+            st.html(tokens_html.prompt_tokens_html(prepared.ids, prepared.pieces, specials))
             if prepared.bad_chars:
-                st.warning(tokenview.md_escape(f"Cannot represent: {describe_chars(prepared.bad_chars)}"))
-                st.html(tokenview.marked_text_html(text, prepared.bad_chars))
+                st.warning(md_escape(f"Cannot represent: {describe_chars(prepared.bad_chars)}"))
+                st.html(tokens_html.marked_text_html(text, prepared.bad_chars))
                 st.caption("What the tokenizer makes of it:")
-                st.html(tokenview.plain_html(prepared.roundtrip))
+                st.html(tokens_html.plain_html(prepared.roundtrip))
 
 
 def _header(run_id: str) -> str:
@@ -231,7 +237,7 @@ def make_slots(columns: dict[str, ColumnState]) -> dict[str, dict]:
     for col, (run_id, column) in zip(st.columns(len(columns)), columns.items(), strict=True):
         with col:
             st.html(_header(run_id))
-            own = playstate.describe_settings(column.settings, state.settings) if column.settings != state.settings else ""
+            own = describe_settings(column.settings, state.settings) if column.settings != state.settings else ""
             if own:
                 st.caption(f"Own settings: {own}")
             slots[run_id] = {"notices": st.empty(), "body": st.empty(), "stats": st.empty()}
@@ -243,24 +249,24 @@ def draw(slot: dict, column: ColumnState, tokens_on: bool, prompt: str, waiting:
     if column.notices:
         with slot["notices"].container():
             for notice in column.notices:
-                (st.warning if notice.level == "warning" else st.info)(tokenview.md_escape(notice.text))
+                (st.warning if notice.level == "warning" else st.info)(md_escape(notice.text))
     if column.error is not None:
         with slot["body"].container():
             err = column.error
             common.show_error(WorkerError(err["message"], hint=err.get("hint", "")), column.run_id)
             if column.text:
-                st.html(tokenview.plain_html(column.text))
+                st.html(tokens_html.plain_html(column.text))
     elif column.status == "starting" and not column.tokens:
         queued = f" ({waiting} request(s) ahead in its queue)" if waiting else ""
         slot["body"].caption(f"Starting the worker and loading the run…{queued}")
     elif tokens_on:
-        slot["body"].html(tokenview.tokens_html(column.tokens, _specials(column), prompt))
+        slot["body"].html(tokens_html.tokens_html(column.tokens, _specials(column), prompt))
     else:
-        slot["body"].html(tokenview.plain_html(column.text, prompt))
+        slot["body"].html(tokens_html.plain_html(column.text, prompt))
     slot["stats"].caption(column.stats_line())
 
 
-def generate(state: playstate.PlaygroundState, slots: dict[str, dict], columns: dict[str, ColumnState]) -> None:
+def generate(state: url.PlaygroundState, slots: dict[str, dict], columns: dict[str, ColumnState]) -> None:
     """Stream every column at once; on any exit (end, Stop, rerun) cancel and record."""
     clients, jobs = {}, {}
     try:
@@ -339,8 +345,8 @@ def show_stopped(slots: dict[str, dict], columns: dict[str, ColumnState], tokens
         status.caption("Stopped.")
         for run_id, column in columns.items():
             if column.error is None:  # an error box stays as it was drawn
-                body = tokenview.tokens_html(column.tokens, _specials(column), prompt) if tokens_on else None
-                slots[run_id]["body"].html(body or tokenview.plain_html(column.text, prompt))
+                body = tokens_html.tokens_html(column.tokens, _specials(column), prompt) if tokens_on else None
+                slots[run_id]["body"].html(body or tokens_html.plain_html(column.text, prompt))
             slots[run_id]["stats"].caption(column.stats_line())
 
     helper = threading.Thread(target=last_update, name="playground-stopped", daemon=True)
@@ -353,7 +359,7 @@ split_box = st.container()
 results = st.container()
 with results:
     if token_view:
-        st.html(tokenview.legend_html())
+        st.html(tokens_html.legend_html())
     if go and not picked:
         _withdraw_request()  # nothing to generate with (the runs were cleared meanwhile)
     if go and picked:
@@ -404,15 +410,15 @@ if history:
     for number, entry in reversed(list(enumerate(history, start=1))):
         base = SamplingSettings(**entry["settings"])
         first_line = " ".join(entry["prompt"].split())[:60] or "(empty prompt)"
-        with st.expander(f"{number}. {entry['when']} — {tokenview.md_escape(first_line)}"):
-            st.caption(playstate.describe_settings(base))
+        with st.expander(f"{number}. {entry['when']} — {md_escape(first_line)}"):
+            st.caption(describe_settings(base))
             for col, column in zip(st.columns(len(entry["columns"])), entry["columns"], strict=True):
                 with col:
                     st.html(_header(column["run"]))
                     own = SamplingSettings(**column["settings"])
                     if own != base:
-                        st.caption(f"Own settings: {playstate.describe_settings(own, base)}")
+                        st.caption(f"Own settings: {describe_settings(own, base)}")
                     if column.get("error"):
-                        st.error(tokenview.md_escape(column["error"]["message"]))
-                    st.html(tokenview.plain_html(column["text"]))
+                        st.error(md_escape(column["error"]["message"]))
+                    st.html(tokens_html.plain_html(column["text"]))
                     st.caption(f"{column['n_tokens']} tokens · {column['reason']}")

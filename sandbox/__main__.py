@@ -1,4 +1,4 @@
-"""`python -m sandbox ...`: see sandbox/cli.py."""
+"""`python -m sandbox ...` (the same as the `sandbox` command): see `sandbox.cli`."""
 
 import sys
 

@@ -1,7 +1,14 @@
-"""Where things live: the models directory, the cache directory, the project root.
+"""Where things live (models, cache and data folders) and the settings read from the environment.
 
 The models directory is the only place experiments are loaded from. It is chosen by the
 person who starts the app (``--models-dir`` or ``SANDBOX_MODELS_DIR``), never by a request.
+
+Run from its source checkout (installed with ``pip install -e .`` or not), the sandbox keeps
+its folders in the checkout: ``models/``, ``.cache/``, ``data/``. An installed copy has no
+checkout around it: it looks for ``models/`` and ``data/`` in the current directory and
+caches under ``$XDG_CACHE_HOME/micro-gpt-sandbox`` (``~/.cache/micro-gpt-sandbox``).
+``SANDBOX_MODELS_DIR``, ``SANDBOX_CACHE_DIR`` and ``SANDBOX_DATA_DIR`` choose any other.
+Imports nothing of the sandbox.
 """
 
 from __future__ import annotations
@@ -11,13 +18,33 @@ import math
 import os
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODELS_DIR = PROJECT_ROOT / "models"
+PACKAGE_PARENT = Path(__file__).resolve().parent.parent  # the folder holding the `sandbox` package
+PROJECT_ROOT = PACKAGE_PARENT  # the source checkout, when the sandbox runs from one
+APP_NAME = "micro-gpt-sandbox"
+
+
+def in_checkout() -> bool:
+    """True when the `sandbox` package is imported from its source checkout (the app's entry
+    script sits beside it), False for an installed copy."""
+    return (PROJECT_ROOT / "streamlit_app.py").is_file()
+
+
+def _home() -> Path:
+    """Where the default models and data folders are: the checkout, else the current directory."""
+    return PROJECT_ROOT if in_checkout() else Path.cwd()
 
 
 def models_dir(override: str | os.PathLike | None = None) -> Path:
-    """The models directory: ``override``, else ``$SANDBOX_MODELS_DIR``, else ``models/``."""
-    chosen = override or os.environ.get("SANDBOX_MODELS_DIR") or DEFAULT_MODELS_DIR
+    """The models directory: ``override``, else ``$SANDBOX_MODELS_DIR``, else ``models/`` (of
+    the checkout; of the current directory for an installed copy)."""
+    chosen = override or os.environ.get("SANDBOX_MODELS_DIR") or _home() / "models"
+    return Path(chosen).expanduser().resolve()
+
+
+def data_dir(override: str | os.PathLike | None = None) -> Path:
+    """The data folder the Evaluation page offers files from: ``override``, else
+    ``$SANDBOX_DATA_DIR``, else ``data/`` (of the checkout, or of the current directory)."""
+    chosen = override or os.environ.get("SANDBOX_DATA_DIR") or _home() / "data"
     return Path(chosen).expanduser().resolve()
 
 
@@ -55,8 +82,12 @@ def request_timeout() -> float:
 
 
 def cache_dir() -> Path:
-    """Writable cache folder (``$SANDBOX_CACHE_DIR`` or ``.cache/`` in the project)."""
-    path = Path(os.environ.get("SANDBOX_CACHE_DIR") or PROJECT_ROOT / ".cache").expanduser()
+    """Writable cache folder: ``$SANDBOX_CACHE_DIR``, else ``.cache/`` in the checkout, else
+    ``$XDG_CACHE_HOME/micro-gpt-sandbox`` (``~/.cache/...``) for an installed copy."""
+    default = PROJECT_ROOT / ".cache"
+    if not in_checkout():
+        default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / APP_NAME
+    path = Path(os.environ.get("SANDBOX_CACHE_DIR") or default).expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).parent))
 
 import toyzoo  # noqa: E402
 
-from sandbox.loader import WorkerPool  # noqa: E402
+from sandbox.worker.pool import WorkerPool  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -132,16 +132,16 @@ def make_vocab_zoo(models: Path) -> dict[str, Path]:
 
 def cache_evaluation(run, tokens: int, n_bytes: int, root: Path | None = None) -> None:
     """A cached evaluation of ``run``'s current fingerprint that scored ``tokens`` tokens of a
-    text of ``n_bytes`` bytes (one document), written by `sandbox.evaluation` itself."""
-    from sandbox import evaluation, metrics
+    text of ``n_bytes`` bytes (one document), written by `sandbox.evaluation.run` itself."""
+    from sandbox.evaluation import cache, metrics, results
 
     sums = metrics.DocSums(
         tokens=np.array([tokens]), nll=np.array([tokens * 3.0]), bytes=np.array([n_bytes]),
         hits=np.zeros((1, 1), dtype=np.int64),
     )  # fmt: skip
-    result = evaluation.RunResult(run_id=run.id, sums=sums, n_chars=n_bytes, windows=1)
-    settings = evaluation.EvalSettings(kmax=1, device="cpu")
+    result = results.RunResult(run_id=run.id, sums=sums, n_chars=n_bytes, windows=1)
+    settings = results.EvalSettings(kmax=1, device="cpu")
     data_fp = f"fixture-{tokens}-{n_bytes}"
-    key = evaluation.cache_key(run.id, run.fingerprint(), data_fp, settings)
+    key = cache.cache_key(run.id, run.fingerprint(), data_fp, settings)
     meta = {"run_fp": run.fingerprint(), "data_fp": data_fp, "settings": {}}
-    assert evaluation.save_cached(key, result, root, meta) is None
+    assert cache.save_cached(key, result, root, meta) is None

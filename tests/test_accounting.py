@@ -11,10 +11,11 @@ import torch
 import toyzoo
 from torch import nn
 
-from sandbox import compute
-from sandbox.codediff import default_base, diff_experiments
-from sandbox.discovery import UnknownRunError, discover, find_experiment
-from sandbox.params import parameter_breakdown
+from sandbox.errors import UnknownRunError
+from sandbox.worker.params import parameter_breakdown
+from sandbox.zoo import accounting
+from sandbox.zoo.codediff import default_base, diff_experiments
+from sandbox.zoo.discovery import discover, find_experiment
 
 ROOT = toyzoo.Path(toyzoo.__file__).resolve().parent.parent
 
@@ -68,12 +69,12 @@ def test_worker_params_match_the_loaded_model(toy_models, pool):
 def test_flops_follow_the_formula_on_a_known_config():
     cfg = {"n_layers": 4, "dim": 128, "max_seq_len": 256}
     n = 800_000
-    assert compute.training_flops_per_token(n, cfg) == 6 * n + 12 * 4 * 256 * 128
-    assert compute.inference_flops_per_token(n, cfg) == 2 * n + 2 * 4 * 256 * 128
-    assert compute.training_compute(n, cfg, 1e6) == (6 * n + 12 * 4 * 256 * 128) * 1e6
-    assert compute.training_compute(n, cfg, None) is None
-    assert compute.training_flops_per_token(n, {"dim": 128}) is None  # shape unknown: no guess
-    assert compute.shape_of({"n_layer": 2, "n_embd": 64, "block_size": 32}) == (2, 64, 32)
+    assert accounting.training_flops_per_token(n, cfg) == 6 * n + 12 * 4 * 256 * 128
+    assert accounting.inference_flops_per_token(n, cfg) == 2 * n + 2 * 4 * 256 * 128
+    assert accounting.training_compute(n, cfg, 1e6) == (6 * n + 12 * 4 * 256 * 128) * 1e6
+    assert accounting.training_compute(n, cfg, None) is None
+    assert accounting.training_flops_per_token(n, {"dim": 128}) is None  # shape unknown: no guess
+    assert accounting.shape_of({"n_layer": 2, "n_embd": 64, "block_size": 32}) == (2, 64, 32)
 
 
 def test_diff_against_itself_is_empty(toy_models):

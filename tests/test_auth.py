@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sandbox.auth import expected_token, token_matches
+from sandbox.app.auth import expected_token, token_matches
 
 
 def test_token_is_off_unless_set(monkeypatch):
@@ -69,7 +69,7 @@ class FakeClock:
 
 
 def test_throttle_lets_a_few_tries_through_then_makes_each_wait_longer():
-    from sandbox.auth import Throttle
+    from sandbox.app.auth import Throttle
 
     clock = FakeClock()
     throttle = Throttle(free_tries=5, first_wait=2.0, max_wait=60.0, clock=clock)
@@ -91,7 +91,7 @@ def test_throttle_lets_a_few_tries_through_then_makes_each_wait_longer():
 
 
 def test_throttle_is_per_client_and_an_address_is_shared_by_its_sessions():
-    from sandbox.auth import Throttle
+    from sandbox.app.auth import Throttle
 
     throttle = Throttle(free_tries=2, first_wait=5.0, clock=FakeClock())
     for _ in range(3):
@@ -105,7 +105,7 @@ def test_throttle_is_per_client_and_an_address_is_shared_by_its_sessions():
 
 
 def test_throttle_memory_is_bounded():
-    from sandbox.auth import Throttle
+    from sandbox.app.auth import Throttle
 
     throttle = Throttle(max_clients=100, clock=FakeClock())
     for i in range(1000):

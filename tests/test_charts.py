@@ -1,4 +1,4 @@
-"""sandbox.charts, sandbox.colors, sandbox.export: chart structure, colours, offline export."""
+"""sandbox.curves.charts, sandbox.figures.colors, sandbox.figures.export: chart structure, colours, offline export."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import vl_convert
 
-from sandbox import charts, colors, curves, export
+from sandbox.curves import axes, charts, prepare
+from sandbox.figures import colors, export
 
 
 def draw_frame(runs=("e/a", "e/b"), metrics=("validation loss", "train loss"), n=30, diverge=False):
@@ -27,7 +28,7 @@ def draw_frame(runs=("e/a", "e/b"), metrics=("validation loss", "train loss"), n
                 pd.DataFrame(
                     {
                         "run": run, "metric": metric, "x": np.arange(n) * 10.0, "step": np.arange(n) * 10.0,
-                        "tokens": np.arange(n) * 1e4, "value": value, "smoothed": curves.smooth(value, 0.5),
+                        "tokens": np.arange(n) * 1e4, "value": value, "smoothed": prepare.smooth(value, 0.5),
                         "onset": onset, "marker_y": marker,
                     }  # fmt: skip
                 )
@@ -120,7 +121,7 @@ def test_every_axis_and_scale_combination_compiles(x_key):
     for log_x in (False, True):
         chart = charts.loss_chart(
             draw_frame(diverge=True), metrics=["validation loss", "train loss"], x_key=x_key,
-            x_title=curves.X_AXES[x_key].title, log_x=log_x, log_y=log_x, smoothed=log_x,
+            x_title=axes.X_AXES[x_key].title, log_x=log_x, log_y=log_x, smoothed=log_x,
         )  # fmt: skip
         chart.to_dict()
         compiles(export.inline_spec(chart, validate=False))
@@ -176,7 +177,7 @@ def _axis_labels(svg: str) -> list[str]:
 def test_flops_axis_ticks_are_short_and_its_title_says_estimated_once(log_x):
     draw = draw_frame(runs=("e/a",), metrics=("train loss",), n=30)
     draw["x"] = np.linspace(1e9, 3e11, len(draw))  # real runs: 1e9 .. 1e18 FLOPs
-    axis = curves.X_AXES["flops"]
+    axis = axes.X_AXES["flops"]
     chart = charts.loss_chart(draw, metrics=["train loss"], x_key="flops", x_title=axis.title, log_x=log_x)
     texts = _axis_labels(export.to_svg(chart))
     ticks = [t for t in texts if any(c.isdigit() for c in t) and "e" in t]

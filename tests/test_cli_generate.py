@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from sandbox.discovery import find_experiment
 from sandbox.settings import PROJECT_ROOT
+from sandbox.zoo.discovery import find_experiment
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

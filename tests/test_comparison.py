@@ -6,15 +6,17 @@ import math
 
 import pytest
 
-from sandbox import comparison, figures
-from sandbox.discovery import find_experiment, find_run
+from sandbox.evaluation import card as comparison
+from sandbox.figures import tables
+from sandbox.zoo import accounting
+from sandbox.zoo.discovery import find_experiment, find_run
 
 
 def test_card_markdown_names_what_differs(toy_models, pool):
     ea, eb = find_experiment(toy_models, "toy_a"), find_experiment(toy_models, "toy_b")
     ra, rb = find_run(toy_models, "toy_a/run1"), find_run(toy_models, "toy_b/cached")
-    fa = comparison.run_figures(ra, pool.client(ea).request("params", run="run1"))
-    fb = comparison.run_figures(rb, pool.client(eb).request("params", run="cached"))
+    fa = accounting.run_figures(ra, pool.client(ea).request("params", run="run1"))
+    fb = accounting.run_figures(rb, pool.client(eb).request("params", run="cached"))
     # toy_a logs no tokens column: computed from train_config (4 x 2 x 64 per step).
     assert fa["tokens_seen"] == 190 * 4 * 2 * 64 and fa["tokens_seen_source"].startswith("computed")
     assert fb["tokens_seen"] is None  # toy_b has no train_config.json: unknown, not faked
@@ -29,8 +31,8 @@ def test_card_markdown_names_what_differs(toy_models, pool):
     assert "| evaluated on | 3 documents of notes.txt | never evaluated | not evaluated on the same text |" in md
     assert "| eval bits per byte | – | – | – |" in md
     assert "**Evaluation:** not evaluated on the same text" in md
-    points = comparison.scaling_points([fa, fb])
-    chart = figures.scaling_scatter(points, "non_embedding", "non-embedding parameters")
+    points = accounting.scaling_points([fa, fb])
+    chart = tables.scaling_scatter(points, "non_embedding", "non-embedding parameters")
     assert len(chart.to_dict()["layer"]) == 2
 
 
@@ -38,7 +40,7 @@ def test_table_chart_renders_every_cell():
     import pandas as pd
 
     frame = pd.DataFrame({"run": ["a/x", "b/y"], "loss": [1.5, None]})
-    spec = figures.table_chart(frame, "t").to_dict()
+    spec = tables.table_chart(frame, "t").to_dict()
     values = next(iter(spec["datasets"].values()))
     texts = {v["text"] for v in values}
     assert {"run", "loss", "a/x", "b/y", "1.5", ""} <= texts
@@ -65,7 +67,7 @@ def test_table_chart_columns_never_overlap():
     the room their text needs, so every column is separated from the next by blank space."""
     import pandas as pd
 
-    from sandbox import export
+    from sandbox.figures import export
 
     frame = pd.DataFrame(
         {
@@ -76,7 +78,7 @@ def test_table_chart_columns_never_overlap():
             "tokens_per_s": ["12,345", "987"],
         }
     )
-    png = export.to_png(figures.table_chart(frame), scale=1)
+    png = export.to_png(tables.table_chart(frame), scale=1)
     assert _ink_gaps(png) >= len(frame.columns) - 1
 
 
@@ -85,49 +87,53 @@ def test_flops_axis_uses_the_stored_breakdown(tmp_path, monkeypatch, pool):
 
     import toyzoo
 
-    from sandbox import curves, logs
+    from sandbox.curves import prepare
+    from sandbox.zoo import logread
 
     monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
     root = toyzoo.make_toy_a(tmp_path / "models")
     run = find_run(tmp_path / "models", "toy_a/run1")
     client = pool.client(find_experiment(tmp_path / "models", "toy_a"))
-    assert comparison.flops_per_step(run)[0] is None  # not counted yet: unavailable, not guessed
-    assert comparison.store_breakdown(run, client.request("params", run="run1"))
-    per_step, how = comparison.flops_per_step(run)
-    assert per_step is None and "n_layers" in how  # toy_a's config has no layer count
+    assert accounting.flops_per_token(run)[0] is None  # not counted yet: unavailable, not guessed
+    assert accounting.store_breakdown(run, client.request("params", run="run1"))
+    per_token, how = accounting.flops_per_token(run)
+    assert per_token is None and "n_layers" in how  # toy_a's config has no layer count
     # Give the toy a layer count: the code changed, so the stored count no longer applies.
     config = root / "config.py"
     config.write_text(config.read_text().replace("    dim: int = 16\n", "    dim: int = 16\n    n_layers: int = 1\n"))
     run.model_config_path.write_text(json.dumps(run.model_config() | {"n_layers": 1}))
-    assert comparison.cached_breakdown(run) is None
+    assert accounting.cached_breakdown(run) is None
     client = pool.client(find_experiment(tmp_path / "models", "toy_a"))  # a worker for the new code
     breakdown = client.request("params", run="run1")
-    assert comparison.store_breakdown(run, breakdown)
-    per_step, how = comparison.flops_per_step(run)
-    expected = (6 * breakdown["non_embedding"] + 12 * 1 * 64 * 16) * (4 * 2 * 64)
-    assert per_step == expected and "tokens/step" in how
-    parsed = logs.read_logs({run.id: run.log_path})
-    view = curves.prepare(parsed, {run.id: run}, curves.CurveSettings(runs=(run.id,), metrics=("train loss",), x="flops"))
+    assert accounting.store_breakdown(run, breakdown)
+    per_token, how = accounting.flops_per_token(run)
+    assert per_token == 6 * breakdown["non_embedding"] + 12 * 1 * 64 * 16 and "6·N" in how
+    tokens_per_step, _ = accounting.tokens_per_step(run)
+    expected = per_token * tokens_per_step
+    assert tokens_per_step == 4 * 2 * 64
+    parsed = logread.read_logs({run.id: run.log_path})
+    view = prepare.prepare(parsed, {run.id: run}, prepare.CurveSettings(runs=(run.id,), metrics=("train loss",), x="flops"))
     assert (view.draw["x"] == view.draw["step"] * expected).all()
 
 
 def test_card_on_the_same_text_names_it_and_gives_the_paired_verdict(toy_models, pool, tmp_path, monkeypatch):
-    from sandbox import evaluation as ev
-    from sandbox import export
-    from sandbox.data import BUNDLED_LABEL, load_documents
+    from sandbox.evaluation import cache, results
+    from sandbox.evaluation import run as evaluation_run
+    from sandbox.evaluation.data import BUNDLED_LABEL, load_documents
+    from sandbox.figures import export
 
     monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path))
     ids = ["toy_a/run1", "toy_b/cached"]
     docs = load_documents("bundled")[:6]
-    ev.evaluate(pool, ids[:1], docs[:3], ev.EvalSettings(kmax=1), models_dir=toy_models, data_label="notes.txt")
-    ev.evaluate(pool, ids, docs, ev.EvalSettings(kmax=1), models_dir=toy_models, data_label=BUNDLED_LABEL)
-    shared = ev.common_evaluation(toy_models, ids)
+    evaluation_run.evaluate(pool, ids[:1], docs[:3], results.EvalSettings(kmax=1), models_dir=toy_models, data_label="notes.txt")
+    evaluation_run.evaluate(pool, ids, docs, results.EvalSettings(kmax=1), models_dir=toy_models, data_label=BUNDLED_LABEL)
+    shared = cache.common_evaluation(toy_models, ids)
     assert shared is not None and shared.data["source"] == BUNDLED_LABEL  # not the notes.txt result
     ea, eb = find_experiment(toy_models, "toy_a"), find_experiment(toy_models, "toy_b")
     ra, rb = find_run(toy_models, ids[0]), find_run(toy_models, ids[1])
-    fa = comparison.run_figures(ra, pool.client(ea).request("params", run="run1"))
-    fb = comparison.run_figures(rb, pool.client(eb).request("params", run="cached"))
-    card = comparison.summary_card(ra, rb, ea, eb, fa, fb, shared, ev.evaluated_texts(toy_models, ids))
+    fa = accounting.run_figures(ra, pool.client(ea).request("params", run="run1"))
+    fb = accounting.run_figures(rb, pool.client(eb).request("params", run="cached"))
+    card = comparison.summary_card(ra, rb, ea, eb, fa, fb, shared, cache.evaluated_texts(toy_models, ids))
     table = comparison.card_table(card).set_index("metric")
     label = f"6 documents of {BUNDLED_LABEL}"
     assert table.loc["evaluated on", ids[0]] == table.loc["evaluated on", ids[1]] == label
@@ -140,7 +146,7 @@ def test_card_on_the_same_text_names_it_and_gives_the_paired_verdict(toy_models,
     assert f"**Evaluation:** {label}, the same settings for both." in md
     assert card["evaluation"]["verdict"] in md and "Intervals from 6 documents mean little" in md
     # The PNG export draws the same table: the text's name is one of its cells.
-    chart = figures.table_chart(comparison.card_table(card), "t")
+    chart = tables.table_chart(comparison.card_table(card), "t")
     texts = {v["text"] for v in next(iter(chart.to_dict()["datasets"].values()))}
     assert label in texts
     assert export.to_png(chart).startswith(b"\x89PNG")
@@ -149,21 +155,22 @@ def test_card_on_the_same_text_names_it_and_gives_the_paired_verdict(toy_models,
 def test_card_names_a_suspect_run(tmp_path, pool, monkeypatch):
     import toyzoo
 
-    from sandbox import evaluation as ev
-    from sandbox import sanity
-    from sandbox.data import BUNDLED_LABEL, load_documents
+    from sandbox.evaluation import cache, results
+    from sandbox.evaluation import run as evaluation_run
+    from sandbox.evaluation.data import BUNDLED_LABEL, load_documents
+    from sandbox.zoo import sanity
 
     monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
     models = tmp_path / "models"
     toyzoo.add_untrained_run(toyzoo.make_toy_a(models), "random_init")
     ids = ["toy_a/run1", "toy_a/random_init"]
-    ev.evaluate(pool, ids, load_documents("bundled")[:3], ev.EvalSettings(kmax=1), models_dir=models,
+    evaluation_run.evaluate(pool, ids, load_documents("bundled")[:3], results.EvalSettings(kmax=1), models_dir=models,
                 data_label=BUNDLED_LABEL)
     exp = find_experiment(models, "toy_a")
     ra, rb = find_run(models, ids[0]), find_run(models, ids[1])
     params = pool.client(exp).request("params", run="run1")
-    card = comparison.summary_card(ra, rb, exp, exp, comparison.run_figures(ra, params),
-                                   comparison.run_figures(rb, params), ev.common_evaluation(models, ids))
+    card = comparison.summary_card(ra, rb, exp, exp, accounting.run_figures(ra, params),
+                                   accounting.run_figures(rb, params), cache.common_evaluation(models, ids))
     assert len(card["flags"]) == 1 and sanity.UNTRAINED in card["flags"][0]
     assert card["evaluation"]["verdict"].startswith("toy_a/run1 is better than toy_a/random_init by")
     assert f"**Check:** {card['flags'][0]}" in comparison.card_markdown(card)

@@ -2,28 +2,35 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
-from sandbox import corpus
+from sandbox.corpus import files, stories
+from sandbox.evaluation.data import load_documents
+from sandbox.settings import PACKAGE_PARENT
 
 
 @pytest.fixture(scope="module")
 def splits() -> tuple[list[str], list[str]]:
-    return corpus.bundled_split("train"), corpus.bundled_split("validation")
+    return stories.bundled_split("train"), stories.bundled_split("validation")
 
 
 def test_same_seed_same_text_and_prefix_stable() -> None:
-    a = corpus.generate_stories(50, seed=7)
-    assert a == corpus.generate_stories(50, seed=7)
+    a = stories.generate_stories(50, seed=7)
+    assert a == stories.generate_stories(50, seed=7)
     # Story i depends only on (seed, i): a shorter run is a prefix of a longer one.
-    assert corpus.generate_stories(20, seed=7) == a[:20]
+    assert stories.generate_stories(20, seed=7) == a[:20]
 
 
 def test_different_seed_different_text() -> None:
-    a = corpus.generate_stories(20, seed=1)
-    b = corpus.generate_stories(20, seed=2)
+    a = stories.generate_stories(20, seed=1)
+    b = stories.generate_stories(20, seed=2)
     assert all(x != y for x, y in zip(a, b, strict=True))
 
 
@@ -33,13 +40,13 @@ def test_generator_uses_no_global_random_state() -> None:
     random.seed(0)
     before = random.random()
     random.seed(0)
-    corpus.generate_stories(5, seed=3)
+    stories.generate_stories(5, seed=3)
     assert random.random() == before
 
 
 def test_negative_count_is_an_error() -> None:
     with pytest.raises(ValueError):
-        corpus.generate_stories(-1)
+        stories.generate_stories(-1)
 
 
 def test_size_within_bounds(splits) -> None:
@@ -58,15 +65,15 @@ def test_split_is_about_95_5_and_disjoint(splits) -> None:
 
 def test_split_is_cached_but_returns_fresh_lists(splits) -> None:
     train, _ = splits
-    again = corpus.bundled_split("train")
+    again = stories.bundled_split("train")
     assert again == train and again is not train
     again.clear()
-    assert corpus.bundled_split("train") == train
+    assert stories.bundled_split("train") == train
 
 
 def test_unknown_split_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown split"):
-        corpus.bundled_split("test")
+        stories.bundled_split("test")
 
 
 def test_word_variety_is_rich(splits) -> None:
@@ -94,13 +101,64 @@ def test_non_ascii_present_but_rare(splits) -> None:
 
 
 def test_fingerprint_is_short_stable_and_seed_dependent() -> None:
-    fp = corpus.corpus_fingerprint(1337)
-    assert fp == corpus.corpus_fingerprint(1337)
+    fp = stories.corpus_fingerprint(1337)
+    assert fp == stories.corpus_fingerprint(1337)
     assert re.fullmatch(r"[0-9a-f]{12}", fp)
-    assert fp != corpus.corpus_fingerprint(1338)
+    assert fp != stories.corpus_fingerprint(1338)
 
 
 def test_fingerprint_changes_with_version(monkeypatch) -> None:
-    fp = corpus.corpus_fingerprint(1337)
-    monkeypatch.setattr(corpus, "CORPUS_VERSION", corpus.CORPUS_VERSION + 1)
-    assert corpus.corpus_fingerprint(1337) != fp
+    fp = stories.corpus_fingerprint(1337)
+    monkeypatch.setattr(stories, "CORPUS_VERSION", stories.CORPUS_VERSION + 1)
+    assert stories.corpus_fingerprint(1337) != fp
+
+
+def _digest(docs: list[str]) -> str:
+    return hashlib.sha256(json.dumps(docs).encode()).hexdigest()
+
+
+def test_corpus_files_give_back_the_bundled_splits_and_every_experiment_reads_the_same_documents(tmp_path):
+    """`sandbox corpus --out DIR` writes what `bundled_split` gives; each experiment's training
+    and tokenizer trainer read exactly those documents back from the files (so retraining
+    from the README's commands trains on the same text), without importing the sandbox."""
+    out = tmp_path / "data"
+    done = subprocess.run(
+        [sys.executable, "-m", "sandbox", "corpus", "--out", str(out)], capture_output=True, text=True,
+        cwd=PACKAGE_PARENT, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((out / "corpus.json").read_text())
+    assert manifest["seed"] == stories.BUNDLED_SEED and manifest["corpus_version"] == stories.CORPUS_VERSION
+    expected = {split: stories.bundled_split(split) for split in files.SPLITS}
+    for split, docs in expected.items():
+        assert (out / f"{split}.txt").read_text(encoding="utf-8").rstrip("\n").split(files.SEPARATOR) == docs
+        assert manifest["splits"][split]["documents"] == len(docs)
+        assert manifest["splits"][split]["sha256"] == hashlib.sha256((out / f"{split}.txt").read_bytes()).hexdigest()
+    # The Evaluation page's own .txt reader (blank lines between documents) reads the same documents.
+    assert load_documents(str(out / "validation.txt")) == expected["validation"]
+    readers = {
+        "models/template": ("train", ["train", "validation"]),
+        "models/kv_variant": ("train", ["train", "validation"]),
+        "models/template/tokenizers/bpe": ("train_tokenizer", ["train"]),
+        "models/kv_variant/tokenizers/charbpe": ("train_tokenizer", ["train"]),
+    }
+    for folder, (module, splits) in readers.items():
+        code = (
+            f"import hashlib, json, sys; from pathlib import Path; import {module} as m; "
+            f"print(json.dumps({{s: hashlib.sha256(json.dumps(m.read_split(Path({str(out)!r}), s)).encode()).hexdigest() for s in {splits!r}}})); "
+            "print(sorted(n for n in sys.modules if n == 'sandbox' or n.startswith('sandbox.')))"
+        )
+        # cwd: the script's own folder, first on sys.path as when it is run; no sandbox on the path
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PACKAGE_PARENT / folder, env=env, timeout=300)
+        assert ran.returncode == 0, f"{folder}: {ran.stderr[-2000:]}"
+        digests, imported = ran.stdout.strip().splitlines()[-2:]
+        assert json.loads(digests) == {s: _digest(expected[s]) for s in splits}, folder
+        assert imported == "[]", f"{folder} imported the sandbox: {imported}"
+
+
+def test_corpus_text_refuses_a_document_that_would_not_come_back():
+    assert files.as_text(["one", "two\nlines"]) == "one\n\ntwo\nlines\n"
+    for bad in (["a\n\nb"], [" padded"], [""]):
+        with pytest.raises(ValueError):
+            files.as_text(bad)

@@ -7,19 +7,20 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
 from dataclasses import replace
 from pathlib import Path
 
+import logzoo  # noqa: E402
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-import logzoo  # noqa: E402
-
-from sandbox import charts, curves, discovery, export, logs, lossview, tokenrate  # noqa: E402
-from sandbox.curves import CurveSettings  # noqa: E402
+from sandbox.curves import charts, fairness, yrange
+from sandbox.curves import view as lossview
+from sandbox.curves.prepare import CurveSettings  # noqa: E402
+from sandbox.evaluation import tokenrate
+from sandbox.figures import export
+from sandbox.urlstate import loss_curves
+from sandbox.zoo import discovery, logread
 
 ROOT = Path(__file__).resolve().parent.parent
 ZOO = ("big/bpe32k", "hot/start65", "small/bpe1k")
@@ -29,11 +30,11 @@ ZOO = ("big/bpe32k", "hot/start65", "small/bpe1k")
 def zoo(tmp_path, monkeypatch):
     """The vocabulary zoo (1,024 to 32,768, one run starting at loss 65), its own caches."""
     monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
-    logs.clear_cache()
+    logread.clear_cache()
     lossview.clear_memo()
     logzoo.make_vocab_zoo(tmp_path / "models")
     yield {run.id: run for run in discovery.all_runs(tmp_path / "models")}
-    logs.clear_cache()
+    logread.clear_cache()
     lossview.clear_memo()
 
 
@@ -53,24 +54,24 @@ def _y_ticks(svg: str) -> list[float]:
 
 def test_robust_range_ignores_one_outlier_start_but_keeps_a_plain_curve_whole():
     plain = 1.5 + 3.0 * np.exp(-np.arange(50) / 12.5)  # logzoo's shape: 4.5 down to ~1.55
-    lo, hi = curves.robust_range([plain])
+    lo, hi = yrange.robust_range([plain])
     assert lo < plain.min() and hi > plain.max()  # nothing of a plain curve is cut
     hot = logzoo.outlier_frame()["Validation Loss"].to_numpy()
-    lo, hi = curves.robust_range([plain, plain * 1.2, hot])
+    lo, hi = yrange.robust_range([plain, plain * 1.2, hot])
     assert hot.max() > 60 and hi < 10  # the start at 65 is left out...
     assert hi > (plain * 1.2).max() and lo < plain.min()  # ...every other run stays whole
-    assert curves.robust_range([np.array([np.nan, np.inf])]) is None
-    lo, hi = curves.robust_range([plain, hot], log=True)
+    assert yrange.robust_range([np.array([np.nan, np.inf])]) is None
+    lo, hi = yrange.robust_range([plain, hot], log=True)
     assert 0 < lo < plain.min() and hi < 20
     for log in (False, True):  # a flat series (a constant learning rate) still gets a range around it
-        lo, hi = curves.robust_range([np.full(10, 1.0)], log=log)
+        lo, hi = yrange.robust_range([np.full(10, 1.0)], log=log)
         assert lo < 0.99 and hi > 1.01
 
 
 def test_default_range_excludes_the_outlier_and_full_range_shows_it(zoo):
     robust = _view(zoo)
     lo, hi = robust.curves.y_domains["validation loss"]
-    others = [logs.read_log(zoo[r].log_path).columns["validation loss"] for r in ("big/bpe32k", "small/bpe1k")]
+    others = [logread.read_log(zoo[r].log_path).columns["validation loss"] for r in ("big/bpe32k", "small/bpe1k")]
     assert hi < 65 and hi >= max(v.max() for v in others) and lo <= min(v.min() for v in others)
     assert robust.curves.clipped > 0 and any("outside the y range" in n for n in robust.curves.notes)
     ticks = _y_ticks(export.spec_to_svg(robust.spec))  # what vl-convert draws: the outlier is off it
@@ -95,11 +96,11 @@ def test_the_range_is_given_per_panel_and_the_chart_clips(zoo):
 
 def test_y_range_and_unit_live_in_the_url():
     settings = CurveSettings(runs=("a/1",), metrics=("train loss",), full_y=True, per_byte=True)
-    query = lossview.settings_to_query(settings)
+    query = loss_curves.to_query(settings)
     assert query["yrange"] == ["full"] and query["unit"] == ["byte"]
-    back, warnings = lossview.settings_from_query(query, ["a/1"], lambda runs: ["train loss"])
+    back, warnings = loss_curves.from_query(query, ["a/1"], lambda runs: ["train loss"])
     assert back == settings and warnings == []
-    bad, warnings = lossview.settings_from_query({"yrange": ["wide"], "unit": ["parsec"]}, ["a/1"], lambda r: ["train loss"])
+    bad, warnings = loss_curves.from_query({"yrange": ["wide"], "unit": ["parsec"]}, ["a/1"], lambda r: ["train loss"])
     assert (bad.full_y, bad.per_byte) == (False, False) and len(warnings) == 2
 
 
@@ -121,8 +122,8 @@ def test_rankings_of_runs_with_different_tokenizers_or_data_are_flagged(zoo):
 def test_runs_with_one_tokenizer_and_no_data_difference_get_no_note(zoo):
     same = lossview.build([zoo["small/bpe1k"]], CurveSettings(runs=("small/bpe1k",), metrics=("validation loss",)))
     assert same.rank_notes == {} and "tokenizer" not in same.summary["validation loss"].columns
-    assert curves.is_per_token("validation loss") and curves.is_per_token("Perplexity")
-    assert not curves.is_per_token("val_bpb") and not curves.is_per_token("learning rate")
+    assert fairness.is_per_token("validation loss") and fairness.is_per_token("Perplexity")
+    assert not fairness.is_per_token("val_bpb") and not fairness.is_per_token("learning rate")
 
 
 # -- bits per byte ----------------------------------------------------------------------------
@@ -135,10 +136,10 @@ def test_bits_per_byte_from_a_cached_evaluation(zoo):
     rates = tokenrate.token_rates(zoo.values())
     assert set(rates) == {"small/bpe1k", "big/bpe32k"} and rates["small/bpe1k"].tokens_per_byte == 0.3
     view = _view(zoo, per_byte=True)
-    label = "validation loss" + curves.PER_BYTE_SUFFIX
+    label = "validation loss" + fairness.PER_BYTE_SUFFIX
     full = view.curves.full
     for run, rate in ((small, 0.3), (big, 0.2)):
-        logged = logs.read_log(run.log_path).columns["validation loss"]
+        logged = logread.read_log(run.log_path).columns["validation loss"]
         drawn = full[full["run"] == run.id]["value"].to_numpy()
         np.testing.assert_allclose(drawn, logged * rate / math.log(2))
     assert set(full["metric"]) == {label}
@@ -183,7 +184,7 @@ def page(zoo, monkeypatch, tmp_path):
         return at
 
     yield make
-    from sandbox import livewatch
+    from sandbox.curves import livewatch
 
     livewatch.stop_all()
     st.cache_resource.clear()

@@ -1,21 +1,18 @@
-"""sandbox.curves: TensorBoard smoothing, downsampling, x axes, trimming and the summary."""
+"""sandbox.curves.prepare: TensorBoard smoothing, downsampling, x axes, trimming and the summary."""
 
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import replace
-from pathlib import Path
 
+import logzoo  # noqa: E402
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-import logzoo  # noqa: E402
-
-from sandbox import curves, discovery, logs  # noqa: E402
-from sandbox.curves import CurveSettings, XAxis  # noqa: E402
+from sandbox.curves import axes, prepare
+from sandbox.curves.axes import XAxis  # noqa: E402
+from sandbox.curves.prepare import CurveSettings
+from sandbox.zoo import accounting, discovery, logread
 
 
 def tensorboard_smooth(values, weight):
@@ -33,9 +30,9 @@ def tensorboard_smooth(values, weight):
 
 def test_smoothing_matches_hand_computed_tensorboard_values():
     # w = 0.5 on [1, 2, 3]: last = 0.5, 1.25, 2.125; debias = 0.5, 0.75, 0.875.
-    np.testing.assert_allclose(curves.smooth([1.0, 2.0, 3.0], 0.5), [1.0, 1.25 / 0.75, 2.125 / 0.875])
+    np.testing.assert_allclose(prepare.smooth([1.0, 2.0, 3.0], 0.5), [1.0, 1.25 / 0.75, 2.125 / 0.875])
     # w = 0.6 on [1, 2, nan, 4]: the NaN is passed through and does not count.
-    out = curves.smooth([1.0, 2.0, np.nan, 4.0], 0.6)
+    out = prepare.smooth([1.0, 2.0, np.nan, 4.0], 0.6)
     assert np.isnan(out[2])
     np.testing.assert_allclose(out[[0, 1, 3]], [1.0, 1.625, 2.8367346938775513])
 
@@ -47,16 +44,16 @@ def test_smoothing_equals_the_tensorboard_loop_with_gaps_and_infinities():
     values[[50, 300]] = [np.inf, -np.inf]
     for weight in (0.0, 0.3, 0.6, 0.9, 0.99):
         expected = tensorboard_smooth(values, weight)
-        got = curves.smooth(values, weight)
+        got = prepare.smooth(values, weight)
         np.testing.assert_allclose(got, expected, rtol=1e-12, equal_nan=True)
-    assert curves.smooth(values, 0.0) is not values  # a copy, never the log's own array
+    assert prepare.smooth(values, 0.0) is not values  # a copy, never the log's own array
 
 
 def test_downsampling_keeps_endpoints_and_extremes_and_caps_the_size():
     rng = np.random.default_rng(0)
     values = rng.normal(0, 1, 100_000)
     values[12_345], values[77_777] = 50.0, -50.0  # one spike each way
-    keep = curves.downsample_mask(values, 2000)
+    keep = prepare.downsample_mask(values, 2000)
     assert keep.sum() <= 2000
     assert keep[0] and keep[-1]
     assert keep[12_345] and keep[77_777]
@@ -68,48 +65,48 @@ def test_downsampling_keeps_the_start_of_a_nan_stretch_and_short_series():
     values = np.linspace(5, 1, 10_000)
     values[4000:6000] = np.nan
     values[8000] = np.inf
-    keep = curves.downsample_mask(values, 500)
+    keep = prepare.downsample_mask(values, 500)
     assert keep[4000] and keep[8000]  # the gaps stay gaps
     assert not keep[4001]
     assert keep.sum() <= 500 + 2
-    assert curves.downsample_mask(np.array([1.0, np.nan, 3.0]), 500).all()
-    assert curves.downsample_mask(np.full(5000, np.nan), 100).sum() <= 3  # no extremes to keep
+    assert prepare.downsample_mask(np.array([1.0, np.nan, 3.0]), 500).all()
+    assert prepare.downsample_mask(np.full(5000, np.nan), 100).sum() <= 3  # no extremes to keep
 
 
 def test_points_per_series_shares_a_budget():
-    assert curves.points_per_series(1) == curves.MAX_POINTS
-    assert curves.points_per_series(100) == curves.TOTAL_POINTS // 100
-    assert curves.points_per_series(10_000) == curves.MIN_POINTS
+    assert prepare.points_per_series(1) == prepare.MAX_POINTS
+    assert prepare.points_per_series(100) == prepare.TOTAL_POINTS // 100
+    assert prepare.points_per_series(10_000) == prepare.MIN_POINTS
 
 
 @pytest.fixture
 def zoo(tmp_path):
     logzoo.make_zoo(tmp_path)
     runs = {run.id: run for run in discovery.all_runs(tmp_path)}
-    logs.clear_cache()
-    return runs, logs.read_logs({rid: run.log_path for rid, run in runs.items()})
+    logread.clear_cache()
+    return runs, logread.read_logs({rid: run.log_path for rid, run in runs.items()})
 
 
 def test_tokens_per_step_from_the_configs(tmp_path):
     run_dir = logzoo.add_run(tmp_path, "e", "r", None, train={"batch_size": 4, "gradient_accumulation_steps": 2})
     run = discovery.Run("e", "r", run_dir)
-    per_step, how = curves.tokens_per_step(run)
+    per_step, how = accounting.tokens_per_step(run)
     assert per_step == 4 * 2 * 64  # max_seq_len 64 from model_config.json
     assert "batch_size 4" in how and "max_seq_len 64" in how
 
     (run_dir / "train_config.json").write_text(json.dumps({"batch_size": 8, "seq_len": 32}))
     (run_dir / "model_config.json").write_text(json.dumps({"dim": 16}))
-    per_step, how = curves.tokens_per_step(run)
+    per_step, how = accounting.tokens_per_step(run)
     assert per_step == 8 * 1 * 32 and "absent, so 1" in how
 
     (run_dir / "train_config.json").unlink()
-    assert curves.tokens_per_step(run)[0] is None
+    assert accounting.tokens_per_step(run)[0] is None
 
 
 def test_tokens_axis_is_computed_from_train_config_when_not_logged(zoo):
     runs, parsed = zoo
     settings = CurveSettings(runs=("alpha/v1", "beta/v2", "beta/broken"), metrics=("train loss",), x="tokens")
-    result = curves.prepare(parsed, runs, settings)
+    result = prepare.prepare(parsed, runs, settings)
     assert set(result.computed) == {"beta/v2"}
     assert "beta/broken" in result.unavailable  # no train_config.json: listed, not faked
     assert "beta/broken" not in set(result.draw["run"].astype(str))
@@ -123,8 +120,8 @@ def test_tokens_axis_is_computed_from_train_config_when_not_logged(zoo):
 def test_time_axis_lists_runs_without_a_time_column(tmp_path):
     logzoo.add_run(tmp_path, "e", "notime", "Step,Train Loss\n0,3\n10,2\n")
     runs = {run.id: run for run in discovery.all_runs(tmp_path)}
-    parsed = logs.read_logs({rid: run.log_path for rid, run in runs.items()})
-    result = curves.prepare(parsed, runs, CurveSettings(runs=("e/notime",), metrics=("train loss",), x="time"))
+    parsed = logread.read_logs({rid: run.log_path for rid, run in runs.items()})
+    result = prepare.prepare(parsed, runs, CurveSettings(runs=("e/notime",), metrics=("train loss",), x="time"))
     assert "e/notime" in result.unavailable and result.draw.empty
     assert len(result.summary["train loss"]) == 1  # the table still reports the run
 
@@ -132,8 +129,8 @@ def test_time_axis_lists_runs_without_a_time_column(tmp_path):
 def test_a_new_axis_is_one_entry(monkeypatch, zoo):
     runs, parsed = zoo
     flops = XAxis("flops", "Training FLOPs", "flops", per_step=lambda run: (1e9, "6 × N × tokens"))
-    monkeypatch.setitem(curves.X_AXES, "flops", flops)
-    result = curves.prepare(parsed, runs, CurveSettings(runs=("alpha/v1",), metrics=("train loss",), x="flops"))
+    monkeypatch.setitem(axes.X_AXES, "flops", flops)
+    result = prepare.prepare(parsed, runs, CurveSettings(runs=("alpha/v1",), metrics=("train loss",), x="flops"))
     np.testing.assert_array_equal(result.draw["x"], result.draw["step"] * 1e9)
     assert result.computed == {"alpha/v1": "6 × N × tokens"}
 
@@ -141,18 +138,18 @@ def test_a_new_axis_is_one_entry(monkeypatch, zoo):
 def test_trim_and_log_axes(zoo):
     runs, parsed = zoo
     base = CurveSettings(runs=("alpha/v1",), metrics=("train loss",))
-    full = curves.prepare(parsed, runs, base).draw
-    trimmed = curves.prepare(parsed, runs, replace(base, trim=20.0)).draw
+    full = prepare.prepare(parsed, runs, base).draw
+    trimmed = prepare.prepare(parsed, runs, replace(base, trim=20.0)).draw
     assert len(full) == 50 and len(trimmed) == 40
     assert trimmed["step"].min() == 100  # the first 10 of 50 rows are gone
-    logged = curves.prepare(parsed, runs, replace(base, log_x=True))
+    logged = prepare.prepare(parsed, runs, replace(base, log_x=True))
     assert logged.draw["x"].min() > 0
     assert any("x ≤ 0" in note for note in logged.notes)
 
 
 def test_diverged_points_are_gaps_with_a_marker(zoo):
     runs, parsed = zoo
-    result = curves.prepare(parsed, runs, CurveSettings(runs=("beta/broken",), metrics=("train loss",)))
+    result = prepare.prepare(parsed, runs, CurveSettings(runs=("beta/broken",), metrics=("train loss",)))
     draw = result.draw
     onset = draw[draw["onset"]]
     assert onset["step"].tolist() == [300]
@@ -165,14 +162,14 @@ def test_draw_is_capped_but_full_keeps_every_row(tmp_path):
     frame = logzoo.curve_frame(logzoo.V2, rows=10_000)
     logzoo.add_run(tmp_path, "e", "long", frame.to_csv(index=False))
     runs = {run.id: run for run in discovery.all_runs(tmp_path)}
-    parsed = logs.read_logs({rid: run.log_path for rid, run in runs.items()})
+    parsed = logread.read_logs({rid: run.log_path for rid, run in runs.items()})
     settings = CurveSettings(runs=("e/long",), metrics=("train loss", "validation loss"), smoothing=0.6)
-    result = curves.prepare(parsed, runs, settings, max_points=500)
+    result = prepare.prepare(parsed, runs, settings, max_points=500)
     assert (result.draw.groupby("metric", observed=True).size() <= 500).all()
     full = result.full
-    assert len(full) == 20_000 and list(full.columns) == curves.FULL_COLUMNS
+    assert len(full) == 20_000 and list(full.columns) == prepare.FULL_COLUMNS
     np.testing.assert_allclose(
-        full[full["metric"] == "train loss"]["smoothed"], curves.smooth(frame["Train Loss"].to_numpy(), 0.6)
+        full[full["metric"] == "train loss"]["smoothed"], prepare.smooth(frame["Train Loss"].to_numpy(), 0.6)
     )
 
 
@@ -183,7 +180,7 @@ def test_summary_final_best_rank_and_divergence(zoo):
         metrics=("train loss", "tokens/s", "learning rate"),
         trim=50.0,  # the table ignores trimming: it reads the full logs
     )
-    tables = curves.prepare(parsed, runs, settings).summary
+    tables = prepare.prepare(parsed, runs, settings).summary
     loss = tables["train loss"].set_index("run")
     v1 = parsed["alpha/v1"].columns
     assert loss.loc["alpha/v1", "final"] == pytest.approx(v1["train loss"][-1])
@@ -204,19 +201,19 @@ PER_TOKEN = 6 * 1000 + 12 * 2 * 64 * 16  # 6·N + 12·layers·context·dim with 
 
 def flops_run(tmp_path, monkeypatch, log: str, train: dict | None = None) -> discovery.Run:
     """A run with a stored parameter count (N = 1000 non-embedding), as the Models page leaves it."""
-    from sandbox import comparison
+    from sandbox.zoo import accounting
 
     monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
     run_dir = logzoo.add_run(tmp_path / "models", "e", "r", log, train=train, model=FLOPS_MODEL)
     run = discovery.Run("e", "r", run_dir)
-    assert comparison.store_breakdown(run, {"total": 5000, "non_embedding": 1000, "embedding": 4000, "parts": {}})
-    logs.clear_cache()
+    assert accounting.store_breakdown(run, {"total": 5000, "non_embedding": 1000, "embedding": 4000, "parts": {}})
+    logread.clear_cache()
     return run
 
 
-def prepare_flops(run: discovery.Run) -> curves.Curves:
-    parsed = logs.read_logs({run.id: run.log_path})
-    return curves.prepare(parsed, {run.id: run}, CurveSettings(runs=(run.id,), metrics=("train loss",), x="flops"))
+def prepare_flops(run: discovery.Run) -> prepare.Curves:
+    parsed = logread.read_logs({run.id: run.log_path})
+    return prepare.prepare(parsed, {run.id: run}, CurveSettings(runs=(run.id,), metrics=("train loss",), x="flops"))
 
 
 def test_flops_axis_keeps_a_run_whose_last_row_has_no_tokens(tmp_path, monkeypatch):

@@ -8,9 +8,10 @@ import json
 import pandas as pd
 import pytest
 
-from sandbox import data
-from sandbox.corpus import bundled_split
-from sandbox.data import DataSourceError
+from sandbox import settings
+from sandbox.corpus.stories import bundled_split
+from sandbox.evaluation import data
+from sandbox.evaluation.formats import DataSourceError
 
 
 def write(path, text: str):
@@ -207,17 +208,36 @@ def test_data_files_lists_supported_files_only(tmp_path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("x")
     (tmp_path / "folder.txt").mkdir()  # a folder with a data-like name is not a file
-    found = [p.relative_to(tmp_path).as_posix() for p in data.data_files(tmp_path)]
+    found = [p.relative_to(tmp_path).as_posix() for p in data.scan_data_folder(tmp_path)[0]]
     assert found == ["a.jsonl", "b.txt", "d.TXT", "sub/c.parquet"]
-    assert data.data_files(tmp_path / "missing") == []
+    assert data.scan_data_folder(tmp_path / "missing") == ([], [])
 
 
 def test_default_data_dir(monkeypatch, tmp_path) -> None:
     monkeypatch.delenv("SANDBOX_DATA_DIR", raising=False)
-    assert data.default_data_dir() == (data.PROJECT_ROOT / "data").resolve()
+    assert settings.data_dir() == (settings.PROJECT_ROOT / "data").resolve()
     monkeypatch.setenv("SANDBOX_DATA_DIR", str(tmp_path))
-    assert data.default_data_dir() == tmp_path.resolve()
-    assert data.default_data_dir(tmp_path / "x") == (tmp_path / "x").resolve()
+    assert settings.data_dir() == tmp_path.resolve()
+    assert settings.data_dir(tmp_path / "x") == (tmp_path / "x").resolve()
+
+
+def test_an_installed_copy_uses_the_current_directory_and_the_user_cache(monkeypatch, tmp_path) -> None:
+    """Outside a source checkout the defaults follow the current directory and XDG; the
+    environment variables still choose any folder."""
+    for name in ("SANDBOX_MODELS_DIR", "SANDBOX_DATA_DIR", "SANDBOX_CACHE_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    assert settings.in_checkout()  # the tests run from the checkout
+    assert settings.models_dir() == (settings.PROJECT_ROOT / "models").resolve()
+    assert settings.cache_dir() == settings.PROJECT_ROOT / ".cache"
+    monkeypatch.setattr(settings, "in_checkout", lambda: False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert settings.models_dir() == (tmp_path / "models").resolve()
+    assert settings.data_dir() == (tmp_path / "data").resolve()
+    assert settings.cache_dir() == tmp_path / "xdg" / "micro-gpt-sandbox" and settings.cache_dir().is_dir()
+    monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "c"))
+    monkeypatch.setenv("SANDBOX_MODELS_DIR", str(tmp_path / "m"))
+    assert settings.cache_dir() == tmp_path / "c" and settings.models_dir() == (tmp_path / "m").resolve()
 
 
 def test_data_fingerprint() -> None:

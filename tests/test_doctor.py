@@ -10,8 +10,8 @@ import pytest
 import torch
 import toyzoo
 
-from sandbox.discovery import find_experiment
-from sandbox.doctor import check_experiment
+from sandbox.evaluation.checkup import check_experiment
+from sandbox.zoo.discovery import find_experiment
 
 ROOT = toyzoo.Path(toyzoo.__file__).resolve().parent.parent
 
@@ -126,7 +126,7 @@ def test_cli_doctor_exit_status(tmp_path, toy_models):
 def test_untrained_weights_and_a_mismatched_log_are_suspect(tmp_path, pool, monkeypatch):
     import math
 
-    from sandbox import catalog, sanity
+    from sandbox.zoo import catalog, sanity
 
     monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
     models = tmp_path / "models"

@@ -14,10 +14,12 @@ import pytest
 import torch
 import toyzoo
 
-from sandbox import evaluation as ev
-from sandbox import metrics
-from sandbox.discovery import find_experiment
-from sandbox.loader import WorkerPool
+from sandbox.evaluation import cache, details, metrics, results, tables
+from sandbox.evaluation import report as evaluation_report
+from sandbox.evaluation import run as evaluation_run
+from sandbox.evaluation import windows as evaluation_windows
+from sandbox.worker.pool import WorkerPool
+from sandbox.zoo.discovery import find_experiment
 
 # -- a fixture experiment whose logits are known -----------------------------------------------
 
@@ -108,9 +110,9 @@ def mpool():
     p.close_all()
 
 
-def run_eval(pool, zoo, run_ids, docs, **kw) -> ev.Report:
-    settings = ev.EvalSettings(**kw)
-    return ev.evaluate(pool, run_ids, docs, settings, models_dir=zoo, use_cache=False)
+def run_eval(pool, zoo, run_ids, docs, **kw) -> evaluation_report.Report:
+    settings = results.EvalSettings(**kw)
+    return evaluation_run.evaluate(pool, run_ids, docs, settings, models_dir=zoo, use_cache=False)
 
 
 # Mixed-length stories; several are longer than the toys' contexts (64 and 48 tokens).
@@ -144,7 +146,7 @@ def lm_eval_rolling_windows(token_list, prefix_token, max_seq_len, context_len):
 @pytest.mark.parametrize("overlap", [0, 1, 3, 7])
 def test_windows_score_every_target_exactly_once(n, overlap) -> None:
     ids = [-1] + list(range(100, 100 + n))  # bos, then n targets
-    windows = ev.make_windows([ids], max_len=8, overlap=overlap)
+    windows = evaluation_windows.make_windows([ids], max_len=8, overlap=overlap)
     scored = [t for inp, tgt, f in zip(windows.inputs, windows.targets, windows.first, strict=True) for t in tgt[f:]]
     assert scored == ids[1:]
     assert windows.scored == n
@@ -262,7 +264,7 @@ def test_worker_error_gives_an_error_row_and_the_others_go_on(mpool, zoo, tmp_pa
     broken = toyzoo.copy_experiment(zoo / "toy_a", tmp_path, "broken")
     toyzoo.make_toy_b(tmp_path)
     (broken / "modules/model.py").write_text("def oops(:\n")
-    report = ev.evaluate(mpool, ["broken/run1", "toy_b/cached", "missing/run"], DOCS[:2], ev.EvalSettings(),
+    report = evaluation_run.evaluate(mpool, ["broken/run1", "toy_b/cached", "missing/run"], DOCS[:2], results.EvalSettings(),
                          models_dir=tmp_path, use_cache=False)
     errors = {r.run_id: r.error for r in report.results}
     assert "syntax error on line 1" in errors["broken/run1"]["message"]
@@ -275,8 +277,8 @@ def test_worker_error_gives_an_error_row_and_the_others_go_on(mpool, zoo, tmp_pa
 
 def test_cancel_flag_stops_and_the_worker_stays_usable(mpool, zoo) -> None:
     seen = []
-    with pytest.raises(ev.EvaluationCancelled):
-        ev.evaluate(mpool, ["toy_b/cached"], DOCS * 4, ev.EvalSettings(), models_dir=zoo, use_cache=False,
+    with pytest.raises(results.EvaluationCancelled):
+        evaluation_run.evaluate(mpool, ["toy_b/cached"], DOCS * 4, results.EvalSettings(), models_dir=zoo, use_cache=False,
                     progress=lambda run, done, total: seen.append((done, total)), cancel=lambda: len(seen) > 2)
     assert seen[-1][0] < seen[-1][1]  # it stopped before the end
     again = run_eval(mpool, zoo, ["toy_b/cached"], DOCS)
@@ -284,22 +286,22 @@ def test_cancel_flag_stops_and_the_worker_stays_usable(mpool, zoo) -> None:
 
 
 def test_cache_makes_a_repeat_free_and_a_failed_write_only_warns(mpool, zoo, tmp_path) -> None:
-    settings = ev.EvalSettings(kmax=5)
-    first = ev.evaluate(mpool, ["fixed/peaked"], ["abcd"], settings, models_dir=zoo, cache_root=tmp_path)
+    settings = results.EvalSettings(kmax=5)
+    first = evaluation_run.evaluate(mpool, ["fixed/peaked"], ["abcd"], settings, models_dir=zoo, cache_root=tmp_path)
     assert not first.results[0].cached and not first.results[0].warnings
     assert len(list(tmp_path.glob("*.json"))) == 1
     calls = []
-    second = ev.evaluate(mpool, ["fixed/peaked"], ["abcd"], settings, models_dir=zoo, cache_root=tmp_path,
+    second = evaluation_run.evaluate(mpool, ["fixed/peaked"], ["abcd"], settings, models_dir=zoo, cache_root=tmp_path,
                          progress=lambda *a: calls.append(a))
     assert second.results[0].cached
     np.testing.assert_array_equal(second.results[0].sums.nll, first.results[0].sums.nll)
     # Other data or other settings: another key.
-    third = ev.evaluate(mpool, ["fixed/peaked"], ["abcd"], ev.EvalSettings(kmax=4), models_dir=zoo, cache_root=tmp_path)
+    third = evaluation_run.evaluate(mpool, ["fixed/peaked"], ["abcd"], results.EvalSettings(kmax=4), models_dir=zoo, cache_root=tmp_path)
     assert not third.results[0].cached
     # A cache folder that cannot be written (here: a file is in its way).
     blocker = tmp_path / "blocker"
     blocker.write_text("")
-    failed = ev.evaluate(mpool, ["fixed/peaked"], ["abcd"], settings, models_dir=zoo, cache_root=blocker / "eval")
+    failed = evaluation_run.evaluate(mpool, ["fixed/peaked"], ["abcd"], settings, models_dir=zoo, cache_root=blocker / "eval")
     assert failed.results[0].ok
     assert "could not be cached" in failed.results[0].warnings[0]
 
@@ -311,31 +313,32 @@ def test_exports_and_tables(mpool, zoo) -> None:
     assert payload["data"]["documents"] == 2 and payload["data"]["bytes"] == 8
     csv = report.summary([1, 3], n_resamples=50).to_csv(index=False)
     assert csv.splitlines()[0].startswith("run,check,bits_per_byte,bits_per_byte_lo,bits_per_byte_hi,loss")
-    by_k = ev.accuracy_by_k(report.results, n_resamples=50)
+    by_k = tables.accuracy_by_k(report.results, n_resamples=50)
     assert list(by_k[by_k["run"] == "fixed/uniform"]["accuracy"]) == [1.0, 1.0, 1.0]
-    pos = ev.by_position(report.results, [1])
+    pos = tables.by_position(report.results, [1])
     assert set(pos["position"]) == {0, 1, 2, 3}
     # The whole comparison as one picture: the table's cells and both charts, rendered.
-    from sandbox import evalview, export
+    from sandbox.evaluation import views
+    from sandbox.figures import export
 
-    table = ev.summary_text(report.summary([1, 3], n_resamples=50), [1, 3])
-    figure = evalview.comparison_figure(table, "Evaluation", by_k, pos)
+    table = tables.summary_text(report.summary([1, 3], n_resamples=50), [1, 3])
+    figure = views.comparison_figure(table, "Evaluation", by_k, pos)
     spec = export.inline_spec(figure)
     assert len(spec["vconcat"]) == 3
     assert export.to_png(figure, scale=1).startswith(b"\x89PNG")
 
 
 def test_huge_perplexity_is_written_in_scientific_notation(mpool, zoo) -> None:
-    from sandbox.cli import _table
+    from sandbox.cli.common import text_table
 
     report = run_eval(mpool, zoo, ["fixed/awful", "fixed/peaked"], ["abcd", "dcba"], kmax=1)
     summary = report.summary([1], n_resamples=50)
     assert summary["perplexity"].iloc[0] > 1e30  # the case that printed as a 36-digit number
-    text = ev.summary_text(summary, [1])
+    text = tables.summary_text(summary, [1])
     huge, small = text["perplexity"]
     assert "e+" in huge and len(huge) < 40, huge
     assert re.fullmatch(r"\d\.\d{4} \[\d\.\d{4}, \d\.\d{4}\]", small), small  # ordinary: fixed point
-    printed = _table(text.to_dict("records"), list(text.columns))
+    printed = text_table(text.to_dict("records"), list(text.columns))
     # No column is widened by a number (the table grew a "check" column; each cell stays short).
     assert all(len(str(cell)) < 40 for row in text.to_dict("records") for cell in row.values()), printed
     assert "000000000" not in printed
@@ -343,7 +346,7 @@ def test_huge_perplexity_is_written_in_scientific_notation(mpool, zoo) -> None:
 
 def test_document_details_line_up_with_the_text(mpool, zoo) -> None:
     client = mpool.client(find_experiment(zoo, "fixed"))
-    d = ev.document_details(client, "peaked", "abcdda", max_len=4, top_n=3, n_positions=4)
+    d = details.document_details(client, "peaked", "abcdda", max_len=4, top_n=3, n_positions=4)
     np.testing.assert_allclose(d["nll"], np.log([2, 4, 8, 8, 8, 2]), rtol=1e-6)
     assert d["top_pieces"][0][:2] == ["a", "b"] and d["top_pieces"][0][2] in {"c", "d"}  # c, d tie
     np.testing.assert_allclose(d["top_probs"][0], [0.5, 0.25, 0.125], rtol=1e-6)
@@ -370,11 +373,11 @@ def test_roundtrip_changes_takes_the_fewest_requests_that_are_exact() -> None:
     ids = [[0] + [ord(c if c != "é" else "e") for c in d] for d in docs]
     lossless = [[0] + [ord(c) for c in d] for d in docs]
     client = FakeClient()
-    assert ev.roundtrip_changes(client, "r", docs, lossless) == 0 and client.calls == ["decode"]
+    assert evaluation_run.roundtrip_changes(client, "r", docs, lossless) == 0 and client.calls == ["decode"]
     client = FakeClient()
-    assert ev.roundtrip_changes(client, "r", docs, ids) == 2 and client.calls == ["decode", "pieces"]
+    assert evaluation_run.roundtrip_changes(client, "r", docs, ids) == 2 and client.calls == ["decode", "pieces"]
     client = FakeClient(pieces_lie=True)  # pieces that do not rebuild the text: decode each document
-    assert ev.roundtrip_changes(client, "r", docs, ids) == 2
+    assert evaluation_run.roundtrip_changes(client, "r", docs, ids) == 2
     assert client.calls == ["decode", "pieces", "decode", "decode", "decode"]
 
 
@@ -383,18 +386,18 @@ def test_roundtrip_changes_takes_the_fewest_requests_that_are_exact() -> None:
 
 def test_common_evaluation_pairs_only_results_on_the_same_text_and_settings(mpool, zoo, tmp_path) -> None:
     runs = ["fixed/peaked", "fixed/uniform"]
-    settings = ev.EvalSettings(kmax=2)
-    ev.evaluate(mpool, runs[:1], ["abcd"], settings, models_dir=zoo, cache_root=tmp_path, data_label="notes.txt")
-    ev.evaluate(mpool, runs[1:], ["dcba", "ab"], settings, models_dir=zoo, cache_root=tmp_path, data_label="other.txt")
-    assert ev.common_evaluation(zoo, runs, root=tmp_path) is None  # each has results, on different texts
-    assert ev.evaluated_texts(zoo, runs, root=tmp_path) == {
+    settings = results.EvalSettings(kmax=2)
+    evaluation_run.evaluate(mpool, runs[:1], ["abcd"], settings, models_dir=zoo, cache_root=tmp_path, data_label="notes.txt")
+    evaluation_run.evaluate(mpool, runs[1:], ["dcba", "ab"], settings, models_dir=zoo, cache_root=tmp_path, data_label="other.txt")
+    assert cache.common_evaluation(zoo, runs, root=tmp_path) is None  # each has results, on different texts
+    assert cache.evaluated_texts(zoo, runs, root=tmp_path) == {
         "fixed/peaked": ["1 document of notes.txt"], "fixed/uniform": ["2 documents of other.txt"]}
     # Same text, other settings: still not comparable.
-    ev.evaluate(mpool, runs[:1], ["dcba", "ab"], ev.EvalSettings(kmax=1), models_dir=zoo, cache_root=tmp_path,
+    evaluation_run.evaluate(mpool, runs[:1], ["dcba", "ab"], results.EvalSettings(kmax=1), models_dir=zoo, cache_root=tmp_path,
                 data_label="other.txt")
-    assert ev.common_evaluation(zoo, runs, root=tmp_path) is None
-    ev.evaluate(mpool, runs[:1], ["dcba", "ab"], settings, models_dir=zoo, cache_root=tmp_path, data_label="other.txt")
-    shared = ev.common_evaluation(zoo, runs, root=tmp_path)
+    assert cache.common_evaluation(zoo, runs, root=tmp_path) is None
+    evaluation_run.evaluate(mpool, runs[:1], ["dcba", "ab"], settings, models_dir=zoo, cache_root=tmp_path, data_label="other.txt")
+    shared = cache.common_evaluation(zoo, runs, root=tmp_path)
     assert shared is not None and [r.run_id for r in shared.results] == runs
     assert shared.data["source"] == "other.txt" and shared.data["documents"] == 2
     assert shared.settings == settings and all(r.cached for r in shared.results)
@@ -406,7 +409,7 @@ def test_common_evaluation_pairs_only_results_on_the_same_text_and_settings(mpoo
     stat = weights.stat()
     os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     try:
-        assert ev.common_evaluation(zoo, runs, root=tmp_path) is None
+        assert cache.common_evaluation(zoo, runs, root=tmp_path) is None
     finally:
         os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
@@ -432,16 +435,16 @@ def test_paired_differences_in_the_report_and_its_json(mpool, zoo) -> None:
 
 
 def test_verdict_sentences() -> None:
-    assert ev.verdict("B", "A", "bits_per_byte", -0.036, -0.050, -0.021) == "B is better than A by 0.036 bits/byte [0.021, 0.050]"
-    assert ev.verdict("B", "A", "bits_per_byte", 0.036, 0.021, 0.050) == "A is better than B by 0.036 bits/byte [0.021, 0.050]"
-    assert ev.verdict("B", "A", "loss", 0.01, -0.02, 0.03).startswith("B vs A: no clear difference in loss")
-    assert ev.verdict("B", "A", "top1", 0.012, 0.004, 0.020) == "B is better than A by 1.2 points of top-1 accuracy [0.4, 2.0]"
-    assert ev.verdict("B", "A", "tokens_per_byte", 0.1, 0.05, 0.2) is None
-    assert ev.verdict("B", "A", "loss", math.nan, math.nan, math.nan) is None
+    assert evaluation_report.verdict("B", "A", "bits_per_byte", -0.036, -0.050, -0.021) == "B is better than A by 0.036 bits/byte [0.021, 0.050]"
+    assert evaluation_report.verdict("B", "A", "bits_per_byte", 0.036, 0.021, 0.050) == "A is better than B by 0.036 bits/byte [0.021, 0.050]"
+    assert evaluation_report.verdict("B", "A", "loss", 0.01, -0.02, 0.03).startswith("B vs A: no clear difference in loss")
+    assert evaluation_report.verdict("B", "A", "top1", 0.012, 0.004, 0.020) == "B is better than A by 1.2 points of top-1 accuracy [0.4, 2.0]"
+    assert evaluation_report.verdict("B", "A", "tokens_per_byte", 0.1, 0.05, 0.2) is None
+    assert evaluation_report.verdict("B", "A", "loss", math.nan, math.nan, math.nan) is None
 
 
 def test_per_token_and_per_byte_rankings_disagree_across_tokenizers(mpool, zoo) -> None:
-    from sandbox.data import load_documents, sample_documents
+    from sandbox.evaluation.data import load_documents, sample_documents
 
     docs = sample_documents(load_documents("bundled"), 30, seed=0)
     report = run_eval(mpool, zoo, ["toy_a/run1", "toy_pieces/run1"], docs, kmax=1)
@@ -459,14 +462,14 @@ def test_per_token_and_per_byte_rankings_disagree_across_tokenizers(mpool, zoo) 
 
 
 def test_sanity_flags_untrained_weights_and_a_log_that_does_not_match(mpool, zoo, tmp_path, monkeypatch) -> None:
-    from sandbox import sanity
-    from sandbox.data import BUNDLED_LABEL, load_documents
-    from sandbox.discovery import find_run
+    from sandbox.evaluation.data import BUNDLED_LABEL, load_documents
+    from sandbox.zoo import sanity
+    from sandbox.zoo.discovery import find_run
 
     monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path))
     docs = load_documents("bundled")[:5]
     runs = ["toy_a/run1", "toy_a/bundled", "toy_a/random_init"]
-    report = ev.evaluate(mpool, runs, docs, ev.EvalSettings(kmax=1), models_dir=zoo, use_cache=False,
+    report = evaluation_run.evaluate(mpool, runs, docs, results.EvalSettings(kmax=1), models_dir=zoo, use_cache=False,
                          data_label=BUNDLED_LABEL)
     flags = {r.run_id: r.flags for r in report.results}
     assert flags["toy_a/run1"] == []  # a bigram model: below ln 36, no claim about its data
@@ -484,7 +487,7 @@ def test_sanity_flags_untrained_weights_and_a_log_that_does_not_match(mpool, zoo
     assert sanity.flagged_run_ids(all_runs) == {"toy_a/bundled", "toy_a/random_init"}
     # On other text: the worse-than-uniform flag is shown, the log gap is not checked, nothing recorded.
     monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "other"))
-    other = ev.evaluate(mpool, runs, docs, ev.EvalSettings(kmax=1), models_dir=zoo, use_cache=False,
+    other = evaluation_run.evaluate(mpool, runs, docs, results.EvalSettings(kmax=1), models_dir=zoo, use_cache=False,
                         data_label="notes.txt")
     assert [len(r.flags) for r in other.results] == [0, 0, 1]
     assert "on notes.txt" in other.result("toy_a/random_init").flags[0]
@@ -492,7 +495,8 @@ def test_sanity_flags_untrained_weights_and_a_log_that_does_not_match(mpool, zoo
 
 
 def test_cli_eval_carries_the_paired_verdict_and_the_flags(zoo, capsys, monkeypatch, tmp_path) -> None:
-    from sandbox import cli, sanity
+    from sandbox import cli
+    from sandbox.zoo import sanity
 
     monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path))
     argv = ["eval", "--models-dir", str(zoo), "--runs", "toy_a/run1", "toy_pieces/run1", "toy_a/random_init",

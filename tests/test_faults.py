@@ -19,13 +19,17 @@ from types import SimpleNamespace
 import pytest
 import toyzoo
 
-from sandbox import discovery, lossview
-from sandbox import evaluation as ev
-from sandbox.doctor import check_experiment
-from sandbox.loader import WorkerPool
-from sandbox.multistream import MultiStream
-from sandbox.playground import ColumnState, column_events
-from sandbox.sampling import SamplingSettings
+from sandbox.curves import view
+from sandbox.evaluation import results as evaluation_results
+from sandbox.evaluation import run as evaluation_run
+from sandbox.evaluation import tables
+from sandbox.evaluation.checkup import check_experiment
+from sandbox.playground.columns import ColumnState, column_events
+from sandbox.playground.multistream import MultiStream
+from sandbox.playground.settings import SamplingSettings
+from sandbox.urlstate import loss_curves
+from sandbox.worker.pool import WorkerPool
+from sandbox.zoo import discovery, records
 
 # Long enough for several windows per document in both toys (contexts of 64 and 48 tokens).
 DOCS = [
@@ -66,16 +70,16 @@ def fast_pool():
     p.close_all()
 
 
-def evaluate(pool: WorkerPool, models: Path, run_ids: list[str], **kw) -> dict[str, ev.RunResult]:
+def evaluate(pool: WorkerPool, models: Path, run_ids: list[str], **kw) -> dict[str, evaluation_results.RunResult]:
     """Evaluate ``run_ids`` on DOCS, one window per forward (many progress calls)."""
-    report = ev.evaluate(pool, run_ids, DOCS, ev.EvalSettings(kmax=5, batch_size=1), models_dir=models, **kw)
+    report = evaluation_run.evaluate(pool, run_ids, DOCS, evaluation_results.EvalSettings(kmax=5, batch_size=1), models_dir=models, **kw)
     assert [r.run_id for r in report.results] == run_ids
     return {r.run_id: r for r in report.results}
 
 
-def assert_finite_numbers(result: ev.RunResult) -> None:
+def assert_finite_numbers(result: evaluation_results.RunResult) -> None:
     assert result.ok, result.error
-    table = ev.summary_table([result], [1, 5], n_resamples=50)
+    table = tables.summary_table([result], [1, 5], n_resamples=50)
     for column in ("top1", "top5", "loss", "bits_per_byte"):
         assert math.isfinite(float(table.loc[0, column])), column
 
@@ -238,7 +242,7 @@ def test_wrong_shape_on_longer_inputs_only_fails_that_run(pool: WorkerPool, zoo:
 
 
 class _DiskFull:
-    """Stands in for the `os` module inside sandbox.evaluation: replacing a file fails."""
+    """Stands in for the `os` module inside sandbox.zoo.records (every cache write): replacing a file fails."""
 
     def __getattr__(self, name: str):
         return getattr(os, name)
@@ -252,7 +256,7 @@ def test_failed_cache_write_still_returns_the_result(
     pool: WorkerPool, zoo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cache = tmp_path / "eval-cache"
-    monkeypatch.setattr(ev, "os", _DiskFull())
+    monkeypatch.setattr(records, "os", _DiskFull())
     results = evaluate(pool, zoo, ["toy_b/cached"], cache_root=cache)
     assert_finite_numbers(results["toy_b/cached"])
     assert results["toy_b/cached"].warnings == [
@@ -293,11 +297,11 @@ def test_stale_listing_of_a_deleted_run_gives_sentences(pool: WorkerPool, zoo: P
 def test_loss_view_of_a_log_that_vanished(zoo: Path) -> None:
     runs = {r.id: r for r in discovery.all_runs(zoo)}
     chosen = [runs["toy_a/run1"], runs["toy_a/run2"]]
-    settings = lossview.default_settings([r.id for r in chosen], lossview.metric_options(list(runs), runs))
-    before = lossview.build(chosen, settings)
+    settings = loss_curves.default_settings([r.id for r in chosen], view.metric_options(list(runs), runs))
+    before = view.build(chosen, settings)
     assert set(before.curves.draw["run"]) == {"toy_a/run1", "toy_a/run2"}
     chosen[1].log_path.unlink()
-    after = lossview.build(chosen, settings)
+    after = view.build(chosen, settings)
     assert set(after.curves.draw["run"]) == {"toy_a/run1"}
     assert after.log_notes["toy_a/run2"] == ("toy_a/trained/run2/log_data.csv does not exist.",)
     assert after.chart is not None
@@ -354,7 +358,7 @@ def _app_client(models: Path, experiment: str):
 
 
 def test_evaluation_page_worker_killed_mid_run(app_at, zoo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_evaluate = ev.evaluate
+    real_evaluate = evaluation_run.evaluate
     gate = add_gate(zoo / "toy_a", after=2)
     killed: list[int] = []
 
@@ -370,7 +374,7 @@ def test_evaluation_page_worker_killed_mid_run(app_at, zoo: Path, monkeypatch: p
 
         return real_evaluate(pool, run_ids, docs, settings, progress=progress, **kw)
 
-    monkeypatch.setattr(ev, "evaluate", evaluate_and_kill)
+    monkeypatch.setattr(evaluation_run, "evaluate", evaluate_and_kill)
     at = _open(app_at, zoo, "pages/evaluation.py")
     table = _evaluate_on_page(at, ["toy_a/run1", "toy_b/cached"])
     assert killed, "the evaluation never reached its second window"
@@ -378,7 +382,7 @@ def test_evaluation_page_worker_killed_mid_run(app_at, zoo: Path, monkeypatch: p
     assert math.isfinite(float(table.loc["toy_b/cached", "loss"])) and table.loc["toy_b/cached", "error"] == ""
     assert any("toy_a/run1" in e.value and "killed by signal SIGKILL" in e.value for e in at.error)
     # Run again: a fresh worker evaluates it (toy_b comes from the cache).
-    monkeypatch.setattr(ev, "evaluate", real_evaluate)
+    monkeypatch.setattr(evaluation_run, "evaluate", real_evaluate)
     at.button(key="ev_go").click().run()
     assert not at.exception, at.exception
     table = _results_table(at)
@@ -450,7 +454,7 @@ def test_models_page_after_a_run_folder_is_deleted(app_at, zoo: Path) -> None:
 
 def test_models_page_with_a_stale_listing(app_at, zoo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The folder goes between discovery and reading it: sentences, no exception."""
-    from sandbox import catalog
+    from sandbox.zoo import catalog
 
     stale = discovery.discover(zoo)
     for module in (discovery, catalog):
@@ -487,10 +491,10 @@ def test_loss_curves_page_when_a_log_vanishes_while_read(
     app_at, zoo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The log is listed, then gone when the page reads it: the page notices and redraws."""
-    from sandbox import logs
+    from sandbox.zoo import logread
 
     monkeypatch.setenv("SANDBOX_LOG_WATCH", "poll")  # the page's watcher checks files when asked
-    real_read = logs.read_log
+    real_read = logread.read_log
     victim = zoo / "toy_a/trained/run2/log_data.csv"
     state = SimpleNamespace(armed=False, vanished=False)
 
@@ -501,10 +505,10 @@ def test_loss_curves_page_when_a_log_vanishes_while_read(
         return real_read(path, *args, **kwargs)
 
     at = _open(app_at, zoo, "pages/loss_curves.py", {"run": ["toy_a/run1", "toy_a/run2"]})
-    monkeypatch.setattr(logs, "read_log", read_then_vanish)
+    monkeypatch.setattr(logread, "read_log", read_then_vanish)
     state.armed = True
-    logs.clear_cache()
-    lossview.clear_memo()
+    logread.clear_cache()
+    view.clear_memo()
     at.run()
     assert state.vanished, "the page never read the log"
     assert not at.exception, at.exception

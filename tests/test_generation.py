@@ -8,12 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from sandbox import generation
-from sandbox.discovery import find_experiment
-from sandbox.generation import IncrementalText, generate
-from sandbox.runhost import LoadedRun
-from sandbox.sampling import SamplingSettings
+from sandbox.playground.settings import SamplingSettings
 from sandbox.settings import PROJECT_ROOT
+from sandbox.worker import generation
+from sandbox.worker.generation import IncrementalText, generate
+from sandbox.worker.loaded import LoadedRun
+from sandbox.zoo.discovery import find_experiment
 
 VOCAB = 12
 BOS, EOS = 10, 11

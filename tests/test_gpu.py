@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from sandbox.device import pick_device
-from sandbox.discovery import find_experiment
-from sandbox.loader import WorkerPool
+from sandbox.worker.device import pick_device
+from sandbox.worker.pool import WorkerPool
+from sandbox.zoo.discovery import find_experiment
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 TEXT = "the cat sat on the mat. the dog ran far away!"

@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sandbox import data
-from sandbox.data import DataSourceError, Limits
+from sandbox.evaluation import data, formats
+from sandbox.evaluation.formats import DataSourceError, Limits
 
 
 def write_bomb(path, rows: int, chars: int = 1000) -> int:
@@ -50,7 +50,7 @@ def test_the_decompression_bomb_of_the_issue_is_refused_from_its_metadata(tmp_pa
     with pytest.raises(DataSourceError) as info:
         data.load_documents(str(path))
     message = str(info.value)
-    assert "bomb.parquet" in message and f"{data.LIMITS.max_documents:,}" in message
+    assert "bomb.parquet" in message and f"{formats.LIMITS.max_documents:,}" in message
     assert message.count(". ") == 0 and message.endswith(".")
     assert arrow_pool.max_memory() < 20_000_000, "the text was unpacked before it was refused"
 
@@ -131,8 +131,8 @@ def test_every_limit_is_in_the_readme() -> None:
     from sandbox.settings import PROJECT_ROOT
 
     readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-    limits = data.LIMITS
-    for text in (data.format_size(data.UPLOAD_MAX_BYTES), data.format_size(limits.max_bytes), data.format_size(limits.max_unpacked_bytes),
+    limits = formats.LIMITS
+    for text in (formats.format_size(data.UPLOAD_MAX_BYTES), formats.format_size(limits.max_bytes), formats.format_size(limits.max_unpacked_bytes),
                  f"{limits.max_documents:,}", f"{limits.max_chars:,}"):
         assert text in readme, text
 
@@ -143,7 +143,7 @@ def test_every_limit_is_in_the_readme() -> None:
      (5 * 1024 * 1024, "5.24 MB"), (999_999, "1 MB"), (2_500_000_000, "2.5 GB")],
 )
 def test_one_size_formatter(n: int, shown: str) -> None:
-    assert data.format_size(n) == shown
+    assert formats.format_size(n) == shown
 
 
 def test_upload_limit_message_and_label_agree() -> None:
@@ -151,7 +151,7 @@ def test_upload_limit_message_and_label_agree() -> None:
     limit = 5_000_000
     with pytest.raises(DataSourceError) as info:
         data.documents_from_bytes(b"x" * (limit + 1), "big.txt", max_bytes=limit)
-    assert str(info.value) == f"big.txt is too large (5 MB; the limit is {data.format_size(limit)})."
+    assert str(info.value) == f"big.txt is too large (5 MB; the limit is {formats.format_size(limit)})."
 
 
 def test_the_upload_label_names_the_limit_as_the_error_does(app_at, toy_models) -> None:
@@ -160,8 +160,8 @@ def test_the_upload_label_names_the_limit_as_the_error_does(app_at, toy_models) 
     at.radio(key="ev_source").set_value("Upload a file").run()
     assert not at.exception
     (uploader,) = at.get("file_uploader")
-    assert f"at most {data.format_size(data.UPLOAD_MAX_BYTES)})" in uploader.proto.label
-    assert data.format_size(data.UPLOAD_MAX_BYTES) == "5 MB"
+    assert f"at most {formats.format_size(data.UPLOAD_MAX_BYTES)})" in uploader.proto.label
+    assert formats.format_size(data.UPLOAD_MAX_BYTES) == "5 MB"
 
 
 # -- parsed once per content -----------------------------------------------------------------
@@ -171,8 +171,8 @@ def test_an_upload_is_parsed_once_per_content(tmp_path, monkeypatch) -> None:
     body = "\n\n".join(f"doc {i}" for i in range(500)).encode()
     first = data.documents_from_bytes(body, "a.txt")
     calls = []
-    real = data._parse
-    monkeypatch.setattr(data, "_parse", lambda *a, **k: calls.append(a) or real(*a, **k))
+    real = formats.parse_documents
+    monkeypatch.setattr(data, "parse_documents", lambda *a, **k: calls.append(a) or real(*a, **k))
     again = data.documents_from_bytes(bytes(body), "a.txt")  # equal bytes, another object
     assert again is first and calls == []
     changed = data.documents_from_bytes(body + b"\n\nmore", "a.txt")
@@ -186,8 +186,8 @@ def test_a_refused_upload_is_not_parsed_again(tmp_path, monkeypatch) -> None:
     with pytest.raises(DataSourceError) as first:
         data.documents_from_bytes(body, "b.parquet")
     calls = []
-    real = data._parse
-    monkeypatch.setattr(data, "_parse", lambda *a, **k: calls.append(a) or real(*a, **k))
+    real = formats.parse_documents
+    monkeypatch.setattr(data, "parse_documents", lambda *a, **k: calls.append(a) or real(*a, **k))
     with pytest.raises(DataSourceError) as again:
         data.documents_from_bytes(body, "b.parquet")
     assert str(again.value) == str(first.value) and calls == []
@@ -207,7 +207,7 @@ def test_a_data_file_is_parsed_again_only_when_it_changes(tmp_path, monkeypatch)
 
 
 class FakeDataset:
-    """What `sandbox.data` uses of a Hugging Face ``datasets.Dataset`` (no download in tests)."""
+    """What `sandbox.evaluation.data` uses of a Hugging Face ``datasets.Dataset`` (no download in tests)."""
 
     def __init__(self, texts: list) -> None:
         self.texts, self.column_names, self.num_rows = texts, ["text"], len(texts)

@@ -1,4 +1,4 @@
-"""sandbox.livewatch: change counters from watchdog, and the os.stat polling fallback."""
+"""sandbox.curves.livewatch: change counters from watchdog, and the os.stat polling fallback."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from sandbox import livewatch
+from sandbox.curves import livewatch
 
 
 @pytest.fixture

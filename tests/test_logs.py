@@ -1,19 +1,19 @@
-"""sandbox.logs: header normalization, every bad-log case, the cache and the long table."""
+"""sandbox.zoo.logs, logparse, logread: header normalization, every bad-log case, the cache."""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
+import logzoo  # noqa: E402
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-import logzoo  # noqa: E402
-
-from sandbox import logs  # noqa: E402
+from sandbox.zoo import (
+    logparse,
+    logread,
+    logs,  # noqa: E402
+)
 
 V1_HEADER = "Step,Time Elapsed,Tokens Per Second,Train Loss,Validation Loss,Perplexity,Learning Rate,Norm"
 V2_HEADER = "Step,Learning Rate,Train Loss,Validation Loss,Perplexity,Time Elapsed"
@@ -21,13 +21,13 @@ V2_HEADER = "Step,Learning Rate,Train Loss,Validation Loss,Perplexity,Time Elaps
 
 @pytest.fixture(autouse=True)
 def fresh_cache():
-    logs.clear_cache()
+    logread.clear_cache()
     yield
-    logs.clear_cache()
+    logread.clear_cache()
 
 
 def parse(text: str | bytes, label: str = "exp/trained/run/log_data.csv") -> logs.RunLog:
-    return logs.parse_log(text.encode() if isinstance(text, str) else text, label)
+    return logparse.parse_log(text.encode() if isinstance(text, str) else text, label)
 
 
 def test_header_variant_one_is_normalized():
@@ -114,13 +114,8 @@ def test_nan_and_inf_are_kept_flagged_and_said():
     assert log.nonfinite["train loss"].tolist() == [False, True, True, True, False]
     assert "validation loss" not in log.nonfinite  # empty cells: not logged, not diverged
     assert any("'Train Loss'" in n and "first at step 10" in n and "diverged" in n for n in log.notes)
-
-    long = logs.long_table({"exp/run": log}, ["train loss", "validation loss"])
-    val = long[long["metric"] == "validation loss"]
-    assert val["step"].tolist() == [0, 20, 40]  # empty cells are simply absent
-    train_rows = long[long["metric"] == "train loss"]
-    assert train_rows["diverged"].tolist() == [False, True, True, True, False]
-    assert train_rows["value"].isna().sum() == 1 and np.isinf(train_rows["value"]).sum() == 2
+    val = log.columns["validation loss"]
+    assert np.isnan(val[[1, 3]]).all() and val[[0, 2, 4]].tolist() == [5, 4, 3.9]  # empty cells: not logged
 
 
 def test_duplicated_steps_last_one_wins_and_is_said():
@@ -165,11 +160,11 @@ def test_read_log_is_cached_until_the_file_changes(tmp_path):
     path = tmp_path / "exp" / "trained" / "run" / "log_data.csv"
     path.parent.mkdir(parents=True)
     path.write_text(V2_HEADER + "\n0,0.001,5.0,5.1,164.0,1.5\n")
-    first = logs.read_log(path)
-    assert logs.read_log(path) is first  # unchanged: no second parse
+    first = logread.read_log(path)
+    assert logread.read_log(path) is first  # unchanged: no second parse
     with path.open("a") as f:
         f.write("10,0.001,4.0,4.1,60.3,3.0\n")
-    second = logs.read_log(path)
+    second = logread.read_log(path)
     assert second is not first
     assert second.columns["step"].tolist() == [0, 10]
     assert second.label == "exp/trained/run/log_data.csv"
@@ -178,7 +173,7 @@ def test_read_log_is_cached_until_the_file_changes(tmp_path):
 
 
 def test_read_log_of_a_missing_file_is_a_note(tmp_path):
-    log = logs.read_log(tmp_path / "nope" / "trained" / "r" / "log_data.csv")
+    log = logread.read_log(tmp_path / "nope" / "trained" / "r" / "log_data.csv")
     assert log.rows == 0
     assert log.notes and "does not exist" in log.notes[0]
 
@@ -189,30 +184,15 @@ def test_read_logs_keeps_the_order_and_reads_each_file(tmp_path):
         path = tmp_path / f"r{i}.csv"
         path.write_text(logzoo.curve_frame(logzoo.V2, rows=10 + i).to_csv(index=False))
         paths[f"e/r{i}"] = path
-    result = logs.read_logs(paths)
+    result = logread.read_logs(paths)
     assert list(result) == list(paths)
     assert [log.rows for log in result.values()] == [10, 11, 12, 13, 14]
     os.utime(paths["e/r0"], ns=(1, 1))  # a changed mtime alone is a new version
-    assert logs.read_logs(paths)["e/r0"] is not result["e/r0"]
-
-
-def test_long_table_is_one_sorted_block_per_run_and_metric():
-    a = parse(V2_HEADER + "\n0,0.001,5.0,5.1,164.0,1.5\n10,0.0009,4.0,4.1,60.3,3.0\n")
-    b = parse(logzoo.curve_frame([*logzoo.V1, "Tokens Seen"], rows=3).to_csv(index=False))
-    long = logs.long_table({"e/a": a, "e/b": b}, ["validation loss", "train loss"])
-    assert list(long.columns) == logs.LONG_COLUMNS
-    assert len(long) == 2 * 2 + 3 * 2
-    blocks = long[["run", "metric"]].astype(str).drop_duplicates().values.tolist()
-    assert blocks == [
-        ["e/a", "validation loss"], ["e/a", "train loss"], ["e/b", "validation loss"], ["e/b", "train loss"],
-    ]  # fmt: skip
-    assert long[long["run"] == "e/a"]["time"].tolist() == [1.5, 3.0, 1.5, 3.0]
-    assert long[long["run"] == "e/a"]["tokens"].isna().all()  # not logged by variant two
-    assert long[long["run"] == "e/b"]["tokens"].tolist()[:3] == [0, 10240, 20480]
+    assert logread.read_logs(paths)["e/r0"] is not result["e/r0"]
 
 
 def test_last_finite_skips_a_diverged_tail():
-    log = logs.parse_log(b"Step,Train Loss,Validation Loss\n1,3.0,3.1\n2,2.5,nan\n3,inf,nan\n")
+    log = logparse.parse_log(b"Step,Train Loss,Validation Loss\n1,3.0,3.1\n2,2.5,nan\n3,inf,nan\n")
     assert log.last_finite(logs.TRAIN_LOSS) == 2.5
     assert log.last_finite(logs.VAL_LOSS) == 3.1
     assert log.last_finite(logs.TOKENS_SEEN) is None

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from sandbox import metrics
-from sandbox.evaluation import decoded_prefix_ends
+from sandbox.evaluation import metrics
+from sandbox.evaluation.details import decoded_prefix_ends
 
 
 def test_rank_hits_counts_every_k_from_one_rank() -> None:
@@ -17,15 +17,6 @@ def test_rank_hits_counts_every_k_from_one_rank() -> None:
     hits = metrics.rank_hits(rank, doc, n_groups=2, kmax=3)
     # doc 0: ranks 0,1,2 -> top1 1, top2 2, top3 3; doc 1: ranks 2,7,0 -> 1, 1, 2.
     np.testing.assert_array_equal(hits, [[1, 2, 3], [1, 1, 2]])
-
-
-def test_topk_accuracy_ignores_padding_positions() -> None:
-    rank = np.array([[0, 3, 12], [1, 0, 0]])
-    valid = np.array([[True, True, True], [True, False, False]])  # the second row is padded
-    acc = metrics.topk_accuracy(rank, [1, 2, 5], valid)
-    assert acc == {1: 1 / 4, 2: 2 / 4, 5: 3 / 4}
-    # Counting the two padded positions (both rank 0) would inflate top-1 to 3/6.
-    assert metrics.topk_accuracy(rank, [1])[1] == 0.5
 
 
 def test_metrics_by_hand() -> None:

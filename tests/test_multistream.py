@@ -7,9 +7,9 @@ from collections import defaultdict
 
 import pytest
 
-from sandbox.discovery import find_experiment
-from sandbox.multistream import Ended, Failed, MultiStream
-from sandbox.protocol import RequestFailed
+from sandbox.errors import RequestFailed
+from sandbox.playground.multistream import Ended, Failed, MultiStream
+from sandbox.zoo.discovery import find_experiment
 
 
 def collect(streams: MultiStream, timeout: float = 60) -> dict:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import toyzoo
 
-from sandbox import evalstate
+from sandbox.urlstate import evaluation
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted(p.parent.parent.parent.name + "/" + p.parent.name for p in (ROOT / "models").glob("*/trained/*/model.pth"))
@@ -120,21 +120,21 @@ def test_a_huge_perplexity_is_shown_in_scientific_notation(app_at, tmp_path):
 
 
 def test_query_round_trip():
-    sel = evalstate.EvalSelection(runs=["a/b"], ks=[1, 10], docs=25, seed=3)
-    back, warnings = evalstate.from_query(evalstate.to_query(sel), ["a/b"])
+    sel = evaluation.EvalSelection(runs=["a/b"], ks=[1, 10], docs=25, seed=3)
+    back, warnings = evaluation.from_query(evaluation.to_query(sel), ["a/b"])
     assert back == sel and warnings == []
-    back, warnings = evalstate.from_query({"docs": ["2.5"], "seed": ["-1"]}, ["a/b"])
+    back, warnings = evaluation.from_query({"docs": ["2.5"], "seed": ["-1"]}, ["a/b"])
     assert (back.docs, back.seed) == (100, 0) and len(warnings) == 2
 
 
 def test_data_source_round_trips_through_the_link():
     files = ["a.txt", "sub/b.jsonl"]
     for data in ("bundled", "file:sub/b.jsonl", "upload"):
-        sel = evalstate.EvalSelection(runs=["a/b"], data=data)
-        back, warnings = evalstate.from_query(evalstate.to_query(sel), ["a/b"], data_files=files)
+        sel = evaluation.EvalSelection(runs=["a/b"], data=data)
+        back, warnings = evaluation.from_query(evaluation.to_query(sel), ["a/b"], data_files=files)
         assert back.data == data and warnings == [], (data, warnings)
     spec = "hf:roneneldan/TinyStories:validation"
-    back, warnings = evalstate.from_query({"data": [spec]}, ["a/b"], hf_available=True)
+    back, warnings = evaluation.from_query({"data": [spec]}, ["a/b"], hf_available=True)
     assert back.data == spec and not warnings
     for bad, why in (
         ("file:../../etc/passwd", "not a file in the data folder"),
@@ -143,7 +143,7 @@ def test_data_source_round_trips_through_the_link():
         ("hf:a/b;rm -rf:train", "not a data source"),
         (spec, "datasets"),  # a valid spec, but this server cannot load Hugging Face data
     ):
-        back, warnings = evalstate.from_query({"data": [bad]}, ["a/b"], data_files=files)
+        back, warnings = evaluation.from_query({"data": [bad]}, ["a/b"], data_files=files)
         assert back.data == "bundled", bad
         assert len(warnings) == 1 and why in warnings[0], (bad, warnings)
 
@@ -179,14 +179,14 @@ def test_the_link_carries_and_restores_the_data_source(app_at, toy_models, tmp_p
 def test_view_helpers_escape_and_line_up():
     import numpy as np
 
-    from sandbox import evalview
+    from sandbox.evaluation import views
 
-    grid = evalview.char_grid("ab\ncdef", width=3)
+    grid = views.char_grid("ab\ncdef", width=3)
     assert list(grid["char"]) == ["a", "b", "↵", "c", "d", "e", "f"]
     assert list(zip(grid["row"], grid["col"], strict=True)) == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (2, 0)]
-    frame = evalview.heatmap_frame("ab\ncdef", np.arange(7.0), np.ones(7))
+    frame = views.heatmap_frame("ab\ncdef", np.arange(7.0), np.ones(7))
     assert list(frame["a_minus_b"]) == [-1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
-    assert evalview.char_heatmap(frame, "x/a", "x/b").to_dict()  # a valid Vega-Lite spec
+    assert views.char_heatmap(frame, "x/a", "x/b").to_dict()  # a valid Vega-Lite spec
     details = {
         "ids": [9, 1, 2],
         "pieces": ["", "<b>", "ok"],
@@ -195,10 +195,10 @@ def test_view_helpers_escape_and_line_up():
         "top_probs": np.array([[0.6, 0.3], [0.5, 0.2]]),
         "top_pieces": [["<b>", "ok"], ["<b>", "ok"]],
     }
-    html = evalview.topk_table_html(details, k=2, n_positions=5)
+    html = views.topk_table_html(details, k=2, n_positions=5)
     assert "<b>" not in html and "&lt;b&gt;" in html  # model text is escaped
     assert html.count("<tr>") == 2 + 1  # two positions and the header
-    assert html.count(evalview.MISS) == 1  # position 1: rank 3 is not in the top 2
+    assert html.count(views.MISS) == 1  # position 1: rank 3 is not in the top 2
 
 
 def test_cli_eval_prints_the_page_numbers(toy_models, capsys, monkeypatch, tmp_path):

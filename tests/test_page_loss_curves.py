@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 import logzoo  # noqa: E402
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DRAWABLE = ["alpha/v1", "beta/broken", "beta/v2"]  # beta/fresh has no log yet
@@ -21,13 +17,14 @@ def page(monkeypatch, tmp_path):
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from sandbox import charts, livewatch, logs, lossview
+    from sandbox.curves import charts, livewatch, view
+    from sandbox.zoo import logread
 
     def clear() -> None:
         st.cache_resource.clear()
         st.cache_data.clear()
-        logs.clear_cache()
-        lossview.clear_memo()
+        logread.clear_cache()
+        view.clear_memo()
         charts.clear_cache()
 
     def make(query: dict | None = None, zoo: bool = True) -> AppTest:
@@ -81,7 +78,7 @@ def test_defaults_show_every_run_with_a_log(page):
     val, train = tables(at)
     assert sorted(val["run"].astype(str)) == DRAWABLE and len(train) == 3
     assert set(val.columns) >= {"final", "best", "best step", "rank"}
-    assert param(at, "run") == DRAWABLE
+    assert param(at, "runs") == DRAWABLE
     assert len(at.get("download_button")) == 3  # PNG, SVG, CSV
     notes = at.expander[0]
     assert "note(s) about these logs" in notes.label
@@ -96,7 +93,7 @@ def test_selecting_runs_and_metrics_changes_tables_and_url(page):
     assert not at.exception
     assert len(tables(at)) == 1
     assert sorted(tables(at)[0]["run"].astype(str)) == ["alpha/v1", "beta/v2"]
-    assert param(at, "run") == ["alpha/v1", "beta/v2"]
+    assert param(at, "runs") == ["alpha/v1", "beta/v2"]
     assert param(at, "metric") == ["perplexity"]
     assert len(charts_of(at)) == 1
 
@@ -184,7 +181,7 @@ def test_clear_all_then_one_run_shows_that_run_only(page):
     at.multiselect[0].set_value(["beta/v2"]).run()
     assert not at.exception
     assert at.multiselect[0].value == ["beta/v2"]
-    assert param(at, "run") == ["beta/v2"]
+    assert param(at, "runs") == ["beta/v2"]
     assert [list(t["run"].astype(str)) for t in tables(at)] == [["beta/v2"], ["beta/v2"]]
     at.run()  # a later rerun (e.g. the live part's) keeps the choice too
     assert at.multiselect[0].value == ["beta/v2"]
@@ -200,7 +197,7 @@ def test_an_emptied_selection_stays_empty_across_reruns(page):
 def test_screenshot_mode_enlarges_chart_text(page):
     import json
 
-    from sandbox import charts
+    from sandbox.curves import charts
 
     plain = json.loads(charts_of(page())[0].proto.spec)
     shot = json.loads(charts_of(page({"screenshot": "1"}))[0].proto.spec)

@@ -235,8 +235,8 @@ def test_what_changed_base_resets_when_the_experiment_changes(app_at, tmp_path):
 
 
 def test_default_base_follows_the_forked_from_rule(tmp_path):
-    from sandbox.codediff import base_reason, default_base, default_target
-    from sandbox.discovery import discover
+    from sandbox.zoo.codediff import base_reason, default_base, default_target
+    from sandbox.zoo.discovery import discover
 
     _fork_zoo(tmp_path)
     exps = {e.name: e for e in discover(tmp_path)}

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import toyzoo
 
+from sandbox.playground.tokens_html import PROMPT_STYLE
 from sandbox.settings import PROJECT_ROOT
-from sandbox.tokenview import PROMPT_STYLE
 
 PAGE = "pages/playground.py"
 SHIPPED = ("template/gpt2_atto", "kv_variant/gqa_atto")
@@ -76,7 +76,7 @@ def test_two_runs_from_different_experiments_stream_side_by_side(app_at, toy_mod
     # The generation is in the history, exportable as Markdown, and the state is in the URL.
     assert any("History (1)" in s.value for s in at.subheader)
     assert at.get("download_button")
-    assert at.query_params["run"] == ["toy_a/run1", "toy_b/cached"]
+    assert at.query_params["runs"] == ["toy_a/run1", "toy_b/cached"]
     assert at.query_params["prompt"] in ("the cat sat", ["the cat sat"])
 
 

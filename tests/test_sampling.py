@@ -7,13 +7,8 @@ import math
 import pytest
 import torch
 
-from sandbox.sampling import (
-    MAX_NEW_TOKENS_CAP,
-    SamplingSettings,
-    filter_logits,
-    make_generator,
-    sample_next,
-)
+from sandbox.playground.settings import MAX_NEW_TOKENS_CAP, SamplingSettings
+from sandbox.worker.sampling import filter_logits, make_generator, sample_next
 
 # A fixed distribution with distinct probabilities (sorted order == index order).
 PROBS = torch.tensor([0.40, 0.25, 0.15, 0.10, 0.05, 0.03, 0.02])

@@ -8,9 +8,10 @@ import os
 
 import toyzoo
 
-from sandbox import evalstate, playstate, sanity
-from sandbox.discovery import find_run
-from sandbox.querystate import default_runs
+from sandbox.urlstate import evaluation, playground
+from sandbox.urlstate.parse import default_runs
+from sandbox.zoo import sanity
+from sandbox.zoo.discovery import find_run
 
 
 def test_worse_than_uniform_is_strictly_above_ln_vocab():
@@ -78,10 +79,10 @@ def test_default_choices_skip_flagged_runs():
     assert default_runs(runs, 2) == ["a/untrained", "b/run1"]
     assert default_runs(runs, 2, skip={"a/untrained"}) == ["a/run1", "b/run1"]
     assert default_runs(runs, 2, skip=set(runs)) == []
-    sel, _ = evalstate.from_query({}, runs, flagged={"a/untrained"})
+    sel, _ = evaluation.from_query({}, runs, flagged={"a/untrained"})
     assert sel.runs == ["a/run1", "b/run1"]
-    state, _ = playstate.state_from_query({}, runs, flagged={"a/untrained", "b/run1"})
+    state, _ = playground.from_query({}, runs, flagged={"a/untrained", "b/run1"})
     assert state.runs == ["a/run1", "c/run1"]
     # A link that names a flagged run gets it: only the default leaves it out.
-    sel, warnings = evalstate.from_query({"runs": ["a/untrained"]}, runs, flagged={"a/untrained"})
+    sel, warnings = evaluation.from_query({"runs": ["a/untrained"]}, runs, flagged={"a/untrained"})
     assert sel.runs == ["a/untrained"] and warnings == []

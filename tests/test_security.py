@@ -18,13 +18,14 @@ from pathlib import Path
 import pytest
 import toyzoo
 
-from sandbox import discovery, evalstate, lossview, playstate
-from sandbox import evaluation as ev
-from sandbox import querystate as qs
-from sandbox.discovery import UnknownRunError
-from sandbox.loader import WorkerPool
-from sandbox.protocol import RequestFailed
-from sandbox.tokenview import WORD_JOINER
+from sandbox import text
+from sandbox.errors import RequestFailed, UnknownRunError
+from sandbox.evaluation import results
+from sandbox.evaluation import run as evaluation_run
+from sandbox.text import WORD_JOINER
+from sandbox.urlstate import evaluation, loss_curves, parse, playground
+from sandbox.worker.pool import WorkerPool
+from sandbox.zoo import discovery
 
 LONG = "a/" + "x" * 16_000  # every key of a link carries one: the link must stay under Streamlit's 512 KiB cap
 HOSTILE = [
@@ -112,7 +113,7 @@ def test_evaluate_refuses_hostile_ids_without_starting_a_worker(hostile: dict[st
     pool = WorkerPool(device="cpu")
     try:
         run_ids = [v for v in HOSTILE + OUTSIDE_IDS if v != LONG]
-        report = ev.evaluate(pool, run_ids, ["the cat"], ev.EvalSettings(), models_dir=hostile["models"], use_cache=False)
+        report = evaluation_run.evaluate(pool, run_ids, ["the cat"], results.EvalSettings(), models_dir=hostile["models"], use_cache=False)
         for result in report.results:
             assert result.error is not None and "in the models directory" in result.error["message"]
         assert pool.live_workers() == 0
@@ -133,47 +134,47 @@ def test_worker_refuses_run_names_that_are_not_its_run_folders(hostile: dict[str
 
 @pytest.mark.parametrize("value", HOSTILE, ids=lambda v: repr(v)[:40])
 def test_querystate_refuses_hostile_choices_with_a_safe_sentence(value: str) -> None:
-    kept, warnings = qs.parse_choices([value, "toy_a/run1"], ["toy_a/run1", "toy_b/cached"], what="run")
+    kept, warnings = parse.parse_choices([value, "toy_a/run1"], ["toy_a/run1", "toy_b/cached"], what="run")
     assert kept == ["toy_a/run1"] and len(warnings) == 1
     sentence = warnings[0]
     assert len(sentence) < 200, "long values are shortened"
     assert sentence.count("`") == 2, "the value stays inside one code span"
     assert all(ch.isprintable() for ch in sentence)
-    choice, warning = qs.parse_choice(value, ["step", "time"], "step", what="x axis")
+    choice, warning = parse.parse_choice(value, ["step", "time"], "step", what="x axis")
     assert choice == "step" and warning
-    number, warning = qs.parse_number(value, 0, 10, 1.0)
+    number, warning = parse.parse_number(value, 0, 10, 1.0)
     assert number == 1.0 and warning
-    flag, warning = qs.parse_bool(value, False)
+    flag, warning = parse.parse_bool(value, False)
     assert flag is False and warning
 
 
 @pytest.mark.parametrize("value", ["1e400", "-1e400", "nan", "inf", "0x10", "1_000", "2**8", "1/2", "9" * 50])
 def test_querystate_numbers_are_plain_decimals_in_range(value: str) -> None:
-    number, warning = qs.parse_number(value, 0, 10, 3.0)
+    number, warning = parse.parse_number(value, 0, 10, 3.0)
     assert number == 3.0 and warning
 
 
 def test_shown_cannot_break_out_of_its_code_span() -> None:
-    assert qs.shown("a`b\nc\x1b[31m") == "`abc[31m`"
-    assert qs.shown("[x](javascript:alert(1))`") == "`[x](javascript:alert(1))`"
-    assert len(qs.shown("y" * 10_000)) <= 42
+    assert text.shown("a`b\nc\x1b[31m") == "`abc[31m`"
+    assert text.shown("[x](javascript:alert(1))`") == "`[x](javascript:alert(1))`"
+    assert len(text.shown("y" * 10_000)) <= 42
 
 
 def test_state_parsers_keep_only_known_runs_and_text_prompts() -> None:
     run_ids = ["toy_a/run1", "toy_b/cached"]
     params = {key: [*HOSTILE, "toy_a/run1"] for key in ("run", "runs", "metric", "x", "smooth", "k", "docs", "seed")}
-    settings, warnings = lossview.settings_from_query(params, run_ids, lambda runs: ["train loss"])
+    settings, warnings = loss_curves.from_query(params, run_ids, lambda runs: ["train loss"])
     assert settings.runs == ("toy_a/run1",) and settings.metrics == ("train loss",)
     assert len(warnings) >= len(HOSTILE)
-    selection, warnings = evalstate.from_query(params, run_ids)
+    selection, warnings = evaluation.from_query(params, run_ids)
     assert selection.runs == ["toy_a/run1"] and selection.docs == 100 and selection.seed == 0
     assert len(warnings) >= len(HOSTILE)
     for prompt in HOSTILE[:9]:
-        state, _ = playstate.state_from_query({"run": [*HOSTILE, "toy_b/cached"], "prompt": [prompt]}, run_ids)
+        state, _ = playground.from_query({"run": [*HOSTILE, "toy_b/cached"], "prompt": [prompt]}, run_ids)
         assert state.runs == ["toy_b/cached"]
         assert state.prompt == prompt  # plain text, exactly as given
-    state, warnings = playstate.state_from_query({"prompt": [LONG], "ov": HOSTILE}, run_ids)
-    assert len(state.prompt) == playstate.MAX_PROMPT_CHARS and state.overrides == {}
+    state, warnings = playground.from_query({"prompt": [LONG], "ov": HOSTILE}, run_ids)
+    assert len(state.prompt) == playground.MAX_PROMPT_CHARS and state.overrides == {}
     assert any("characters" in w for w in warnings)
 
 
@@ -188,7 +189,7 @@ PAGES = {
 }
 # Every key any page reads, plus Streamlit's own and a made-up one.
 QUERY_KEYS = sorted(
-    {*lossview.QUERY_KEYS, *evalstate.QUERY_KEYS, *playstate.QUERY_KEYS, "screenshot", "embed", "page", "models_dir"}
+    {*loss_curves.QUERY_KEYS, *evaluation.QUERY_KEYS, *playground.QUERY_KEYS, "screenshot", "embed", "page", "models_dir"}
 )
 
 
@@ -427,7 +428,7 @@ def test_run_files_linked_outside_are_refused_by_every_accessor(linked: dict[str
 
 
 def test_links_out_of_the_models_dir_are_reported_not_skipped_silently(linked: dict[str, Path]) -> None:
-    from sandbox.doctor import check_experiment
+    from sandbox.evaluation.checkup import check_experiment
 
     sentences = discovery.refused_links(linked["models"])
     assert any(s.startswith("evil_link is a link to a folder outside the models directory") for s in sentences)
@@ -447,10 +448,11 @@ def test_links_out_of_the_models_dir_are_reported_not_skipped_silently(linked: d
 
 
 def test_runs_table_uses_nothing_from_outside(linked: dict[str, Path]) -> None:
-    from sandbox import catalog
-    from sandbox.doctor import check_zoo
+    from sandbox.evaluation.checkup import check_experiment
+    from sandbox.zoo import catalog
 
-    known = {name: ([f.as_dict() for f in fs], {}) for name, fs in check_zoo(linked["models"], quick=True).items()}
+    static = {exp.name: check_experiment(exp, quick=True)[0] for exp in discovery.discover(linked["models"])}
+    known = {name: ([f.as_dict() for f in fs], {}) for name, fs in static.items()}
     rows = {row["run_id"]: row for row in catalog.runs_table(linked["models"], known)}
     row = rows["toy_a/linked"]
     assert row["status"] == "broken"
@@ -462,7 +464,7 @@ def test_runs_table_uses_nothing_from_outside(linked: dict[str, Path]) -> None:
 
 
 def test_code_diff_reports_a_linked_code_file(linked: dict[str, Path]) -> None:
-    from sandbox.codediff import diff_experiments
+    from sandbox.zoo.codediff import diff_experiments
 
     a = discovery.find_experiment(linked["models"], "toy_a")
     b = discovery.find_experiment(linked["models"], "toy_b")
@@ -481,12 +483,12 @@ def test_the_worker_refuses_run_files_linked_outside(linked: dict[str, Path], po
 
 
 def test_data_folder_links_out_are_not_offered_and_said(linked: dict[str, Path]) -> None:
-    from sandbox import data
+    from sandbox.evaluation import data, formats
 
     files, refused = data.scan_data_folder(linked["data"])
     assert [p.name for p in files] == ["ok.txt"]
     assert refused == ["passwd.txt is a link to a file outside the data folder; it is not read."]
-    with pytest.raises(data.DataSourceError, match="outside the data folder"):
+    with pytest.raises(formats.DataSourceError, match="outside the data folder"):
         data.load_documents(str(linked["data"] / "passwd.txt"), within=linked["data"])
 
 
@@ -560,7 +562,7 @@ def assert_no_markup_from_data(at) -> None:
 
 
 def test_markdown_checker_catches_what_the_issue_found() -> None:
-    from sandbox.tokenview import md_escape
+    from sandbox.text import md_escape
 
     for bad in (f"- ![p](http://{HOST}/a)", f"x <img src=http://{HOST}>", f"**{EVIL_RUN}**"):
         assert _RENDERED.search(bad)
@@ -583,7 +585,7 @@ def test_markdown_checker_catches_what_the_issue_found() -> None:
 )
 def test_md_escape_is_one_escape_for_untrusted_text(raw: str, escaped: str) -> None:
     """Plain sentences pass unchanged; everything Markdown, HTML or Streamlit would render is escaped."""
-    from sandbox.tokenview import md_escape
+    from sandbox.text import md_escape
 
     assert md_escape(raw) == escaped
 
@@ -622,7 +624,7 @@ def marked_app(app_at, marked: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
 
 
 def test_readme_renders_without_remote_images_or_html() -> None:
-    from sandbox.tokenview import safe_readme
+    from sandbox.text import safe_readme
 
     readme = (
         f"# T\n![p](http://{HOST}/a) ![q][r]\n\n[r]: http://{HOST}/b\n<img src='http://{HOST}/c' alt='plot'>"
@@ -697,3 +699,15 @@ def test_link_warnings_quote_values_as_text(hostile_app, value: str) -> None:
             at.switch_page(page).run()
             assert not at.exception, at.exception
             assert_no_markup_from_data(at)
+
+
+def test_one_run_lookup_gives_experiment_and_run_or_one_sentence(tmp_path: Path) -> None:
+    """`lookup` is how a run id from a list or a link becomes a run: anything else is one sentence."""
+    models = tmp_path / "models"
+    toyzoo.make_toy_a(models)
+    exp, run = discovery.lookup(models, "toy_a/run1")
+    assert (exp.name, run.id) == ("toy_a", "toy_a/run1") and run in exp.runs
+    for bad in ("toy_a/nope", "../../etc/passwd", "toy_a", "", "toy_a/run1/../run2"):
+        with pytest.raises(UnknownRunError) as caught:
+            discovery.lookup(models, bad)
+        assert str(caught.value) == f"no run called {bad!r} in the models directory"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from sandbox import tokenview, transcript
-from sandbox.sampling import SamplingSettings
+from sandbox import text as sandbox_text
+from sandbox.playground import tokens_html, transcript
+from sandbox.playground.settings import SamplingSettings
 
 BASE = SamplingSettings(temperature=0.8, top_k=40, max_new_tokens=50, seed=1)
 
@@ -84,7 +85,7 @@ EVENTS = [
 
 
 def test_tokens_html_escapes_model_output_everywhere():
-    html = tokenview.tokens_html(EVENTS, {99: "⟨eos⟩"})
+    html = tokens_html.tokens_html(EVENTS, {99: "⟨eos⟩"})
     assert "<script>" not in html and "&lt;script&gt;" in html
     # Quotes inside title attributes are escaped, so no attribute can be closed early.
     titles = re.findall(r'title="([^"]*)"', html)
@@ -93,33 +94,33 @@ def test_tokens_html_escapes_model_output_everywhere():
 
 
 def test_token_title_lists_the_alternatives_with_probabilities():
-    title = tokenview.token_title(EVENTS[1])
+    title = tokens_html.token_title(EVENTS[1])
     assert "p = 2.0%" in title
     assert "1. 'x'  50.0%" in title and "2. '\\n'  2.0%" in title
 
 
 def test_colours_go_from_red_to_green_and_the_legend_shows_them():
-    hues = [int(tokenview.prob_color(p).split("(")[1].split(",")[0]) for p in (0, 0.1, 0.5, 1.0)]
+    hues = [int(tokens_html.prob_color(p).split("(")[1].split(",")[0]) for p in (0, 0.1, 0.5, 1.0)]
     assert hues == sorted(hues) and hues[0] == 0 and hues[-1] == 120
-    legend = tokenview.legend_html()
-    assert all(tokenview.prob_color(p) in legend for p in tokenview.LEGEND_STEPS)
+    legend = tokens_html.legend_html()
+    assert all(tokens_html.prob_color(p) in legend for p in tokens_html.LEGEND_STEPS)
 
 
 def test_prompt_views_escape_and_mark():
-    html = tokenview.prompt_tokens_html([1, 2], ["<b>", "&"], {1: "⟨bos⟩"})
+    html = tokens_html.prompt_tokens_html([1, 2], ["<b>", "&"], {1: "⟨bos⟩"})
     assert "⟨bos⟩" in html and "&amp;" in html and "<b>" not in html
-    marked = tokenview.marked_text_html("a<ë>", ["ë"])
+    marked = tokens_html.marked_text_html("a<ë>", ["ë"])
     assert marked.count("<mark") == 1 and "&lt;" in marked and "U+00EB" in marked
-    assert tokenview.plain_html("") .endswith("&nbsp;</div>")
-    assert "&lt;i&gt;" in tokenview.plain_html("<i>")
+    assert tokens_html.plain_html("") .endswith("&nbsp;</div>")
+    assert "&lt;i&gt;" in tokens_html.plain_html("<i>")
 
 
 def test_the_prompt_is_shown_dimmed_and_escaped_before_the_continuation():
-    html = tokenview.plain_html(" and more", prompt="<b>Once</b>")
-    assert f'<span style="{tokenview.PROMPT_STYLE}">&lt;b&gt;Once&lt;/b&gt;</span> and more' in html
-    long = tokenview.tokens_html(EVENTS[:1], prompt="x" * 500)
-    assert "…" + "x" * tokenview.PROMPT_TAIL + "</span>" in long and "x" * (tokenview.PROMPT_TAIL + 1) not in long
+    html = tokens_html.plain_html(" and more", prompt="<b>Once</b>")
+    assert f'<span style="{tokens_html.PROMPT_STYLE}">&lt;b&gt;Once&lt;/b&gt;</span> and more' in html
+    long = tokens_html.tokens_html(EVENTS[:1], prompt="x" * 500)
+    assert "…" + "x" * tokens_html.PROMPT_TAIL + "</span>" in long and "x" * (tokens_html.PROMPT_TAIL + 1) not in long
 
 
 def test_md_escape_keeps_quoted_input_literal():
-    assert tokenview.md_escape("'$' and '*' (U+002A) [x](y)") == "'\\$' and '\\*' (U+002A) \\[x\\](y)"
+    assert sandbox_text.md_escape("'$' and '*' (U+002A) [x](y)") == "'\\$' and '\\*' (U+002A) \\[x\\](y)"

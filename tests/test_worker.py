@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 import toyzoo
 
-from sandbox.discovery import discover, find_experiment
-from sandbox.loader import WorkerClient, WorkerPool
-from sandbox.protocol import RequestFailed, WorkerCrashed, WorkerTimeout
+from sandbox.errors import RequestFailed, WorkerCrashed, WorkerTimeout
+from sandbox.settings import PACKAGE_PARENT
+from sandbox.worker.client import WorkerClient
+from sandbox.worker.pool import WorkerPool
+from sandbox.zoo.discovery import discover, find_experiment
 
 TEXT = "the cat sat on the mat. the dog ran far away!"
 
@@ -155,15 +157,15 @@ def test_greedy_generation_with_kv_cache_equals_recompute(toy_models, pool):
 def test_worker_exits_when_its_parent_dies(toy_models):
     script = textwrap.dedent(
         f"""
-        import os, sys
-        sys.path.insert(0, {str(toyzoo.__file__.rsplit('/', 2)[0])!r})
-        from sandbox.loader import WorkerClient
+        import os
+        from sandbox.worker.client import WorkerClient
         c = WorkerClient({str(toy_models / 'toy_a')!r}, device="cpu")
         print(c.request("ping")["pid"], flush=True)
         os._exit(0)
         """
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    # cwd: the folder holding `sandbox`, so the script imports it installed or not
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=PACKAGE_PARENT)
     pid = int(out.stdout.strip())
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

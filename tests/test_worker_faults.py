@@ -23,14 +23,15 @@ from pathlib import Path
 import pytest
 import toyzoo
 
-from sandbox import discovery
-from sandbox.doctor import check_experiment
-from sandbox.loader import WorkerClient, WorkerLimiter, WorkerPool
-from sandbox.multistream import MultiStream
-from sandbox.playground import ColumnState, column_events
-from sandbox.protocol import RequestFailed, WorkerBusy, WorkerError, WorkerTimeout
-from sandbox.sampling import SamplingSettings
+from sandbox.errors import RequestFailed, WorkerBusy, WorkerError, WorkerTimeout
+from sandbox.evaluation.checkup import check_experiment
+from sandbox.playground.columns import ColumnState, column_events
+from sandbox.playground.multistream import MultiStream
+from sandbox.playground.settings import SamplingSettings
 from sandbox.settings import PROJECT_ROOT
+from sandbox.worker.client import WorkerClient, WorkerLimiter
+from sandbox.worker.pool import WorkerPool
+from sandbox.zoo import discovery
 
 SETTINGS = SamplingSettings(
     temperature=0.8, top_k=0, top_p=1.0, min_p=0.0, max_new_tokens=12, seed=3, stop_at_eos=False
@@ -285,7 +286,7 @@ def test_the_readme_cap_holds_across_the_playground_lanes(zoo: Path, monkeypatch
     st.cache_resource.clear()
     try:
         with ChildCounter() as counter:
-            from sandbox.playground import assign_lanes
+            from sandbox.playground.columns import assign_lanes
 
             for runs in (
                 ["toy_a/run1", "toy_b/cached", "toy_c/run1", "toy_d/run1"],
@@ -535,7 +536,7 @@ def test_params_of_an_unknown_run_is_one_sentence(zoo: Path) -> None:
 
 @pytest.mark.parametrize("key", ["max_seq_len", "context_length", "context_len", "block_size", "seq_len", "sequence_length"])
 def test_one_alias_table_for_the_context_length(tmp_path: Path, key: str) -> None:
-    from sandbox import compute, curves
+    from sandbox.zoo import accounting
 
     models = tmp_path / "models"
     root = toyzoo.make_toy_a(models)
@@ -543,7 +544,7 @@ def test_one_alias_table_for_the_context_length(tmp_path: Path, key: str) -> Non
     cfg = {"vocab_len": 36, "dim": 16, "n_layers": 2, key: 64, "tokenizer": "char"}
     (run_dir / "model_config.json").write_text(__import__("json").dumps(cfg))
     run = discovery.find_run(models, "toy_a/run1")
-    assert compute.shape_of(cfg) == (2, 16, 64)
-    per_step, how = curves.tokens_per_step(run)
+    assert accounting.shape_of(cfg) == (2, 16, 64)
+    per_step, how = accounting.tokens_per_step(run)
     assert per_step == 4 * 2 * 64 and key in how
-    assert math.isfinite(compute.training_flops_per_token(1000, cfg))
+    assert math.isfinite(accounting.training_flops_per_token(1000, cfg))

@@ -232,7 +232,7 @@ def _bigram(tokenize, n: int, bos: int) -> tuple[torch.Tensor, torch.Tensor]:
     Stories of another seed than the bundled corpus's: "trained" on the same kind of text,
     evaluated on a validation split it never saw.
     """
-    from sandbox.corpus import generate_stories
+    from sandbox.corpus.stories import generate_stories
 
     counts = torch.ones(n, n)
     for story in generate_stories(40, seed=7):
@@ -427,7 +427,7 @@ def say_trained_on_bundled(run_dir: Path, final_val_loss: float | None = None) -
     With ``final_val_loss``, its log's last validation loss becomes that value: a log that
     does not describe these weights when it is far from what they score (a toy scores ~2.5).
     """
-    from sandbox.data import BUNDLED_SEED
+    from sandbox.corpus.stories import BUNDLED_SEED
 
     path = run_dir / "train_config.json"
     cfg = json.loads(path.read_text()) if path.is_file() else {}

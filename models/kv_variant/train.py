@@ -1,6 +1,7 @@
 """Train a kv_variant GPT on the bundled corpus (CPU, a few minutes).
 
-    python train.py --run gqa_atto --seed 1337 [--max-steps N]
+    sandbox corpus --out data         # once: data/train.txt, data/validation.txt, data/corpus.json
+    python train.py --run gqa_atto --seed 1337 [--max-steps N] [--data DIR]
 
 Forked from the template's train.py. Writes trained/<run>/: model.pth (fp32 state_dict),
 model_config.json, train_config.json, log_data.csv (one row per eval interval, flushed as
@@ -14,7 +15,6 @@ import csv
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -23,19 +23,35 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parent
+CALLED_FROM = Path.cwd()  # where relative paths on the command line start
 os.chdir(ROOT)  # the tokenizer opens its ranks relative to the experiment root
-# The bundled corpus lives in the sandbox package, two levels up; appended (not prepended)
-# so that this experiment's own `config`, `modules`, `tokenizers` win.
-sys.path.append(str(ROOT.parent.parent))
 
 from config import ModelConfig, TrainConfig  # noqa: E402
 from modules.model import Model  # noqa: E402
 from tokenizers.charbpe.tokenizer import get_tokenizer  # noqa: E402
 
-from sandbox.corpus import bundled_split  # noqa: E402
+# The training text comes from files, not from the sandbox: `sandbox corpus --out data` writes
+# the bundled corpus as data/train.txt and data/validation.txt (see README.md, Train).
+DOCUMENT_SEPARATOR = "\n\n"  # one blank line between two documents
 
 LOG_HEADER = ["Step", "Learning Rate", "Train Loss", "Validation Loss", "Perplexity",
               "Time Elapsed"]
+
+
+def read_split(data_dir: Path, split: str) -> list[str]:
+    """The documents of one split of the corpus files (``sandbox corpus --out DIR`` writes
+    ``train.txt`` and ``validation.txt``: documents separated by one blank line)."""
+    return (data_dir / f"{split}.txt").read_text(encoding="utf-8").rstrip("\n").split(DOCUMENT_SEPARATOR)
+
+
+def check_corpus(data_dir: Path, seed: int) -> None:
+    """Stop with a sentence unless ``data_dir`` holds the corpus files of ``seed``."""
+    manifest = data_dir / "corpus.json"
+    if not manifest.is_file():
+        raise SystemExit(f"no corpus in {data_dir}: write it first with `sandbox corpus --out {data_dir}`")
+    found = json.loads(manifest.read_text(encoding="utf-8")).get("seed")
+    if found != seed:
+        raise SystemExit(f"{data_dir} holds the corpus of seed {found}, not {seed} (TrainConfig.corpus_seed)")
 
 
 def tokenize(docs: list[str], tok) -> torch.Tensor:
@@ -118,7 +134,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--max-steps", type=int, default=None)
     parser.add_argument("--eval-interval", type=int, default=None)
+    parser.add_argument("--data", type=Path, default=ROOT / "data",
+                        help="folder of the corpus files (default: data/ here; `sandbox corpus --out DIR`)")
     args = parser.parse_args()
+    data_dir = CALLED_FROM / args.data
 
     torch.set_num_threads(2)
     torch.manual_seed(args.seed)
@@ -131,8 +150,9 @@ def main() -> None:
     device = "cpu"  # cfg.device stays as configured ("cuda"): it is what gets saved
 
     tok = get_tokenizer(cfg.vocab_len)
-    train_ids = tokenize(bundled_split("train", seed=tc.corpus_seed), tok)
-    val_ids = tokenize(bundled_split("validation", seed=tc.corpus_seed), tok)
+    check_corpus(data_dir, tc.corpus_seed)
+    train_ids = tokenize(read_split(data_dir, "train"), tok)
+    val_ids = tokenize(read_split(data_dir, "validation"), tok)
     seq = cfg.max_seq_len
     # Fixed, evenly spaced validation windows of seq+1 tokens (inputs and shifted targets).
     n_val = tc.eval_windows

@@ -10,19 +10,15 @@ squashed into its bottom.
 from __future__ import annotations
 
 import io
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import logzoo  # noqa: E402
 import numpy as np
 import pytest
 from playwright.sync_api import Page, expect
 
 from . import appdriver as drv
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import logzoo  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -57,8 +53,8 @@ def _curve_height(png: bytes, hex_color: str, tolerance: int = 24) -> int:
 
 
 def test_default_y_range_leaves_the_outlier_start_out(outlier_server, page: Page, console: drv.ConsoleLog) -> None:
-    from sandbox.colors import assign_colors, run_color
-    from sandbox.discovery import all_runs
+    from sandbox.figures.colors import assign_colors, run_color
+    from sandbox.zoo.discovery import all_runs
 
     server, models = outlier_server
     assign_colors(run.id for run in all_runs(models))  # the app's colours: they depend on the set only

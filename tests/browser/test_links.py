@@ -23,7 +23,7 @@ def query_of(page: Page) -> dict[str, list[str]]:
 
 
 def logged_run_ids() -> list[str]:
-    from sandbox.discovery import discover
+    from sandbox.zoo.discovery import discover
 
     return [run.id for exp in discover(MODELS) for run in exp.runs if run.log_path.is_file()]
 
@@ -38,8 +38,8 @@ def test_loss_curves_selection_is_shared_by_its_link(server: drv.Server, page: P
     drv.multiselect_set(page, runs, [logged[-1]])
     page.get_by_test_id("stCheckbox").filter(has_text="Log y").click()
     drv.settle(page)
-    query = drv.wait_for_query(page, {"run": [logged[-1]], "logy": ["1"]})
-    assert query["run"] == [logged[-1]] and query["logy"] == ["1"]
+    query = drv.wait_for_query(page, {"runs": [logged[-1]], "logy": ["1"]})
+    assert query["runs"] == [logged[-1]] and query["logy"] == ["1"]
 
     other, console = new_page()
     drv.open_page(other, page.url)
@@ -81,8 +81,8 @@ def test_playground_selection_is_shared_by_its_link(server: drv.Server, page: Pa
     box.fill(prompt)
     box.press("Control+Enter")
     drv.settle(page)
-    query = drv.wait_for_query(page, {"run": runs, "prompt": [prompt]})
-    assert query["run"] == runs and query["prompt"] == [prompt]
+    query = drv.wait_for_query(page, {"runs": runs, "prompt": [prompt]})
+    assert query["runs"] == runs and query["prompt"] == [prompt]
 
     other, console = new_page()
     drv.open_page(other, page.url)

@@ -9,8 +9,8 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from sandbox.codediff import default_base, default_target
-from sandbox.discovery import discover
+from sandbox.zoo.codediff import default_base, default_target
+from sandbox.zoo.discovery import discover
 
 from . import appdriver as drv
 from .test_pages import MODELS, trained_run_ids

@@ -31,7 +31,7 @@ def test_loss_curves_clear_all_then_one_run_shows_only_that_run(
     page.keyboard.press("Escape")
     drv.settle(page)
     assert drv.multiselect_values(runs) == [logged[-1]]
-    assert query_of(page)["run"] == [logged[-1]]
+    assert query_of(page)["runs"] == [logged[-1]]
     headers, rows = drv.table_rows(drv.main(page).get_by_test_id("stDataFrame").first)
     assert [row[headers.index("run")] for row in rows] == [logged[-1]]
     drv.screenshot(page, "bug-loss-curves-clear-all")

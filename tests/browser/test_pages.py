@@ -13,7 +13,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from sandbox.discovery import discover
+from sandbox.zoo.discovery import discover
 
 from . import appdriver as drv
 

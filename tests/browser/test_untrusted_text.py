@@ -16,7 +16,7 @@ import pytest
 import toyzoo
 from playwright.sync_api import Page, expect
 
-from sandbox.tokenview import WORD_JOINER
+from sandbox.text import WORD_JOINER
 
 from . import appdriver as drv
 

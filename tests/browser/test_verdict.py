@@ -4,7 +4,6 @@ when per-token and per-byte rankings disagree."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -14,7 +13,6 @@ from . import appdriver as drv
 
 pytestmark = pytest.mark.browser
 
-sys.path.insert(0, str(drv.PROJECT_ROOT / "tests"))
 import toyzoo  # noqa: E402
 
 
@@ -22,9 +20,9 @@ import toyzoo  # noqa: E402
 def toy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[drv.Server]:
     """The app on toy_a, toy_b and toy_pieces; toy_a/run1 and toy_b/cached already evaluated,
     each on another text (results in the server's cache, computed here)."""
-    from sandbox import evaluation as ev
-    from sandbox.data import BUNDLED_LABEL, load_documents
-    from sandbox.loader import WorkerPool
+    from sandbox.evaluation import results, run
+    from sandbox.evaluation.data import BUNDLED_LABEL, load_documents
+    from sandbox.worker.pool import WorkerPool
 
     if not drv.CHROMIUM.exists():
         pytest.skip(f"{drv.CHROMIUM} is missing: apt-get install chromium (CI installs it), or set SANDBOX_CHROMIUM")
@@ -36,9 +34,9 @@ def toy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[drv.Server]
     docs = load_documents("bundled")
     pool = WorkerPool(max_workers=2, device="cpu", timeout=120)
     try:
-        ev.evaluate(pool, ["toy_a/run1"], docs[:3], ev.EvalSettings(kmax=1), models_dir=models,
+        run.evaluate(pool, ["toy_a/run1"], docs[:3], results.EvalSettings(kmax=1), models_dir=models,
                     data_label="notes.txt", cache_root=cache / "eval")
-        ev.evaluate(pool, ["toy_b/cached"], docs[:5], ev.EvalSettings(kmax=1), models_dir=models,
+        run.evaluate(pool, ["toy_b/cached"], docs[:5], results.EvalSettings(kmax=1), models_dir=models,
                     data_label=BUNDLED_LABEL, cache_root=cache / "eval")
     finally:
         pool.close_all()

@@ -1,6 +1,7 @@
 """Train the character-alphabet BPE ranks shipped in tokenizers/charbpe/models/.
 
-    python tokenizers/charbpe/train_tokenizer.py --sizes 4096
+    sandbox corpus --out data          # once, from the experiment root: the training text as files
+    python tokenizers/charbpe/train_tokenizer.py --sizes 4096 [--data DIR]
 
 Forked from the template's byte-level trainer. The base tokens are the characters of
 ``ALPHABET`` (not the 256 bytes) and the text is sanitized first (other characters become
@@ -18,16 +19,16 @@ from __future__ import annotations
 import argparse
 import base64
 import heapq
-import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import regex
 
+# Run as a script, this folder is first on sys.path: the alphabet comes from the tokenizer beside it.
+from tokenizer import ALPHABET, GPT2_PATTERN, sanitize  # noqa: E402
+
 EXPERIMENT_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(EXPERIMENT_ROOT))  # to share the alphabet with the tokenizer itself
-from tokenizers.charbpe.tokenizer import ALPHABET, GPT2_PATTERN, sanitize  # noqa: E402
 
 
 def train_bpe(texts: list[str], n_tokens: int) -> list[bytes]:
@@ -103,6 +104,12 @@ def train_bpe(texts: list[str], n_tokens: int) -> list[bytes]:
     return vocab
 
 
+def read_split(data_dir: Path, split: str) -> list[str]:
+    """The documents of one split of the corpus files (``sandbox corpus --out DIR`` writes
+    ``train.txt`` and ``validation.txt``: documents separated by one blank line)."""
+    return (data_dir / f"{split}.txt").read_text(encoding="utf-8").rstrip("\n").split("\n\n")
+
+
 def write_ranks(tokens: list[bytes], path: Path) -> None:
     """Write tiktoken's ranks format: ``base64(token) rank`` per line, in rank order."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,15 +121,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[4096],
                         help="numbers of regular tokens (specials come after them)")
-    parser.add_argument("--seed", type=int, default=1337, help="bundled corpus seed")
+    parser.add_argument("--data", type=Path, default=EXPERIMENT_ROOT / "data",
+                        help="folder of the corpus files (default: the experiment's data/; `sandbox corpus --out DIR`)")
     args = parser.parse_args()
 
-    # The corpus generator lives in the sandbox package, two levels above the experiment.
-    sys.path.append(str(EXPERIMENT_ROOT.parent.parent))
-    from sandbox.corpus import bundled_split
-
     t0 = time.time()
-    texts = bundled_split("train", seed=args.seed)
+    texts = read_split(args.data, "train")
     # One training run gives every size: the first k ranks of a longer run are exactly the
     # ranks a run stopped at k would have learned.
     tokens = train_bpe(texts, max(args.sizes))

@@ -1,6 +1,7 @@
 """Train the byte-level BPE ranks shipped in tokenizers/bpe/models/.
 
-    python tokenizers/bpe/train_tokenizer.py --sizes 1024 2048
+    sandbox corpus --out data          # once, from the experiment root: the training text as files
+    python tokenizers/bpe/train_tokenizer.py --sizes 1024 2048 [--data DIR]
 
 For a vocabulary of ``size`` ids the ranks file holds ``size - 3`` regular tokens (the 256
 bytes plus merges) and is written to ``models/{size-3}.model`` in tiktoken's own format
@@ -17,7 +18,6 @@ from __future__ import annotations
 import argparse
 import base64
 import heapq
-import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -28,6 +28,7 @@ import regex
 # punctuation runs, whitespace.
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 N_SPECIAL = 3  # bos, eos, pad take the last three ids
+EXPERIMENT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def train_bpe(texts: list[str], n_tokens: int) -> list[bytes]:
@@ -102,6 +103,12 @@ def train_bpe(texts: list[str], n_tokens: int) -> list[bytes]:
     return vocab
 
 
+def read_split(data_dir: Path, split: str) -> list[str]:
+    """The documents of one split of the corpus files (``sandbox corpus --out DIR`` writes
+    ``train.txt`` and ``validation.txt``: documents separated by one blank line)."""
+    return (data_dir / f"{split}.txt").read_text(encoding="utf-8").rstrip("\n").split("\n\n")
+
+
 def write_ranks(tokens: list[bytes], path: Path) -> None:
     """Write tiktoken's ranks format: ``base64(token) rank`` per line, in rank order."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,16 +120,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048],
                         help="vocabulary sizes (ids incl. the 3 specials) to write")
-    parser.add_argument("--seed", type=int, default=1337, help="bundled corpus seed")
+    parser.add_argument("--data", type=Path, default=EXPERIMENT_ROOT / "data",
+                        help="folder of the corpus files (default: the experiment's data/; `sandbox corpus --out DIR`)")
     args = parser.parse_args()
 
-    # The corpus generator lives in the sandbox package, two levels above the experiment.
-    repo_root = Path(__file__).resolve().parents[4]
-    sys.path.append(str(repo_root))
-    from sandbox.corpus import bundled_split
-
     t0 = time.time()
-    texts = bundled_split("train", seed=args.seed)
+    texts = read_split(args.data, "train")
     # One training run gives every size: the first k ranks of a longer run are exactly the
     # ranks a run stopped at k would have learned.
     tokens = train_bpe(texts, max(args.sizes) - N_SPECIAL)

@@ -1,0 +1,61 @@
+"""What every command shares: the worker pool, the --timeout and --models-dir options, text tables."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sandbox.errors import UnknownRunError
+from sandbox.numfmt import format_number
+from sandbox.settings import models_dir
+from sandbox.zoo.discovery import Experiment, Run, lookup
+
+
+def make_pool(args: argparse.Namespace):
+    """A worker pool for one command: its --device and --timeout, at most 4 workers."""
+    from sandbox.worker.pool import WorkerPool
+
+    return WorkerPool(max_workers=4, device=getattr(args, "device", None), timeout=getattr(args, "timeout", None))
+
+
+def seconds(text: str) -> float:
+    """argparse type of --timeout: seconds above 0."""
+    from sandbox.settings import parse_timeout
+
+    try:
+        return parse_timeout(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def timeout_option(p: argparse.ArgumentParser) -> None:
+    """The --timeout option of the commands that start workers."""
+    p.add_argument(
+        "--timeout", type=seconds, default=None, metavar="SECONDS",
+        help="longest a worker may take for one request before it is stopped "
+        "(default: $SANDBOX_REQUEST_TIMEOUT, else 120)",
+    )  # fmt: skip
+
+
+def text_table(rows: list[dict], columns: list[str]) -> str:
+    """A plain aligned text table."""
+    cells = [[("" if r.get(c) is None else format_number(r[c]) if isinstance(r.get(c), float) else str(r[c])) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines)
+
+
+def models_dir_option(p: argparse.ArgumentParser) -> None:
+    """The --models-dir option every command has."""
+    p.add_argument("--models-dir", default=None, help="models directory (default: models/ or $SANDBOX_MODELS_DIR)")
+
+
+def run_of(args: argparse.Namespace) -> tuple[Experiment, Run] | None:
+    """The experiment and run that ``--run`` names (`sandbox.zoo.discovery.lookup`); None,
+    with the sentence on stderr, when it names no run (the command then exits with 2)."""
+    try:
+        return lookup(models_dir(args.models_dir), args.run)
+    except UnknownRunError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None

@@ -1,0 +1,185 @@
+"""The results of several runs on the same documents: summary, notes, sanity flags, paired verdicts.
+
+Verdicts between runs are paired differences (`Report.paired`): both runs scored the same
+documents, so one bootstrap over documents resamples both (`metrics.paired_bootstrap`).
+Every result is also checked for sanity (`sandbox.zoo.sanity`): a loss worse than uniform
+guessing, or far from the run's logged validation loss on the same data, is flagged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sandbox.errors import UnknownRunError
+from sandbox.evaluation import metrics
+from sandbox.evaluation.results import EVAL_VERSION, EvalSettings, RunResult
+from sandbox.evaluation.tables import summary_table
+from sandbox.zoo import sanity
+from sandbox.zoo.discovery import find_run
+
+SMALL_SAMPLE = 30  # fewer documents than this: intervals (and so verdicts) mean little
+
+
+# -- several runs ----------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    """The results of several runs on the same documents, and how they were obtained."""
+
+    results: list[RunResult]
+    settings: EvalSettings
+    data: dict  # source, documents, fingerprint, bytes, chars
+
+    def result(self, run_id: str) -> RunResult:
+        return next(r for r in self.results if r.run_id == run_id)
+
+    @property
+    def on_bundled(self) -> bool:
+        """True when the text is (a sample of) the bundled corpus's validation split."""
+        from sandbox.evaluation.data import BUNDLED_LABEL
+
+        return self.data.get("source") == BUNDLED_LABEL
+
+    def summary(self, ks: list[int], *, n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+        """One row per run: bits/byte, loss, perplexity, top-k with 95 % intervals, speed."""
+        return summary_table(self.results, ks, n_resamples=n_resamples, seed=seed)
+
+    def check_sanity(self, models_dir: Path | str | None, *, record: bool = False) -> None:
+        """Fill each result's ``flags`` (`sandbox.zoo.sanity`); with ``record``, remember verdicts
+        made on the bundled corpus so that default choices can leave flagged runs out."""
+        where = "on the bundled corpus" if self.on_bundled else f"on {self.data.get('source') or 'this text'}"
+        for r in self.results:
+            if not r.ok:
+                continue
+            try:
+                run = find_run(models_dir, r.run_id)
+            except UnknownRunError:
+                continue
+            loss = float(r.sums.nll.sum() / r.sums.tokens.sum()) if r.sums.tokens.sum() else math.nan
+            r.flags = sanity.check(run, loss, r.info.get("vocab_size"), on_bundled=self.on_bundled, where=where)
+            if record and self.on_bundled and math.isfinite(loss):
+                sanity.record(run, r.flags, loss, "evaluation")
+
+    def same_tokens(self) -> bool:
+        """True when every run cut the text into the same tokens, as far as can be told: same
+        tokenizer name, same number of outputs, same token count in every document. Only then
+        do per-token metrics (loss, perplexity, top-k) compare."""
+        ok = [r for r in self.results if r.ok]
+        return all(same_cut(ok[0], r) for r in ok[1:])
+
+    def small_sample_note(self) -> str | None:
+        """A sentence when there are too few documents for intervals to mean much."""
+        n = int(self.data.get("documents") or 0)
+        if 0 < n < SMALL_SAMPLE:
+            return (f"Intervals from {n} documents mean little: evaluate at least {SMALL_SAMPLE} documents "
+                    "before trusting a verdict.")
+        return None
+
+    def notes(self) -> list[str]:
+        """Sentences to show under the results: a small sample, tokenizers that differ."""
+        out = [note] if (note := self.small_sample_note()) else []
+        if not self.same_tokens():
+            cuts = "; ".join(
+                f"{r.run_id}: {r.info.get('tokenizer') or '?'}, {r.info.get('vocab_size') or '?'} outputs, "
+                f"{r.tokens:,} tokens" for r in self.results if r.ok
+            )
+            out.append(
+                "Loss, perplexity and top-k accuracy are per token, and these runs cut the text into "
+                f"tokens differently ({cuts}): those are not comparable across tokenizers. Bits per byte is."
+            )
+        return out
+
+    def paired(self, ks: list[int], reference: str | None = None, *, n_resamples: int = 1000, seed: int = 0) -> list[dict]:
+        """Paired differences (run − reference) of every metric, with 95 % intervals and verdicts.
+
+        ``reference`` defaults to the first run that succeeded. Per-token metrics are marked not
+        comparable (and get no verdict) when the runs' tokenizers differ (`same_tokens`).
+        """
+        ok = [r for r in self.results if r.ok]
+        if len(ok) < 2:
+            return []
+        ref = next((r for r in ok if r.run_id == reference), ok[0])
+        rows = []
+        for r in ok:
+            if r is ref:
+                continue
+            try:
+                diffs = metrics.paired_bootstrap(ref.sums, r.sums, list(ks), n_resamples=n_resamples, seed=seed)
+            except ValueError:
+                continue  # not the same documents: nothing to pair
+            for name, (diff, lo, hi) in diffs.items():
+                fair = same_cut(ref, r) or not metrics.per_token(name)
+                rows.append({
+                    "reference": ref.run_id, "run": r.run_id, "metric": name,
+                    "difference": diff, "lo": lo, "hi": hi, "comparable": fair,
+                    "verdict": verdict(r.run_id, ref.run_id, name, diff, lo, hi) if fair else None,
+                })
+        return rows
+
+    def to_json(self, ks: list[int], *, n_resamples: int = 1000, seed: int = 0, reference: str | None = None) -> str:
+        """Everything: settings, data, the summary rows, paired differences, notes, flags and
+        each run's raw sums."""
+        table = self.summary(ks, n_resamples=n_resamples, seed=seed)
+        paired = self.paired(ks, reference, n_resamples=n_resamples, seed=seed)
+        payload = {
+            "method_version": EVAL_VERSION,
+            "settings": asdict(self.settings),
+            "data": self.data,
+            "ks": list(ks),
+            "summary": json.loads(table.to_json(orient="records")),
+            "reference": paired[0]["reference"] if paired else None,
+            "paired": [{k: _finite_or_none(v) for k, v in row.items()} for row in paired],
+            "notes": self.notes(),
+            "flags": {r.run_id: r.flags for r in self.results if r.flags},
+            "runs": [r.to_dict() for r in self.results],
+        }
+        return json.dumps(payload, indent=1)
+
+
+def same_cut(a: RunResult, b: RunResult) -> bool:
+    """True when two results cut the text into the same tokens, as far as can be told."""
+    return (a.info.get("tokenizer"), a.info.get("vocab_size")) == (b.info.get("tokenizer"), b.info.get("vocab_size")) and (
+        np.array_equal(a.sums.tokens, b.sums.tokens)
+    )
+
+
+def _finite_or_none(value: Any) -> Any:
+    """JSON has no NaN: a non-finite float becomes null."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+# How a paired difference is said: (words, scale, digits); top-k differences are in points.
+_SAID = {"bits_per_byte": ("bits/byte", 1.0, 3), "loss": ("nats/token", 1.0, 3), "perplexity": ("perplexity", 1.0, 2)}
+
+
+def verdict(run: str, reference: str, metric: str, diff: float, lo: float, hi: float) -> str | None:
+    """One sentence on a paired difference ``run − reference`` of ``metric`` and its interval.
+
+    "B is better than A by 0.036 bits/byte [0.021, 0.050]" when the 95 % interval excludes 0
+    (the interval given as the winner's advantage), "B vs A: no clear difference in ..." when
+    it spans 0. None for metrics without a better direction (tokens per byte).
+    """
+    lower = metrics.lower_is_better(metric)
+    if lower is None or not all(map(math.isfinite, (diff, lo, hi))):
+        return None
+    if metric.startswith("top"):
+        unit, scale, digits = f"points of top-{metric[3:]} accuracy", 100.0, 1
+    else:
+        unit, scale, digits = _SAID[metric]
+    if lo <= 0 <= hi:
+        what = "top-" + metric[3:] + " accuracy" if metric.startswith("top") else metric.replace("_", " ")
+        return (f"{run} vs {reference}: no clear difference in {what} "
+                f"({diff * scale:+.{digits}f} [{lo * scale:+.{digits}f}, {hi * scale:+.{digits}f}])")
+    sign = -1.0 if lower else 1.0  # turns run − reference into the run's advantage
+    adv, a, b = diff * sign * scale, *sorted((lo * sign * scale, hi * sign * scale))
+    if a > 0:
+        return f"{run} is better than {reference} by {adv:.{digits}f} {unit} [{a:.{digits}f}, {b:.{digits}f}]"
+    return f"{reference} is better than {run} by {-adv:.{digits}f} {unit} [{-b:.{digits}f}, {-a:.{digits}f}]"

@@ -1,0 +1,12 @@
+"""The process boundary: one worker process per experiment, and the only place torch is imported.
+
+Two sides live here. The app side (torch-free, what pages and the CLI may import):
+`protocol` (the messages), `client` (`WorkerClient`, `WorkerLimiter`: one worker, the cap
+on live workers) and `pool` (`WorkerPool`, and the one-off device probe). The worker side,
+run only inside ``python -m sandbox.worker ROOT`` (`server`): `host` loads the runs of one
+experiment the way the contract says (with `loaded` and `failures`), `scoring` and
+`generation` answer requests, `sampling` holds the sampling kernels, `params` counts a
+loaded model's parameters and `device` picks the torch device. The worker side may import
+`sandbox.zoo`, `sandbox.errors`, `sandbox.settings` and `sandbox.playground.settings`
+(the sampling settings it receives); nothing outside this package imports the worker side.
+"""

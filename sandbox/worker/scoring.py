@@ -1,0 +1,89 @@
+"""Teacher-forced scoring of token windows for one loaded run (runs in its worker).
+
+For each predicted position it returns the negative log-likelihood of the true next token
+and its rank (how many tokens have a strictly larger logit): the true token is in the top k
+exactly when ``rank < k``, so every k is answered from one number per position. Logits come
+from ``model(input_ids)`` alone under ``torch.inference_mode`` — never with targets.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+
+from sandbox.worker.loaded import LoadedRun
+
+DEFAULT_BATCH = 8
+_AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def batches_by_length(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Indices of windows grouped by length, at most ``batch_size`` each (no padding needed)."""
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i, n in enumerate(lengths):
+        groups[n].append(i)
+    out = []
+    for n in sorted(groups, reverse=True):
+        idx = groups[n]
+        out.extend(idx[j : j + batch_size] for j in range(0, len(idx), batch_size))
+    return out
+
+
+def position_stats(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(nll, rank) of ``targets`` (batch, seq) under ``logits`` (batch, seq, vocab)."""
+    logits = logits.float()
+    target_logit = logits.gather(-1, targets.unsqueeze(-1))
+    nll = torch.logsumexp(logits, dim=-1) - target_logit.squeeze(-1)
+    rank = (logits > target_logit).sum(dim=-1)
+    return nll, rank
+
+
+def score_windows(
+    run: LoadedRun,
+    windows: list[list[int]],
+    targets: list[list[int]],
+    *,
+    batch_size: int | None = None,
+    top_n_positions: int = 0,
+    top_n: int = 10,
+    autocast: str | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Iterator[dict]:
+    """Yield one result per batch: ``{"index": [...], "nll": [...], "rank": [...]}``.
+
+    Windows of the same length are batched together, up to the config's ``max_batch_size``.
+    With ``top_n_positions`` > 0 each window also gets the ``top_n`` most likely ids and
+    their probabilities at its first positions (for the per-token views).
+    """
+    if len(windows) != len(targets):
+        raise ValueError("windows and targets differ in number")
+    for w, t in zip(windows, targets, strict=True):
+        if len(w) != len(t) or not 0 < len(w) <= run.max_seq_len:
+            raise ValueError(f"a window of {len(w)} tokens does not fit max_seq_len {run.max_seq_len}")
+    size = batch_size or DEFAULT_BATCH
+    if run.max_batch_size:
+        size = min(size, run.max_batch_size)
+    use_autocast = autocast in _AUTOCAST and run.device.startswith("cuda")
+    with torch.inference_mode():
+        for group in batches_by_length([len(w) for w in windows], size):
+            if should_stop():
+                return
+            x = torch.tensor([windows[i] for i in group], dtype=torch.long, device=run.device)
+            y = torch.tensor([targets[i] for i in group], dtype=torch.long, device=run.device)
+            with torch.autocast("cuda", dtype=_AUTOCAST.get(autocast or "", torch.float32), enabled=use_autocast):
+                logits = run.forward(x)
+            nll, rank = position_stats(logits, y)
+            item = {
+                "index": group,
+                "nll": nll.cpu().numpy().astype(np.float32),
+                "rank": rank.cpu().numpy().astype(np.int32),
+            }
+            if top_n_positions > 0:
+                probs = torch.softmax(logits[:, :top_n_positions].float(), dim=-1)
+                top = torch.topk(probs, min(top_n, probs.shape[-1]), dim=-1)
+                item["top_ids"] = top.indices.cpu().numpy().astype(np.int32)
+                item["top_probs"] = top.values.cpu().numpy().astype(np.float32)
+            yield item
