@@ -2,8 +2,8 @@
 
 Both sides evaluate the same runs on the same documents with `evaluate_parallel` (one thread
 per experiment, each experiment's runs one after another on its worker), in this process:
-the local side through `sandbox.loader.WorkerPool` (a worker process per experiment), the Ray
-side through `sandbox.raybackend.RayWorkerPool` on a single-node Ray cluster started here
+the local side through `sandbox.worker.pool.WorkerPool` (a worker process per experiment), the
+Ray side through `sandbox.worker.ray.pool.RayWorkerPool` on a single-node Ray cluster started here
 (127.0.0.1, 2 CPUs, one CPU per actor, no dashboard, no usage stats, token authentication
 with a throw-away token). The runs: the shipped zoo's 3 runs of 2 experiments, plus a 4th
 made by copying ``kv_variant/gqa_atto`` in a temporary models folder.
@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 GOAL = 1.3
 
@@ -69,17 +68,19 @@ def main() -> int:
     import numpy as np
     import ray
 
-    from sandbox import evaluation as ev
-    from sandbox.data import load_documents, sample_documents
-    from sandbox.discovery import find_experiment
-    from sandbox.loader import WorkerPool
-    from sandbox.raybackend import evaluate_parallel, make_pool
+    from sandbox.evaluation.data import load_documents, sample_documents
+    from sandbox.evaluation.parallel import evaluate_parallel
+    from sandbox.evaluation.report import Report
+    from sandbox.evaluation.results import EvalSettings
+    from sandbox.worker.backends import make_pool
+    from sandbox.worker.pool import WorkerPool
+    from sandbox.zoo.discovery import find_experiment
 
     work = Path(tempfile.mkdtemp(prefix="ray-eval-"))
     models = work / "models"
     run_ids = make_zoo(models)
     docs = sample_documents(load_documents("bundled"), args.docs, seed=0)
-    settings = ev.EvalSettings(batch_size=args.batch_size, device="cpu")
+    settings = EvalSettings(batch_size=args.batch_size, device="cpu")
     os.environ["SANDBOX_CACHE_DIR"] = str(work / "cache")
 
     t0 = time.perf_counter()
@@ -96,7 +97,7 @@ def main() -> int:
                 pool.client(find_experiment(models, name)).request("ping")
                 starts[side].append(time.perf_counter() - t0)
 
-        def once(pool) -> tuple[float, ev.Report]:
+        def once(pool) -> tuple[float, Report]:
             t0 = time.perf_counter()
             report = evaluate_parallel(pool, run_ids, docs, settings, models_dir=models, use_cache=False)
             return time.perf_counter() - t0, report

@@ -28,24 +28,23 @@ ray = pytest.importorskip("ray")
 
 import toyzoo  # noqa: E402
 
-from sandbox import evaluation as ev  # noqa: E402
-from sandbox.discovery import find_experiment  # noqa: E402
-from sandbox.loader import WorkerPool  # noqa: E402
-from sandbox.protocol import WorkerCrashed, WorkerTimeout  # noqa: E402
-from sandbox.raybackend import (  # noqa: E402
-    RayUnavailable,
-    RayWorkerClient,
-    RayWorkerPool,
-    evaluate_parallel,
-    make_pool,
-)
+from sandbox.errors import WorkerCrashed, WorkerTimeout  # noqa: E402
+from sandbox.evaluation import run as ev  # noqa: E402
+from sandbox.evaluation.parallel import evaluate_runs  # noqa: E402
+from sandbox.evaluation.results import EvalSettings  # noqa: E402
+from sandbox.worker.backends import make_pool  # noqa: E402
+from sandbox.worker.pool import WorkerPool  # noqa: E402
+from sandbox.worker.ray import RayUnavailable  # noqa: E402
+from sandbox.worker.ray.client import RayWorkerClient  # noqa: E402
+from sandbox.worker.ray.pool import RayWorkerPool  # noqa: E402
+from sandbox.zoo.discovery import find_experiment  # noqa: E402
 
 DOCS = [
     "once upon a time a little fox ran to the river, and the river was cold! " * 3,
     "the cat sat on the mat. the dog ran far away, and nobody saw it again. " * 3,
     "what a day it was. a bee, a tree, a sea and a key? yes, all of them. " * 3,
 ]
-SETTINGS = ev.EvalSettings(kmax=5, batch_size=2)
+SETTINGS = EvalSettings(kmax=5, batch_size=2)
 GREEDY = {"temperature": 0, "max_new_tokens": 40, "stop_at_eos": False}
 
 
@@ -124,8 +123,11 @@ def score(client, run: str = "run1", **kw) -> np.ndarray:
 def test_same_numbers_generations_and_module_isolation_as_the_local_pool(zoo: Path, rpool, lpool) -> None:
     run_ids = ["toy_a/run1", "toy_b/cached", "toy_a/run2"]
     seen: list[tuple[str, int, int]] = []
-    remote = evaluate_parallel(rpool, run_ids, DOCS, SETTINGS, models_dir=zoo, use_cache=False,
-                               progress=lambda rid, done, total: seen.append((rid, done, total)))  # fmt: skip
+    # The pages' and the CLI's path: a pool spread over a cluster evaluates its experiments
+    # side by side (`evaluate_parallel`), in threads that call back only in the caller's thread.
+    assert rpool.spread and not getattr(lpool, "spread", False)
+    remote = evaluate_runs(rpool, run_ids, DOCS, SETTINGS, models_dir=zoo, use_cache=False,
+                           progress=lambda rid, done, total: seen.append((rid, done, total, threading.get_ident())))  # fmt: skip
     local = ev.evaluate(lpool, run_ids, DOCS, SETTINGS, models_dir=zoo, use_cache=False)
     assert [r.run_id for r in remote.results] == run_ids
     for r, here in zip(remote.results, local.results, strict=True):
@@ -137,7 +139,8 @@ def test_same_numbers_generations_and_module_isolation_as_the_local_pool(zoo: Pa
         np.testing.assert_allclose(r.positions["nll"], here.positions["nll"], rtol=0, atol=1e-6)
         assert (r.windows, r.changed_chars, r.info) == (here.windows, here.changed_chars, here.info)
     # Progress reached the caller for every run, up to its last window.
-    assert {(rid, total) for rid, done, total in seen if done == total} == {(r.run_id, r.windows) for r in remote.results}
+    assert {(rid, total) for rid, done, total, _ in seen if done == total} == {(r.run_id, r.windows) for r in remote.results}
+    assert {thread for *_, thread in seen} == {threading.get_ident()}
 
     # Two experiments with colliding module names: two actors, each with its own worker and modules.
     a, b = client_of(rpool, zoo, "toy_a"), client_of(rpool, zoo, "toy_b")
@@ -255,7 +258,7 @@ def test_changed_weights_are_sent_again_and_used(zoo: Path, rpool, lpool) -> Non
 
 
 def test_a_copy_that_differs_from_the_models_directory_is_refused(zoo: Path, rpool, monkeypatch) -> None:
-    from sandbox.raybackend import client as rc
+    from sandbox.worker.ray import client as rc
 
     client = client_of(rpool, zoo, "toy_a")
     monkeypatch.setattr(rc, "content_fingerprint", lambda m: "0" * 64)  # what the app expects
@@ -322,7 +325,8 @@ def test_a_wrong_token_is_refused_in_one_sentence_that_says_where_the_token_goes
         f"import sys; sys.path[:0] = [{str(tests.parent)!r}, {str(tests)!r}]\n"
         "import ray, raycluster\n"
         "raycluster.loopback_driver()\n"
-        "from sandbox.raybackend import RayUnavailable, connect\n"
+        "from sandbox.worker.ray import RayUnavailable\n"
+        "from sandbox.worker.ray.connect import connect\n"
         "try:\n"
         f"    connect({cluster!r})\n"
         "except RayUnavailable as exc:\n"

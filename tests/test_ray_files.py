@@ -1,29 +1,19 @@
 """The Ray backend's parts that need no cluster: what travels, the fingerprints, the settings,
-the pool chosen, the sentence without Ray, and `evaluate_parallel` on the local pool."""
+the pool chosen and the sentence without Ray."""
 
 from __future__ import annotations
 
 import os
 import sys
-import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
 import toyzoo
 
-from sandbox import evaluation as ev
-from sandbox.discovery import find_experiment
-from sandbox.loader import WorkerPool
-from sandbox.raybackend import (
-    INSTALL_SENTENCE,
-    RaySettings,
-    RayUnavailable,
-    RayWorkerPool,
-    evaluate_parallel,
-    make_pool,
-)
-from sandbox.raybackend.files import content_fingerprint, fingerprint_here, manifest, stage
+from sandbox.worker.backends import make_pool
+from sandbox.worker.pool import WorkerPool
+from sandbox.worker.ray import INSTALL_SENTENCE, RaySettings, RayUnavailable
+from sandbox.worker.ray.files import content_fingerprint, fingerprint_here, manifest, stage
 
 DOCS = [
     "once upon a time a little fox ran to the river, and the river was cold! " * 3,
@@ -125,6 +115,8 @@ def test_ray_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch, capl
     monkeypatch.setenv("SANDBOX_RAY_GPUS_PER_ACTOR", "0.5")
     monkeypatch.setenv("SANDBOX_RAY_MAX_UPLOAD_MB", "lots")
     pool = make_pool(device="cpu")  # nothing connects until a worker is needed
+    from sandbox.worker.ray.pool import RayWorkerPool
+
     assert isinstance(pool, RayWorkerPool)
     assert pool.settings == RaySettings("10.1.2.3:6379", shared_fs=True, gpus_per_actor=0.5, max_upload_mb=200.0)
     assert "SANDBOX_RAY_MAX_UPLOAD_MB must be a number above 0, not 'lots'" in caplog.text
@@ -132,7 +124,7 @@ def test_ray_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch, capl
 
 
 def test_an_actor_asks_for_a_gpu_only_when_the_cluster_has_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sandbox.raybackend.client import actor_resources
+    from sandbox.worker.ray.settings import actor_resources
 
     monkeypatch.delenv("SANDBOX_DEVICE", raising=False)
     settings = RaySettings("auto", gpus_per_actor=0.5, cpus_per_actor=2.0)
@@ -148,66 +140,10 @@ def test_an_address_where_nothing_listens_is_one_sentence_at_once() -> None:
     pytest.importorskip("ray")
     import socket
 
-    from sandbox.raybackend import connect
+    from sandbox.worker.ray.connect import connect
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(RayUnavailable, match=rf"^The app could not join the Ray cluster at 127\.0\.0\.1:{port}: nothing answers there"):
         connect(f"127.0.0.1:{port}")
-
-
-# -- evaluate_parallel on the local pool -----------------------------------------------------------
-
-
-def test_evaluate_parallel_equals_evaluate_and_calls_back_in_the_callers_thread(zoo: Path, monkeypatch, tmp_path) -> None:
-    monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
-    settings = ev.EvalSettings(kmax=3, batch_size=1)
-    run_ids = ["toy_b/cached", "toy_a/run1", "nope/none", "toy_a/run2"]
-    threads: set[int] = set()
-    pool = WorkerPool(max_workers=2, device="cpu", timeout=60)
-    try:
-        parallel = evaluate_parallel(
-            pool, run_ids, DOCS, settings, models_dir=zoo, use_cache=False,
-            progress=lambda *a: threads.add(threading.get_ident()),
-        )  # fmt: skip
-        serial = ev.evaluate(pool, run_ids, DOCS, settings, models_dir=zoo, use_cache=False)
-    finally:
-        pool.close_all()
-    assert threads == {threading.get_ident()}
-    assert [r.run_id for r in parallel.results] == run_ids
-    assert parallel.results[2].error["message"] == serial.results[2].error["message"] == "no run called 'nope/none' in the models directory"
-    for p, s in zip(parallel.results, serial.results, strict=True):
-        if s.ok:
-            np.testing.assert_array_equal(p.sums.nll, s.sums.nll)
-            np.testing.assert_array_equal(p.sums.hits, s.sums.hits)
-    assert parallel.data == serial.data
-    assert [r.flags for r in parallel.results] == [r.flags for r in serial.results]
-
-
-class Stop(Exception):
-    """What Streamlit raises inside a callback when the visitor presses Stop."""
-
-
-def test_evaluate_parallel_stops_on_cancel_and_on_a_callback_that_raises(zoo: Path, monkeypatch, tmp_path) -> None:
-    monkeypatch.setenv("SANDBOX_CACHE_DIR", str(tmp_path / "cache"))
-    settings = ev.EvalSettings(kmax=3, batch_size=1)
-    run_ids = ["toy_a/run1", "toy_b/cached"]
-    pool = WorkerPool(max_workers=2, device="cpu", timeout=60)
-    calls = []
-    try:
-        with pytest.raises(ev.EvaluationCancelled):
-            evaluate_parallel(pool, run_ids, DOCS, settings, models_dir=zoo, use_cache=False,
-                              progress=lambda *a: calls.append(a), cancel=lambda: len(calls) >= 2)  # fmt: skip
-
-        def stop(run_id: str, done: int, total: int) -> None:
-            if done:
-                raise Stop
-
-        with pytest.raises(Stop):
-            evaluate_parallel(pool, run_ids, DOCS, settings, models_dir=zoo, use_cache=False, progress=stop)
-        # Both workers were told to stop and are free: the next requests are answered at once.
-        for name in ("toy_a", "toy_b"):
-            assert pool.client(find_experiment(zoo, name)).request("ping", timeout=10)
-    finally:
-        pool.close_all()

@@ -1,10 +1,12 @@
 """Evaluate runs of several experiments at once: one thread per experiment, each on its worker.
 
-`evaluate_parallel` is `sandbox.evaluation.evaluate` with the experiments side by side: the
-runs of one experiment still go one after another through its one worker (a worker answers
-one request at a time), while different experiments' workers (Ray actors across a cluster,
-or local processes) work in parallel. The results are those of `evaluate`, run for run: the
-same `evaluate_run` makes them, in the same order in the report.
+`evaluate_parallel` is `sandbox.evaluation.run.evaluate` with the experiments side by side:
+the runs of one experiment still go one after another through its one worker (a worker
+answers one request at a time), while different experiments' workers (Ray actors across a
+cluster, or local processes) work in parallel. The results are those of `evaluate`, run for
+run: the same `evaluate_run` makes them, in the same order in the report. The pages and the
+CLI call `evaluate_runs`, which chooses it for a pool spread over a cluster (``pool.spread``:
+the Ray backend).
 
 The caller's callbacks stay in the caller's thread: ``progress`` is called there (Streamlit
 draws only from its script thread, and a Stop or rerun arrives as an exception in that
@@ -21,19 +23,28 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from sandbox.discovery import Run, UnknownRunError, discover
-from sandbox.evaluation import (
+from sandbox.errors import UnknownRunError, WorkerError
+from sandbox.evaluation.report import Report
+from sandbox.evaluation.results import (
     EvalSettings,
     EvaluationCancelled,
     Progress,
-    Report,
     RunResult,
-    _error,
-    evaluate_run,
+    error_row,
 )
-from sandbox.protocol import WorkerError
+from sandbox.evaluation.run import evaluate, evaluate_run, report_of
+from sandbox.zoo.discovery import Experiment, Run, lookup
 
 POLL = 0.05  # seconds between looks at ``cancel`` while no progress arrives
+
+
+def evaluate_runs(pool: Any, run_ids: list[str], docs: list[str], settings: EvalSettings, **kw: Any) -> Report:
+    """`evaluate_parallel` when ``pool``'s workers are spread over a cluster (``pool.spread``),
+    else `sandbox.evaluation.run.evaluate` (one run after another on this machine, where
+    experiments side by side would only share its cores); the same results either way."""
+    if getattr(pool, "spread", False):
+        return evaluate_parallel(pool, run_ids, docs, settings, **kw)
+    return evaluate(pool, run_ids, docs, settings, **kw)
 
 
 def evaluate_parallel(
@@ -58,20 +69,20 @@ def evaluate_parallel(
     `EvaluationCancelled` when ``cancel()`` turns true, and re-raises what ``progress``
     raised, once every thread has stopped.
     """
-    from sandbox.data import data_fingerprint
+    from sandbox.evaluation.data import data_fingerprint
 
     data_fp = data_fingerprint(docs)
     results: dict[str, RunResult] = {}
-    by_experiment: dict[str, tuple[Any, list[Run]]] = {}
-    runs = {run.id: (exp, run) for exp in discover(models_dir) for run in exp.runs}
+    by_experiment: dict[str, tuple[Experiment, list[Run]]] = {}
     for run_id in run_ids:
-        if run_id not in runs:
-            results[run_id] = RunResult(run_id=run_id, error=_error(UnknownRunError(f"no run called {run_id!r} in the models directory")))
+        try:  # the lookup `evaluate` makes, so an unknown run gets the same row
+            exp, run = lookup(models_dir, run_id)
+        except UnknownRunError as exc:
+            results[run_id] = RunResult(run_id=run_id, error=error_row(exc))
             continue
-        exp, run = runs[run_id]
         by_experiment.setdefault(exp.name, (exp, []))[1].append(run)
 
-    events: queue.SimpleQueue = queue.SimpleQueue()  # ("progress", run, done, total) | ("failed", exc)
+    events: queue.SimpleQueue = queue.SimpleQueue()  # ("progress", run id, done, total)
     stop = threading.Event()
     cancelled = threading.Event()
 
@@ -87,7 +98,7 @@ def evaluate_parallel(
                     cancel=stop.is_set, use_cache=use_cache, cache_root=cache_root,
                 )  # fmt: skip
             except (WorkerError, UnknownRunError) as exc:
-                results[run.id] = RunResult(run_id=run.id, error=_error(exc))
+                results[run.id] = RunResult(run_id=run.id, error=error_row(exc))
             except EvaluationCancelled:
                 cancelled.set()
                 return
@@ -111,21 +122,5 @@ def evaluate_parallel(
             future.result()  # a thread's unexpected error is raised here, as `evaluate` would
     if cancelled.is_set() or (cancel() and len(results) < len(run_ids)):
         raise EvaluationCancelled("evaluation cancelled")
-    return _report([results[r] for r in run_ids], docs, settings, data_fp, data_label, models_dir)
+    return report_of([results[r] for r in run_ids], docs, settings, data_fp, data_label, models_dir)
 
-
-def _report(
-    results: list[RunResult], docs: list[str], settings: EvalSettings, data_fp: str, data_label: str,
-    models_dir: Path | str | None,
-) -> Report:
-    """The report `evaluate` makes of its results: the text's facts, then the sanity flags."""
-    data = {
-        "source": data_label,
-        "documents": len(docs),
-        "fingerprint": data_fp,
-        "bytes": int(sum(len(d.encode("utf-8")) for d in docs)),
-        "chars": int(sum(map(len, docs))),
-    }
-    report = Report(results=results, settings=settings, data=data)
-    report.check_sanity(models_dir, record=True)
-    return report

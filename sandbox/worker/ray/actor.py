@@ -1,6 +1,6 @@
 """The node side: one Ray actor per experiment, hosting that experiment's worker process.
 
-The actor runs `sandbox.loader.WorkerClient` on its node, so the experiment is served exactly
+The actor runs `sandbox.worker.client.WorkerClient` on its node, so the experiment is served exactly
 as on the app's machine: one `sandbox.worker` process with the experiment root as cwd and
 first on ``sys.path`` (module names such as ``config`` never meet another experiment's), the
 same ops, the same request timeout, and the same sentences when the worker fails (its own
@@ -15,7 +15,7 @@ Streams are pulled (``open_stream`` / ``pull`` / ``cancel``): a pump thread move
 worker's items into a queue, and each ``pull`` returns what is there (waiting a little for
 the first item), so the app sets its own deadline on every call and can cancel at any time.
 
-This class is plain Python; `sandbox.raybackend.client` turns it into a Ray actor class.
+This class is plain Python; `sandbox.worker.ray.connect.actor_class` turns it into a Ray actor class.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sandbox.loader import WorkerClient
-from sandbox.protocol import WorkerError
-from sandbox.raybackend.files import fingerprint_here, sandbox_fingerprint
+from sandbox.errors import WorkerError
+from sandbox.worker.client import WorkerClient
+from sandbox.worker.ray.files import fingerprint_here, sandbox_fingerprint
 
 _END = object()  # marks the last queue entry of a stream; the reply follows it
 LINGER = 0.02  # a pull takes the items made within this of its first one

@@ -1,7 +1,7 @@
-"""The app's side of the Ray backend: the same worker API as `sandbox.loader`, on Ray actors.
+"""One experiment's worker as a Ray actor: the same worker API as `sandbox.worker.client`.
 
-`RayWorkerClient` is a `sandbox.loader.WorkerClient` whose worker is a Ray actor
-(`sandbox.raybackend.actor.ExperimentActor`) somewhere on the cluster instead of a local
+`RayWorkerClient` is a `WorkerClient` whose worker is a Ray actor
+(`sandbox.worker.ray.actor.ExperimentActor`) somewhere on the cluster instead of a local
 process: the same ``request`` / ``stream`` / ``close`` / ``retire``, the same queueing of
 requests, the same slots of a `WorkerLimiter`, and the same exceptions with the same sentences
 (the actor runs the worker process through `WorkerClient` on its node, so a crash or a
@@ -27,233 +27,48 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
-import socket
-import tempfile
-import threading
 import time
 import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbox.discovery import Experiment
-from sandbox.loader import CANCEL_WAIT, NEXT_STARTS_FRESH, START_TIMEOUT, WorkerClient, WorkerPool
-from sandbox.protocol import (
-    RequestFailed,
-    WorkerBusy,
-    WorkerCrashed,
-    WorkerError,
-    WorkerTimeout,
-    strip_paths,
+from sandbox.errors import RequestFailed, WorkerBusy, WorkerCrashed, WorkerError, WorkerTimeout
+from sandbox.worker.client import CANCEL_WAIT, NEXT_STARTS_FRESH, START_TIMEOUT, WorkerClient
+from sandbox.worker.ray.connect import (
+    actor_class,
+    connect,
+    death_cause,
+    first_line,
+    forwarded_env,
+    mb,
+    ray_if_connected,
+    require_ray,
+    sandbox_uri,
+    upload,
 )
-from sandbox.raybackend.actor import ExperimentActor
-from sandbox.raybackend.files import (
+from sandbox.worker.ray.files import (
     Manifest,
     content_fingerprint,
     manifest,
     sandbox_fingerprint,
     stage,
 )
+from sandbox.worker.ray.settings import (
+    MAX_UPLOAD_ENV,
+    SHARED_FS_ENV,
+    RaySettings,
+    RayUnavailable,
+    actor_resources,
+)
 
 log = logging.getLogger(__name__)
-
-ADDRESS_ENV = "SANDBOX_RAY_ADDRESS"
-SHARED_FS_ENV = "SANDBOX_RAY_SHARED_FS"
-GPUS_ENV = "SANDBOX_RAY_GPUS_PER_ACTOR"
-CPUS_ENV = "SANDBOX_RAY_CPUS_PER_ACTOR"
-MAX_UPLOAD_ENV = "SANDBOX_RAY_MAX_UPLOAD_MB"
-INSTALL_SENTENCE = "Ray workers need the optional ray package: pip install -r requirements-ray.txt."
 
 GRACE = 15.0  # the app waits this much longer than the worker's own timeout
 PULL_WAIT = 0.5  # an actor holds a pull this long for a stream's first item
 PING_TIMEOUT = 10.0  # the check before a request that the actor still answers ...
 PING_AFTER_IDLE = 2.0  # ... made when it has been idle this long (back-to-back requests skip it)
-
-
-class RayUnavailable(WorkerError):
-    """The Ray cluster cannot serve this: ray not installed, cluster unreachable or refusing,
-    or an experiment it cannot take (too large to send, a stale copy, other sandbox code)."""
-
-
-# -- settings ----------------------------------------------------------------------------------
-
-
-def _number(env: str, default: float) -> float:
-    """A positive number from the environment; an unusable value is logged and the default used
-    (as `sandbox.settings.request_timeout` does: a typo must not take the app down)."""
-    raw = os.environ.get(env, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value > 0 or value == float("inf"):
-        log.warning("%s must be a number above 0, not %r; using %g", env, raw, default)
-        return default
-    return value
-
-
-@dataclass(frozen=True)
-class RaySettings:
-    """How the app uses the cluster (each from its ``SANDBOX_RAY_*`` variable)."""
-
-    address: str  # "auto", "HOST:PORT" (the head's GCS port) or "ray://HOST:10001"
-    shared_fs: bool = False  # the models directory is at the same path on every node
-    gpus_per_actor: float = 0.25  # asked for when the cluster has GPUs (a fraction shares one)
-    cpus_per_actor: float = 1.0
-    max_upload_mb: float = 200.0  # an experiment larger than this is not sent
-
-    @classmethod
-    def from_env(cls, address: str) -> RaySettings:
-        return cls(
-            address=address,
-            shared_fs=os.environ.get(SHARED_FS_ENV, "").strip().lower() in {"1", "true", "yes", "on"},
-            gpus_per_actor=_number(GPUS_ENV, 0.25),
-            cpus_per_actor=_number(CPUS_ENV, 1.0),
-            max_upload_mb=_number(MAX_UPLOAD_ENV, 200.0),
-        )
-
-
-# -- the connection ----------------------------------------------------------------------------
-
-
-def require_ray() -> Any:
-    """The ``ray`` module, or `RayUnavailable` with the one sentence that says how to get it."""
-    try:
-        import ray
-    except ImportError:
-        raise RayUnavailable(INSTALL_SENTENCE) from None
-    return ray
-
-
-_CONNECT = threading.Lock()
-
-
-def _first_line(exc: BaseException, limit: int = 200) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    text = strip_paths(text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def connect(address: str) -> Any:
-    """Join the cluster at ``address`` as its driver (once per process); returns ``ray``.
-
-    A failure is a `RayUnavailable` sentence; an authentication failure says where the
-    token goes.
-    """
-    ray = require_ray()
-    with _CONNECT:
-        if ray.is_initialized():
-            return ray
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        if why := _unreachable(address):
-            # Ray itself retries an address where nothing listens for minutes.
-            raise RayUnavailable(
-                f"The app could not join the Ray cluster at {address}: nothing answers there ({why}).",
-                hint="Check that `ray start --head` runs there and that the address and port are right.",
-            )
-        try:
-            ray.init(address=address, namespace="sandbox", log_to_driver=False, logging_level=logging.WARNING)
-        except Exception as exc:  # noqa: BLE001 — Ray raises many kinds here; each becomes a sentence
-            detail = "".join(traceback.format_exception(exc))
-            # Ray wraps a refused token in a connection error; its text names the cause.
-            auth = isinstance(exc, ray.exceptions.AuthenticationError) or any(
-                word in detail for word in ("Unauthenticated", "AuthToken", "AuthenticationError")
-            )
-            hint = (
-                "The cluster uses token authentication: give the app its token in RAY_AUTH_TOKEN, or "
-                "in the file ~/.ray/auth_token (print it on the head node with `ray get-auth-token`)."
-                if auth
-                else "Check that `ray start --head` runs there and that the address and port are right."
-            )
-            raise RayUnavailable(
-                f"The app could not join the Ray cluster at {address} ({_first_line(exc)}).",
-                hint=hint,
-                detail=detail[-4000:],
-            ) from None
-    return ray
-
-
-def _unreachable(address: str) -> str | None:
-    """Why nothing answers at a ``HOST:PORT`` (or ``ray://HOST:PORT``) address; None when
-    something does, or for ``auto``, which Ray resolves itself."""
-    host, _, port = address.split("://", 1)[-1].rpartition(":")
-    if not host or not port.isdigit():
-        return None
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=5):
-            return None
-    except OSError as exc:
-        return exc.strerror or type(exc).__name__
-
-
-_ACTOR_CLASS: Any = None
-
-
-def _actor_class(ray: Any) -> Any:
-    global _ACTOR_CLASS
-    if _ACTOR_CLASS is None:
-        _ACTOR_CLASS = ray.remote(ExperimentActor)
-    return _ACTOR_CLASS
-
-
-def _upload(directory: Path, *, include_parent_dir: bool) -> str:
-    """Put a folder into the cluster as a Ray package; returns its ``gcs://`` URI.
-
-    Ray takes local paths only in ``ray.init``'s own runtime_env; a per-actor one needs a URI,
-    so the folder is packed and pushed the way ``ray.init`` does it (content-addressed: an
-    unchanged folder is not sent twice). ``.gitignore`` files are not obeyed: what travels is
-    chosen by `files.manifest`.
-    """
-    from ray._private.runtime_env import packaging
-
-    uri = packaging.get_uri_for_directory(str(directory), include_gitignore=False, excludes=["__pycache__"])
-    with tempfile.TemporaryDirectory(prefix="sandbox-ray-pack-") as scratch:
-        packaging.upload_package_if_needed(
-            uri, scratch, str(directory), include_gitignore=False,
-            include_parent_dir=include_parent_dir, excludes=["__pycache__"],
-        )  # fmt: skip
-    return uri
-
-
-def _sandbox_uri() -> str:
-    """The sandbox package itself (half a megabyte): the actors run the app's own code.
-
-    Not remembered between actors: a cluster restarted since has lost it, and checking is
-    what `_upload` does anyway (an unchanged package is not sent twice).
-    """
-    return _upload(Path(__file__).resolve().parent.parent, include_parent_dir=True)
-
-
-def _mb(size: float) -> str:
-    return f"{size / 1e6:,.0f} MB" if size >= 10e6 else f"{size / 1e6:.2g} MB"
-
-
-def _death_cause(exc: BaseException) -> str:
-    """Why Ray says an actor died, in a few words (the whole text goes to the log)."""
-    text = str(exc)
-    lower = text.lower()
-    if "ray.kill" in text:
-        return "its Ray actor was killed"
-    if "out of memory" in lower or "outofmemory" in lower or "oom" in lower.split():
-        return "its Ray actor ran out of memory"
-    if "node" in lower and ("died" in lower or "dead" in lower) and "worker process" not in lower:
-        return "the Ray node it ran on died"
-    return "its Ray actor died"
-
-
-def actor_resources(settings: RaySettings, device: str | None, cluster_gpus: float) -> dict:
-    """What an actor asks Ray for: its CPUs, and a (fraction of a) GPU when the cluster has GPUs
-    and no other device is asked for (``device``, else ``$SANDBOX_DEVICE``)."""
-    options: dict[str, Any] = {"num_cpus": settings.cpus_per_actor}
-    wanted = device or os.environ.get("SANDBOX_DEVICE")
-    if (wanted is None or wanted.startswith("cuda")) and cluster_gpus > 0:
-        options["num_gpus"] = settings.gpus_per_actor
-    return options
 
 
 _KINDS: dict[str, type[WorkerError]] = {
@@ -322,11 +137,11 @@ class RayWorkerClient(WorkerClient):
         m = self._manifest()
         if m.left_out:
             log.info("%s: links out of the models directory are not sent to the cluster: %s", self.name, ", ".join(m.left_out))
-        runtime_env: dict[str, Any] = {"env_vars": _forwarded_env()}
+        runtime_env: dict[str, Any] = {"env_vars": forwarded_env()}
         shared_root = str(self.root) if self.settings.shared_fs else None
         try:
             files = content_fingerprint(m)
-            runtime_env["py_modules"] = [_sandbox_uri()]
+            runtime_env["py_modules"] = [sandbox_uri()]
             if shared_root is None:
                 runtime_env["working_dir"] = self._ship(m)
         except RayUnavailable:
@@ -338,17 +153,17 @@ class RayWorkerClient(WorkerClient):
             ) from None
         except (RuntimeError, ValueError, ray.exceptions.RayError) as exc:
             raise RayUnavailable(
-                f"The files of {self.name} could not be sent to the Ray cluster ({_first_line(exc)}).",
+                f"The files of {self.name} could not be sent to the Ray cluster ({first_line(exc)}).",
                 detail="".join(traceback.format_exception(exc))[-4000:],
             ) from None
         t0 = time.monotonic()
         try:
-            self._actor = _actor_class(ray).options(
+            self._actor = actor_class(ray).options(
                 runtime_env=runtime_env, max_concurrency=2, max_restarts=0, **self._resources(ray)
             ).remote(self.name, shared_root, self.wanted_device, self.timeout, self.start_timeout)
         except (ValueError, ray.exceptions.RayError) as exc:  # settings Ray refuses, a lost cluster
             raise RayUnavailable(
-                f"The Ray cluster did not take the worker of {self.name} ({_first_line(exc)}).",
+                f"The Ray cluster did not take the worker of {self.name} ({first_line(exc)}).",
                 detail="".join(traceback.format_exception(exc))[-4000:],
             ) from None
         self._snapshot = m.stamp
@@ -368,16 +183,16 @@ class RayWorkerClient(WorkerClient):
         """Pack exactly the listed files and push them to the cluster (size-limited)."""
         limit = self.settings.max_upload_mb * 1e6
         if m.size > limit:
-            parts = ", ".join(f"{rel} {_mb(size)}" for rel, size in m.largest())
+            parts = ", ".join(f"{rel} {mb(size)}" for rel, size in m.largest())
             raise RayUnavailable(
-                f"{self.name} is {_mb(m.size)} ({parts}); at most {_mb(limit)} are sent to the "
+                f"{self.name} is {mb(m.size)} ({parts}); at most {mb(limit)} are sent to the "
                 "Ray cluster, so its worker did not start there.",
                 hint=f"Raise {MAX_UPLOAD_ENV}, or put the models directory on a filesystem every node "
                 f"mounts at the same path and set {SHARED_FS_ENV}=1.",
             )
         staged = stage(m, self.name)
         try:
-            return _upload(staged, include_parent_dir=False)
+            return upload(staged, include_parent_dir=False)
         finally:
             shutil.rmtree(staged, ignore_errors=True)
 
@@ -409,7 +224,7 @@ class RayWorkerClient(WorkerClient):
         """Stop the worker: politely (its process), then the actor; frees the slot."""
         actor, self._actor = self._actor, None
         if actor is not None:
-            ray = _ray_if_connected()
+            ray = ray_if_connected()
             if ray is not None:
                 with contextlib.suppress(ray.exceptions.RayError, ValueError):
                     ray.get(actor.shutdown.remote(), timeout=5)
@@ -420,7 +235,7 @@ class RayWorkerClient(WorkerClient):
     def _kill(self) -> None:
         actor, self._actor = self._actor, None
         if actor is not None:
-            ray = _ray_if_connected()
+            ray = ray_if_connected()
             if ray is not None:
                 with contextlib.suppress(ray.exceptions.RayError, ValueError):
                     ray.kill(actor, no_restart=True)
@@ -484,12 +299,12 @@ class RayWorkerClient(WorkerClient):
             ) from None  # fmt: skip
         except errors.RayActorError as exc:
             self._kill()
-            message = f"The worker of {self.name} stopped while {what}: {_death_cause(exc)}."
+            message = f"The worker of {self.name} stopped while {what}: {death_cause(exc)}."
             log.warning("%s\n%s", message, exc)
             raise WorkerCrashed(message, hint=NEXT_STARTS_FRESH, detail=str(exc)[-4000:]) from None
         except errors.RayError as exc:
             self._kill()
-            message = f"The worker of {self.name} failed on the Ray cluster while {what} ({_first_line(exc)})."
+            message = f"The worker of {self.name} failed on the Ray cluster while {what} ({first_line(exc)})."
             log.warning("%s\n%s", message, exc)
             raise WorkerCrashed(message, hint=NEXT_STARTS_FRESH, detail=str(exc)[-4000:]) from None
 
@@ -565,67 +380,3 @@ class RayWorkerClient(WorkerClient):
             ended = False
         if not ended:
             self._kill()
-
-
-def _ray_if_connected() -> Any:
-    """``ray`` when this process is connected to a cluster (closing after a shutdown is a no-op)."""
-    import sys
-
-    ray = sys.modules.get("ray")
-    return ray if ray is not None and ray.is_initialized() else None
-
-
-def _forwarded_env() -> dict[str, str]:
-    """Settings of the app that apply to its workers wherever they run."""
-    return {k: os.environ[k] for k in ("SANDBOX_DEVICE",) if os.environ.get(k)}
-
-
-# -- the pool ----------------------------------------------------------------------------------
-
-
-class RayWorkerPool(WorkerPool):
-    """`WorkerPool` with Ray actors: one per (experiment root, code fingerprint, device), capped
-    (and least recently used first evicted) by the same `WorkerLimiter`."""
-
-    def __init__(
-        self,
-        max_workers: int = 4,
-        device: str | None = None,
-        *,
-        settings: RaySettings,
-        limiter: Any = None,
-        **client_kw: Any,
-    ):
-        super().__init__(max_workers, device, limiter=limiter, **client_kw)
-        self.settings = settings
-
-    def connect(self) -> None:
-        """Join the cluster now (the CLI fails fast with the sentence instead of per request)."""
-        connect(self.settings.address)
-
-    def client(self, experiment: Experiment) -> RayWorkerClient:
-        """The worker handle for ``experiment`` (its actor starts on first use)."""
-        key = (str(experiment.root), experiment.fingerprint(), self.device)
-        with self._lock:
-            client = self._clients.get(key)
-            if client is None:
-                for old_key in [k for k in self._clients if k[0] == key[0]]:
-                    self._clients.pop(old_key).retire()
-                client = RayWorkerClient(
-                    experiment.root, self.device, settings=self.settings, limiter=self.limiter, **self.client_kw
-                )
-                self._clients[key] = client
-            self._clients.move_to_end(key)
-            return client
-
-
-def make_pool(address: str | None = None, **kw: Any) -> WorkerPool:
-    """A `RayWorkerPool` when an address is given (or ``$SANDBOX_RAY_ADDRESS`` is set), else
-    the local `WorkerPool`; ``kw`` go to either (``max_workers``, ``device``, ``limiter``,
-    ``timeout``...). Raises `RayUnavailable` when Ray is asked for and not installed.
-    """
-    chosen = (address or os.environ.get(ADDRESS_ENV, "")).strip()
-    if not chosen:
-        return WorkerPool(**kw)
-    require_ray()
-    return RayWorkerPool(settings=RaySettings.from_env(chosen), **kw)

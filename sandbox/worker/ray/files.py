@@ -20,8 +20,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from sandbox.settings import PACKAGE_PARENT
+
 SKIPPED_DIRS = {"__pycache__"}
-RUN_FILES_SHIPPED = ("model.pth", "model_config.json")  # what `sandbox.runhost` reads of a run
+RUN_FILES_SHIPPED = ("model.pth", "model_config.json")  # what `sandbox.worker.host` reads of a run
 _CHUNK = 4 << 20
 
 
@@ -216,7 +218,7 @@ def sandbox_fingerprint() -> str:
     The app and each actor compare theirs: a node that imports another version of the
     sandbox (an old checkout at the same path) is refused instead of answering differently.
     """
-    package = Path(__file__).resolve().parent.parent
+    package = PACKAGE_PARENT / "sandbox"
     if str(package) not in _CODE:
         h = hashlib.sha256()
         for path in sorted(package.rglob("*.py")):
