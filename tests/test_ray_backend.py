@@ -156,6 +156,42 @@ def test_same_numbers_generations_and_module_isolation_as_the_local_pool(zoo: Pa
         assert [e["text"] for e in streamed[:-1]] == [e["text"] for e in expected[:-1]]
 
 
+def test_the_cli_and_the_evaluation_page_on_the_cluster_give_the_local_numbers(zoo: Path, cluster: str, capsys, app_at, monkeypatch) -> None:
+    import json
+
+    from sandbox import cli
+
+    argv = ["eval", "--models-dir", str(zoo), "--runs", "toy_a/run1", "toy_b/cached", "--docs", "3",
+            "--k", "1", "5", "--device", "cpu", "--json", "--no-cache"]  # fmt: skip
+    assert cli.main(argv) == 0
+    local = {row["run"]: row for row in json.loads(capsys.readouterr().out)["summary"]}
+    assert cli.main(["--ray", cluster, *argv]) == 0
+    out = capsys.readouterr()
+    remote = {row["run"]: row for row in json.loads(out.out)["summary"]}
+    assert f"workers: Ray cluster at {cluster}" in out.err
+    assert set(remote) == set(local) == {"toy_a/run1", "toy_b/cached"}
+    for run, row in local.items():
+        for column in ("top1", "top5", "loss", "bits_per_byte"):
+            assert remote[run][column] == pytest.approx(row[column], rel=1e-6, abs=1e-9), (run, column)
+
+    # The Evaluation page with the app started on the cluster: the same numbers, every bar full.
+    monkeypatch.setenv("SANDBOX_RAY_ADDRESS", cluster)
+    at = app_at(zoo)
+    at.run()
+    assert f"workers: Ray cluster at {cluster}" in " ".join(str(c.value) for c in at.caption)
+    at.switch_page("pages/evaluation.py").run()
+    at.multiselect(key="ev_runs").set_value(["toy_a/run1", "toy_b/cached"])
+    at.number_input(key="ev_docs").set_value(3)
+    at.run()
+    at.button(key="ev_go").click().run()
+    assert not at.exception, at.exception
+    table = next(df.value for df in at.dataframe if "bits_per_byte" in df.value.columns).set_index("run")
+    for run, row in local.items():
+        assert float(table.loc[run, "loss"]) == pytest.approx(row["loss"], rel=1e-6), run
+    bars = [p for p in at.get("progress")]
+    assert bars and all(p.proto.value == 100 for p in bars), "every progress bar reached the end"
+
+
 # -- the same errors -------------------------------------------------------------------------------
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import toyzoo
 
-from sandbox.worker.backends import make_pool
+from sandbox.settings import ray_address
+from sandbox.worker.backends import make_pool, pool_label
 from sandbox.worker.pool import WorkerPool
 from sandbox.worker.ray import INSTALL_SENTENCE, RaySettings, RayUnavailable
 from sandbox.worker.ray.files import content_fingerprint, fingerprint_here, manifest, stage
@@ -95,15 +96,17 @@ def test_the_fingerprint_follows_content_not_modification_times(zoo: Path, tmp_p
 
 def test_make_pool_is_local_without_an_address(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SANDBOX_RAY_ADDRESS", raising=False)
-    pool = make_pool(device="cpu", max_workers=2)
+    assert ray_address() is None
+    pool = make_pool(ray_address(), device="cpu", max_workers=2)
     assert type(pool) is WorkerPool and pool.max_workers == 2
+    assert pool_label(pool) == "workers: local processes on the app's machine"
 
 
 def test_asking_for_ray_without_it_is_one_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed: import ray raises ImportError
     monkeypatch.setenv("SANDBOX_RAY_ADDRESS", "auto")
     with pytest.raises(RayUnavailable) as caught:
-        make_pool()
+        make_pool(ray_address())
     assert str(caught.value) == INSTALL_SENTENCE
     assert INSTALL_SENTENCE == "Ray workers need the optional ray package: pip install -r requirements-ray.txt."
 
@@ -114,13 +117,14 @@ def test_ray_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch, capl
     monkeypatch.setenv("SANDBOX_RAY_SHARED_FS", "1")
     monkeypatch.setenv("SANDBOX_RAY_GPUS_PER_ACTOR", "0.5")
     monkeypatch.setenv("SANDBOX_RAY_MAX_UPLOAD_MB", "lots")
-    pool = make_pool(device="cpu")  # nothing connects until a worker is needed
+    pool = make_pool(ray_address(), device="cpu")  # nothing connects until a worker is needed
     from sandbox.worker.ray.pool import RayWorkerPool
 
     assert isinstance(pool, RayWorkerPool)
     assert pool.settings == RaySettings("10.1.2.3:6379", shared_fs=True, gpus_per_actor=0.5, max_upload_mb=200.0)
     assert "SANDBOX_RAY_MAX_UPLOAD_MB must be a number above 0, not 'lots'" in caplog.text
-    assert make_pool("auto").settings.address == "auto", "an address given beats the environment"
+    assert pool_label(pool) == "workers: Ray cluster at 10.1.2.3:6379"
+    assert ray_address("auto") == "auto", "an address given beats the environment"
 
 
 def test_an_actor_asks_for_a_gpu_only_when_the_cluster_has_one(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -147,3 +151,30 @@ def test_an_address_where_nothing_listens_is_one_sentence_at_once() -> None:
         port = s.getsockname()[1]
     with pytest.raises(RayUnavailable, match=rf"^The app could not join the Ray cluster at 127\.0\.0\.1:{port}: nothing answers there"):
         connect(f"127.0.0.1:{port}")
+
+
+def test_on_a_cluster_each_node_picks_its_device_unless_one_is_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("ray")
+    from sandbox.worker.backends import AUTO_DEVICE, workers_device
+
+    monkeypatch.delenv("SANDBOX_DEVICE", raising=False)
+    assert workers_device("auto") == AUTO_DEVICE == "auto"
+    assert workers_device("auto", "cuda:1") == "cuda:1"
+    monkeypatch.setenv("SANDBOX_DEVICE", "cpu")
+    assert workers_device("10.0.0.1:6379") == "cpu"
+    assert make_pool("auto", device=AUTO_DEVICE).device is None, "the pool asks for no device: each worker picks"
+    assert make_pool("auto", device="cpu").device == "cpu"
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        workers_device("auto", "tpu")
+
+
+def test_the_cli_asked_for_ray_without_it_says_one_sentence(monkeypatch: pytest.MonkeyPatch, capsys, zoo: Path) -> None:
+    from sandbox import cli
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    argv = ["--ray", "auto", "eval", "--models-dir", str(zoo), "--runs", "toy_a/run1", "--docs", "1"]
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err == f"error: {INSTALL_SENTENCE}\n"
+    monkeypatch.setenv("SANDBOX_RAY_ADDRESS", "auto")  # the same from the environment
+    assert cli.main(argv[2:]) == 2
+    assert capsys.readouterr().err == f"error: {INSTALL_SENTENCE}\n"
