@@ -161,14 +161,17 @@ def test_the_cli_and_the_evaluation_page_on_the_cluster_give_the_local_numbers(z
 
     from sandbox import cli
 
+    # `sandbox --ray ADDRESS eval`: the CLI's pool is on the cluster (it says so on stderr), and
+    # its numbers are those of the local workers (the same evaluation, run here through the
+    # local pool: `evaluate_runs` is what the CLI and the page call).
     argv = ["eval", "--models-dir", str(zoo), "--runs", "toy_a/run1", "toy_b/cached", "--docs", "3",
             "--k", "1", "5", "--device", "cpu", "--json", "--no-cache"]  # fmt: skip
-    assert cli.main(argv) == 0
-    local = {row["run"]: row for row in json.loads(capsys.readouterr().out)["summary"]}
     assert cli.main(["--ray", cluster, *argv]) == 0
     out = capsys.readouterr()
-    remote = {row["run"]: row for row in json.loads(out.out)["summary"]}
     assert f"workers: Ray cluster at {cluster}" in out.err
+    remote = {row["run"]: row for row in json.loads(out.out)["summary"]}
+    assert cli.main(argv) == 0
+    local = {row["run"]: row for row in json.loads(capsys.readouterr().out)["summary"]}
     assert set(remote) == set(local) == {"toy_a/run1", "toy_b/cached"}
     for run, row in local.items():
         for column in ("top1", "top5", "loss", "bits_per_byte"):
@@ -224,6 +227,7 @@ def fault_sentences(pool, models: Path, fault: str, **kw) -> tuple[type, str]:
     return type(caught.value), str(caught.value)
 
 
+@pytest.mark.slow  # several actor starts each; `-m 'not slow'` leaves it out
 def test_crash_and_hang_give_the_local_sentences_and_a_fresh_actor(zoo: Path, rpool, lpool) -> None:
     client = client_of(rpool, zoo, "toy_a")
     for fault, kw in (("CRASH", {}), ("HANG", {"timeout": 3})):
@@ -264,6 +268,7 @@ def test_a_killed_actor_is_reported_and_replaced(zoo: Path, rpool) -> None:
     assert client.request("info", run="run1")["vocab_size"] == 36 and client.starts == 3
 
 
+@pytest.mark.slow  # several actor starts each; `-m 'not slow'` leaves it out
 def test_a_hung_actor_is_killed_and_replaced(zoo: Path, rpool) -> None:
     client = client_of(rpool, zoo, "toy_a")
     client.grace, client.ping_timeout, client.ping_after_idle = 2.0, 2.0, 1e9  # no check before requests
@@ -342,6 +347,7 @@ def test_closing_a_stream_cancels_it_in_the_actor(toy_models: Path, rpool) -> No
     assert done[-1]["done"] and done[-1]["n_tokens"] == 5 and client.starts == 1
 
 
+@pytest.mark.slow  # several actor starts each; `-m 'not slow'` leaves it out
 def test_the_pool_keeps_at_most_n_actors(toy_models: Path, cluster: str) -> None:
     pool = ray_pool(cluster, max_workers=1)
     try:
@@ -398,7 +404,8 @@ def test_nothing_listens_or_connects_beyond_loopback(head: raycluster.Head, toy_
     ours = [line for line in sockets if any(f"pid={pid}," in line for pid in pids)]
     assert ours, "the cluster's sockets were found"
     for line in ours:
-        local, peer = line.split()[4:6]
-        for address in (local, peer):
+        state, local, peer = line.split()[1], *line.split()[4:6]
+        # A listening socket's peer column is a wildcard ("0.0.0.0:*"): only its own address counts.
+        for address in (local,) if state == "LISTEN" else (local, peer):
             host = address.rsplit(":", 1)[0].strip("[]")
             assert host.startswith(("127.", "::ffff:127.")) or host in ("::1", "*", "0.0.0.0%lo"), line
