@@ -34,7 +34,8 @@ def home() -> None:
     cols = st.columns(3)
     cols[0].metric("Experiments", summary["experiments"])
     cols[1].metric("Trained runs", summary["runs"])
-    cols[2].metric("Device", common.device_name())
+    device = common.device_name()
+    cols[2].metric("Device", device, help="auto: each node of the Ray cluster picks cuda, else mps, else cpu" if device == "auto" else None)
     st.caption(f"Models directory: {md_escape(common.models_dir().name)} · {md_escape(common.backend_label())}")
     if problem := common.ray_backend()[1]:
         st.warning(md_escape(problem), icon=":material/cloud_off:")
