@@ -178,3 +178,16 @@ def test_the_cli_asked_for_ray_without_it_says_one_sentence(monkeypatch: pytest.
     monkeypatch.setenv("SANDBOX_RAY_ADDRESS", "auto")  # the same from the environment
     assert cli.main(argv[2:]) == 2
     assert capsys.readouterr().err == f"error: {INSTALL_SENTENCE}\n"
+
+
+def test_the_app_takes_its_cluster_from_its_own_arguments_else_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandbox.settings import parse_app_ray
+
+    monkeypatch.delenv("SANDBOX_RAY_ADDRESS", raising=False)
+    assert parse_app_ray(["--models-dir", "m", "--server.port", "1"]) is None
+    assert parse_app_ray(["--models-dir", "m", "--ray", "gpu-box:6379"]) == "gpu-box:6379"
+    monkeypatch.setenv("SANDBOX_RAY_ADDRESS", " auto ")
+    assert parse_app_ray([]) == "auto"
+    assert parse_app_ray(["--ray", "10.0.0.2:6379"]) == "10.0.0.2:6379", "the app's argument beats the environment"
+    monkeypatch.setenv("SANDBOX_RAY_ADDRESS", "  ")
+    assert parse_app_ray([]) is None
