@@ -25,6 +25,8 @@ import raycluster
 os.environ.update(raycluster.DRIVER_ENV)
 os.environ.setdefault("RAY_AUTH_TOKEN", raycluster.TOKEN)
 ray = pytest.importorskip("ray")
+# One worker runs this module's tests in a row under `pytest -n`: the cluster starts once.
+pytestmark = pytest.mark.xdist_group("ray_cluster")
 
 import toyzoo  # noqa: E402
 
