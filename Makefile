@@ -18,12 +18,15 @@ $(STAMP): requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e . --no-deps
 	touch $@
 
-$(DEV_STAMP): requirements.txt requirements-dev.txt pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -r requirements-dev.txt
+# The tests also install the optional Ray backend (requirements-ray.txt), so that its tests
+# run against a real local cluster instead of being skipped.
+$(DEV_STAMP): requirements.txt requirements-dev.txt requirements-ray.txt pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -r requirements-dev.txt -r requirements-ray.txt
 	$(BIN)/pip install -q -e . --no-deps
 	touch $(STAMP) $@
 
-## Start the app on the models shipped in models/ (localhost:8501). ARGS="--models-dir D" to change.
+## Start the app on the models shipped in models/ (localhost:8501). ARGS="--models-dir D" to change,
+## ARGS="--ray ADDRESS|auto" for workers on a Ray cluster (pip install -r requirements-ray.txt).
 run: $(STAMP)
 	$(BIN)/streamlit run streamlit_app.py -- $(ARGS)
 

@@ -1,4 +1,4 @@
-"""micro-GPT sandbox: the entry script (`streamlit run streamlit_app.py -- [--models-dir D]`).
+"""micro-GPT sandbox: the entry script (`streamlit run streamlit_app.py -- [--models-dir D] [--ray ADDRESS|auto]`).
 
 It only declares the pages (st.navigation) and the overview home page. All logic lives in
 the `sandbox` library; pages are widgets and layout.
@@ -36,8 +36,11 @@ def home() -> None:
     cols = st.columns(3)
     cols[0].metric("Experiments", summary["experiments"])
     cols[1].metric("Trained runs", summary["runs"])
-    cols[2].metric("Device", common.device_name())
-    st.caption(f"Models directory: {md_escape(common.models_dir().name)}")
+    device = common.device_name()
+    cols[2].metric("Device", device, help="auto: each node of the Ray cluster picks cuda, else mps, else cpu" if device == "auto" else None)
+    st.caption(f"Models directory: {md_escape(common.models_dir().name)} · {md_escape(common.backend_label())}")
+    if problem := common.ray_backend()[1]:
+        st.warning(md_escape(problem), icon=":material/cloud_off:")
     for sentence in common.refused_experiment_links():
         st.warning(md_escape(sentence), icon=":material/link_off:")
     if summary["runs"] == 0:

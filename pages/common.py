@@ -22,7 +22,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from sandbox.settings import parse_app_args
+from sandbox.settings import parse_app_args, parse_app_ray
 from sandbox.text import md_escape
 from sandbox.zoo import discovery
 
@@ -65,12 +65,46 @@ def models_dir() -> Path:
 
 
 @st.cache_resource(show_spinner=False)
+def ray_backend() -> tuple[str | None, str | None]:
+    """(The Ray cluster the workers run on, or None for local processes; the sentence saying
+    why a cluster asked for is not used). Chosen when the app was started (``-- --ray
+    ADDRESS|auto`` or ``$SANDBOX_RAY_ADDRESS``), never by a request. Without the ``ray``
+    package the app runs its workers locally and says so on the overview page."""
+    address = parse_app_ray(sys.argv[1:])
+    if address is None:
+        return None, None
+    from sandbox.worker.ray import RayUnavailable
+    from sandbox.worker.ray.connect import require_ray
+
+    try:
+        require_ray()
+    except RayUnavailable as exc:
+        log.warning("SANDBOX_RAY_ADDRESS / --ray %s: %s; workers run as local processes", address, exc)
+        return None, f"{exc} Until then the workers run as local processes."
+    return address, None
+
+
+@st.cache_resource(show_spinner=False)
 def device_name() -> str:
     """The device the workers use (`SANDBOX_DEVICE`, else probed once in a subprocess: the
-    app's own process never imports torch)."""
-    from sandbox.worker.pool import probe_device
+    app's own process never imports torch; on a Ray cluster "auto": each node picks)."""
+    from sandbox.worker.backends import workers_device
 
-    return probe_device()
+    return workers_device(ray_backend()[0])
+
+
+def make_pool():
+    """A new pool of workers of the app's backend (local, or the Ray cluster), sharing the one cap."""
+    from sandbox.worker.backends import make_pool as backend_pool
+
+    return backend_pool(ray_backend()[0], device=device_name(), limiter=worker_limiter())
+
+
+def backend_label() -> str:
+    """Where the workers run, for the overview page (an address, never a path)."""
+    from sandbox.worker.backends import pool_label
+
+    return pool_label(worker_pool())
 
 
 def experiments() -> list[discovery.Experiment]:
@@ -135,11 +169,10 @@ def worker_pool():
 
     Each worker is keyed inside the pool by experiment root, a fingerprint of its code and
     the device; a worker reloads a run by itself when the run's weights file changes. Its
-    requests time out after ``$SANDBOX_REQUEST_TIMEOUT`` seconds (default 120).
+    requests time out after ``$SANDBOX_REQUEST_TIMEOUT`` seconds (default 120). Workers are
+    local processes, or Ray actors when the app was started with a Ray cluster (`ray_backend`).
     """
-    from sandbox.worker.pool import WorkerPool
-
-    return WorkerPool(device=device_name(), limiter=worker_limiter())
+    return make_pool()
 
 
 def lookup(run_id: str) -> tuple[discovery.Experiment, discovery.Run]:
@@ -333,9 +366,7 @@ def lane_pool(lane: int):
     side only with a worker each (lane 0 is `worker_pool`; see `sandbox.playground.columns.assign_lanes`).
     Their workers count against the same cap as the main pool's (`worker_limiter`).
     """
-    from sandbox.worker.pool import WorkerPool
-
-    return WorkerPool(device=device_name(), limiter=worker_limiter())
+    return make_pool()
 
 
 def client_in_lane(run_id: str, lane: int):

@@ -20,9 +20,9 @@ from pages import common
 from sandbox.errors import UnknownRunError, WorkerError
 from sandbox.evaluation import data, formats, metrics, views
 from sandbox.evaluation.details import MAX_DETAIL_CHARS, document_details
+from sandbox.evaluation.parallel import evaluate_runs
 from sandbox.evaluation.report import Report
 from sandbox.evaluation.results import EvalSettings, RunResult
-from sandbox.evaluation.run import evaluate
 from sandbox.evaluation.tables import accuracy_by_k, by_position, summary_text
 from sandbox.figures import export
 from sandbox.numfmt import has_huge
@@ -195,18 +195,19 @@ def run_evaluation(docs: list[str], settings: EvalSettings) -> Report:
     overall = st.progress(0.0, text="Overall")
     bars = {run_id: st.progress(0.0, text=f"{md_escape(run_id)}: {queue_note(run_id)}") for run_id in picked}
     last = [0.0]
+    fractions = dict.fromkeys(picked, 0.0)  # runs may advance side by side (on a Ray cluster)
 
     def progress(run_id: str, done: int, total: int) -> None:
+        fractions[run_id] = frac = done / total if total else 1.0
         now = time.monotonic()
         if done < total and now - last[0] < DRAW_EVERY:
             return
         last[0] = now
-        frac = done / total if total else 1.0
         bars[run_id].progress(frac, text=f"{md_escape(run_id)}: {done:,} / {total:,} windows")
-        finished = picked.index(run_id) + frac
+        finished = sum(fractions.values())
         overall.progress(finished / len(picked), text=f"Overall: {finished:.1f} / {len(picked)} runs")
 
-    report = evaluate(
+    report = evaluate_runs(  # experiments side by side when the workers are on a Ray cluster
         common.worker_pool(), list(picked), docs, settings, models_dir=common.models_dir(),
         data_label=data_label, progress=progress,
     )

@@ -300,7 +300,7 @@ def evaluate_both(run_a: str, run_b: str):
     """Evaluate both runs on the bundled corpus with the Evaluation page's default settings
     (so its cache serves both), with a progress bar per run; returns the report."""
     from sandbox.evaluation import data
-    from sandbox.evaluation.run import evaluate
+    from sandbox.evaluation.parallel import evaluate_runs
     from sandbox.urlstate import evaluation as eval_url
 
     docs = data.sample_documents(data.load_documents("bundled"), eval_url.EvalSelection().docs, eval_url.EvalSelection().seed)
@@ -309,7 +309,7 @@ def evaluate_both(run_a: str, run_b: str):
     def progress(run_id: str, done: int, total: int) -> None:
         bars[run_id].progress(done / total if total else 1.0, text=md_escape(f"{run_id}: {done:,} / {total:,} windows"))
 
-    return evaluate(
+    return evaluate_runs(
         common.worker_pool(), [run_a, run_b], docs, eval_url.standard_settings(common.device_name()),
         models_dir=common.models_dir(), data_label=data.BUNDLED_LABEL, progress=progress,
     )

@@ -92,6 +92,30 @@ def cache_dir() -> Path:
     return path
 
 
+RAY_ADDRESS_ENV = "SANDBOX_RAY_ADDRESS"
+
+
+def ray_address(override: str | None = None) -> str | None:
+    """The Ray cluster the workers run on: ``override`` (``--ray``), else
+    ``$SANDBOX_RAY_ADDRESS``; None (workers are local processes) when neither is set.
+
+    ``auto`` joins the cluster this machine belongs to; otherwise ``HOST:PORT`` of the head.
+    """
+    chosen = (override or os.environ.get(RAY_ADDRESS_ENV, "")).strip()
+    return chosen or None
+
+
+def parse_app_ray(argv: list[str]) -> str | None:
+    """The Ray address from the app's own arguments (``streamlit run app.py -- --ray auto``),
+    else ``$SANDBOX_RAY_ADDRESS`` (see `ray_address`)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--ray", default=None)
+    args, _ = parser.parse_known_args(argv)
+    return ray_address(args.ray)
+
+
 def parse_app_args(argv: list[str]) -> Path:
     """The models directory from the app's own arguments (``streamlit run app.py -- --models-dir D``).
 

@@ -3,10 +3,10 @@
 Each command is a function ``cmd_<name>(args) -> int`` (the exit status) and a parser set up
 ``setup_<name>(parser)``, one module per group of commands (`zoo_cmds`: list, doctor,
 params, diff; `run_cmds`: eval, generate; `corpus_cmd`: corpus; `arena_cmds`: judge,
-leaderboard; `analysis_cmds`: compare, fit;
-`synth_cmd`: synth-lab); ``COMMANDS`` here lists them, so adding one is
-adding both and a line. The CLI is app side: it starts workers through `sandbox.worker.pool`
-and never imports torch itself.
+leaderboard; `analysis_cmds`: compare, fit; `synth_cmd`: synth-lab); ``COMMANDS`` here lists
+them, so adding one is adding both and a line. The CLI is app side: it starts workers
+through `sandbox.worker.backends` (local, or on a Ray cluster with the global ``--ray``) and
+never imports torch itself.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from sandbox.cli.zoo_cmds import (
     setup_params,
 )
 from sandbox.settings import REQUEST_TIMEOUT_ENV, parse_timeout
+from sandbox.worker.ray import RayUnavailable
 
 # name -> (help, parser setup, command)
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
@@ -53,6 +54,12 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every command in ``COMMANDS``."""
     parser = argparse.ArgumentParser(prog="sandbox", description="micro-GPT sandbox, headless.")
+    parser.add_argument(
+        "--ray", default=None, metavar="ADDRESS|auto",
+        help="run the workers as actors on the Ray cluster at ADDRESS (HOST:PORT of its head), or "
+        "auto: the one this machine belongs to (default: $SANDBOX_RAY_ADDRESS, else local processes; "
+        "needs pip install -r requirements-ray.txt)",
+    )  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, setup, func) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=func.__doc__)
@@ -73,4 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             print(f"error: {REQUEST_TIMEOUT_ENV}: {exc}", file=sys.stderr)
             return 2
-    return args.func(args)
+    try:
+        return args.func(args)
+    except RayUnavailable as exc:  # asked for Ray, and it cannot serve: one sentence, no traceback
+        print(f"error: {exc}" + (f" {exc.hint}" if exc.hint else ""), file=sys.stderr)
+        return 2

@@ -1,4 +1,4 @@
-"""What every command shares: the worker pool, the --timeout and --models-dir options, text tables."""
+"""What every command shares: the worker pool (local or Ray), the --timeout and --models-dir options, text tables."""
 
 from __future__ import annotations
 
@@ -12,10 +12,19 @@ from sandbox.zoo.discovery import Experiment, Run, lookup
 
 
 def make_pool(args: argparse.Namespace):
-    """A worker pool for one command: its --device and --timeout, at most 4 workers."""
-    from sandbox.worker.pool import WorkerPool
+    """A worker pool for one command: its --device and --timeout, at most 4 workers; on the
+    Ray cluster of the global ``--ray`` (else ``$SANDBOX_RAY_ADDRESS``), joined at once so
+    that a cluster that cannot be used is one sentence before any work (`RayUnavailable`,
+    which `sandbox.cli.main` prints)."""
+    from sandbox.settings import ray_address
+    from sandbox.worker import backends
 
-    return WorkerPool(max_workers=4, device=getattr(args, "device", None), timeout=getattr(args, "timeout", None))
+    address = ray_address(getattr(args, "ray", None))
+    pool = backends.make_pool(address, max_workers=4, device=getattr(args, "device", None), timeout=getattr(args, "timeout", None))
+    if address is not None:
+        pool.connect()
+        print(backends.pool_label(pool), file=sys.stderr)
+    return pool
 
 
 def seconds(text: str) -> float:

@@ -82,10 +82,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate runs on the same documents: top-k accuracy, loss, perplexity and bits per byte,
     each with a 95 % bootstrap interval over documents (the numbers of the Evaluation page)."""
     from sandbox.evaluation import results, tables
-    from sandbox.evaluation import run as evaluation_run
     from sandbox.evaluation.data import BUNDLED_LABEL, load_documents, sample_documents
     from sandbox.evaluation.formats import DataSourceError
-    from sandbox.worker.pool import probe_device
+    from sandbox.evaluation.parallel import evaluate_runs
+    from sandbox.settings import ray_address
+    from sandbox.worker.backends import workers_device
 
     try:
         if min(args.k) < 1:
@@ -95,7 +96,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         docs = sample_documents(load_documents(args.data), args.docs if args.docs > 0 else None, args.seed)
         settings = results.EvalSettings(
             kmax=max(args.k), overlap=args.overlap, batch_size=args.batch_size,
-            autocast=args.autocast, device=probe_device(args.device),
+            autocast=args.autocast, device=workers_device(ray_address(getattr(args, "ray", None)), args.device),
         )
     except (DataSourceError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -107,7 +108,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     pool = make_pool(args)
     try:
-        report = evaluation_run.evaluate(
+        report = evaluate_runs(  # experiments side by side on a Ray cluster
             pool, args.runs, docs, settings, models_dir=models_dir(args.models_dir),
             data_label=BUNDLED_LABEL if args.data == "bundled" else args.data, progress=progress,
             use_cache=not args.no_cache,

@@ -241,6 +241,8 @@ def evaluate(
 
     ``pool`` is a `sandbox.worker.pool.WorkerPool`: each experiment gets its own worker process.
     Raises `EvaluationCancelled` when ``cancel()`` turns true (streams are closed first).
+    `sandbox.evaluation.parallel.evaluate_runs` chooses between this and the experiments side
+    by side.
     """
     from sandbox.evaluation.data import data_fingerprint
 
@@ -266,6 +268,14 @@ def evaluate(
         except (WorkerError, UnknownRunError) as exc:
             result = RunResult(run_id=run_id, error=error_row(exc))
         results.append(result)
+    return report_of(results, docs, settings, data_fp, data_label, models_dir)
+
+
+def report_of(
+    results: list[RunResult], docs: list[str], settings: EvalSettings, data_fp: str, data_label: str,
+    models_dir: Path | str | None,
+) -> Report:
+    """The report of an evaluation's results: the text's facts, then the sanity flags."""
     data = {
         "source": data_label,
         "documents": len(docs),

@@ -2,7 +2,10 @@
 
 Two sides live here. The app side (torch-free, what pages and the CLI may import):
 `protocol` (the messages), `client` (`WorkerClient`, `WorkerLimiter`: one worker, the cap
-on live workers) and `pool` (`WorkerPool`, and the one-off device probe). The worker side,
+on live workers), `pool` (`WorkerPool`, and the one-off device probe), `backends`
+(`make_pool`: local workers, or Ray actors when a Ray address is set) and `ray` (optional:
+each experiment's worker started by a Ray actor on a cluster node; the only place ``ray`` is
+imported). The worker side,
 run only inside ``python -m sandbox.worker ROOT`` (`server`): `host` loads the runs of one
 experiment the way the contract says (with `loaded` and `failures`), `scoring` and
 `generation` answer requests, `sampling` holds the sampling kernels, `params` counts a
