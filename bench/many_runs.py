@@ -125,7 +125,7 @@ def open_until_drawn(page, drv, url: str) -> float:
     start = time.perf_counter()
     page.goto(url)
     chart = drv.main(page).get_by_test_id("stVegaLiteChart").first
-    chart.locator("canvas").wait_for(state="attached", timeout=OPEN_TIMEOUT_MS)
+    chart.locator(".marks").first.wait_for(state="attached", timeout=OPEN_TIMEOUT_MS)  # vega-embed: svg or canvas
     drv.settle(page, timeout_ms=OPEN_TIMEOUT_MS)
     page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
     return time.perf_counter() - start - 0.25  # settle's own pause
