@@ -125,7 +125,7 @@ def open_until_drawn(page, drv, url: str) -> float:
     start = time.perf_counter()
     page.goto(url)
     chart = drv.main(page).get_by_test_id("stVegaLiteChart").first
-    chart.locator("canvas").wait_for(state="attached", timeout=OPEN_TIMEOUT_MS)
+    chart.locator(".marks").first.wait_for(state="attached", timeout=OPEN_TIMEOUT_MS)  # vega-embed: svg or canvas
     drv.settle(page, timeout_ms=OPEN_TIMEOUT_MS)
     page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
     return time.perf_counter() - start - 0.25  # settle's own pause
@@ -148,7 +148,7 @@ def browser(models: Path, runs: list[discovery.Run], screenshot: Path | None = N
             page = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
             drv.open_page(page, server.url())
             if screenshot is not None:
-                query = {"metric": "validation loss", "group": ["dim", "tokenizer"], "color": "dim", "screenshot": "1"}
+                query = {"metric": "validation loss", "group": ["dim", "tokenizer"], "screenshot": "1"}
                 open_until_drawn(page, drv, server.url("loss_curves", query))
                 page.wait_for_timeout(800)
                 drv.main(page).get_by_test_id("stVegaLiteChart").first.screenshot(path=str(screenshot))
