@@ -1,9 +1,11 @@
 """The process boundary: one worker process per experiment, and the only place torch is imported.
 
 Two sides live here. The app side (torch-free, what pages and the CLI may import):
-`protocol` (the messages), `client` (`WorkerClient`, `WorkerLimiter`: one worker, the cap
-on live workers) and `pool` (`WorkerPool`, and the one-off device probe). The worker side,
-run only inside ``python -m sandbox.worker ROOT`` (`server`): `host` loads the runs of one
+`protocol` (the messages), `client` (`WorkerClient`: one worker, many requests in flight)
+with `channel` (its pipe and reader thread), `limiter` (`WorkerLimiter`: the cap on live
+workers and their share of the cores) and `pool` (`WorkerPool`, and the one-off device
+probe). The worker side, run only inside ``python -m sandbox.worker ROOT`` (`server`, and
+`scheduler`: fair turns and batches across requests): `host` loads the runs of one
 experiment the way the contract says (with `loaded` and `failures`), `scoring` and
 `generation` answer requests, `sampling` holds the sampling kernels, `params` counts a
 loaded model's parameters and `device` picks the torch device. The worker side may import
