@@ -132,6 +132,21 @@ def worker_pool():
     return WorkerPool(device=device_name(), limiter=worker_limiter())
 
 
+def session_id() -> str:
+    """This browser session's id (Streamlit's own; a kept uuid where there is none, as in
+    AppTest): workers serve the requests of different sessions in turn."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is not None and ctx.session_id:
+        return ctx.session_id
+    if "_session_uuid" not in st.session_state:
+        import uuid
+
+        st.session_state["_session_uuid"] = uuid.uuid4().hex
+    return st.session_state["_session_uuid"]
+
+
 def lookup(run_id: str) -> tuple[discovery.Experiment, discovery.Run]:
     """(experiment, run) of a run id chosen from a list or read from a link: the pages' one
     run lookup. An id that is no run in the models directory raises `UnknownRunError`, one

@@ -202,10 +202,12 @@ def evaluate(
     cancel: Callable[[], bool] = lambda: False,
     use_cache: bool = True,
     cache_root: Path | None = None,
+    session: str | None = None,
 ) -> Report:
     """Evaluate every run on the same ``docs``; a run that fails gets an error row, the rest go on.
 
     ``pool`` is a `sandbox.worker.pool.WorkerPool`: each experiment gets its own worker process.
+    ``session`` names the browser session asking (workers serve sessions in turn).
     Raises `EvaluationCancelled` when ``cancel()`` turns true (streams are closed first).
     """
     from sandbox.evaluation.data import data_fingerprint
@@ -216,8 +218,9 @@ def evaluate(
         try:
             run = find_run(models_dir, run_id)
             exp = find_experiment(models_dir, run.experiment)
+            client = pool.client(exp)
             result = evaluate_run(
-                pool.client(exp),
+                client.for_session(session) if session else client,
                 run,
                 docs,
                 settings,

@@ -123,6 +123,11 @@ class WorkerClient:
         (any session's when None); 0 once it has had its first turn."""
         return max((w.place for w in self._waiters() if session is None or w.session == session), default=0)
 
+    def for_session(self, session: str) -> SessionView:
+        """This client with every request tagged as coming from ``session`` (the worker
+        serves sessions in turn)."""
+        return SessionView(self, session)
+
     # -- lifecycle -----------------------------------------------------------------------
 
     def _start(self) -> Process:
@@ -376,3 +381,24 @@ class WorkerClient:
                 pass
         except (WorkerCrashed, WorkerTimeout, _Resend, OSError, ValueError):
             self._drop(p)
+
+
+class SessionView:
+    """A `WorkerClient` seen from one session: `request` and `stream` carry its id, `ahead`
+    is its own place in the worker's queue; everything else is the client's."""
+
+    def __init__(self, client: WorkerClient, session: str):
+        self.client = client
+        self.session = session
+
+    def request(self, op: str, **kw: Any) -> Any:
+        return self.client.request(op, session=self.session, **kw)
+
+    def stream(self, op: str, **kw: Any) -> Iterator[Any]:
+        return self.client.stream(op, session=self.session, **kw)
+
+    def ahead(self) -> int:
+        return self.client.ahead(self.session)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
