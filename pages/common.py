@@ -154,10 +154,11 @@ def lookup(run_id: str) -> tuple[discovery.Experiment, discovery.Run]:
     return discovery.lookup(models_dir(), run_id)
 
 
-def client_for(run_id: str):
-    """(worker client, run) for a run id chosen from the list (see :func:`lookup`)."""
+def client_for(run_id: str, session: str | None = None):
+    """(worker client, run) for a run id chosen from the list (see :func:`lookup`); with
+    ``session``, the least busy replica of the run's worker for that session."""
     exp, run = lookup(run_id)
-    return worker_pool().client(exp), run
+    return worker_pool().client(exp, session=session), run
 
 
 def show_error(exc: Exception, where: str = "") -> None:
@@ -343,12 +344,12 @@ def lane_pool(lane: int):
     return WorkerPool(device=device_name(), limiter=worker_limiter())
 
 
-def client_in_lane(run_id: str, lane: int):
+def client_in_lane(run_id: str, lane: int, session: str | None = None):
     """`client_for`, but on the worker of ``lane`` (0: the shared pool)."""
     if lane == 0:
-        return client_for(run_id)
+        return client_for(run_id, session)
     exp, run = lookup(run_id)
-    return lane_pool(lane).client(exp), run
+    return lane_pool(lane).client(exp, session=session), run
 
 
 def run_breakdown(run: discovery.Run, load: bool = True) -> dict | None:

@@ -184,7 +184,7 @@ if ss.get("ev_running"):  # the last run was interrupted (Cancel, Stop or anothe
 def queue_note(run_id: str) -> str:
     """Where this run's job stands before it starts: other sessions may be using the worker."""
     try:
-        ahead = common.client_for(run_id)[0].in_flight  # the worker serves them in turn with ours
+        ahead = common.worker_pool().busy(common.lookup(run_id)[0])  # served in turn with ours
     except UnknownRunError:
         return "unknown run"
     return f"waiting, {ahead} request(s) ahead on its worker (sessions take turns)" if ahead else "starting"

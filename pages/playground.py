@@ -273,7 +273,7 @@ def generate(state: url.PlaygroundState, slots: dict[str, dict], columns: dict[s
     try:
         for run_id, lane in zip(state.runs, assign_lanes(state.runs), strict=True):
             try:
-                client, run = common.client_in_lane(run_id, lane)
+                client, run = common.client_in_lane(run_id, lane, session)
             except UnknownRunError as exc:  # the run was deleted since the list was drawn
                 columns[run_id].error = error_summary(exc)
                 columns[run_id].ended = True

@@ -279,3 +279,23 @@ def test_greedy_generation_of_a_shipped_run_is_the_same_batched_or_alone() -> No
         assert together == {0: alone[0], 1: alone[1]}
     finally:
         pool.close_all()
+
+
+def test_a_busy_experiment_gets_a_replica_while_a_slot_is_free(toy_models: Path) -> None:
+    """A KV-cache run serves one sequence at a time: a second session gets a second worker."""
+    exp = find_experiment(toy_models, "toy_b")
+    settings = {"max_new_tokens": 300, "seed": 1, "stop_at_eos": False}
+    for cap, expect_replica in ((3, True), (1, False)):
+        pool = WorkerPool(device="cpu", limiter=WorkerLimiter(cap), max_replicas=2)
+        try:
+            first = pool.client(exp, session="alice")
+            stream = first.stream("generate", run="cached", prompt_ids=[1], settings=settings, session="alice")
+            next(stream)  # alice's generation is in flight
+            second = pool.client(exp, session="bob")
+            assert (second is not first) == expect_replica
+            assert second.request("ping", session="bob")["pid"] != first.pid or not expect_replica
+            assert pool.busy(exp) == 0 if expect_replica else pool.busy(exp) == 1
+            stream.close()
+            assert pool.live_workers() <= cap
+        finally:
+            pool.close_all()

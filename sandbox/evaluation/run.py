@@ -218,9 +218,9 @@ def evaluate(
         try:
             run = find_run(models_dir, run_id)
             exp = find_experiment(models_dir, run.experiment)
-            client = pool.client(exp)
+            client = pool.client(exp, session=session).for_session(session) if session else pool.client(exp)
             result = evaluate_run(
-                client.for_session(session) if session else client,
+                client,
                 run,
                 docs,
                 settings,

@@ -9,8 +9,9 @@ into a queue; this loop, in the main thread, owns the model and:
 (b) forms batches of compatible work: score windows of the same run and length from
     different requests in one forward (up to the batch limit), generation streams of the
     same run without a KV cache in one forward per token (`generation.step_together`);
-(c) slices long work: one unit is one batch of windows or one token (a KV-cache stream runs
-    for at most `SLICE_S` while others wait), so no request waits for another's whole length;
+(c) slices long work: one unit is one batch of windows or one token (a KV-cache stream makes
+    `SLICE_TOKENS` while others wait: its cache is refilled once per turn, since the other
+    requests' forwards overwrite it), so no request waits for another's whole length;
 (d) drops a cancelled request at once (its final reply goes out, its place is freed);
 (e) tells a request that arrives behind others its place (``{"id", "queue": n}``), and
     ``{"queue": 0}`` when its first turn comes.
@@ -35,7 +36,7 @@ from typing import Any
 import numpy as np
 
 STREAM_BATCH_S = 0.02  # token events made within this of a stream's last send travel together
-SLICE_S = 0.02  # the longest turn of a KV-cache stream while other requests wait
+SLICE_TOKENS = 16  # tokens of a KV-cache stream per turn while other requests wait
 GEN_BATCH = 8  # streams per batched forward when the config names no max_batch_size
 MAX_SESSION_REQUESTS = 32
 MAX_SESSION_WINDOWS = 50_000
@@ -342,13 +343,15 @@ class Scheduler:
         stream = lead.job
         limit = stream.run.max_batch_size or GEN_BATCH
         if stream.cached or limit <= 1:
-            # A batch of one (the KV cache holds one stream): a short slice of tokens, so that
-            # the cache is refilled once per slice, not once per token, when streams alternate.
-            alone = len(self.tasks) == 1
-            until = time.perf_counter() + (1.0 if alone else SLICE_S)
+            # A batch of one (the KV cache holds one stream): a slice of tokens, so that the
+            # cache is refilled once per slice, not once per token, when requests alternate.
+            # Counted in tokens, not seconds: on a busy machine a time slice shrinks to a
+            # token or two, and the refills would cost more than the tokens.
+            made, alone = 0, len(self.tasks) == 1
             while not stream.finished:
                 self._emit(lead, stream.step(), at_once=False)
-                if time.perf_counter() >= until or not self.inbox.empty():
+                made += 1
+                if not self.inbox.empty() or (made >= SLICE_TOKENS and not alone):
                     break
             group = [lead]
         else:
