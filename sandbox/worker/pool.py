@@ -76,7 +76,7 @@ class WorkerPool:
         self.max_replicas = max(1, max_replicas)
         self.client_kw = client_kw
         self._clients: OrderedDict[tuple, WorkerClient] = OrderedDict()
-        self._picked: dict[int, float] = {}  # id(client) -> when a session was last given it
+        self._picked: dict[int, tuple[float, str]] = {}  # id(client) -> when, and to which session, last given
         self._lock = threading.Lock()
 
     def client(self, experiment: Experiment, *, session: str | None = None) -> WorkerClient:
@@ -92,9 +92,10 @@ class WorkerPool:
         now = time.monotonic()
 
         def load(c: WorkerClient) -> int:
-            # A client handed out a moment ago has its requests on the way: count it busy,
-            # so that sessions starting together spread over the replicas.
-            return c.in_flight + (now - self._picked.get(id(c), -1e9) < PICK_GRACE)
+            # A client handed to another session a moment ago has its requests on the way:
+            # count it busy, so that sessions starting together spread over the replicas.
+            at, who = self._picked.get(id(c), (-1e9, None))
+            return c.in_flight + (now - at < PICK_GRACE and who != session)
 
         with self._lock:
             replicas = [primary] + [c for r in range(1, self.max_replicas) if (c := self._clients.get((*key, r)))]
@@ -103,7 +104,7 @@ class WorkerPool:
                 chosen = WorkerClient(experiment.root, self.device, limiter=self.limiter, **self.client_kw)
                 self._clients[(*key, len(replicas))] = chosen
                 log.info("starting replica %d of the worker of %s", len(replicas), experiment.name)
-            self._picked[id(chosen)] = now
+            self._picked[id(chosen)] = (now, session)
             return chosen
 
     def busy(self, experiment: Experiment) -> int:
