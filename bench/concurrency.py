@@ -81,6 +81,7 @@ class Phase:
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
     session_seconds: list[float] = field(default_factory=list)  # each session's own wall time
+    cpu: float = float("nan")  # CPU seconds of the workers and this process (threads mode)
 
     @property
     def spread(self) -> float:
@@ -150,8 +151,27 @@ def thread_session(index: int, seed: int, pools: dict[int, object], models_dir: 
             errors.append(f"session {index}: generation of {run_id}: {column.status} {column.error}")
 
 
+def cpu_seconds(pools: dict) -> dict[int, float]:
+    """CPU seconds used so far by each live worker of ``pools`` and by this process (pid 0).
+
+    On a machine others are using, wall time measures them too; CPU time says what the
+    work itself cost (Linux schedstat: nanoseconds)."""
+    used = {0: time.process_time()}
+    for pool in pools.values():
+        with pool._lock:
+            pids = [c.pid for c in pool._clients.values() if c.alive and c.pid]
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/schedstat", encoding="ascii") as f:
+                    used[pid] = int(f.read().split()[0]) / 1e9
+            except (OSError, ValueError, IndexError):
+                continue  # the worker stopped meanwhile
+    return used
+
+
 def run_threads(n: int, seeds: list[int], pools: dict, models_dir: Path, runs: list[str], corpus: list[str]) -> Phase:
     phase = Phase(n, session_seconds=[0.0] * n)
+    before = cpu_seconds(pools)
     threads = []
     docs = [data.sample_documents(corpus, DOCS_PER_SESSION, seed) for seed in seeds]
     t0 = time.perf_counter()
@@ -163,6 +183,8 @@ def run_threads(n: int, seeds: list[int], pools: dict, models_dir: Path, runs: l
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
     phase.seconds = time.perf_counter() - t0
+    after = cpu_seconds(pools)
+    phase.cpu = sum(used - before.get(pid, 0.0) for pid, used in after.items())
     stuck = [t.name for t in threads if t.is_alive()]
     if stuck:
         phase.errors.append(f"deadlock: {', '.join(stuck)} still running after {SESSION_TIMEOUT:.0f} s")
@@ -360,14 +382,15 @@ def report(mode: str, runs: list[str], phases: list[Phase], notes: list[str]) ->
     print(f"\n[{mode}] runs: {', '.join(runs)}; each session evaluates {DOCS_PER_SESSION} documents "
           f"and generates {NEW_TOKENS} tokens per run at the same time; medians of {len(by_n[1])} repeats; "
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the end")
-    print(f"  {'sessions':>8} {'wall s':>8} {'x alone':>8} {'throughput':>10} {'slowest/fastest':>15} {'errors':>7}  each repeat's wall s")
+    print(f"  {'sessions':>8} {'wall s':>8} {'x alone':>8} {'throughput':>10} {'slowest/fastest':>15} {'errors':>7} {'CPU s':>7}  each repeat's wall s")
     ok = True
     for n in counts:
         wall = statistics.median(p.seconds for p in by_n[n])
         spread = statistics.median(p.spread for p in by_n[n])
         errors = sum(len(p.errors) for p in by_n[n])
         ratio = wall / alone if alone else float("nan")
-        print(f"  {n:8d} {wall:8.2f} {ratio:8.2f} {n / ratio:9.2f}x {spread:15.2f} {errors:7d}  "
+        cpu = statistics.median(p.cpu for p in by_n[n])
+        print(f"  {n:8d} {wall:8.2f} {ratio:8.2f} {n / ratio:9.2f}x {spread:15.2f} {errors:7d} {cpu:7.2f}  "
               + " ".join(f"{p.seconds:.2f}" for p in by_n[n]))
         if n == 5:
             met = ratio <= GOAL_WALL and spread <= GOAL_SPREAD and not errors
