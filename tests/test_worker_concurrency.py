@@ -123,6 +123,28 @@ def test_windows_of_different_requests_share_forwards_and_score_the_same() -> No
         assert pipe.for_id(rid)[-1] == {"id": rid, "ok": True, "result": None}
 
 
+def test_windows_of_similar_lengths_share_a_forward_right_aligned() -> None:
+    """Lengths 20, 18, 16 (two requests) in one forward; 12 (< 3/4 of 20) in the next."""
+    run = toy_run(max_batch_size=8)
+    s, pipe = make_scheduler(run)
+    w20, t20 = windows_of(4, 1, 20)
+    w18, t18 = windows_of(5, 1, 18)
+    w16, t16 = windows_of(6, 2, 16)
+    w12, t12 = windows_of(7, 1, 12)
+    s._handle(request(1, "score", "alice", run="toy", windows=w20 + w12 + w16[:1], targets=t20 + t12 + t16[:1], top_n_positions=30, top_n=3))
+    s._handle(request(2, "score", "bob", run="toy", windows=w18 + w16[1:], targets=t18 + t16[1:], top_n_positions=30, top_n=3))
+    drive(s)
+    assert run.model.batches == [4, 1]
+    for rid, windows, targets in ((1, w20 + w12 + w16[:1], t20 + t12 + t16[:1]), (2, w18 + w16[1:], t18 + t16[1:])):
+        items = [it for m in pipe.for_id(rid) if "items" in m for it in m["items"]]
+        got = {i: (it["nll"][r], it["rank"][r], it["top_ids"][r]) for it in items for r, i in enumerate(it["index"])}
+        for ref in score_windows(toy_run(), windows, targets, batch_size=1, top_n_positions=30, top_n=3):
+            nll, rank, top = got[ref["index"][0]]
+            assert nll.shape == ref["nll"][0].shape and top.shape == ref["top_ids"][0].shape  # filler cut off
+            np.testing.assert_allclose(nll, ref["nll"][0], atol=1e-5, rtol=0)
+            np.testing.assert_array_equal(rank, ref["rank"][0])
+
+
 def test_batches_respect_max_batch_size_one() -> None:
     run = toy_run(max_batch_size=1)
     s, _ = make_scheduler(run)

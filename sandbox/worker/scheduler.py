@@ -6,9 +6,10 @@ into a queue; this loop, in the main thread, owns the model and:
 
 (a) serves the *sessions* round-robin (`RoundRobin`; within a session its requests take turns
     too), one unit of work per turn;
-(b) forms batches of compatible work: score windows of the same run and length from
-    different requests in one forward (up to the batch limit), generation streams of the
-    same run without a KV cache in one forward per token (`generation.step_together`);
+(b) forms batches of compatible work: score windows of the same run and similar length
+    (within 3/4 of the longest, right-aligned) from different requests in one forward (up to
+    the batch limit), generation streams of the same run without a KV cache in one forward
+    per token (`generation.step_together`);
 (c) slices long work: one unit is one batch of windows or one token (a KV-cache stream makes
     `SLICE_TOKENS` while others wait: its cache is refilled once per turn, since the other
     requests' forwards overwrite it), so no request waits for another's whole length;
@@ -112,14 +113,18 @@ class ScoreJob:
     def empty(self) -> bool:
         return not self.left
 
-    def take(self, length: int, n: int) -> list[int]:
-        """Up to ``n`` indices of windows of ``length`` not scored yet."""
-        pending = self.left.get(length)
-        if not pending:
-            return []
-        got = [pending.popleft() for _ in range(min(n, len(pending)))]
-        if not pending:
-            del self.left[length]
+    def take(self, longest: int, shortest: int, n: int) -> list[int]:
+        """Up to ``n`` indices of windows not scored yet, ``shortest``..``longest`` tokens long,
+        longest first."""
+        got: list[int] = []
+        for length in [k for k in self.left if shortest <= k <= longest]:
+            pending = self.left[length]
+            while pending and len(got) < n:
+                got.append(pending.popleft())
+            if not pending:
+                del self.left[length]
+            if len(got) == n:
+                break
         return got
 
 
@@ -294,13 +299,20 @@ class Scheduler:
         return ScoreJob(run, windows, targets, batch_size, options)
 
     def _score_turn(self, lead: Task) -> list[Task]:
-        """One forward: the lead's longest windows, topped up with other requests' windows of
-        the same run, length and options."""
+        """One forward: the lead's longest windows, topped up with windows of other requests
+        on the same run with the same options, at least 3/4 as long.
+
+        Shorter windows are right-aligned to the longest by repeating their first token after
+        their end: in a causal model a position never sees the ones after it, so each window's
+        numbers are those it gets alone (to float rounding); the filler positions are cut off
+        before anything is sent, and no pad id enters the model.
+        """
         from sandbox.worker.scoring import score_batch
 
         job: ScoreJob = lead.job
-        length = next(iter(job.left))
-        parts = [(lead, job.take(length, job.limit))]
+        longest = next(iter(job.left))
+        shortest = longest - longest // 4
+        parts = [(lead, job.take(longest, shortest, job.limit))]
         room = job.limit - len(parts[0][1])
         for other in list(self.tasks.values()):
             if room <= 0:
@@ -308,21 +320,26 @@ class Scheduler:
             ojob = other.job
             if other is lead or other.op != "score" or not isinstance(ojob, ScoreJob):
                 continue
-            if ojob.run is job.run and ojob.options == job.options and (got := ojob.take(length, room)):
+            if ojob.run is job.run and ojob.options == job.options and (got := ojob.take(longest, shortest, room)):
                 parts.append((other, got))
                 room -= len(got)
-        windows = [t.job.windows[i] for t, idx in parts for i in idx]
-        targets = [t.job.targets[i] for t, idx in parts for i in idx]
-        group = [t for t, _ in parts]
+        rows = [(t, i, len(t.job.windows[i])) for t, idx in parts for i in idx]
+        windows = [_filled(t.job.windows[i], longest) for t, i, _ in rows]
+        targets = [_filled(t.job.targets[i], longest) for t, i, _ in rows]
         item = score_batch(job.run, windows, targets, **job.options)
-        offset = 0
-        for task, idx in parts:
-            rows = slice(offset, offset + len(idx))
-            offset += len(idx)
-            self._emit(task, {"index": idx, **{k: v[rows] for k, v in item.items()}}, at_once=True)
+        for task, _ in parts:
+            # One item per length (the app reads each item as a (windows, positions) array).
+            for length in sorted({n for t, _, n in rows if t is task}, reverse=True):
+                picked = [r for r, (t, _, n) in enumerate(rows) if t is task and n == length]
+                out = {"index": [rows[r][1] for r in picked]}
+                for key, value in item.items():
+                    out[key] = value[picked][:, :length]
+                task.outbox.append(out)
+            self._send({"id": task.id, "items": task.outbox})  # progress: sent at once
+            task.outbox, task.last_send = [], time.monotonic()
             if task is not lead and task.job.empty:
                 self._finish(task, None)
-        return group
+        return [t for t, _ in parts]
 
     # -- generation ----------------------------------------------------------------------------
 
@@ -368,6 +385,13 @@ class Scheduler:
                 self._emit(task, task.job.done_event(), at_once=False)
                 self._finish(task, None)
         return group
+
+
+def _filled(window: np.ndarray, width: int) -> np.ndarray:
+    """``window`` right-aligned to ``width`` tokens with its own first token repeated after it."""
+    if len(window) == width:
+        return window
+    return np.concatenate([window, np.full(width - len(window), window[0], dtype=window.dtype)])
 
 
 def default_threads() -> int:
