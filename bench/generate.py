@@ -18,7 +18,14 @@ Threads: both sides get the same intra-op thread count through ``OMP_NUM_THREADS
 on a busy 2-core machine two spinning OpenMP threads per process are what the measurement
 ends up timing (seen here: 2 ms/token with one thread, 15 ms/token with two, under load).
 
-    python bench/generate.py [--run EXP/RUN ...] [--tokens N] [--repeats R] [--threads T]
+Side by side (``--side-by-side``, also run after the table by default): the Playground's
+columns, through the app's own pools (`pages/common.py`: one cap on the workers, each
+worker's thread share chosen from the cores and the live workers), streaming one run alone
+and then three runs at once. Goal from issue 15: the three columns' tokens/s summed >= 0.9 x
+one column alone (the mean of the three alone rates). No ``OMP_NUM_THREADS`` there: the app
+chooses the threads itself.
+
+    python bench/generate.py [--run EXP/RUN ...] [--tokens N] [--repeats R] [--threads T] [--side-by-side | --no-side-by-side]
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 from sandbox.playground.settings import SamplingSettings  # noqa: E402
 
 GOAL = 0.9
+SIDE_BY_SIDE_GOAL = 0.9
 PROMPT = "Once upon a time, a little fox"
 
 
@@ -131,6 +139,73 @@ def through_worker(client, run_name: str, prompt: list[int], settings: SamplingS
     }
 
 
+def app_pools():
+    """The app's pool factories from pages/common.py (not their Streamlit cache): the main pool
+    and the Playground's lane pools, sharing one worker cap."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pages.common", ROOT / "pages/common.py")
+    common = importlib.util.module_from_spec(spec)
+    sys.modules["pages.common"] = common
+    spec.loader.exec_module(common)
+    return {0: common.worker_pool.__wrapped__(), **{lane: common.lane_pool.__wrapped__(lane) for lane in (1, 2, 3)}}
+
+
+def columns_at_once(pools: dict, runs: list, settings: SamplingSettings) -> dict[str, float]:
+    """Stream ``runs`` as Playground columns at once; each column's tokens/s."""
+    from sandbox.playground.columns import ColumnState, assign_lanes, column_events
+    from sandbox.playground.multistream import MultiStream
+
+    jobs, columns = {}, {}
+    ids = [run.id for _, run in runs]
+    for (exp, run), lane in zip(runs, assign_lanes(ids), strict=True):
+        client = pools[lane].client(exp, session=f"column-{run.id}").for_session(f"column-{run.id}")
+        jobs[run.id] = lambda c=client, r=run.name: column_events(c, r, PROMPT, settings)
+        columns[run.id] = ColumnState(run.id, settings, started_at=time.perf_counter())
+    with MultiStream(jobs) as streams:
+        for message in streams.drain(timeout=600):
+            columns[message.key].apply(message)
+    for column in columns.values():
+        if column.status != "done":
+            raise RuntimeError(f"{column.run_id}: {column.status} {column.error}")
+    return {key: column.tokens_per_second or 0.0 for key, column in columns.items()}
+
+
+def side_by_side(runs: list, args: argparse.Namespace) -> bool:
+    """Three Playground columns at once against one alone; True when the goal is met."""
+    os.environ.pop("OMP_NUM_THREADS", None)  # the app's own thread choice, not the table's
+    runs = runs[:3]
+    settings = SamplingSettings(
+        temperature=args.temperature, top_k=args.top_k, max_new_tokens=args.tokens, seed=args.seed, stop_at_eos=False
+    )
+    pools = app_pools()
+    alone: dict[str, list[float]] = {run.id: [] for _, run in runs}
+    together: list[dict[str, float]] = []
+    try:
+        columns_at_once(pools, runs, settings)  # warm-up: workers started, runs loaded
+        for _ in range(args.repeats):  # taking turns, as the table does
+            for exp, run in runs:
+                alone[run.id].append(columns_at_once(pools, [(exp, run)], settings)[run.id])
+            together.append(columns_at_once(pools, runs, settings))
+        threads = (pools[0].limiter.live(), pools[0].limiter.threads())
+    finally:
+        for pool in pools.values():
+            pool.close_all()
+    one = statistics.mean(statistics.median(v) for v in alone.values())
+    summed = statistics.median(sum(t.values()) for t in together)
+    print(f"\nside by side: {len(runs)} Playground columns at once vs one alone, {args.tokens} tokens, "
+          f"median of {args.repeats}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"{'column':22} {'alone tok/s':>11} {'side by side':>12}")
+    for _, run in runs:
+        print(f"{run.id:22} {statistics.median(alone[run.id]):11.0f} {statistics.median(t[run.id] for t in together):12.0f}")
+    print(f"live workers at the end: {threads[0]}, {threads[1]} intra-op thread(s) each")
+    ratio = summed / one if one else float("nan")
+    met = ratio >= SIDE_BY_SIDE_GOAL
+    print(f"summed side by side {summed:.0f} tok/s = {ratio:.2f} x one column alone ({one:.0f} tok/s); "
+          f"goal >= {SIDE_BY_SIDE_GOAL}: {'met' if met else 'NOT met'}")
+    return met
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", action="append", help="EXP/RUN (repeatable; default: every run)")
@@ -141,6 +216,8 @@ def main() -> int:
     parser.add_argument("--top-k", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads of both sides")
+    parser.add_argument("--side-by-side", action=argparse.BooleanOptionalAction, default=None,
+                        help="only the side-by-side case (--no-side-by-side: only the table)")
     parser.add_argument("--bare-child", nargs=2, metavar=("ROOT", "RUN"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     settings = SamplingSettings(
@@ -161,6 +238,8 @@ def main() -> int:
     if not runs:
         print("no trained runs found")
         return 1
+    if args.side_by_side:
+        return 0 if side_by_side(runs, args) else 1
     print(
         f"{args.tokens} tokens, temperature {args.temperature}, top-k {args.top_k}, "
         f"median of {args.repeats}, cpu, {args.threads} thread(s) per process"
@@ -199,6 +278,8 @@ def main() -> int:
             f" {bare_cpu:19.2f} {cpu['cpu']:7.2f} {cpu['client_cpu']:7.2f}  {same}"
         )
     print(f"worst median ratio worker/bare: {worst:.2f} (goal >= {GOAL})")
+    if args.side_by_side is None and len(runs) >= 2:
+        return 0 if side_by_side(runs, args) else 1
     return 0
 
 

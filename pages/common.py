@@ -175,6 +175,21 @@ def worker_pool():
     return make_pool()
 
 
+def session_id() -> str:
+    """This browser session's id (Streamlit's own; a kept uuid where there is none, as in
+    AppTest): workers serve the requests of different sessions in turn."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is not None and ctx.session_id:
+        return ctx.session_id
+    if "_session_uuid" not in st.session_state:
+        import uuid
+
+        st.session_state["_session_uuid"] = uuid.uuid4().hex
+    return st.session_state["_session_uuid"]
+
+
 def lookup(run_id: str) -> tuple[discovery.Experiment, discovery.Run]:
     """(experiment, run) of a run id chosen from a list or read from a link: the pages' one
     run lookup. An id that is no run in the models directory raises `UnknownRunError`, one
@@ -182,10 +197,11 @@ def lookup(run_id: str) -> tuple[discovery.Experiment, discovery.Run]:
     return discovery.lookup(models_dir(), run_id)
 
 
-def client_for(run_id: str):
-    """(worker client, run) for a run id chosen from the list (see :func:`lookup`)."""
+def client_for(run_id: str, session: str | None = None):
+    """(worker client, run) for a run id chosen from the list (see :func:`lookup`); with
+    ``session``, the least busy replica of the run's worker for that session."""
     exp, run = lookup(run_id)
-    return worker_pool().client(exp), run
+    return worker_pool().client(exp, session=session), run
 
 
 def show_error(exc: Exception, where: str = "") -> None:
@@ -369,12 +385,12 @@ def lane_pool(lane: int):
     return make_pool()
 
 
-def client_in_lane(run_id: str, lane: int):
+def client_in_lane(run_id: str, lane: int, session: str | None = None):
     """`client_for`, but on the worker of ``lane`` (0: the shared pool)."""
     if lane == 0:
-        return client_for(run_id)
+        return client_for(run_id, session)
     exp, run = lookup(run_id)
-    return lane_pool(lane).client(exp), run
+    return lane_pool(lane).client(exp, session=session), run
 
 
 def run_breakdown(run: discovery.Run, load: bool = True) -> dict | None:

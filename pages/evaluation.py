@@ -184,10 +184,10 @@ if ss.get("ev_running"):  # the last run was interrupted (Cancel, Stop or anothe
 def queue_note(run_id: str) -> str:
     """Where this run's job stands before it starts: other sessions may be using the worker."""
     try:
-        ahead = common.client_for(run_id)[0].waiting
+        ahead = common.worker_pool().busy(common.lookup(run_id)[0])  # served in turn with ours
     except UnknownRunError:
         return "unknown run"
-    return f"waiting, {ahead} request(s) ahead on its worker" if ahead else "starting"
+    return f"waiting, {ahead} request(s) ahead on its worker (sessions take turns)" if ahead else "starting"
 
 
 def run_evaluation(docs: list[str], settings: EvalSettings) -> Report:
@@ -209,7 +209,7 @@ def run_evaluation(docs: list[str], settings: EvalSettings) -> Report:
 
     report = evaluate_runs(  # experiments side by side when the workers are on a Ray cluster
         common.worker_pool(), list(picked), docs, settings, models_dir=common.models_dir(),
-        data_label=data_label, progress=progress,
+        data_label=data_label, progress=progress, session=common.session_id(),
     )
     overall.progress(1.0, text="Overall: done")
     return report

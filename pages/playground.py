@@ -28,7 +28,7 @@ from sandbox.playground.columns import (
     error_summary,
     redraw_interval,
 )
-from sandbox.playground.multistream import MultiStream
+from sandbox.playground.multistream import MultiStream, live_streams
 from sandbox.playground.prompts import PreparedPrompt, describe_chars, prepare_prompt
 from sandbox.playground.settings import (
     LABELS,
@@ -269,15 +269,16 @@ def draw(slot: dict, column: ColumnState, tokens_on: bool, prompt: str, waiting:
 def generate(state: url.PlaygroundState, slots: dict[str, dict], columns: dict[str, ColumnState]) -> None:
     """Stream every column at once; on any exit (end, Stop, rerun) cancel and record."""
     clients, jobs = {}, {}
+    session = common.session_id()
     try:
         for run_id, lane in zip(state.runs, assign_lanes(state.runs), strict=True):
             try:
-                client, run = common.client_in_lane(run_id, lane)
+                client, run = common.client_in_lane(run_id, lane, session)
             except UnknownRunError as exc:  # the run was deleted since the list was drawn
                 columns[run_id].error = error_summary(exc)
                 columns[run_id].ended = True
                 continue
-            clients[run_id] = client
+            clients[run_id] = client = client.for_session(session)
             jobs[run_id] = partial(column_events, client, run.name, state.prompt, columns[run_id].settings)
     except Exception:
         # A real failure withdraws the click (it would fail again on every run); a rerun or
@@ -303,10 +304,10 @@ def generate(state: url.PlaygroundState, slots: dict[str, dict], columns: dict[s
             now = time.perf_counter()
             for run_id in [r for r in dirty if now >= next_draw[r]]:
                 column = columns[run_id]
-                waiting = clients[run_id].waiting if run_id in clients else 0
+                waiting = clients[run_id].ahead() if run_id in clients else 0
                 draw(slots[run_id], column, state.token_view, state.prompt, waiting)
                 dirty.discard(run_id)
-                next_draw[run_id] = now + redraw_interval(column.n_tokens, state.token_view)
+                next_draw[run_id] = now + redraw_interval(column.n_tokens, state.token_view, live_streams())
             if now >= next_status:  # also the st.* call that lets a Stop in, however quiet
                 running = sum(not c.ended for c in columns.values())
                 status.caption(f"Generating… {now - started:.1f} s, {running} column(s) still writing")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 
 import pytest
@@ -110,3 +111,25 @@ def test_stopping_cancels_the_generation_inside_the_worker(toy_models, pool):
     done = client.request("generate", run="run1", prompt_ids=[33], settings={**settings, "max_new_tokens": 4})
     assert done[-1]["n_tokens"] == 4
     assert client.request("ping")["pid"] == pid
+
+
+def test_live_streams_counts_every_running_stream_of_the_process() -> None:
+    from sandbox.playground.multistream import live_streams
+
+    gate = threading.Event()
+
+    def blocked():
+        gate.wait(30)
+        yield "x"
+
+    before = live_streams()
+    streams = MultiStream({"a": blocked, "b": blocked}).start()
+    try:
+        deadline = time.monotonic() + 10
+        while live_streams() < before + 2 and time.monotonic() < deadline:
+            streams.poll(0.01)
+        assert live_streams() == before + 2
+    finally:
+        gate.set()
+        assert streams.join(timeout=10)
+    assert live_streams() == before

@@ -167,11 +167,11 @@ def test_a_generate_click_survives_a_rerun_that_interrupts_its_run(app_at, toy_m
     real = common.client_in_lane
     calls = {"n": 0}
 
-    def interrupted_once(run_id, lane):
+    def interrupted_once(run_id, lane, *session):
         calls["n"] += 1
         if calls["n"] == 1:
             st.rerun()  # a rerun arriving right after the click's run began (the button reads False then)
-        return real(run_id, lane)
+        return real(run_id, lane, *session)
 
     monkeypatch.setattr(common, "client_in_lane", interrupted_once)
     at = open_playground(app_at, toy_models)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from sandbox.errors import WorkerCrashed
 from sandbox.playground.columns import (
     DRAW_EVERY,
@@ -192,3 +194,12 @@ def test_describe_settings():
     assert line.startswith("temperature 0 (greedy) · top-k off · top-p off · min-p 0.1")
     assert describe_settings(s, s) == ""
     assert describe_settings(with_overrides(s, {"seed": 3}), s) == "seed 3"
+
+
+def test_columns_redraw_less_often_when_many_stream_in_the_app() -> None:
+    """One session's three columns redraw at the full rate; thirty columns of ten sessions
+    share the same total rate (each 10x slower), never slower than once a second."""
+    assert redraw_interval(10, token_view=False, streams=3) == DRAW_EVERY
+    assert redraw_interval(10, token_view=False, streams=30) == pytest.approx(10 * DRAW_EVERY)
+    assert redraw_interval(10, token_view=False, streams=300) == 1.0
+    assert redraw_interval(50, token_view=True, streams=30) > redraw_interval(50, token_view=True, streams=1)

@@ -388,7 +388,7 @@ def test_a_hung_worker_is_replaced_for_the_requests_queued_behind_it(zoo: Path) 
 
         first = threading.Thread(target=hung)
         first.start()
-        while client.alive and not client._lock.locked():
+        while client.alive and not client.in_flight:
             time.sleep(0.01)
         others = [threading.Thread(target=queued, args=(f"session{i}",)) for i in range(2)]
         for thread in others:

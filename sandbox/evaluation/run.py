@@ -14,8 +14,10 @@ cannot mix models up):
    (the rest is context), exactly as lm-evaluation-harness's rolling loglikelihood does with
    ``context_len = c + 1``: each token is still scored once, with at least c tokens of context.
 3. Logits come from ``model(input_ids)`` alone (never targets, which switch on dropout);
-   the worker batches windows of equal length up to the config's ``max_batch_size``, so no
-   pad id ever enters a model and no padded position is ever counted.
+   the worker batches windows of similar length (any session's) up to the config's
+   ``max_batch_size``, the shorter ones filled by repeating their own first token after
+   their end (a causal model never looks ahead); no pad id ever enters a model and no filler
+   position is ever counted (`sandbox.worker.scheduler`).
 4. The worker returns, per position, the NLL of the true token and its rank; this module
    sums them per document and per position in the window (`sandbox.evaluation.metrics`).
 
@@ -236,10 +238,12 @@ def evaluate(
     cancel: Callable[[], bool] = lambda: False,
     use_cache: bool = True,
     cache_root: Path | None = None,
+    session: str | None = None,
 ) -> Report:
     """Evaluate every run on the same ``docs``; a run that fails gets an error row, the rest go on.
 
     ``pool`` is a `sandbox.worker.pool.WorkerPool`: each experiment gets its own worker process.
+    ``session`` names the browser session asking (workers serve sessions in turn).
     Raises `EvaluationCancelled` when ``cancel()`` turns true (streams are closed first).
     `sandbox.evaluation.parallel.evaluate_runs` chooses between this and the experiments side
     by side.
@@ -252,8 +256,9 @@ def evaluate(
         try:
             run = find_run(models_dir, run_id)
             exp = find_experiment(models_dir, run.experiment)
+            client = pool.client(exp, session=session).for_session(session) if session else pool.client(exp)
             result = evaluate_run(
-                pool.client(exp),
+                client,
                 run,
                 docs,
                 settings,

@@ -20,18 +20,23 @@ from sandbox.playground.settings import SamplingSettings
 ALTERNATIVES = 5  # top alternatives sent with every token (the token view's hover)
 DRAW_EVERY = 1 / 15  # seconds between redraws of a column while it streams
 TOKEN_VIEW_BYTES_PER_TOKEN = 300  # a token view span with its hover title, roughly
+FULL_RATE_STREAMS = 3  # streams in the whole app that all redraw at the full rate
 
 
-def redraw_interval(n_tokens: int, token_view: bool) -> float:
+def redraw_interval(n_tokens: int, token_view: bool, streams: int = 1) -> float:
     """Seconds to wait before redrawing a streaming column.
 
     Plain text is cheap to resend ~15 times a second. The token view resends every span
     with its title each time (~300 bytes a token), so it slows down as it grows, to at most
-    about 150 kB a second per column, and at least one redraw a second.
+    about 150 kB a second per column, and at least one redraw a second. With ``streams``
+    columns streaming in the whole app (every session's), beyond `FULL_RATE_STREAMS` each
+    redraws less often, so that the app's redraws together stay at one session's rate and
+    leave the cores to the workers.
     """
+    shared = DRAW_EVERY * max(1.0, streams / FULL_RATE_STREAMS)
     if not token_view:
-        return DRAW_EVERY
-    return min(1.0, max(DRAW_EVERY, n_tokens * TOKEN_VIEW_BYTES_PER_TOKEN / 150_000))
+        return min(1.0, shared)
+    return min(1.0, max(shared, n_tokens * TOKEN_VIEW_BYTES_PER_TOKEN / 150_000))
 
 
 def assign_lanes(run_ids: Sequence[str]) -> list[int]:

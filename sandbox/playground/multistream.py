@@ -44,6 +44,21 @@ class Message:
     at: float  # time.perf_counter() when the thread received it (not when it was polled)
 
 
+_live_lock = threading.Lock()
+_live = 0  # streams running now in this process, every MultiStream's (every session's)
+
+
+def live_streams() -> int:
+    """How many streams are running in this process now (the Playground's redraw rate)."""
+    return _live
+
+
+def _count(delta: int) -> None:
+    global _live
+    with _live_lock:
+        _live += delta
+
+
 class MultiStream:
     """Run the streams of ``jobs`` (key -> callable returning an iterator) side by side.
 
@@ -138,6 +153,7 @@ class MultiStream:
     def _consume(self, key: Hashable, job: Callable[[], Iterable[Any]]) -> None:
         iterator: Iterator[Any] | None = None
         stopped = False
+        _count(+1)
         try:
             if self._stop.is_set():
                 stopped = True
@@ -159,4 +175,5 @@ class MultiStream:
                     close()
                 except Exception as exc:  # noqa: BLE001 — see above
                     self._put(key, Failed(exc))
+            _count(-1)
             self._put(key, Ended(stopped=stopped))

@@ -23,6 +23,10 @@ class LoadedRun:
     takes_cache_len: bool
     embedding_rows: int | None
     info: dict = field(default_factory=dict)
+    # The generation stream whose tokens the model's KV cache holds (None: nobody's). A
+    # worker interleaves streams, and any forward writes the cache, so a stream refills it
+    # when it is not the owner (`sandbox.worker.generation.GenStream.own_cache`).
+    cache_owner: Any = field(default=None, repr=False, compare=False)
 
     @property
     def max_seq_len(self) -> int:
@@ -40,6 +44,7 @@ class LoadedRun:
         Never passes targets (that switches on dropout in the contract's models).
         """
         if cache_len is None:
+            self.cache_owner = None  # a forward without cache_len overwrites the cache from 0
             out, call = self.model(input_ids), "model(input_ids)"
         else:
             out, call = self.model(input_ids, cache_len), "model(input_ids, cache_len)"

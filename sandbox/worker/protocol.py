@@ -1,11 +1,14 @@
 """The messages between the app and a worker process (their errors: `sandbox.errors`).
 
-Requests are dicts ``{"id": int, "op": str, "args": dict}``. Replies carry the same id:
-``{"id", "ok": True, "result"}`` or ``{"id", "ok": False, "error": {...}}``; a streaming op
-sends ``{"id", "items": [...]}`` messages before its final reply (items made within a few
-milliseconds of each other travel together: one message per token costs more than the
-token on a small model). The only other request is
-``{"op": "cancel", "id": n}``, which ends the stream with that id.
+Requests are dicts ``{"id": int, "op": str, "args": dict, "session": str | None}``, sent
+without waiting for earlier ones to end (the worker serves sessions in turn). Replies carry
+the same id: ``{"id", "ok": True, "result"}`` or ``{"id", "ok": False, "error": {...}}``; a
+streaming op sends ``{"id", "items": [...]}`` messages before its final reply (items made
+within a few milliseconds of each other travel together: one message per token costs more
+than the token on a small model). A request that arrives behind others is told its place,
+``{"id", "queue": n}``, and ``{"id", "queue": 0}`` at its first turn. The other requests:
+``{"op": "cancel", "id": n}`` ends request n at once (its final reply follows),
+``{"op": "threads", "n": k}`` gives the worker k intra-op threads, ``{"op": "shutdown"}``.
 
 Both ends are our own processes (the worker is started by the app from `sandbox.worker`),
 so the pickled Connection messages never carry anything a web request sent.

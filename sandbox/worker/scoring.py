@@ -41,6 +41,57 @@ def position_stats(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.T
     return nll, rank
 
 
+def batch_limit(run: LoadedRun, batch_size: int | None = None) -> int:
+    """Windows per forward: the request's ``batch_size`` (default 8), at most the config's
+    ``max_batch_size``."""
+    size = batch_size or DEFAULT_BATCH
+    if run.max_batch_size:
+        size = min(size, run.max_batch_size)
+    return max(1, size)
+
+
+def check_windows(run: LoadedRun, windows: list, targets: list) -> None:
+    """Raise ValueError unless every window has its targets and fits ``max_seq_len``."""
+    if len(windows) != len(targets):
+        raise ValueError("windows and targets differ in number")
+    for w, t in zip(windows, targets, strict=True):
+        if len(w) != len(t) or not 0 < len(w) <= run.max_seq_len:
+            raise ValueError(f"a window of {len(w)} tokens does not fit max_seq_len {run.max_seq_len}")
+
+
+def score_batch(
+    run: LoadedRun,
+    windows: list,
+    targets: list,
+    *,
+    top_n_positions: int = 0,
+    top_n: int = 10,
+    autocast: str | None = None,
+) -> dict:
+    """``{"nll", "rank"}`` (and ``top_ids``/``top_probs``) of windows of ONE length, in one forward.
+
+    The windows may come from different requests (a worker batches other sessions' windows
+    of the same run and length together): each row's numbers depend on its own tokens only.
+    """
+    use_autocast = autocast in _AUTOCAST and run.device.startswith("cuda")
+    with torch.inference_mode():
+        x = torch.as_tensor(np.asarray(windows, dtype=np.int64), device=run.device)
+        y = torch.as_tensor(np.asarray(targets, dtype=np.int64), device=run.device)
+        with torch.autocast("cuda", dtype=_AUTOCAST.get(autocast or "", torch.float32), enabled=use_autocast):
+            logits = run.forward(x)
+        nll, rank = position_stats(logits, y)
+        item = {
+            "nll": nll.cpu().numpy().astype(np.float32),
+            "rank": rank.cpu().numpy().astype(np.int32),
+        }
+        if top_n_positions > 0:
+            probs = torch.softmax(logits[:, :top_n_positions].float(), dim=-1)
+            top = torch.topk(probs, min(top_n, probs.shape[-1]), dim=-1)
+            item["top_ids"] = top.indices.cpu().numpy().astype(np.int32)
+            item["top_probs"] = top.values.cpu().numpy().astype(np.float32)
+    return item
+
+
 def score_windows(
     run: LoadedRun,
     windows: list[list[int]],
@@ -58,35 +109,20 @@ def score_windows(
     With ``top_n_positions`` > 0 each window also gets the ``top_n`` most likely ids and
     their probabilities at its first positions (for the per-token views).
     """
-    if len(windows) != len(targets):
-        raise ValueError("windows and targets differ in number")
-    for w, t in zip(windows, targets, strict=True):
-        if len(w) != len(t) or not 0 < len(w) <= run.max_seq_len:
-            raise ValueError(f"a window of {len(w)} tokens does not fit max_seq_len {run.max_seq_len}")
-    size = batch_size or DEFAULT_BATCH
-    if run.max_batch_size:
-        size = min(size, run.max_batch_size)
-    use_autocast = autocast in _AUTOCAST and run.device.startswith("cuda")
-    with torch.inference_mode():
-        for group in batches_by_length([len(w) for w in windows], size):
-            if should_stop():
-                return
-            x = torch.tensor([windows[i] for i in group], dtype=torch.long, device=run.device)
-            y = torch.tensor([targets[i] for i in group], dtype=torch.long, device=run.device)
-            with torch.autocast("cuda", dtype=_AUTOCAST.get(autocast or "", torch.float32), enabled=use_autocast):
-                logits = run.forward(x)
-            nll, rank = position_stats(logits, y)
-            item = {
-                "index": group,
-                "nll": nll.cpu().numpy().astype(np.float32),
-                "rank": rank.cpu().numpy().astype(np.int32),
-            }
-            if top_n_positions > 0:
-                probs = torch.softmax(logits[:, :top_n_positions].float(), dim=-1)
-                top = torch.topk(probs, min(top_n, probs.shape[-1]), dim=-1)
-                item["top_ids"] = top.indices.cpu().numpy().astype(np.int32)
-                item["top_probs"] = top.values.cpu().numpy().astype(np.float32)
-            yield item
+    check_windows(run, windows, targets)
+    size = batch_limit(run, batch_size)
+    for group in batches_by_length([len(w) for w in windows], size):
+        if should_stop():
+            return
+        item = score_batch(
+            run,
+            [windows[i] for i in group],
+            [targets[i] for i in group],
+            top_n_positions=top_n_positions,
+            top_n=top_n,
+            autocast=autocast,
+        )
+        yield {"index": group, **item}
 
 
 def token_byte_lengths(tokenizer, ids: list[int]) -> tuple[list[int], str]:
