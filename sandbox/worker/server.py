@@ -67,10 +67,12 @@ class Worker:
 
         def token_bytes(run: str, docs: list[list[int]]) -> list[dict]:
             """Per document: the UTF-8 bytes each token adds to its decoding, and the decoding."""
+            from sandbox.worker.scoring import token_byte_lengths
+
             tok = host.load(run).tokenizer
             out = []
             for ids in docs:
-                lengths, decoded = scoring.token_byte_lengths(tok, ids)
+                lengths, decoded = token_byte_lengths(tok, ids)
                 out.append({"lengths": lengths, "decoded": decoded})
             return out
 

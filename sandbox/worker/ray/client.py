@@ -243,21 +243,37 @@ class RayWorkerClient(WorkerClient):
 
     @contextlib.contextmanager
     def _turn(self) -> Iterator[None]:
-        """`WorkerClient._turn`, plus: an actor whose files changed, or that no longer answers,
-        is replaced before the request runs."""
-        starts = self.starts
-        with super()._turn():
-            if self.starts == starts and (why := self._why_replace()):
-                log.info("replacing the Ray worker of %s: %s", self.name, why)
+        """One request at a time on the actor (its node-side worker client takes them in
+        order); an actor not running is started, and one whose files changed, or that no
+        longer answers, is replaced before the request runs."""
+        if not self._lock.acquire(timeout=self.wait_timeout):
+            raise WorkerBusy(f"The worker of {self.name} stayed busy for {self.wait_timeout:.0f} s.")
+        with self._state:
+            self._in_flight += 1
+        try:
+            why = "it is not running" if not self.alive else self._why_replace()
+            if why:
+                if self.alive:
+                    log.info("replacing the Ray worker of %s: %s", self.name, why)
                 self._kill()
                 try:
                     if self.limiter is not None:
                         self.limiter.acquire(self, self.timeout)
                     self._start()
                 except BaseException:
-                    self._kill()
+                    self._kill()  # never keep a slot for an actor that did not start
                     raise
             yield
+        finally:
+            with self._state:
+                self._in_flight -= 1
+            self.last_used = time.monotonic()
+            retired = self._retired and not self._in_flight
+            self._lock.release()
+            if retired:
+                self.close()
+            if self.limiter is not None:
+                self.limiter.notify()
 
     def _why_replace(self) -> str | None:
         if self._manifest().stamp != self._snapshot:
@@ -324,15 +340,18 @@ class RayWorkerClient(WorkerClient):
         log.warning("worker of %s (Ray): %r failed: %s%s", self.name, op, exc, detail)
         raise exc
 
-    def request(self, op: str, *, timeout: float | None = None, **args: Any) -> Any:
-        """Run one request and return its result (raises a `WorkerError` subclass on failure)."""
+    def request(self, op: str, *, timeout: float | None = None, session: str | None = None, **args: Any) -> Any:
+        """Run one request and return its result (raises a `WorkerError` subclass on failure).
+
+        ``session`` is accepted for the local client's API; an actor takes requests in order."""
         with self._turn():
             limit = timeout or self.timeout
             reply = self._get(self._actor.request.remote(op, args, limit), limit + self.grace, f"answering {op!r}")
             return self._result(reply, op)
 
-    def stream(self, op: str, *, timeout: float | None = None, **args: Any) -> Iterator[Any]:
-        """Yield the items of a streaming request; closing the iterator cancels it in the actor."""
+    def stream(self, op: str, *, timeout: float | None = None, session: str | None = None, **args: Any) -> Iterator[Any]:
+        """Yield the items of a streaming request; closing the iterator cancels it in the actor
+        (``session``: as in `request`)."""
         with self._turn():
             limit = timeout or self.timeout
             what = f"streaming {op!r}"

@@ -50,11 +50,12 @@ class RayWorkerPool(WorkerPool):
         """Join the cluster now (the CLI fails fast with the sentence instead of per request)."""
         connect(self.settings.address)
 
-    def client(self, experiment: Experiment) -> RayWorkerClient:
+    def client(self, experiment: Experiment, *, session: str | None = None) -> RayWorkerClient:
         """The worker handle for ``experiment`` (its actor starts on first use).
 
         `WorkerPool.client` with a `RayWorkerClient`: the same key, and a client of older
-        code retired once its requests end.
+        code retired once its requests end. One actor per experiment: no replicas (a cluster
+        adds nodes, not copies), so ``session`` does not choose among workers here.
         """
         key = (str(experiment.root), experiment.fingerprint(), self.device)
         with self._lock:
