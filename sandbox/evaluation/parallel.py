@@ -33,7 +33,7 @@ from sandbox.evaluation.results import (
     RunResult,
     error_row,
 )
-from sandbox.evaluation.run import evaluate_run, report_of
+from sandbox.evaluation.run import client_for, evaluate_run, report_of
 from sandbox.zoo.discovery import Experiment, Run, lookup
 
 POLL = 0.05  # seconds between looks at ``cancel`` while no progress arrives
@@ -63,6 +63,7 @@ def evaluate_parallel(
     use_cache: bool = True,
     cache_root: Path | None = None,
     max_parallel: int | None = None,
+    session: str | None = None,
 ) -> Report:
     """Evaluate every run on the same ``docs``, the experiments in parallel (see the module).
 
@@ -70,7 +71,7 @@ def evaluate_parallel(
     ``max_parallel`` experiments at once (default: the pool's worker cap, so that no
     experiment waits for a worker slot another one holds for the whole evaluation). Raises
     `EvaluationCancelled` when ``cancel()`` turns true, and re-raises what ``progress``
-    raised, once every thread has stopped.
+    raised, once every thread has stopped. ``session``: as in `evaluate`.
     """
     from sandbox.evaluation.data import data_fingerprint
 
@@ -94,8 +95,9 @@ def evaluate_parallel(
             if stop.is_set():
                 return
             try:
+                client = client_for(pool, exp, session)
                 results[run.id] = evaluate_run(
-                    pool.client(exp), run, docs, settings,
+                    client, run, docs, settings,
                     run_fp=run.fingerprint(), data_fp=data_fp, data_label=data_label,
                     progress=lambda rid, done, total: events.put(("progress", rid, done, total)),
                     cancel=stop.is_set, use_cache=use_cache, cache_root=cache_root,

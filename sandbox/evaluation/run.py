@@ -256,7 +256,7 @@ def evaluate(
         try:
             run = find_run(models_dir, run_id)
             exp = find_experiment(models_dir, run.experiment)
-            client = pool.client(exp, session=session).for_session(session) if session else pool.client(exp)
+            client = client_for(pool, exp, session)
             result = evaluate_run(
                 client,
                 run,
@@ -274,6 +274,12 @@ def evaluate(
             result = RunResult(run_id=run_id, error=error_row(exc))
         results.append(result)
     return report_of(results, docs, settings, data_fp, data_label, models_dir)
+
+
+def client_for(pool: Any, exp: Any, session: str | None) -> Any:
+    """``exp``'s worker client from ``pool``, its requests tagged with ``session`` when given
+    (workers serve sessions in turn)."""
+    return pool.client(exp, session=session).for_session(session) if session else pool.client(exp)
 
 
 def report_of(
