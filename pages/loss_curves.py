@@ -120,7 +120,8 @@ def runs_table() -> None:
     for i, col in enumerate(st.columns(min(len(keys), 4)) * (len(keys) // 4 + 1) if keys else []):
         if i < len(keys):
             options = groups.natural_order(table[keys[i]])
-            chosen[keys[i]] = col.multiselect(keys[i], options, key=f"lc_f_{keys[i]}", placeholder="any")
+            # A widget label is Markdown, and a config key is text from a file.
+            chosen[keys[i]] = col.multiselect(md_escape(keys[i]), options, key=f"lc_f_{keys[i]}", placeholder="any")
     row = st.columns([2, 1, 2], vertical_alignment="bottom")
     by = row[0].selectbox("Sort by", runtable.SORTABLE, key="lc_sort")
     descending = row[1].toggle("Descending", key="lc_desc")
