@@ -8,7 +8,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-from sandbox.cli.common import make_pool, models_dir_option, timeout_option
+from sandbox.cli.common import make_pool, models_dir_option, sampling_options, timeout_option
 from sandbox.settings import models_dir
 
 SECRETS_FILE = Path(".streamlit") / "secrets.toml"  # the app's, read from the current folder
@@ -109,20 +109,12 @@ def db_option(p: argparse.ArgumentParser) -> None:
 def setup_judge(p: argparse.ArgumentParser) -> None:
     """Options of ``sandbox judge``."""
     from sandbox.arena.headless import MAX_JUDGED_BATTLES
-    from sandbox.playground.settings import DEFAULT_SETTINGS as D
-
     models_dir_option(p)
     p.add_argument("--runs", nargs="+", required=True, metavar="EXP/RUN", help="two or more runs to pit against each other")
     p.add_argument("--prompts", default=None, metavar="FILE", help="UTF-8 text, one prompt per line (default: the bundled corpus's story openings)")
     p.add_argument("--n", type=int, required=True, help=f"number of battles (1 to {MAX_JUDGED_BATTLES:,})")
     p.add_argument("--rubric", default=None, metavar="FILE", help="the judge's rubric (default: the built-in one)")
-    p.add_argument("--max-new-tokens", type=int, default=D.max_new_tokens)
-    p.add_argument("--seed", type=int, default=D.seed, help="sampling seed of the first battle (then +1 each)")
-    p.add_argument("--temperature", type=float, default=D.temperature, help="0 = greedy")
-    p.add_argument("--top-k", type=int, default=D.top_k, help="0 = off")
-    p.add_argument("--top-p", type=float, default=D.top_p, help="1 = off")
-    p.add_argument("--min-p", type=float, default=D.min_p, help="0 = off")
-    p.add_argument("--device", default=None)
+    sampling_options(p, seed_help="sampling seed of the first battle (then +1 each)")
     timeout_option(p)
     db_option(p)
     p.add_argument("--json", action="store_true", help="machine-readable summary")

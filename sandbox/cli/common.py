@@ -46,6 +46,19 @@ def timeout_option(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def sampling_options(p: argparse.ArgumentParser, seed_help: str | None = None) -> None:
+    """The sampling options every generating command takes (defaults: the Playground's)."""
+    from sandbox.playground.settings import DEFAULT_SETTINGS as D
+
+    p.add_argument("--max-new-tokens", type=int, default=D.max_new_tokens)
+    p.add_argument("--seed", type=int, default=D.seed, help=seed_help)
+    p.add_argument("--temperature", type=float, default=D.temperature, help="0 = greedy")
+    p.add_argument("--top-k", type=int, default=D.top_k, help="0 = off")
+    p.add_argument("--top-p", type=float, default=D.top_p, help="1 = off")
+    p.add_argument("--min-p", type=float, default=D.min_p, help="0 = off")
+    p.add_argument("--device", default=None)
+
+
 def text_table(rows: list[dict], columns: list[str]) -> str:
     """A plain aligned text table."""
     cells = [[("" if r.get(c) is None else format_number(r[c]) if isinstance(r.get(c), float) else str(r[c])) for c in columns] for r in rows]

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sandbox.cli.common import make_pool, models_dir_option, run_of, text_table, timeout_option
+from sandbox.cli.common import (
+    make_pool,
+    models_dir_option,
+    run_of,
+    sampling_options,
+    text_table,
+    timeout_option,
+)
 from sandbox.settings import models_dir
 
 
@@ -141,18 +148,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def setup_generate(p: argparse.ArgumentParser) -> None:
-    from sandbox.playground.settings import DEFAULT_SETTINGS as D
-
     models_dir_option(p)
     p.add_argument("--run", required=True, help="EXPERIMENT/RUN")
     p.add_argument("--prompt", default="", help="text to continue (empty: start from bos)")
-    p.add_argument("--max-new-tokens", type=int, default=D.max_new_tokens)
-    p.add_argument("--seed", type=int, default=D.seed)
-    p.add_argument("--temperature", type=float, default=D.temperature, help="0 = greedy")
-    p.add_argument("--top-k", type=int, default=D.top_k, help="0 = off")
-    p.add_argument("--top-p", type=float, default=D.top_p, help="1 = off")
-    p.add_argument("--min-p", type=float, default=D.min_p, help="0 = off")
-    p.add_argument("--device", default=None)
+    sampling_options(p)
     timeout_option(p)
 
 

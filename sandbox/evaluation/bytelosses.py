@@ -26,14 +26,13 @@ differs across a corpus is `sandbox.analysis`'s.
 from __future__ import annotations
 
 import base64
-import difflib
 import math
 import zlib
 from collections.abc import Sequence
 
 import numpy as np
 
-from sandbox.evaluation.metrics import char_losses
+from sandbox.evaluation.metrics import align_to_original, char_losses
 
 LN2 = math.log(2.0)
 
@@ -86,20 +85,7 @@ def align_bytes(original: bytes, decoded: bytes, values: np.ndarray) -> np.ndarr
     total evenly over the original block, inserted bytes add to the original byte before
     them (the total is kept), original bytes the decoding dropped get NaN.
     """
-    values = np.asarray(values, dtype=np.float64)
-    if original == decoded:
-        return values.copy()
-    out = np.full(len(original), np.nan)
-    extra = np.zeros(len(original))
-    matcher = difflib.SequenceMatcher(None, original, decoded, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            out[i1:i2] = values[j1:j2]
-        elif tag == "replace":
-            out[i1:i2] = values[j1:j2].sum() / (i2 - i1)
-        elif tag == "insert" and len(original):
-            extra[max(i1 - 1, 0)] += values[j1:j2].sum()
-    return np.where(np.isnan(out) & (extra != 0), extra, out + extra)
+    return align_to_original(original, decoded, values)  # difflib compares bytes as it does text
 
 
 def per_byte_losses(

@@ -296,8 +296,9 @@ def char_losses(n_chars: int, ends: np.ndarray, token_nll: np.ndarray) -> np.nda
     return out
 
 
-def align_to_original(original: str, decoded: str, values: np.ndarray) -> np.ndarray:
-    """Per-character ``values`` of ``decoded`` carried onto the characters of ``original``.
+def align_to_original(original: str | bytes, decoded: str | bytes, values: np.ndarray) -> np.ndarray:
+    """Per-character (or per-byte, given bytes) ``values`` of ``decoded`` carried onto the
+    characters (bytes) of ``original``.
 
     Lossless tokenizers decode to the original, so this is the identity. Otherwise difflib's
     opcodes map blocks: equal blocks copy, a replaced block spreads its total evenly over the
