@@ -186,7 +186,7 @@ class GenStream:
 def step_together(streams: list[GenStream]) -> list[dict]:
     """One token for each of ``streams`` (same run, no KV cache) from ONE batched forward.
 
-    Windows of different lengths are right-aligned to the longest by repeating each one's
+    Windows of different lengths are padded to the longest by repeating each one's
     first token after its end: in a causal model (every GPT of the contract) a position
     never sees the ones after it, so each stream's logits at its own last position are
     those it would get alone (to float rounding), and no pad id ever enters the model.

@@ -7,7 +7,7 @@ into a queue; this loop, in the main thread, owns the model and:
 (a) serves the *sessions* round-robin (`RoundRobin`; within a session its requests take turns
     too), one unit of work per turn;
 (b) forms batches of compatible work: score windows of the same run and similar length
-    (within 3/4 of the longest, right-aligned) from different requests in one forward (up to
+    (within 3/4 of the longest, padded at the end) from different requests in one forward (up to
     the batch limit), generation streams of the same run without a KV cache in one forward
     per token (`generation.step_together`);
 (c) slices long work: one unit is one batch of windows or one token (a KV-cache stream makes
@@ -302,7 +302,7 @@ class Scheduler:
         """One forward: the lead's longest windows, topped up with windows of other requests
         on the same run with the same options, at least 3/4 as long.
 
-        Shorter windows are right-aligned to the longest by repeating their first token after
+        Shorter windows are padded to the longest by repeating their first token after
         their end: in a causal model a position never sees the ones after it, so each window's
         numbers are those it gets alone (to float rounding); the filler positions are cut off
         before anything is sent, and no pad id enters the model.
@@ -388,7 +388,7 @@ class Scheduler:
 
 
 def _filled(window: np.ndarray, width: int) -> np.ndarray:
-    """``window`` right-aligned to ``width`` tokens with its own first token repeated after it."""
+    """``window`` padded to ``width`` tokens with its own first token repeated after its end."""
     if len(window) == width:
         return window
     return np.concatenate([window, np.full(width - len(window), window[0], dtype=window.dtype)])
