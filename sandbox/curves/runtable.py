@@ -75,35 +75,32 @@ def run_row(run: Run) -> dict:
 
 def _rows(runs: Sequence[Run]) -> list[dict]:
     """:func:`run_row` of each run, rebuilt only when its run's files changed."""
-    rows = []
-    for run in runs:
-        stamp = _stamp(run)
-        key = f"{run.models_root}|{run.id}"
+    return [_kept(_ROWS, run, _stamp(run), run_row) for run in runs]
+
+
+def _kept(table: dict, run: Run, stamp: object, build) -> object:
+    """``table``'s value for ``run``, built again with ``build(run)`` when ``stamp`` changed."""
+    key = f"{run.models_root}|{run.id}"
+    with _ROWS_LOCK:
+        cached = table.get(key)
+    if cached is None or cached[0] != stamp:
+        cached = (stamp, build(run))
         with _ROWS_LOCK:
-            cached = _ROWS.get(key)
-        if cached is None or cached[0] != stamp:
-            cached = (stamp, run_row(run))
-            with _ROWS_LOCK:
-                _ROWS[key] = cached
-        rows.append(cached[1])
-    return rows
+            table[key] = cached
+    return cached[1]
 
 
 def run_configs(runs: Sequence[Run]) -> dict[str, dict]:
     """``{run id: scalar config values}`` (`sandbox.curves.groups.run_config`), each read
     again only when the run's config files change."""
-    out = {}
-    for run in runs:
-        stamp = (logread.file_stamp(run.model_config_path), logread.file_stamp(run.train_config_path))
-        key = f"{run.models_root}|{run.id}"
-        with _ROWS_LOCK:
-            cached = _CONFIGS.get(key)
-        if cached is None or cached[0] != stamp:
-            cached = (stamp, run_config(run))
-            with _ROWS_LOCK:
-                _CONFIGS[key] = cached
-        out[run.id] = cached[1]
-    return out
+    return {
+        run.id: _kept(
+            _CONFIGS, run,
+            (logread.file_stamp(run.model_config_path), logread.file_stamp(run.train_config_path)),
+            run_config,
+        )  # fmt: skip
+        for run in runs
+    }
 
 
 def runs_table(runs: Sequence[Run]) -> pd.DataFrame:
