@@ -101,7 +101,7 @@ class WorkerPool:
             replicas = [primary] + [c for r in range(1, self.max_replicas) if (c := self._clients.get((*key, r)))]
             chosen = min(replicas, key=load)
             if load(chosen) and len(replicas) < self.max_replicas and self.limiter.live() < self.limiter.cap:
-                chosen = WorkerClient(experiment.root, self.device, limiter=self.limiter, **self.client_kw)
+                chosen = self._new_client(experiment)
                 self._clients[(*key, len(replicas))] = chosen
                 log.info("starting replica %d of the worker of %s", len(replicas), experiment.name)
             self._picked[id(chosen)] = (now, session)
@@ -124,10 +124,14 @@ class WorkerPool:
                 # session may be in the middle of a request on it: retire it, not close it.
                 for old_key in [k for k in self._clients if k[0] == key[0]]:
                     self._clients.pop(old_key).retire()
-                client = WorkerClient(experiment.root, self.device, limiter=self.limiter, **self.client_kw)
+                client = self._new_client(experiment)
                 self._clients[key] = client
             self._clients.move_to_end(key)
             return client
+
+    def _new_client(self, experiment: Experiment) -> WorkerClient:
+        """A handle on a new worker of ``experiment`` (its process starts on first use)."""
+        return WorkerClient(experiment.root, self.device, limiter=self.limiter, **self.client_kw)
 
     def close_all(self) -> None:
         with self._lock:

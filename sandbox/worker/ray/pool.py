@@ -32,7 +32,8 @@ class RayWorkerPool(WorkerPool):
         **client_kw: Any,
     ):
         require_ray()  # fail when the pool is made, not at its first request
-        super().__init__(max_workers, device, limiter=limiter, **client_kw)
+        # One actor per experiment, no replicas: a cluster adds nodes, not copies.
+        super().__init__(max_workers, device, limiter=limiter, max_replicas=1, **client_kw)
         if settings is None:
             if not address:
                 raise ValueError("a Ray pool needs an address or settings")
@@ -50,22 +51,6 @@ class RayWorkerPool(WorkerPool):
         """Join the cluster now (the CLI fails fast with the sentence instead of per request)."""
         connect(self.settings.address)
 
-    def client(self, experiment: Experiment, *, session: str | None = None) -> RayWorkerClient:
-        """The worker handle for ``experiment`` (its actor starts on first use).
-
-        `WorkerPool.client` with a `RayWorkerClient`: the same key, and a client of older
-        code retired once its requests end. One actor per experiment: no replicas (a cluster
-        adds nodes, not copies), so ``session`` does not choose among workers here.
-        """
-        key = (str(experiment.root), experiment.fingerprint(), self.device)
-        with self._lock:
-            client = self._clients.get(key)
-            if client is None:
-                for old_key in [k for k in self._clients if k[0] == key[0]]:
-                    self._clients.pop(old_key).retire()
-                client = RayWorkerClient(
-                    experiment.root, self.device, settings=self.settings, limiter=self.limiter, **self.client_kw
-                )
-                self._clients[key] = client
-            self._clients.move_to_end(key)
-            return client
+    def _new_client(self, experiment: Experiment) -> RayWorkerClient:
+        """A `RayWorkerClient` for ``experiment`` (its actor starts on first use)."""
+        return RayWorkerClient(experiment.root, self.device, settings=self.settings, limiter=self.limiter, **self.client_kw)
