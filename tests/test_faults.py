@@ -121,11 +121,21 @@ import time
 _gated = 0
 
 
+def _gate():
+    # The test removes GATE at any moment, so "exists, then read" would race: read or None.
+    try:
+        with open("GATE") as f:
+            return int(f.read())
+    except FileNotFoundError:
+        return None
+
+
 def faults(input_ids=None):
     global _gated
-    if input_ids is not None and input_ids.shape[1] > 4 and os.path.exists("GATE"):  # not the probe
+    limit = _gate() if input_ids is not None and input_ids.shape[1] > 4 else None  # not the probe
+    if limit is not None:
         _gated += 1
-        if _gated > int(open("GATE").read()):
+        if _gated > limit:
             while os.path.exists("GATE"):
                 time.sleep(0.01)
     if os.path.exists("CRASH"):
