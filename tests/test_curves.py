@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import logzoo  # noqa: E402
 import numpy as np
+import pandas as pd
 import pytest
 
 from sandbox.curves import axes, prepare
@@ -47,6 +48,20 @@ def test_smoothing_equals_the_tensorboard_loop_with_gaps_and_infinities():
         got = prepare.smooth(values, weight)
         np.testing.assert_allclose(got, expected, rtol=1e-12, equal_nan=True)
     assert prepare.smooth(values, 0.0) is not values  # a copy, never the log's own array
+
+
+@pytest.mark.parametrize("weight", [1e-6, 0.01, 0.6, 0.99, 0.999])
+def test_smoothing_long_series_crosses_blocks_exactly(weight):
+    # 20,000 values: with small weights the numpy EMA works in many blocks (w**-k would
+    # overflow over one), and the carry between them must not show.
+    rng = np.random.default_rng(11)
+    values = np.abs(rng.normal(3, 1, 20_000)) + 0.1
+    values[rng.random(values.size) < 0.01] = np.nan
+    expected = pd.Series(values).ewm(alpha=1 - weight, adjust=True, ignore_na=True).mean().to_numpy()
+    got = prepare.smooth(values, weight)
+    finite = np.isfinite(values)
+    np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-10)
+    assert np.isnan(got[~finite]).all()
 
 
 def test_downsampling_keeps_endpoints_and_extremes_and_caps_the_size():

@@ -37,13 +37,13 @@ def column_of(x: np.ndarray, columns: int, lo: float, hi: float, log: bool = Fal
     return np.clip(((x - lo) * (columns / span)).astype(np.int64), 0, columns - 1)
 
 
-def _first_per_segment(hit: np.ndarray, segment: np.ndarray) -> np.ndarray:
-    """Index of the first True of ``hit`` in each run of equal ``segment`` values."""
+def _first_hits(hit: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Index of the first True of ``hit`` in each segment ``[starts[i], ends[i])`` that has one."""
     idx = np.flatnonzero(hit)
-    if idx.size == 0:
-        return idx
-    seg = segment[idx]
-    return idx[np.r_[True, seg[1:] != seg[:-1]]]
+    pos = np.searchsorted(idx, starts)
+    found = pos < idx.size
+    first = idx[pos[found]]
+    return first[first < ends[found]]
 
 
 def minmax_mask(x: np.ndarray, values: np.ndarray, cap: int, log_x: bool = False) -> np.ndarray:
@@ -60,18 +60,20 @@ def minmax_mask(x: np.ndarray, values: np.ndarray, cap: int, log_x: bool = False
     if n <= cap:
         return np.ones(n, dtype=bool)
     finite = np.isfinite(values)
-    keep = ~finite & np.r_[True, finite[:-1]]
+    every = bool(finite.all())  # the usual series: no masking needed
+    keep = np.zeros(n, dtype=bool) if every else ~finite & np.r_[True, finite[:-1]]
     keep[0] = keep[-1] = True
     order = None if bool(np.all(x[1:] >= x[:-1])) else np.argsort(x, kind="stable")
     xs, vs, fs = (x, values, finite) if order is None else (x[order], values[order], finite[order])
     lo, hi = float(np.nanmin(xs)), float(np.nanmax(xs))
     col = column_of(xs, columns_for(cap), lo, hi, log=log_x)
     starts = np.flatnonzero(np.r_[True, col[1:] != col[:-1]])
-    segment = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, n]))
+    lengths = np.diff(np.r_[starts, n])
     for fill, reduce in ((np.inf, np.minimum), (-np.inf, np.maximum)):
-        masked = np.where(fs, vs, fill)
+        masked = vs if every else np.where(fs, vs, fill)
         extreme = reduce.reduceat(masked, starts)
-        picked = _first_per_segment(fs & (masked == extreme[segment]), segment)
+        hit = masked == np.repeat(extreme, lengths)
+        picked = _first_hits(hit if every else hit & fs, starts, starts + lengths)
         keep[picked if order is None else order[picked]] = True
     return keep
 

@@ -8,6 +8,7 @@ full-resolution rows behind the chart are assembled on demand (CSV download).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -123,14 +124,65 @@ def smooth(values: np.ndarray, weight: float) -> np.ndarray:
 
     ``last = last*w + (1-w)*v; n += 1; smoothed = last / (1 - w**n)``, skipping non-finite
     values (they are returned unchanged and do not advance ``n``). That is exactly pandas'
-    ``ewm(alpha=1-w, adjust=True, ignore_na=True)`` on the finite values.
+    ``ewm(alpha=1-w, adjust=True, ignore_na=True)`` on the finite values, computed here with
+    whole-array numpy steps (`_ema`): 500 runs are smoothed on every change of the slider.
     """
     values = np.asarray(values, dtype=float)
     if weight <= 0 or values.size == 0:
         return values.copy()
     finite = np.isfinite(values)
-    ema = pd.Series(np.where(finite, values, np.nan)).ewm(alpha=1 - weight, adjust=True, ignore_na=True)
-    return np.where(finite, ema.mean().to_numpy(), values)
+    if finite.all():
+        return _ema(values, weight)
+    out = values.copy()
+    out[finite] = _ema(values[finite], weight)
+    return out
+
+
+_EXPONENT_SPAN = 100.0  # within a block, weights run from 1 to 10**-100: far from overflow
+
+
+def _ema(x: np.ndarray, w: float) -> np.ndarray:
+    """The debiased EMA of finite ``x``, without a Python loop over its values.
+
+    ``num[t] = w*num[t-1] + x[t]`` is ``w**t * cumsum(x[j] * w**-j)``. ``w**-j`` would
+    overflow on a long series, so the series is cut into blocks over which it spans at most
+    10**100; a block then starts from the previous block's last ``num``, whose own carry has
+    decayed by ``w**block`` (≤ 1e-100) and is below double precision. The debiasing
+    denominator ``1 + w + … + w**t`` is a closed form.
+    """
+    n = x.size
+    if n == 0 or not 0 < w < 1:
+        return x.copy()
+    block = max(1, min(n, int(_EXPONENT_SPAN * np.log(10) / -np.log(w))))
+    blocks = -(-n // block)
+    padded = np.zeros(blocks * block)
+    padded[:n] = x
+    rows = padded.reshape(blocks, block)
+    up, down, debias = _powers(w, block, _rounded_up(n))
+    num = np.cumsum(rows * up, axis=1) * down  # each block as if it started from zero
+    if blocks > 1:  # plus the carry: the previous block's last value, decayed by w**(k+1)
+        num[1:] += np.outer(num[:-1, -1], down * w)
+    return num.ravel()[:n] * ((1 - w) / debias[:n])
+
+
+def _rounded_up(n: int) -> int:
+    """``n`` rounded up to a power of two: series of similar lengths share `_powers`."""
+    return 1 << max(0, n - 1).bit_length()
+
+
+@functools.lru_cache(maxsize=16)
+def _powers(w: float, block: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``w**-k`` and ``w**k`` for k < block, and ``1 - w**(t+1)`` for t < n (read-only).
+
+    Kept: 500 runs smoothed with one weight share them. Powers as ``exp(k log w)``
+    (numpy's float ``**`` is about 20× slower); ``expm1`` keeps ``1 - w**(t+1)`` precise.
+    """
+    k = np.arange(block, dtype=float) * np.log(w)
+    debias = -np.expm1(np.arange(1, n + 1, dtype=float) * np.log(w))
+    arrays = (np.exp(-k), np.exp(k), debias)
+    for array in arrays:
+        array.flags.writeable = False
+    return arrays
 
 
 def downsample_mask(values: np.ndarray, cap: int, x: np.ndarray | None = None, log_x: bool = False) -> np.ndarray:
@@ -175,6 +227,17 @@ def run_x(log: logs.RunLog, run: Run | None, axis: XAxis) -> tuple[np.ndarray | 
     if per_step is None:
         return None, "", how
     return log.columns[logs.STEP] * per_step, how, ""
+
+
+def _outside(values: np.ndarray, domain: tuple[float, float]) -> int:
+    """How many finite ``values`` lie outside ``domain`` (NaN compares False; inf is left out)."""
+    outside = (values < domain[0]) | (values > domain[1])
+    return int(np.isfinite(values[outside]).sum())
+
+
+def _finite_or_nan(values: np.ndarray) -> np.ndarray:
+    """``values`` with inf (a diverged value as logged) drawn as NaN, a gap."""
+    return np.where(np.isfinite(values), values, np.nan)
 
 
 def _onsets(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -241,6 +304,7 @@ def prepare(
                 f"value; they are not drawn against {axis.title.lower()}."
             )
         tokens = x if axis.key == "tokens" else run_x(log, runs.get(rid), X_AXES["tokens"])[0]
+        x_finite = x is not None and bool(np.isfinite(x).all())
         for metric in names:
             value = log.columns[metric]
             factor = 1.0
@@ -252,12 +316,13 @@ def prepare(
                 value = value * factor
             flags = log.nonfinite.get(metric)
             present = np.isfinite(value) if flags is None else np.isfinite(value) | flags
-            if not present.any():
+            every = bool(present.all())  # the usual log: no copies of whole columns below
+            if not every and not present.any():
                 continue
-            summary_rows.append(summary_row(rid, labels[metric], step[present], value[present]))
+            summary_rows.append(summary_row(rid, labels[metric], *((step, value) if every else (step[present], value[present]))))
             if x is None:
                 continue
-            rows = np.flatnonzero(present & np.isfinite(x))
+            rows = np.arange(value.size) if every and x_finite else np.flatnonzero(present & np.isfinite(x))
             rows = rows[int(len(rows) * settings.trim / 100.0) :]
             if settings.log_x:
                 visible = x[rows] > 0
@@ -269,26 +334,26 @@ def prepare(
                 rows = rows[visible]
             if rows.size == 0:
                 continue
-            smoothed = smooth(value[rows], settings.smoothing)  # on the whole series, zoomed or not
+            smoothed = smooth(value if rows.size == value.size else value[rows], settings.smoothing)  # on the whole series, zoomed or not
             if settings.x_range is not None:  # zoomed: only the range is drawn, at full detail
                 inside = budget.in_range(x[rows], settings.x_range)
                 rows, smoothed = rows[inside], smoothed[inside]
                 if rows.size == 0:
                     continue
-            v = value[rows]
+            whole = rows.size == value.size  # rows is every row: the columns serve as they are
+            v = value if whole else value[rows]
             series.append(_Series(rid, metric, rows, log, x, tokens, smoothed, factor, labels[metric]))
             drawn_values.setdefault(labels[metric], []).append(v)
-            pick = np.flatnonzero(downsample_mask(v, cap, x[rows], settings.log_x)) if v.size > cap else slice(None)
-            finite = np.isfinite(v)
+            pick = np.flatnonzero(downsample_mask(v, cap, x if whole else x[rows], settings.log_x)) if v.size > cap else slice(None)
             kept = rows[pick]
             draw["run"].append(np.full(kept.size, run_code, dtype=np.int32))
             draw["metric"].append(np.full(kept.size, metrics.index(metric), dtype=np.int32))
             draw["x"].append(x[kept])
             draw["step"].append(step[kept])
             draw["tokens"].append(tokens[kept] if tokens is not None else np.full(kept.size, np.nan))
-            draw["value"].append(np.where(finite, v, np.nan)[pick])
-            draw["smoothed"].append(np.where(np.isfinite(smoothed), smoothed, np.nan)[pick])
-            if finite.all():  # the usual case: nothing diverged
+            draw["value"].append(_finite_or_nan(v[pick]))
+            draw["smoothed"].append(_finite_or_nan(smoothed[pick]))
+            if every and flags is None:  # the usual case: every value finite, nothing diverged
                 draw["onset"].append(np.zeros(kept.size, dtype=bool))
                 draw["marker_y"].append(np.full(kept.size, np.nan))
             else:
@@ -312,9 +377,7 @@ def prepare(
             domain = robust_range(parts, log=settings.log_y)
             if domain is not None:
                 y_domains[label] = domain
-                values = np.concatenate(parts)
-                values = values[np.isfinite(values)]
-                clipped += int(((values < domain[0]) | (values > domain[1])).sum())
+                clipped += sum(_outside(values, domain) for values in parts)
     if clipped:
         notes.append(
             f"{clipped} value(s) lie outside the y range, which ignores outliers; "

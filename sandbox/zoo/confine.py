@@ -6,16 +6,15 @@ diff, data files) goes through :func:`confine` first.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
-def inside(path: Path, base: Path) -> bool:
-    """True when ``path`` (links resolved) lies under ``base``."""
-    try:
-        path.resolve().relative_to(base)
-    except ValueError:
-        return False
-    return True
+def inside(path: Path | str, base: Path | str) -> bool:
+    """True when ``path`` (links resolved) lies under ``base`` (a folder already resolved)."""
+    # Strings, not pathlib: discovery and every config and log read of 500 runs come here.
+    real, root = os.path.realpath(path), os.fspath(base)
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
 class OutsideError(ValueError):
@@ -29,6 +28,6 @@ def confine(path: Path, base: Path, shown: str, where: str = "the models directo
     weights, code for the code diff, data files) goes through here first. ``shown`` names
     the file in the sentence (a path relative to ``base``, never a server path).
     """
-    if not inside(path, Path(base).resolve()):
+    if not inside(path, os.path.realpath(base)):
         raise OutsideError(f"{shown} is a link to a file outside {where}; it is not read.")
     return path

@@ -42,6 +42,7 @@ def _quote(text: str, limit: int = 30) -> str:
 
 
 _SNIFF_BYTES = 65536  # how much of a log is looked at to tell text from binary
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in b"\t\n\r")
 
 
 def _is_text(data: bytes) -> bool:
@@ -54,13 +55,18 @@ def _is_text(data: bytes) -> bool:
     sample = data[:_SNIFF_BYTES]
     if b"\x00" in sample:
         return False
+    # Counted in C, not per character in Python (that took 3 ms a log, 1.5 s for 500 logs):
+    # a byte below 32 is always a whole character in UTF-8, so control characters are bytes.
+    odd = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
+    if sample.isascii():  # the usual log: nothing to decode
+        return odd <= max(4, len(sample) // 10)
     header = sample.split(b"\n", 1)[0]
     try:
         header.decode("utf-8")
     except UnicodeDecodeError:
         return len(header) == len(sample)  # a header cut by the sample's end is judged below
     text = sample.decode("utf-8", errors="replace")
-    odd = sum(1 for ch in text if ch == "\ufffd" or (ord(ch) < 32 and ch not in "\t\n\r"))
+    odd += text.count("\ufffd")
     return odd <= max(4, len(text) // 10)
 
 
@@ -224,7 +230,8 @@ def parse_log(data: bytes, label: str = "log_data.csv") -> RunLog:
         return RunLog(None, label, (-1, -1), notes=(sentence,), error=sentence)
     data = _drop_partial_last_line(data, label, notes)
     try:
-        data.decode("utf-8")
+        if not data.isascii():  # ASCII is UTF-8; checking is much cheaper than decoding
+            data.decode("utf-8")
     except UnicodeDecodeError:
         # Arrow decodes a bad row strictly before its handler sees it (and prints the
         # error to stderr): give it text in which every undecodable byte is U+FFFD.
