@@ -14,11 +14,31 @@ import numpy as np
 TOTAL_POINTS = 40_000  # points sent to the browser for one chart, all series together
 MAX_POINTS = 2_000  # one series: two points per pixel column of a wide chart
 MIN_POINTS = 8  # below this a series is no longer a curve (only beyond 5,000 series)
+TOTAL_TIPS = 10_000  # drawn points that carry a hover tooltip, all series together
+MAX_TIPS = 400  # one series: a tip every two or three pixels of a wide chart
 
 
 def points_per_series(n_series: int) -> int:
     """The share of the budget of one series when ``n_series`` are drawn."""
     return int(np.clip(TOTAL_POINTS // max(n_series, 1), MIN_POINTS, MAX_POINTS))
+
+
+def tips_per_series(n_series: int) -> int:
+    """How many of one series' drawn points carry the hover tooltip when ``n_series`` are drawn.
+
+    A browser evaluates each tooltip when it draws the chart (about a second per 40,000
+    points in Chromium); a pointer finds the nearest tip, which need not be denser than
+    one every few pixels.
+    """
+    return int(np.clip(TOTAL_TIPS // max(n_series, 1), MIN_POINTS, MAX_TIPS))
+
+
+def tip_mask(n: int, tips: int) -> np.ndarray:
+    """``tips`` of ``n`` drawn points, evenly spread and both ends included (all when fewer)."""
+    mask = np.zeros(n, dtype=bool)
+    if n:
+        mask[np.unique(np.linspace(0, n - 1, min(n, tips)).round().astype(np.int64))] = True
+    return mask
 
 
 def columns_for(cap: int) -> int:

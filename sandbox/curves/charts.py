@@ -29,6 +29,10 @@ _BREAK = "break-paths-filter-domains"
 _VALUE_FORMAT = ".4~g"
 _COUNT_FORMAT = ",.0f"
 LEGEND_LIMIT = 40  # legend entries listed one by one
+# Curves are tens of thousands of points: drawn on one canvas, not one SVG element each.
+# Streamlit drew this chart as SVG (77,000 nodes for 10 runs, about five seconds to build
+# in Chromium before anything showed); vega-embed takes the spec's own renderer option.
+ON_CANVAS = {"embedOptions": {"renderer": "canvas"}}
 
 
 class Layout(NamedTuple):
@@ -49,6 +53,7 @@ class Layout(NamedTuple):
     color_by: str = ""  # a config key whose value ("color" column) colours the lines; "": the run
     has_config: bool = False  # the tooltip names each run's differing config keys (``run_config``)
     color_values: tuple[str, ...] = ()  # the colour-by key's values, in legend order
+    has_tips: bool = False  # a "tip" column marks the points that carry the hover tooltip
 
     @property
     def columns(self) -> list[str]:
@@ -64,6 +69,8 @@ class Layout(NamedTuple):
             columns += ["onset", "marker_y"]
         if self.color_by:
             columns.append("color")
+        if self.has_tips:
+            columns.append("tip")
         return columns
 
 
@@ -92,6 +99,7 @@ def layout_of(
         has_tokens, has_onsets, height, panel_width, robust_y,
         color_by if "color" in draw else "", has_config,
         tuple(natural_order(draw["color"])) if color_by and "color" in draw else (),
+        "tip" in draw,
     )  # fmt: skip
 
 
@@ -236,7 +244,7 @@ def legend_of(limit: int = 0) -> alt.Legend:
 def _build_chart(layout: Layout) -> alt.TopLevelMixin:
     (
         metrics, x_key, x_title, log_x, log_y, smoothed, run_ids,
-        has_tokens, has_onsets, height, panel_width, robust_y, color_by, has_config, color_values,
+        has_tokens, has_onsets, height, panel_width, robust_y, color_by, has_config, color_values, has_tips,
     ) = layout  # fmt: skip
     x_field = "step:Q" if x_key == "step" else "x:Q"
     x_scale = alt.Scale(type="log" if log_x else "linear", zero=False, nice=False)
@@ -295,7 +303,10 @@ def _build_chart(layout: Layout) -> alt.TopLevelMixin:
     tooltip.append(alt.Tooltip("value:Q", title="value", format=_VALUE_FORMAT))
     if smoothed:
         tooltip.append(alt.Tooltip("smoothed:Q", title="smoothed", format=_VALUE_FORMAT))
-    pointer = base.transform_calculate(config="run_config[datum.run]") if has_config else base
+    # Every point of the hover layer evaluates its tooltip when drawn: only the points the
+    # budget marks as tips carry one (`sandbox.curves.budget.tips_per_series`).
+    pointer = base.transform_filter("datum.tip") if has_tips else base
+    pointer = pointer.transform_calculate(config="run_config[datum.run]") if has_config else pointer
     layers.append(
         pointer.mark_point(filled=True, size=45, invalid=_BREAK, **clip)
         .encode(
@@ -324,10 +335,11 @@ def _build_chart(layout: Layout) -> alt.TopLevelMixin:
     # A placeholder that loss_chart replaces with the rows (facets need data at the top).
     chart = alt.layer(*layers, data=alt.NamedData(name="curves"))
     if len(metrics) <= 1:
-        return chart.properties(width="container", height=height + 60)
+        return chart.properties(width="container", height=height + 60, usermeta=ON_CANVAS)
     return (
         chart.properties(width=panel_width, height=height)
         .facet(facet=alt.Facet("metric:N", sort=list(metrics), title=None), columns=2)
         .resolve_scale(y="independent")
         .configure_header(labelFontSize=13, labelFontWeight="bold")
+        .properties(usermeta=ON_CANVAS)
     )

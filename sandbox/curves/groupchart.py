@@ -18,6 +18,7 @@ from sandbox.curves.axes import X_AXES
 from sandbox.curves.charts import (
     _BREAK,
     _VALUE_FORMAT,
+    ON_CANVAS,
     _domain_params,
     _y_scale,
     layout_of,
@@ -92,13 +93,14 @@ def group_chart(
     )
     chart = alt.layer(*layers, data=frame[COLUMNS])
     if not faceted:
-        chart = chart.properties(width="container", height=height + 60)
+        chart = chart.properties(width="container", height=height + 60, usermeta=ON_CANVAS)
     else:
         chart = (
             chart.properties(width=panel_width, height=height)
             .facet(facet=alt.Facet("metric:N", sort=list(metrics), title=None), columns=2)
             .resolve_scale(y="independent")
             .configure_header(labelFontSize=13, labelFontWeight="bold")
+            .properties(usermeta=ON_CANVAS)
         )
     if robust:  # the y-range parameters the scales read, at the top level (as the run chart's)
         layout = layout_of(pd.DataFrame({"run": []}), metrics=metrics, robust_y=True)

@@ -276,6 +276,7 @@ def prepare(
     drawn_values: dict[str, list[np.ndarray]] = {}
     n_series = sum(m in logs_by_run[rid].columns for rid in run_ids for m in metrics)
     cap = max_points or points_per_series(n_series)
+    tips = budget.tips_per_series(n_series)
     notes: list[str] = []
     unavailable: dict[str, str] = {}
     computed: dict[str, str] = {}
@@ -353,6 +354,7 @@ def prepare(
             draw["tokens"].append(tokens[kept] if tokens is not None else np.full(kept.size, np.nan))
             draw["value"].append(_finite_or_nan(v[pick]))
             draw["smoothed"].append(_finite_or_nan(smoothed[pick]))
+            draw["tip"].append(budget.tip_mask(kept.size, tips))
             if every and flags is None:  # the usual case: every value finite, nothing diverged
                 draw["onset"].append(np.zeros(kept.size, dtype=bool))
                 draw["marker_y"].append(np.full(kept.size, np.nan))
@@ -398,7 +400,7 @@ def prepare(
     )
 
 
-DRAW_COLUMNS = ["run", "metric", "x", "step", "tokens", "value", "smoothed", "onset", "marker_y"]
+DRAW_COLUMNS = ["run", "metric", "x", "step", "tokens", "value", "smoothed", "onset", "marker_y", "tip"]
 
 
 def _draw_frame(parts: dict[str, list[np.ndarray]], run_ids: list[str], metrics: list[str]) -> pd.DataFrame:
@@ -412,5 +414,6 @@ def _draw_frame(parts: dict[str, list[np.ndarray]], run_ids: list[str], metrics:
             **{name: column(name, float) for name in ("x", "step", "tokens", "value", "smoothed")},
             "onset": column("onset", bool),
             "marker_y": column("marker_y", float),
+            "tip": column("tip", bool),
         }
     )
