@@ -105,29 +105,53 @@ if "models_url_read" not in ss:
     ss["models_url_read"] = True
     params = {key: st.query_params.get_all(key) for key in st.query_params}
     linked, ss["models_url_warnings"] = url.from_query(params, names, list(table["run_id"]))
-    ss.update(linked)
+    # The open tab is set now; the link's widget values wait in "models_linked" until their
+    # widgets are drawn (see `current`): set through session state, a widget in a tab not yet
+    # shown came up in the browser at its default (Run B reset to Run A on the next click).
+    if url.TAB_KEY in linked:
+        ss[url.TAB_KEY] = linked.pop(url.TAB_KEY)
+    ss["models_linked"] = linked
     if "code_base" in linked:  # a linked base belongs to the linked (or default) target
         ss["code_base_for"] = linked.get("code_target") or getattr(default_target(experiments), "name", None)
 for warning in ss.get("models_url_warnings", []):
     st.warning(warning, icon=":material/link_off:")
-for key, options in (("models_experiments", names), ("models_diff_runs", list(table["run_id"]))):
-    if key in ss:  # a run or experiment that went away cannot stay selected
-        ss[key] = [v for v in ss[key] if v in options]
 
+
+def _shown(key: str, options: list[str], fallback: object, valid) -> object:
+    """The value widget ``key`` is drawn with, written to its state when it changes here.
+
+    Its own value if still valid, else the link's (once), else ``fallback``. A value changed
+    here is written to session state (the browser is told) and is also the widget's default on
+    every run: the browser starts a widget it has not drawn yet (one in a tab not opened yet)
+    from its default, so the two always agree (Run B came up as Run A after a click otherwise).
+    """
+    linked = ss.setdefault("models_linked", {}).pop(key, None)
+    if key in ss and valid(ss[key]):
+        return ss[key]
+    value = linked if linked is not None and valid(linked) else fallback
+    ss[key] = value
+    return value
 
 
 def choose(label: str, options: list[str], key: str, index: int = 0, **kw):
-    """A selectbox whose value may come from the link: kept if still an option."""
-    if key in ss and ss[key] not in options:
-        del ss[key]
-    default = {} if key in ss else {"index": index}
-    return st.selectbox(label, options, key=key, **default, **kw)
+    """A selectbox whose value may come from the link: kept while it is an option."""
+    value = _shown(key, options, options[index] if options else None, lambda v: v in options)
+    return st.selectbox(label, options, key=key, index=options.index(value) if value in options else 0, **kw)
+
+
+def choose_many(label: str, options: list[str], key: str, default: list[str], **kw):
+    """A multiselect whose values may come from the link: those that are options are kept."""
+    kept = [v for v in ss.get(key, []) if v in options]
+    if key in ss and kept != ss[key]:  # some went away: keep the rest
+        ss[key] = kept
+    values = _shown(key, options, default, lambda vs: all(v in options for v in vs))
+    return st.multiselect(label, options, default=values, key=key, **kw)
 
 
 # -- the runs table ------------------------------------------------------------------------
 for sentence in common.refused_experiment_links():
     st.warning(md_escape(sentence), icon=":material/link_off:")
-picked = st.multiselect("Experiments", names, default=None if "models_experiments" in ss else names, key="models_experiments")
+picked = choose_many("Experiments", names, "models_experiments", names)
 shown = table[table["experiment"].isin(picked)]
 st.dataframe(
     # A run not loaded yet has no parameter count: a blank cell (Streamlit would write "None"
@@ -214,10 +238,7 @@ with tab_detail:
 
 # -- config diff ----------------------------------------------------------------------------
 with tab_diff:
-    chosen = st.multiselect(
-        "Runs to compare", list(table["run_id"]),
-        default=None if "models_diff_runs" in ss else list(table["run_id"])[:2], key="models_diff_runs",
-    )
+    chosen = choose_many("Runs to compare", list(table["run_id"]), "models_diff_runs", list(table["run_id"])[:2])
     if len(chosen) < 2:
         st.info("Pick two or more runs.")
     else:
@@ -244,14 +265,13 @@ with tab_code:
         target_name = choose("Experiment", names, "code_target", names.index(first.name) if first else 0)
         target = experiment_by_name[target_name]
         others = [n for n in names if n != target_name]
-        # A base belongs to the target it was chosen for: a new target gets its own default
-        # base, written to the widget's state before it is drawn so that the box shows it too.
-        if ss.get("code_base_for") != target_name or ss.get("code_base") not in others:
-            guess = default_base(target, experiments)
+        # A base belongs to the target it was chosen for: a new target gets its own default base.
+        guess = default_base(target, experiments)
+        if ss.get("code_base_for") != target_name:
             ss["code_base"] = guess.name if guess else others[0]
         ss["code_base_for"] = target_name
-        base_name = st.selectbox(
-            "Compared with (base)", others, key="code_base",
+        base_name = choose(
+            "Compared with (base)", others, "code_base", others.index(guess.name) if guess and guess.name in others else 0,
             help="Default: the experiment it was forked from (named in its README), else the most "
             "similar one that is not a fork of it.",
         )  # fmt: skip

@@ -134,6 +134,27 @@ def test_models_page_selection_lives_in_the_url(app_at, toy_models):
     assert not at.exception
 
 
+def test_linked_pickers_are_drawn_with_their_value_as_default(app_at, toy_models):
+    # A widget in a tab the browser has not opened yet starts there from the default it was
+    # sent; when that default was index 0, the next click sent "Run B = Run A" back (seen in
+    # Chromium after "Evaluate both"). So every run sends each picker's value as its default.
+    at = app_at(toy_models)
+    at.query_params["a"] = "toy_a/run1"
+    at.query_params["b"] = "toy_b/cached"
+    at.query_params["diff"] = ["toy_a/run1", "toy_b/cached"]
+    at.run()
+    at.switch_page("pages/models.py").run()
+    for _ in range(2):  # as linked, then on a later run of the page
+        assert not at.exception
+        for key, value in (("card_a", "toy_a/run1"), ("card_b", "toy_b/cached")):
+            box = at.selectbox(key=key)
+            assert box.value == value and box.options[box.proto.default] == value, key
+        runs = at.multiselect(key="models_diff_runs")
+        assert runs.value == ["toy_a/run1", "toy_b/cached"]
+        assert [runs.options[i] for i in runs.proto.default] == runs.value
+        at.run()
+
+
 def test_the_open_tab_is_in_the_link(app_at, toy_models):
     at = app_at(toy_models)
     at.query_params["tab"] = "doctor"
