@@ -34,6 +34,7 @@ seed), so no result comes from the evaluation cache.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -397,7 +398,7 @@ def report(mode: str, runs: list[str], phases: list[Phase], notes: list[str]) ->
         cpu = statistics.median(p.cpu for p in by_n[n])
         print(f"  {n:8d} {wall:8.2f} {ratio:8.2f} {n / ratio:9.2f}x {spread:15.2f} {errors:7d} {cpu:7.2f}  "
               + " ".join(f"{p.seconds:.2f}" for p in by_n[n]))
-        if n > 1 and cpu == cpu:  # threads mode: what the work itself cost bounds the wall time
+        if n > 1 and not math.isnan(cpu):  # threads mode measures CPU time: what the work cost bounds the wall time
             floor = cpu / (os.cpu_count() or 1) / alone
             print(f"  {'':8} the CPU time of {n} sessions spread over all {os.cpu_count()} cores would still take "
                   f"{floor:.2f}x one alone ({cpu / statistics.median(p.cpu for p in by_n[1]):.1f}x its CPU time)")

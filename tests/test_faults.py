@@ -56,10 +56,7 @@ def _own_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 @pytest.fixture
 def zoo(tmp_path: Path) -> Path:
     """toy_a (runs run1, run2) and toy_b (run cached), ours to break."""
-    models = tmp_path / "models"
-    toyzoo.make_toy_a(models, runs=("run1", "run2"))
-    toyzoo.make_toy_b(models)
-    return models
+    return toyzoo.make_pair(tmp_path / "models")
 
 
 @pytest.fixture

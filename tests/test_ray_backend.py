@@ -83,10 +83,7 @@ def _own_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.fixture
 def zoo(tmp_path: Path) -> Path:
     """toy_a (run1, run2) and toy_b (cached): the same module names, different everything else."""
-    models = tmp_path / "models"
-    toyzoo.make_toy_a(models, runs=("run1", "run2"))
-    toyzoo.make_toy_b(models)
-    return models
+    return toyzoo.make_pair(tmp_path / "models")
 
 
 def ray_pool(cluster: str, **kw) -> RayWorkerPool:

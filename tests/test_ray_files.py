@@ -24,10 +24,7 @@ DOCS = [
 
 @pytest.fixture
 def zoo(tmp_path: Path) -> Path:
-    models = tmp_path / "models"
-    toyzoo.make_toy_a(models, runs=("run1", "run2"))
-    toyzoo.make_toy_b(models)
-    return models
+    return toyzoo.make_pair(tmp_path / "models")
 
 
 # -- what travels ----------------------------------------------------------------------------------

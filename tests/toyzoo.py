@@ -369,6 +369,14 @@ def make_toy_b(models: Path, name: str = "toy_b", runs: tuple[str, ...] = ("cach
     return root
 
 
+def make_pair(models: Path) -> Path:
+    """toy_a (runs run1, run2) and toy_b (run cached) in ``models``: two experiments with the
+    same module names and different everything else (the worker, fault and Ray tests' zoo)."""
+    make_toy_a(models, runs=("run1", "run2"))
+    make_toy_b(models)
+    return models
+
+
 def make_toy_buffers(models: Path, name: str = "toy_c", runs: tuple[str, ...] = ("run1",)) -> Path:
     """Experiment C: experiment A's tokenizer and config, a model with persistent buffers
     (``mask``, ``inv_freq``) saved in model.pth and its head tied to the embedding."""
