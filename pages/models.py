@@ -106,7 +106,7 @@ if "models_url_read" not in ss:
     params = {key: st.query_params.get_all(key) for key in st.query_params}
     linked, ss["models_url_warnings"] = url.from_query(params, names, list(table["run_id"]))
     # The open tab is set now; the link's widget values wait in "models_linked" until their
-    # widgets are drawn (see `current`): set through session state, a widget in a tab not yet
+    # widgets are drawn (see `_shown`): set through session state, a widget in a tab not yet
     # shown came up in the browser at its default (Run B reset to Run A on the next click).
     if url.TAB_KEY in linked:
         ss[url.TAB_KEY] = linked.pop(url.TAB_KEY)

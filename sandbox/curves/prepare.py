@@ -229,6 +229,12 @@ def run_x(log: logs.RunLog, run: Run | None, axis: XAxis) -> tuple[np.ndarray | 
     return log.columns[logs.STEP] * per_step, how, ""
 
 
+def _take(column: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``column[rows]`` for sorted, distinct ``rows``; the column itself when they are every row
+    (the usual log: no copy of 10,000 values per series)."""
+    return column if rows.size == column.size else column[rows]
+
+
 def _outside(values: np.ndarray, domain: tuple[float, float]) -> int:
     """How many finite ``values`` lie outside ``domain`` (NaN compares False; inf is left out)."""
     outside = (values < domain[0]) | (values > domain[1])
@@ -292,20 +298,21 @@ def prepare(
             continue
         step = log.columns[logs.STEP]
         x, how, why = run_x(log, runs.get(rid), axis)
-        if x is not None and not np.isfinite(x).any():
-            x, why = None, f"no row of its log has a {axis.needs or axis.title.lower()} value"
+        x_ok = None if x is None else np.isfinite(x)
+        if x_ok is not None and not x_ok.any():
+            x, x_ok, why = None, None, f"no row of its log has a {axis.needs or axis.title.lower()} value"
+        x_finite = x_ok is not None and bool(x_ok.all())
         if how:
             computed[rid] = how
         if why:
             unavailable[rid] = why
-        elif x is not None and not np.isfinite(x).all():  # e.g. a last row without tokens
-            missing = int((~np.isfinite(x)).sum())
+        elif x is not None and not x_finite:  # e.g. a last row without tokens
+            missing = int((~x_ok).sum())
             notes.append(
                 f"{rid}: {missing} of {x.size} log rows have no {axis.needs or axis.title.lower()} "
                 f"value; they are not drawn against {axis.title.lower()}."
             )
         tokens = x if axis.key == "tokens" else run_x(log, runs.get(rid), X_AXES["tokens"])[0]
-        x_finite = x is not None and bool(np.isfinite(x).all())
         for metric in names:
             value = log.columns[metric]
             factor = 1.0
@@ -323,7 +330,7 @@ def prepare(
             summary_rows.append(summary_row(rid, labels[metric], *((step, value) if every else (step[present], value[present]))))
             if x is None:
                 continue
-            rows = np.arange(value.size) if every and x_finite else np.flatnonzero(present & np.isfinite(x))
+            rows = np.arange(value.size) if every and x_finite else np.flatnonzero(present & x_ok)
             rows = rows[int(len(rows) * settings.trim / 100.0) :]
             if settings.log_x:
                 visible = x[rows] > 0
@@ -335,17 +342,16 @@ def prepare(
                 rows = rows[visible]
             if rows.size == 0:
                 continue
-            smoothed = smooth(value if rows.size == value.size else value[rows], settings.smoothing)  # on the whole series, zoomed or not
+            smoothed = smooth(_take(value, rows), settings.smoothing)  # on the whole series, zoomed or not
             if settings.x_range is not None:  # zoomed: only the range is drawn, at full detail
                 inside = budget.in_range(x[rows], settings.x_range)
                 rows, smoothed = rows[inside], smoothed[inside]
                 if rows.size == 0:
                     continue
-            whole = rows.size == value.size  # rows is every row: the columns serve as they are
-            v = value if whole else value[rows]
+            v = _take(value, rows)
             series.append(_Series(rid, metric, rows, log, x, tokens, smoothed, factor, labels[metric]))
             drawn_values.setdefault(labels[metric], []).append(v)
-            pick = np.flatnonzero(downsample_mask(v, cap, x if whole else x[rows], settings.log_x)) if v.size > cap else slice(None)
+            pick = np.flatnonzero(downsample_mask(v, cap, _take(x, rows), settings.log_x)) if v.size > cap else slice(None)
             kept = rows[pick]
             draw["run"].append(np.full(kept.size, run_code, dtype=np.int32))
             draw["metric"].append(np.full(kept.size, metrics.index(metric), dtype=np.int32))
