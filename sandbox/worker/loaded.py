@@ -12,7 +12,13 @@ from sandbox.errors import ContractViolation
 
 @dataclass
 class LoadedRun:
-    """A run ready to use: model on the device in eval mode, its config and tokenizer."""
+    """A run ready to use: model on the device in eval mode, its config and tokenizer.
+
+    Every kind gives the same two things: a tokenizer with the contract's interface
+    (``encode(text, bos=True, eos=False)``, ``decode(ids)``, ``bos_id``, ``eos_id``,
+    ``pad_id``), and a model whose ``model(input_ids)`` is the full-sequence inference path
+    (a kind whose codebase returns less wraps its model, see `sandbox.worker.kinds.wrap`).
+    """
 
     name: str
     model: torch.nn.Module
@@ -23,6 +29,17 @@ class LoadedRun:
     takes_cache_len: bool
     embedding_rows: int | None
     info: dict = field(default_factory=dict)
+    kind: str = "template"
+    context: int = 0  # tokens the model reads at most (0: the config's max_seq_len)
+    # A forward that takes cache_len gets cache_len=0 for a whole sequence: some template
+    # versions crash without it (their own comparison code passes it).
+    zero_cache_len: bool = False
+    start_note: str = "the tokenizer's bos token"  # what the ids of a document start with
+    loaded_by: str = "the contract"  # whose code built the model ("tools.load_model", ...)
+    notes: tuple[str, ...] = ()  # things a person should know about this load
+    tokenizer_name: str = ""
+    tokenizer_file: str = "tokenizer"  # the file a tokenizer problem is reported against
+    model_file: str = "modules/model.py"  # the file a forward problem is reported against
     # The generation stream whose tokens the model's KV cache holds (None: nobody's). A
     # worker interleaves streams, and any forward writes the cache, so a stream refills it
     # when it is not the owner (`sandbox.worker.generation.GenStream.own_cache`).
@@ -30,7 +47,12 @@ class LoadedRun:
 
     @property
     def max_seq_len(self) -> int:
-        return int(getattr(self.cfg, "max_seq_len", 0) or 0) or 1024
+        return self.context or int(getattr(self.cfg, "max_seq_len", 0) or 0) or 1024
+
+    @property
+    def forward_call(self) -> str:
+        """How the inference path is called, as a sentence names it."""
+        return "model(input_ids, cache_len=0)" if self.zero_cache_len else "model(input_ids)"
 
     @property
     def max_batch_size(self) -> int | None:
@@ -45,13 +67,17 @@ class LoadedRun:
         """
         if cache_len is None:
             self.cache_owner = None  # a forward without cache_len overwrites the cache from 0
-            out, call = self.model(input_ids), "model(input_ids)"
+            call = self.forward_call
+            out = self.model(input_ids, cache_len=0) if self.zero_cache_len else self.model(input_ids)
         else:
             out, call = self.model(input_ids, cache_len), "model(input_ids, cache_len)"
-        return check_logits(out, tuple(input_ids.shape), self.info.get("vocab_size"), call)
+        return check_logits(out, tuple(input_ids.shape), self.info.get("vocab_size"), call, self.model_file)
 
 
-def check_logits(out: Any, input_shape: tuple[int, int], vocab: int | None = None, call: str = "model(input_ids)") -> torch.Tensor:
+def check_logits(
+    out: Any, input_shape: tuple[int, int], vocab: int | None = None, call: str = "model(input_ids)",
+    file: str = "modules/model.py",
+) -> torch.Tensor:
     """The logits of a forward's output, or a `ContractViolation` naming the wrong shape.
 
     The one check of every forward (the probe, scoring, generation): ``(batch, seq, vocab)``
@@ -66,7 +92,7 @@ def check_logits(out: Any, input_shape: tuple[int, int], vocab: int | None = Non
     expected = (*input_shape, vocab if vocab is not None else "vocab")
     raise ContractViolation(
         "forward",
-        "modules/model.py",
+        file,
         f"{call} returned logits of shape {shape}; expected ({', '.join(map(str, expected))}).",
         "Return (logits, None) with logits (batch, seq, vocab) for inputs of every length up to max_seq_len.",
     )

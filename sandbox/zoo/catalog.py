@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sandbox.zoo.accounting import count_parameters
 from sandbox.zoo.confine import OutsideError
-from sandbox.zoo.discovery import RUN_FILES, Run, discover
+from sandbox.zoo.discovery import Run, discover
 
 COLUMNS = [
     "run_id", "experiment", "run", "parameters", "tokenizer", "vocab", "context",
@@ -133,7 +133,7 @@ def table_stamp(experiments) -> tuple:
     for exp in experiments:
         parts.append((exp.name, exp.fingerprint()))
         for run in exp.runs:
-            parts.append(tuple(file_stamp(run.dir / name) for name in RUN_FILES))
+            parts.append(tuple(file_stamp(path) for path in dict.fromkeys(run.files().values())))
     for kind in ("params", "loads", "sanity"):  # the records' kinds (`sandbox.zoo.records`)
         parts.append(file_stamp(cache_dir() / kind))
     return tuple(parts)

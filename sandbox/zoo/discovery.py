@@ -9,28 +9,36 @@ found: no request ever builds a filesystem path.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sandbox.errors import UnknownRunError
 from sandbox.settings import models_dir as default_models_dir
+from sandbox.zoo import kinds
 from sandbox.zoo.confine import OutsideError, confine, inside
+from sandbox.zoo.jsonfile import read_json_object  # noqa: F401 — kept importable from here
 
 # Folders inside models/ that are never experiments.
 _SKIP_PREFIXES = (".", "_")
-# The files of a run folder that the sandbox reads (EXPERIMENT_CONTRACT.md, layout).
-RUN_FILES = ("model.pth", "model_config.json", "train_config.json", "log_data.csv", "README.md")
+# The files of a template run folder that the sandbox reads (EXPERIMENT_CONTRACT.md, layout).
+RUN_FILES = tuple(kinds.template.ROLES.values())
 
 
 @dataclass(frozen=True)
 class Run:
-    """One trained run: ``<experiment>/trained/<name>/``."""
+    """One trained run of an experiment: its folder, and the kind of codebase that wrote it.
+
+    The run's files are the kind's (`sandbox.zoo.kinds`): ``trained/<name>/model.pth`` and
+    its JSON files for the template, ``<out_dir>/ckpt.pt`` for nanoGPT, ``config.json`` and
+    ``model.safetensors`` for Hugging Face.
+    """
 
     experiment: str
     name: str
     dir: Path
+    kind: str = "template"
+    root: Path | None = None  # the experiment folder (default: two levels above the run)
 
     @property
     def id(self) -> str:
@@ -38,63 +46,81 @@ class Run:
 
     @property
     def experiment_root(self) -> Path:
-        return self.dir.parent.parent
+        return self.root if self.root is not None else self.dir.parent.parent
+
+    def files(self) -> dict[str, Path]:
+        """The run's files by role (``weights``, ``model_config``, ``train_config``, ``log``,
+        ``readme``) as its kind keeps them; a file may not exist."""
+        return kinds.get(self.kind).files(self)
+
+    def file(self, role: str) -> Path:
+        """The run's file of ``role`` (see :meth:`files`)."""
+        return self.files()[role]
 
     @property
     def weights(self) -> Path:
-        return self.dir / "model.pth"
+        return self.file("weights")
 
     @property
     def model_config_path(self) -> Path:
-        return self.dir / "model_config.json"
+        return self.file("model_config")
 
     @property
     def train_config_path(self) -> Path:
-        return self.dir / "train_config.json"
+        return self.file("train_config")
 
     @property
     def log_path(self) -> Path:
-        return self.dir / "log_data.csv"
+        return self.file("log")
 
     @property
     def readme_path(self) -> Path:
-        return self.dir / "README.md"
+        return self.file("readme")
 
     @property
     def models_root(self) -> Path:
-        """The models directory this run was found in (``<models>/<experiment>/trained/<run>``)."""
-        return self.dir.parents[2]
+        """The models directory this run was found in (the experiment folder's parent)."""
+        return self.experiment_root.parent
+
+    def shown(self, path: Path) -> str:
+        """``path`` as a person knows it: relative to the experiment folder."""
+        try:
+            return path.relative_to(self.experiment_root).as_posix()
+        except ValueError:
+            return path.name
 
     def checked(self, name: str) -> Path:
-        """The run's file ``name``, for reading; raises `OutsideError` (a ValueError) when it
-        is a link to a file outside the models directory. Every reader of a run file uses it."""
-        return confine(self.dir / name, self.models_root, f"trained/{self.name}/{name}")
+        """The run's file ``name`` (relative to its folder), for reading; raises `OutsideError`
+        (a ValueError) when it is a link to a file outside the models directory. Every reader
+        of a run file uses it."""
+        path = self.dir / name
+        return confine(path, self.models_root, self.shown(path))
 
     def refused_files(self) -> list[str]:
         """One sentence per file of the run that is a link out of the models directory."""
         refused = []
-        for name in RUN_FILES:
+        for path in dict.fromkeys(self.files().values()):
             try:
-                self.checked(name)
+                confine(path, self.models_root, self.shown(path))
             except OutsideError as exc:
                 refused.append(str(exc))
         return refused
 
     def model_config(self) -> dict:
-        """The saved ModelConfig fields; raises ``ValueError`` naming the file if unreadable."""
-        return read_json_object(self.checked("model_config.json"))
+        """The model's settings as saved (``model_config.json``, nanoGPT's ``model_args``, a
+        Hugging Face ``config.json``); raises ``ValueError`` naming the file if unreadable."""
+        return kinds.get(self.kind).model_config(self)
 
     def train_config(self) -> dict | None:
-        """The saved TrainConfig fields, or None when the run has none."""
-        if not self.train_config_path.is_file():
-            return None
-        return read_json_object(self.checked("train_config.json"))
+        """The training settings as saved, or None when the run has none."""
+        return kinds.get(self.kind).train_config(self)
 
     def readme(self) -> str | None:
         """The run's README.md as text (None when it has none); a link out raises `OutsideError`."""
-        if not self.readme_path.is_file():
+        path = self.readme_path
+        if not path.is_file():
             return None
-        return self.checked("README.md").read_text(encoding="utf-8", errors="replace")
+        return confine(path, self.models_root, self.shown(path)).read_text(encoding="utf-8", errors="replace")
 
     def log(self):
         """The parsed training log (`sandbox.zoo.logs.RunLog`, cached by the file's size and mtime).
@@ -137,6 +163,12 @@ class Experiment:
     name: str
     root: Path
     runs: tuple[Run, ...] = field(default_factory=tuple)
+    kind: str = "template"
+
+    @property
+    def kind_label(self) -> str:
+        """The codebase as a person names it ("templateGPT", "nanoGPT", ...)."""
+        return kinds.get(self.kind).LABEL
 
     def fingerprint(self) -> str:
         """A short hash of the experiment's Python files (paths, sizes, mtimes).
@@ -164,27 +196,15 @@ class Experiment:
         return found
 
 
-def read_json_object(path: Path) -> dict:
-    """Read a JSON file that must hold an object; errors name the file."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"{path.name} is missing") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path.name} cannot be read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(
-            f"{path.name} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path.name} must hold a JSON object, not {type(data).__name__}")
-    return data
+def _kind_of(path: Path):
+    """The kind of the folder ``path`` (`sandbox.zoo.kinds`), or None when it is no experiment."""
+    if not path.is_dir() or path.name.startswith(_SKIP_PREFIXES):
+        return None
+    return kinds.kind_of(path)
 
 
 def _is_experiment_dir(path: Path) -> bool:
-    if not path.is_dir() or path.name.startswith(_SKIP_PREFIXES):
-        return False
-    return any((path / marker).exists() for marker in ("config.py", "modules", "trained"))
+    return _kind_of(path) is not None
 
 
 def discover(models_dir: Path | str | None = None) -> list[Experiment]:
@@ -199,18 +219,24 @@ def discover(models_dir: Path | str | None = None) -> list[Experiment]:
         return []
     experiments = []
     for path in sorted(base.iterdir(), key=lambda p: p.name):
-        if not _is_experiment_dir(path) or not inside(path, base):
-            continue
-        runs = []
-        trained = path / "trained"
-        if trained.is_dir():
-            for run_dir in sorted(trained.iterdir(), key=lambda p: p.name):
-                if run_dir.is_dir() and not run_dir.name.startswith(_SKIP_PREFIXES) and inside(
-                    run_dir, base
-                ):
-                    runs.append(Run(experiment=path.name, name=run_dir.name, dir=run_dir))
-        experiments.append(Experiment(name=path.name, root=path, runs=tuple(runs)))
+        exp = experiment_at(path, base)
+        if exp is not None:
+            experiments.append(exp)
     return experiments
+
+
+def experiment_at(path: Path, base: Path) -> Experiment | None:
+    """The experiment in the folder ``path`` of the models directory ``base`` (resolved), with
+    its runs; None when it is no experiment of any kind or a link out of ``base``."""
+    kind = _kind_of(path)
+    if kind is None or not inside(path, base):
+        return None
+    runs = tuple(
+        Run(experiment=path.name, name=name, dir=run_dir, kind=kind.NAME, root=path)
+        for name, run_dir in kind.run_folders(path)
+        if inside(run_dir, base)
+    )
+    return Experiment(name=path.name, root=path, runs=runs, kind=kind.NAME)
 
 
 def _dir_stamp(path: Path) -> tuple[int, int, int]:

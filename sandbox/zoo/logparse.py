@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from sandbox.zoo import logformats
 from sandbox.zoo.logs import STEP, RunLog, canonical_name
 
 # Text a logger writes for a non-finite float (Python, numpy, torch, JavaScript).
@@ -228,7 +229,16 @@ def parse_log(data: bytes, label: str = "log_data.csv") -> RunLog:
     if not _is_text(data):  # before anything else: no raw bytes and no "incomplete line" note
         sentence = f"{label} is not a text CSV file."
         return RunLog(None, label, (-1, -1), notes=(sentence,), error=sentence)
+    fmt = logformats.sniff(data[:_SNIFF_BYTES])
+    if fmt == logformats.TRAINER_STATE:  # JSON: a line break means nothing
+        try:
+            return _from_table(logformats.trainer_state_table(data, label), label, notes)
+        except ValueError as exc:
+            return RunLog(None, label, (-1, -1), notes=(str(exc),), error=str(exc))
     data = _drop_partial_last_line(data, label, notes)
+    if fmt == logformats.PRINTED:
+        text = data.decode("utf-8", errors="replace")
+        return _from_table(logformats.printed_table(text), label, notes)
     try:
         if not data.isascii():  # ASCII is UTF-8; checking is much cheaper than decoding
             data.decode("utf-8")
@@ -240,6 +250,11 @@ def parse_log(data: bytes, label: str = "log_data.csv") -> RunLog:
     table = _parse_table(data, label, notes)
     if table is None:
         return RunLog(None, label, (-1, -1), notes=tuple(notes), error=notes[-1])
+    return _from_table(table, label, notes)
+
+
+def _from_table(table: pa.Table, label: str, notes: list[str]) -> RunLog:
+    """The RunLog of a table read from any format: canonical names, floats, ordered steps."""
     columns, nonfinite, headers = _normalize(table, label, notes)
     if table.num_rows == 0:
         notes.append(f"{label} has a header but no rows yet.")

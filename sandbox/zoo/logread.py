@@ -17,8 +17,11 @@ from sandbox.zoo.logparse import parse_log
 from sandbox.zoo.logs import RunLog
 
 
-def _label(path: Path) -> str:
-    """``<experiment>/trained/<run>/log_data.csv``: the file as the person knows it."""
+def _label(path: Path, within: Path | None = None) -> str:
+    """``<experiment>/trained/<run>/log_data.csv``: the file as the person knows it (relative
+    to the models directory when it is given, else the path's last four parts)."""
+    if within is not None and path.is_relative_to(within):
+        return path.relative_to(within).as_posix()
     return "/".join(path.parts[-4:])
 
 
@@ -46,7 +49,7 @@ def read_log(path: Path | str, within: Path | None = None) -> RunLog:
     resolved is not read: the RunLog is empty and its note says why.
     """
     path = Path(path)
-    label = _label(path)
+    label = _label(path, within)
     if within is not None:
         from sandbox.zoo.confine import OutsideError, confine
 

@@ -42,7 +42,7 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     GRAD_NORM: ("norm", "gradnorm", "gradientnorm", "gnorm", "totalnorm"),
     TOKENS_PER_SECOND: ("tokenspersecond", "tokenspersec", "tokpersec", "tokenss", "toks", "tps"),
     TIME_ELAPSED: ("timeelapsed", "elapsed", "elapsedtime", "time", "times", "walltime", "wallclock"),
-    TOKENS_SEEN: ("tokensseen", "tokens", "tokensprocessed", "totaltokens", "numtokens", "ntokens"),
+    TOKENS_SEEN: ("tokensseen", "tokens", "tokensprocessed", "totaltokens", "numtokens", "ntokens", "numinputtokensseen"),
 }
 _CANONICAL = {alias: name for name, aliases in _ALIASES.items() for alias in aliases}
 

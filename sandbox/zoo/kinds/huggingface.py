@@ -1,0 +1,137 @@
+"""Hugging Face Transformers folders: what ``save_pretrained`` and the ``Trainer`` write.
+
+A model folder holds ``config.json`` (with ``model_type``), weights (``model.safetensors``,
+``pytorch_model.bin``, or a sharded ``*.index.json``) and tokenizer files. The Trainer's
+output folder adds ``checkpoint-<step>/`` folders, each with ``trainer_state.json`` whose
+``log_history`` is the training log. An experiment folder is either one model folder (its
+run is called ``final``) or a folder of model folders (one run each). Only local files are
+ever read: nothing is fetched from the hub.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from sandbox.zoo.jsonfile import read_json_object
+
+NAME = "huggingface"
+LABEL = "Hugging Face"
+FINAL = "final"  # the run name of a folder that is itself a model
+WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json")
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+def is_model_folder(path: Path) -> bool:
+    """``config.json`` naming a ``model_type`` beside weights of a known name."""
+    if not (path / "config.json").is_file() or not any((path / w).is_file() for w in WEIGHTS):
+        return False
+    try:
+        return b'"model_type"' in (path / "config.json").read_bytes()[:1_000_000]
+    except OSError:
+        return False
+
+
+def recognise(root: Path) -> bool:
+    if (root / "config.json").is_file() or (root / "trainer_state.json").is_file():
+        return True
+    return any(is_model_folder(d) for d in _subfolders(root))
+
+
+def _subfolders(root: Path) -> list[Path]:
+    try:
+        return [
+            d for d in sorted(root.iterdir(), key=lambda p: p.name)
+            if d.is_dir() and not d.name.startswith((".", "_")) and not _CHECKPOINT.match(d.name)
+            and d.name != "runs"
+        ]
+    except OSError:
+        return []
+
+
+def run_folders(root: Path) -> list[tuple[str, Path]]:
+    """``final`` for a folder that is itself a model (or has a config.json at least, so that a
+    broken one is listed and said to be broken), else its model subfolders."""
+    if (root / "config.json").is_file():
+        return [(FINAL, root)]
+    return [(d.name, d) for d in _subfolders(root) if is_model_folder(d)]
+
+
+def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """The Trainer's ``checkpoint-<step>`` folders, by step."""
+    found = []
+    try:
+        for d in run_dir.iterdir():
+            m = _CHECKPOINT.match(d.name)
+            if m and d.is_dir():
+                found.append((int(m.group(1)), d))
+    except OSError:
+        return []
+    return sorted(found)
+
+
+def trainer_state(run_dir: Path) -> Path:
+    """``trainer_state.json`` of the folder, else that of its last checkpoint (the Trainer
+    writes it with each checkpoint; ``save_model`` alone does not)."""
+    own = run_dir / "trainer_state.json"
+    if own.is_file():
+        return own
+    for _, folder in reversed(checkpoints(run_dir)):
+        if (folder / "trainer_state.json").is_file():
+            return folder / "trainer_state.json"
+    return own
+
+
+def weights_file(run_dir: Path) -> Path:
+    for name in WEIGHTS:
+        if (run_dir / name).is_file():
+            return run_dir / name
+    return run_dir / WEIGHTS[0]
+
+
+def files(run: Any) -> dict[str, Path]:
+    return {
+        "weights": weights_file(run.dir),
+        "model_config": run.dir / "config.json",
+        "train_config": trainer_state(run.dir),
+        "log": trainer_state(run.dir),
+        "readme": run.dir / "README.md",
+    }
+
+
+def model_config(run: Any) -> dict:
+    return read_json_object(run.checked("config.json"))
+
+
+def train_config(run: Any) -> dict | None:
+    """The Trainer's settings kept in ``trainer_state.json`` (its ``log_history`` left out)."""
+    path = trainer_state(run.dir)
+    if not path.is_file():
+        return None
+    data = read_json_object(run.checked(path.relative_to(run.dir).as_posix()))
+    return {k: v for k, v in data.items() if k not in ("log_history", "stateful_callbacks")}
+
+
+def findings(exp: Any) -> list[tuple]:
+    out: list[tuple] = []
+    if not exp.runs:
+        out.append((None, "layout", "config.json",
+                    "There is no model here: no config.json beside model.safetensors or pytorch_model.bin.", "warning"))
+    for run in exp.runs:
+        prefix = "" if run.dir == exp.root else f"{run.name}/"
+        try:
+            config = model_config(run)
+        except ValueError as exc:
+            out.append((run.name, "config", f"{prefix}config.json", f"{prefix}{exc}.", "error"))
+            continue
+        if "model_type" not in config:
+            out.append((run.name, "config", f"{prefix}config.json",
+                        f"{prefix}config.json names no model_type, so AutoModelForCausalLM cannot build it.", "error"))
+        if not any((run.dir / w).is_file() for w in WEIGHTS):
+            out.append((run.name, "weights", f"{prefix}model.safetensors",
+                        f"{prefix}model.safetensors (or pytorch_model.bin) is missing.", "error"))
+        if not any((run.dir / t).is_file() for t in ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")):
+            out.append((run.name, "tokenizer", f"{prefix}tokenizer.json",
+                        f"{prefix}tokenizer.json is missing (save the tokenizer with save_pretrained beside the model).", "error"))
+    return out
