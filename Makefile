@@ -19,9 +19,10 @@ $(STAMP): requirements.txt pyproject.toml | $(BIN)/python
 	touch $@
 
 # The tests also install the optional Ray backend (requirements-ray.txt), so that its tests
-# run against a real local cluster instead of being skipped.
-$(DEV_STAMP): requirements.txt requirements-dev.txt requirements-ray.txt pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -r requirements-dev.txt -r requirements-ray.txt
+# run against a real local cluster instead of being skipped, and the optional Hugging Face
+# kind (requirements-hf.txt), so that its experiments are loaded by transformers in the tests.
+$(DEV_STAMP): requirements.txt requirements-dev.txt requirements-ray.txt requirements-hf.txt pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -r requirements-dev.txt -r requirements-ray.txt -r requirements-hf.txt
 	$(BIN)/pip install -q -e . --no-deps
 	touch $(STAMP) $@
 

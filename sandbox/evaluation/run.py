@@ -175,7 +175,7 @@ def evaluate_run(
     byte_losses = document_byte_losses(client, run.name, docs, docs_ids, token_nll)
     result = RunResult(
         run_id=run.id,
-        info={k: info.get(k) for k in ("n_params", "vocab_size", "tokenizer", "max_seq_len", "max_batch_size", "device")},
+        info={k: info.get(k) for k in ("n_params", "vocab_size", "tokenizer", "max_seq_len", "max_batch_size", "device", "kind", "start")},
         sums=sums,
         positions=positions,
         n_chars=sum(map(len, docs)),

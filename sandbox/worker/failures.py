@@ -105,11 +105,14 @@ def import_experiment_module(module: str, file: str, rule: str) -> Any:
             raise ContractViolation(
                 rule, file, f"{file} is missing (the contract expects it).", "Add the file."
             ) from None
+        package = (exc.name or "").split(".")[0]
         raise ContractViolation(
             rule,
             file,
-            f"{file} failed to import: {short_exception(exc)}.",
-            "Install the package it needs in the sandbox's environment, or remove the import.",
+            f"{file} imports {package}, which is not installed in the sandbox's environment."
+            if package else f"{file} failed to import: {short_exception(exc)}.",
+            f"Install it there (.venv/bin/pip install {package}; the PyPI name can differ from the "
+            "module's), or remove the import." if package else "Install the package it needs, or remove the import.",
         ) from None
     except Exception as exc:  # noqa: BLE001 — any error in trusted experiment code becomes a sentence
         raise contract_violation(

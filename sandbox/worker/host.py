@@ -41,7 +41,25 @@ def enter_experiment(root: Path | str) -> Path:
     os.chdir(root)
     sys.path.insert(0, str(root))
     purge_experiment_modules()
+    claim_namespace_folders(root)
     return root
+
+
+def claim_namespace_folders(root: Path) -> None:
+    """The experiment's package folders that have no ``__init__.py`` (``tokenizers/`` often has
+    none) are made its packages now. Python prefers a regular package of the same name from
+    anywhere on the path over such a folder, and Hugging Face's ``tokenizers`` library is one:
+    without this, ``import tokenizers.bpe.tokenizer`` would look inside that library."""
+    import sys
+    import types
+
+    for name in sorted(EXPERIMENT_MODULES):
+        folder = root / name
+        if folder.is_dir() and not (folder / "__init__.py").exists():
+            package = types.ModuleType(name)
+            package.__path__ = [str(folder)]
+            package.__file__ = None
+            sys.modules[name] = package
 
 
 def purge_experiment_modules() -> None:

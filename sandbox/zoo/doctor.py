@@ -18,7 +18,7 @@ import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from sandbox.zoo import records
+from sandbox.zoo import kinds, records
 from sandbox.zoo.codediff import linked_code_files
 from sandbox.zoo.confine import OutsideError, confine
 from sandbox.zoo.discovery import Experiment, Run, refused_run_folders
@@ -122,7 +122,13 @@ def model_config_fields(config_py: Path) -> set[str] | None:
 
 
 def static_findings(exp: Experiment) -> list[Finding]:
-    """Checks that read files only."""
+    """Checks that read files only: the contract's for the template, each other kind's own
+    (`sandbox.zoo.kinds`)."""
+    if exp.kind != "template":
+        return [
+            Finding(exp.name, run, rule, file, sentence, kinds.get(exp.kind).HINTS.get(rule, ""), severity)
+            for run, rule, file, sentence, severity in kinds.get(exp.kind).findings(exp)
+        ]
     out: list[Finding] = []
 
     def add(run: str | None, rule: str, file: str, sentence: str, severity: str = "error") -> None:

@@ -46,7 +46,7 @@ def load(run: Any, device: str) -> LoadedRun:
     prefix = run.shown(folder / "config.json")
     try:
         model = transformers.AutoModelForCausalLM.from_pretrained(
-            folder, local_files_only=True, torch_dtype=torch.float32, trust_remote_code=False
+            folder, local_files_only=True, dtype=torch.float32, trust_remote_code=False
         )
     except Exception as exc:  # noqa: BLE001 — a broken folder becomes one sentence
         raise contract_violation(

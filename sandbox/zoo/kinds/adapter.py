@@ -19,6 +19,9 @@ from typing import Any
 
 from sandbox.zoo.jsonfile import read_json_object
 
+HINTS = {
+    "adapter": "sandbox_adapter.py must define load(run_dir, device) -> (model, tokenizer) and logits(model, input_ids); see the README, Bring your experiments.",
+}
 NAME = "adapter"
 LABEL = "your own adapter"
 FILE = "sandbox_adapter.py"

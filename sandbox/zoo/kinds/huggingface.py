@@ -16,6 +16,12 @@ from typing import Any
 
 from sandbox.zoo.jsonfile import read_json_object
 
+HINTS = {
+    "layout": "Save the model and its tokenizer with save_pretrained into this folder (or one subfolder per model).",
+    "config": "config.json must come from save_pretrained (it names the model_type AutoModelForCausalLM builds).",
+    "weights": "Save the weights with save_pretrained (model.safetensors); only local files are read.",
+    "tokenizer": "Save the tokenizer with tokenizer.save_pretrained into the model's folder.",
+}
 NAME = "huggingface"
 LABEL = "Hugging Face"
 FINAL = "final"  # the run name of a folder that is itself a model

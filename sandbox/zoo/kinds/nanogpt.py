@@ -15,6 +15,12 @@ from typing import Any
 
 from sandbox.zoo.ckptread import TensorStub, plain, read_checkpoint
 
+HINTS = {
+    "layout": "Train with nanoGPT's train.py: each out_dir holds a ckpt.pt (pass --always_save_checkpoint=True to keep one).",
+    "weights": "Copy the out_dir's ckpt.pt again from where the run trained; it holds model_args, config and the state dict.",
+    "model": "model.py must define GPTConfig and GPT as nanoGPT's does, matching the checkpoint's model_args.",
+    "tokenizer": "Character runs need data/<dataset>/meta.pkl from prepare.py; GPT-2 BPE needs tiktoken's cached files.",
+}
 NAME = "nanogpt"
 LABEL = "nanoGPT"
 CHECKPOINT = "ckpt.pt"

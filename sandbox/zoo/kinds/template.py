@@ -13,6 +13,7 @@ from typing import Any
 
 from sandbox.zoo.jsonfile import read_json_object
 
+HINTS: dict[str, str] = {}  # the template's hints are the doctor's own (`sandbox.zoo.doctor.HINTS`)
 NAME = "template"
 LABEL = "templateGPT"
 SKIP_PREFIXES = (".", "_")
