@@ -4,8 +4,11 @@ Sandbox: `sandbox.evaluation.run.evaluate_run` through the run's worker process 
 bos, round-trip check, windows, streamed scoring, per-document and per-position sums); the
 worker is started and the run loaded before timing.
 Bare: a subprocess with only this experiment on ``sys.path`` loads the same model the way
-the contract says and runs the same windows in the same batches (same batch size) under
-``torch.inference_mode``, computing the same NLL and rank per position; nothing else.
+its own codebase does (`bare_model`: the contract for the template, nanoGPT's ``model.py``
+and its forward with targets for all logits, ``transformers`` for a Hugging Face folder, the
+adapter's functions) and runs the same windows in the same batches (same batch size) under
+``torch.inference_mode``, computing the same NLL and rank per position; nothing else. Any
+kind: ``--run nanogpt/out-char --models-dir D``.
 
 The two alternate, ``--repeats`` times each; the best time of each is compared (the machine
 may be shared, and the best run is the least disturbed). Both sides get the same number of
@@ -32,18 +35,39 @@ ROOT = Path(__file__).resolve().parent.parent
 GOAL = 1.10
 
 
-def bare_child(root: Path, run: str, docs_file: Path, max_len: int, batch_size: int, device: str) -> None:
-    """In a fresh process: load one run in-process and time the plain scoring loop."""
+def bare_model(root: Path, run: str, kind: str, device: str):
+    """``(encode with the start token, logits of a batch, batch cap)`` of one run, built the
+    way its own codebase builds it, with none of the sandbox's loaders (its kinds' modules)."""
     import importlib
+    import pickle
 
     import torch
 
-    from sandbox.evaluation.windows import make_windows
-    from sandbox.worker.host import enter_experiment
-    from sandbox.worker.scoring import batches_by_length, position_stats
+    if kind == "nanogpt":
+        module = importlib.import_module("model")
+        ckpt = torch.load(root / run / "ckpt.pt", map_location="cpu", weights_only=True)
+        model = module.GPT(module.GPTConfig(**ckpt["model_args"]))
+        model.load_state_dict({k.removeprefix("_orig_mod."): v for k, v in ckpt["model"].items()})
+        model.to(device).eval()
+        with open(root / "data" / ckpt["config"]["dataset"] / "meta.pkl", "rb") as f:
+            stoi = pickle.load(f)["stoi"]
+        space = stoi.get(" ", 0)
+        # its own forward gives every position's logits when given targets (no dropout in eval)
+        return (lambda d: [stoi["\n"]] + [stoi.get(c, space) for c in d]), (lambda x: model(x, targets=x)[0]), None
+    if kind == "huggingface":
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    enter_experiment(root)
-
+        folder = root if run == "final" else root / run
+        model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=torch.float32).to(device).eval()
+        tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        start = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        return (lambda d: [start] + tok(d, add_special_tokens=False)["input_ids"]), (lambda x: model(input_ids=x, use_cache=False).logits), None
+    if kind == "adapter":
+        module = importlib.import_module("sandbox_adapter")
+        folders = [p for p in sorted(root.glob(getattr(module, "RUNS", "trained/*"))) if p.name == run] or [root]
+        model, tok = module.load(str(folders[0]), device)
+        model.to(device).eval()
+        return (lambda d: [tok.bos_id] + list(tok.encode(d))), (lambda x: module.logits(model, x)), None
     config = importlib.import_module("config")
     cfg = config.ModelConfig(**json.loads((root / "trained" / run / "model_config.json").read_text()))
     if hasattr(cfg, "device"):
@@ -52,21 +76,37 @@ def bare_child(root: Path, run: str, docs_file: Path, max_len: int, batch_size: 
     model = importlib.import_module("modules.model").Model(cfg)
     model.load_state_dict(torch.load(root / "trained" / run / "model.pth", map_location="cpu", weights_only=True))
     model.to(device).eval()
+
+    def template_logits(x):
+        out = model(x)
+        return out[0] if isinstance(out, (tuple, list)) else out
+
+    return (lambda d: tokenizer.encode(d, bos=True, eos=False)), template_logits, getattr(cfg, "max_batch_size", None)
+
+
+def bare_child(root: Path, run: str, kind: str, docs_file: Path, max_len: int, batch_size: int, device: str) -> None:
+    """In a fresh process: load one run in-process and time the plain scoring loop."""
+    import torch
+
+    from sandbox.evaluation.windows import make_windows
+    from sandbox.worker.host import enter_experiment
+    from sandbox.worker.scoring import batches_by_length, position_stats
+
+    enter_experiment(root)
+    encode, logits_of, cap = bare_model(root, run, kind, device)
     docs = json.loads(docs_file.read_text())
-    size = min(batch_size, getattr(cfg, "max_batch_size", None) or batch_size)
+    size = min(batch_size, cap or batch_size)
 
     def once() -> tuple[float, float, float, int]:
         t0, c0 = time.perf_counter(), time.process_time()
-        ids = [tokenizer.encode(d, bos=True, eos=False) for d in docs]
+        ids = [encode(d) for d in docs]
         w = make_windows(ids, max_len)
         total, count = 0.0, 0
         with torch.inference_mode():
             for group in batches_by_length([len(x) for x in w.inputs], size):
                 x = torch.tensor([w.inputs[i] for i in group], dtype=torch.long, device=device)
                 y = torch.tensor([w.targets[i] for i in group], dtype=torch.long, device=device)
-                out = model(x)
-                logits = out[0] if isinstance(out, (tuple, list)) else out
-                nll, rank = position_stats(logits, y)
+                nll, rank = position_stats(logits_of(x), y)
                 nll, rank = nll.cpu().numpy(), rank.cpu().numpy()
                 total += float(nll.sum(dtype="float64"))
                 count += nll.size
@@ -83,16 +123,16 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_bare(root: Path, run: str, docs_file: Path, max_len: int, batch_size: int, device: str) -> dict:
-    cmd = [sys.executable, __file__, "--bare-child", str(root), run, str(docs_file), str(max_len), str(batch_size), device]
+def run_bare(root: Path, run: str, kind: str, docs_file: Path, max_len: int, batch_size: int, device: str) -> dict:
+    cmd = [sys.executable, __file__, "--bare-child", str(root), run, kind, str(docs_file), str(max_len), str(batch_size), device]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=root)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--bare-child":
-        root, run, docs_file, max_len, batch, device = sys.argv[2:8]
-        bare_child(Path(root), run, Path(docs_file), int(max_len), int(batch), device)
+        root, run, kind, docs_file, max_len, batch, device = sys.argv[2:9]
+        bare_child(Path(root), run, kind, Path(docs_file), int(max_len), int(batch), device)
         return 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", default="template/gpt2_atto", help="EXPERIMENT/RUN")
@@ -133,7 +173,7 @@ def main() -> int:
             result = evaluation_run.evaluate_run(client, run, docs, settings, **common)
             sandbox_s.append(time.perf_counter() - t0)
             sandbox_cpu.append(time.process_time() - c0 + process_cpu(client.pid) - w0)
-            bare = run_bare(exp.root, run.name, Path(f.name), int(info["max_seq_len"]), args.batch_size, args.device)
+            bare = run_bare(exp.root, run.name, run.kind, Path(f.name), int(info["max_seq_len"]), args.batch_size, args.device)
             bare_s.append(bare["seconds"])
             bare_cpu.append(bare["cpu"])
         os.unlink(f.name)

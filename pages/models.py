@@ -205,10 +205,13 @@ with tab_detail:
             record = loads_by_exp.get(run.experiment, {}).get(run.name)
             info = record["info"] if record else None
             if info:
-                st.caption(
-                    f"Loaded: {info['n_params']:,} parameters · {info['vocab_size']} logits · "
-                    f"context {info['max_seq_len']} · device {info['device']}"
-                )
+                st.caption(md_escape(
+                    f"Loaded by {info.get('loaded_by') or 'the contract'}: {info['n_params']:,} parameters · "
+                    f"{info['vocab_size']} logits · context {info['max_seq_len']} · device {info['device']} · "
+                    f"documents start after {info.get('start') or 'the bos token'}"
+                ))
+                for note in info.get("notes") or []:
+                    st.caption(md_escape(note))
                 st.json({k: v for k, v in info["config"].items()}, expanded=False)
             elif record is None:
                 st.caption("Not loaded yet: **Load every run** (above) counts its parameters.")
@@ -216,7 +219,10 @@ with tab_detail:
             st.subheader("Train config")
             try:
                 train_cfg = run.train_config()
-                st.json(train_cfg) if train_cfg is not None else st.caption("No train_config.json.")
+                if train_cfg is not None:
+                    st.json(train_cfg)
+                else:
+                    st.caption(md_escape(f"No {run.shown(run.train_config_path)}."))
             except ValueError as exc:
                 st.error(md_escape(str(exc)))
             st.subheader("Training log")
@@ -226,7 +232,7 @@ with tab_detail:
                     f"Final train loss {row['final_train_loss']} · final validation loss {row['final_val_loss']}"
                 )
             else:
-                st.caption("No log_data.csv.")
+                st.caption(md_escape(f"No training log ({run.shown(run.log_path)})."))
         try:
             readme = run.readme()
         except ValueError as exc:  # a link out of the models directory: not read, said

@@ -36,7 +36,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         refused = refused_links(base)
         print(json.dumps({"models_dir": str(base), "experiments": experiments, "runs": rows, "refused": refused}, indent=2))
     else:
-        cols = ["experiment", "run", "parameters", "tokenizer", "vocab", "context", "final_train_loss", "final_val_loss", "status", "checked"]
+        cols = ["experiment", "run", "kind", "parameters", "tokenizer", "vocab", "context", "final_train_loss", "final_val_loss", "status", "checked"]
         print(text_table(rows, cols))
         for row in rows:
             for problem in row["problems"]:

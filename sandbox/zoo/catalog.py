@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from sandbox.zoo.accounting import count_parameters
+from sandbox.zoo import kinds
+from sandbox.zoo.accounting import config_number, count_parameters
 from sandbox.zoo.confine import OutsideError
 from sandbox.zoo.discovery import Run, discover
 
 COLUMNS = [
-    "run_id", "experiment", "run", "parameters", "tokenizer", "vocab", "context",
+    "run_id", "experiment", "run", "kind", "parameters", "tokenizer", "vocab", "context",
     "final_train_loss", "final_val_loss", "status", "checked", "problems",
 ]
 
@@ -82,18 +83,24 @@ def run_row(run: Run, findings: list[dict] | None = None, load: dict | None = No
         problem(str(exc))
     except ValueError as exc:
         cfg = {}
-        problem(f"trained/{run.name}/{exc}.")
-    row.update(tokenizer=cfg.get("tokenizer"), vocab=cfg.get("vocab_len"), context=cfg.get("max_seq_len"))
+        problem(f"{run.where}{exc}.")
+    vocab, context = (config_number(cfg, what) for what in ("vocab", "context"))
+    row.update(
+        kind=kinds.get(run.kind).LABEL,
+        tokenizer=kinds.get(run.kind).tokenizer_label(run, cfg),
+        vocab=int(vocab[1]) if vocab else None,
+        context=int(context[1]) if context else None,
+    )
     row["parameters"] = count_parameters(run)  # a weights file linked out: the doctor's "files" finding
     try:
         row["final_train_loss"], row["final_val_loss"] = final_losses(run)
     except Exception as exc:  # noqa: BLE001 — a log the reader cannot parse is a problem to show
         row["final_train_loss"] = row["final_val_loss"] = None
-        problem(f"trained/{run.name}/log_data.csv cannot be read ({type(exc).__name__}).")
+        problem(f"{run.shown(run.log_path)} cannot be read ({type(exc).__name__}).")
     else:
         log = run.log() if run.log_path.is_file() else None  # cached: parsed once per change
         if log is not None and log.error:  # a binary or unreadable log: nothing of it is used
-            problem(log.error.replace(log.label, f"trained/{run.name}/log_data.csv", 1))
+            problem(log.error.replace(log.label, run.shown(run.log_path), 1))
     row["problems"] = problems
     row["flags"] = suspect
     row["status"] = run_status(row)

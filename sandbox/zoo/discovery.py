@@ -82,12 +82,18 @@ class Run:
         """The models directory this run was found in (the experiment folder's parent)."""
         return self.experiment_root.parent
 
+    @property
+    def where(self) -> str:
+        """The run's folder as a prefix of the sentences about its files: ``trained/<run>/``,
+        ``out-char/``, or nothing for a run that is its experiment's folder."""
+        shown = self.shown(self.dir)
+        return "" if shown in (".", "") else f"{shown}/"
+
     def shown(self, path: Path) -> str:
         """``path`` as a person knows it: relative to the experiment folder."""
-        try:
+        if path.is_relative_to(self.experiment_root):
             return path.relative_to(self.experiment_root).as_posix()
-        except ValueError:
-            return path.name
+        return path.name
 
     def checked(self, name: str) -> Path:
         """The run's file ``name`` (relative to its folder), for reading; raises `OutsideError`

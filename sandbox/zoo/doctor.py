@@ -153,7 +153,7 @@ def static_findings(exp: Experiment) -> list[Finding]:
             add(None, "layout", rel, f"{rel} is missing.")
         elif (err := _compile_error(path, rel)) is not None:
             add(None, rule, rel, err)
-    if not (exp.root / "tokenizers").is_dir():
+    if not any((exp.root / p).is_dir() for p in ("tokenizers", "custom_tokenizers")):  # renamed in mid-2024
         add(None, "layout", "tokenizers/", "The tokenizers/ folder is missing.")
     if not exp.runs:
         add(None, "layout", "trained/", "There are no trained runs under trained/.", "warning")

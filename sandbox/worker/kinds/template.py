@@ -42,6 +42,7 @@ from sandbox.zoo.confine import OutsideError, confine
 # Special-token attributes every tokenizer must have (contract fact 4).
 TOKENIZER_ATTRS = ("encode", "decode", "bos_id", "eos_id", "pad_id")
 OWN_LOADER = "tools.load_model"
+TOKENIZER_PACKAGES = ("tokenizers", "custom_tokenizers")  # the name changed over versions
 
 
 def load(run: Any, device: str) -> LoadedRun:
@@ -78,6 +79,10 @@ class _StandIn(types.ModuleType):
     """A package that is not installed, stood in for while ``tools.py`` is imported: any name
     taken from it is a function that says so when called (training code only)."""
 
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.__path__: list[str] = []  # a package: its submodules can be stood in for too
+
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("__"):
             raise AttributeError(attr)
@@ -90,19 +95,28 @@ class _StandIn(types.ModuleType):
 
 
 def import_tools() -> tuple[types.ModuleType, list[str]]:
-    """``tools`` imported, standing in for up to three packages it imports that are not
-    installed; returns the module and the names stood in for."""
-    stood_in: list[str] = []
+    """``tools`` imported, standing in for packages it imports that are not installed (up to
+    three, with their submodules: ``matplotlib.pyplot``); returns the module and the packages
+    stood in for."""
+    stood_in: list[str] = []  # every dotted name put in sys.modules here
     try:
         while True:
             try:
-                return importlib.import_module("tools"), stood_in
+                return importlib.import_module("tools"), sorted({n.split(".")[0] for n in stood_in})
             except ModuleNotFoundError as exc:
-                top = (exc.name or "").split(".")[0]
-                if not top or top in stood_in or len(stood_in) >= 3 or (Path.cwd() / top).exists():
+                name = exc.name or ""
+                top = name.split(".")[0]
+                tops = {n.split(".")[0] for n in stood_in}
+                if not top or name in stood_in or (top not in tops and len(tops) >= 3) or (Path.cwd() / top).exists():
                     raise
-                stood_in.append(top)
-                sys.modules[top] = _StandIn(top)
+                parts = name.split(".")
+                for i in range(1, len(parts) + 1):
+                    dotted = ".".join(parts[:i])
+                    if dotted not in sys.modules:
+                        sys.modules[dotted] = _StandIn(dotted)
+                        stood_in.append(dotted)
+                        if i > 1:
+                            setattr(sys.modules[".".join(parts[: i - 1])], parts[i - 1], sys.modules[dotted])
                 sys.modules.pop("tools", None)
     finally:
         for name in stood_in:  # experiment code imported later meets the real ImportError
@@ -113,7 +127,19 @@ def _own_load(run: Any, device: str) -> LoadedRun:
     tools, stood_in = import_tools()
     load_model = tools.load_model
     params = inspect.signature(load_model).parameters
-    result = load_model(run.name, device=device) if "device" in params else load_model(run.name)
+    # Versions that call torch.load(path) without map_location fail here on weights saved on
+    # another device ("mps"): while their loader runs, that default is this worker's device.
+    original = torch.load
+
+    def load_here(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("map_location", device)
+        return original(*args, **kwargs)
+
+    torch.load = load_here
+    try:
+        result = load_model(run.name, device=device) if "device" in params else load_model(run.name)
+    finally:
+        torch.load = original
     model, tokenizer, cfg = result
     missing = [a for a in TOKENIZER_ATTRS if not hasattr(tokenizer, a)]
     if missing or not isinstance(model, torch.nn.Module):
@@ -247,8 +273,11 @@ class ContractLoader:
             )
         # The experiment's own code does importlib.import_module(f"tokenizers.{name}.tokenizer"):
         # a folder name need not be a Python identifier (`bpe_fineweb-edu`), so neither do we.
-        file = f"tokenizers/{name.replace('.', '/')}/tokenizer.py"
-        module = import_experiment_module(f"tokenizers.{name}.tokenizer", file, "tokenizer")
+        # Mid-2024 versions of the template called the package custom_tokenizers.
+        package = next((p for p in TOKENIZER_PACKAGES if (self.root / p / name.replace(".", "/")).is_dir()),
+                       TOKENIZER_PACKAGES[0])
+        file = f"{package}/{name.replace('.', '/')}/tokenizer.py"
+        module = import_experiment_module(f"{package}.{name}.tokenizer", file, "tokenizer")
         get_tokenizer = getattr(module, "get_tokenizer", None)
         if get_tokenizer is None:
             raise ContractViolation("tokenizer", file, f"{file} defines no get_tokenizer(size).", "")

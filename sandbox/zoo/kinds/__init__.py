@@ -13,8 +13,10 @@ tokenizer, and gets full-sequence logits). A kind module here defines:
   may not exist;
 - ``model_config(run) -> dict`` and ``train_config(run) -> dict | None``, raising
   ``ValueError`` with one sentence naming the file;
+- ``tokenizer_label(run, model config) -> str | None``: the tokenizer, as the runs table
+  names it;
 - ``findings(exp) -> [(run or None, rule, file, sentence, severity)]``: what is wrong, read
-  from files (the doctor's static checks).
+  from files (the doctor's static checks), with ``HINTS`` by rule.
 
 `KINDS` lists them in the order a folder is tried: an adapter file wins over everything,
 then the codebases whose marks are the most specific.

@@ -96,3 +96,9 @@ def findings(exp: Any) -> list[tuple]:
         if needed not in defined:
             out.append((None, "adapter", FILE, f"{FILE} defines no function {needed}().", "error"))
     return out
+
+
+def tokenizer_label(run: Any, cfg: dict) -> str | None:
+    """What the run's config calls its tokenizer, if anything."""
+    name = cfg.get("tokenizer")
+    return str(name) if name else None

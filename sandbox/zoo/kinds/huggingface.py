@@ -141,3 +141,13 @@ def findings(exp: Any) -> list[tuple]:
             out.append((run.name, "tokenizer", f"{prefix}tokenizer.json",
                         f"{prefix}tokenizer.json is missing (save the tokenizer with save_pretrained beside the model).", "error"))
     return out
+
+
+def tokenizer_label(run: Any, cfg: dict) -> str | None:
+    """``tokenizer_class`` of ``tokenizer_config.json``, else the model type's."""
+    try:
+        tok = read_json_object(run.checked("tokenizer_config.json"))
+    except ValueError:
+        tok = {}
+    name = tok.get("tokenizer_class") or cfg.get("model_type")
+    return str(name) if name else None

@@ -107,3 +107,15 @@ def findings(exp: Any) -> list[tuple]:
         if not isinstance(data.get("model"), dict) or not any(isinstance(v, TensorStub) for v in data["model"].values()):
             out.append((run.name, "weights", rel, f"{rel} holds no model state dict under 'model'.", "error"))
     return out
+
+
+def tokenizer_label(run: Any, cfg: dict) -> str | None:
+    """Characters of ``data/<dataset>/meta.pkl`` when it exists, else GPT-2 BPE (as nanoGPT's
+    sample.py decides)."""
+    try:
+        dataset = (train_config(run) or {}).get("dataset")
+    except ValueError:
+        return None
+    if isinstance(dataset, str) and (run.experiment_root / "data" / dataset / "meta.pkl").is_file():
+        return f"chars ({dataset})"
+    return "GPT-2 BPE"

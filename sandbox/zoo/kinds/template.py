@@ -59,3 +59,8 @@ def train_config(run: Any) -> dict | None:
 
 def findings(exp: Any) -> list[tuple]:
     return []  # sandbox.zoo.doctor checks this kind itself
+
+
+def tokenizer_label(run: Any, cfg: dict) -> str | None:
+    """The tokenizer folder the config names."""
+    return cfg.get("tokenizer")
