@@ -163,8 +163,9 @@ with st.expander("Method"):
     )
     resamples = int(mcols[3].number_input("Bootstrap resamples", 100, 10000, 1000, step=100, key="ev_boot"))
     st.caption(
-        "Each document is tokenized by each run's own tokenizer with its bos token. Logits come "
-        "from model(input_ids) alone; windows of equal length are batched, so no padding is "
+        "Each document is tokenized by each run's own tokenizer after its start token (its bos; "
+        "for codebases without one, what the run's kind names: a newline for nanoGPT's characters, "
+        "`<|endoftext|>` for GPT-2 BPE). Logits come from model(input_ids) alone; windows of equal length are batched, so no padding is "
         "ever scored. The first token of a later disjoint window is predicted from that "
         "window's own first token (the previous window's last target)."
     )

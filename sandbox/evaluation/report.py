@@ -95,6 +95,12 @@ class Report:
                 "Loss, perplexity and top-k accuracy are per token, and these runs cut the text into "
                 f"tokens differently ({cuts}): those are not comparable across tokenizers. Bits per byte is."
             )
+        starts = {r.run_id: r.info.get("start") for r in self.results if r.ok and r.info.get("start")}
+        if len(set(starts.values())) > 1:  # codebases without a bos token: each says what it uses
+            out.append(
+                "A document's first token is predicted from a start token, each run's own: "
+                + "; ".join(f"{rid}: {start}" for rid, start in starts.items()) + "."
+            )
         return out
 
     def paired(self, ks: list[int], reference: str | None = None, *, n_resamples: int = 1000, seed: int = 0) -> list[dict]:
