@@ -206,9 +206,10 @@ with tab_detail:
             info = record["info"] if record else None
             if info:
                 st.caption(md_escape(
-                    f"Loaded by {info.get('loaded_by') or 'the contract'}: {info['n_params']:,} parameters · "
-                    f"{info['vocab_size']} logits · context {info['max_seq_len']} · device {info['device']} · "
-                    f"documents start after {info.get('start') or 'the bos token'}"
+                    f"Loaded: {info['n_params']:,} parameters · {info['vocab_size']} logits · "
+                    f"context {info['max_seq_len']} · device {info['device']} · loaded by "
+                    f"{info.get('loaded_by') or 'the contract'} · documents start after "
+                    f"{info.get('start') or 'the bos token'}"
                 ))
                 for note in info.get("notes") or []:
                     st.caption(md_escape(note))

@@ -89,8 +89,22 @@ class RunHost:
             self._found = {r.name: r for r in (exp.runs if exp else ())}
             run = self._found.get(name)
         if run is None:
-            raise ContractViolation("layout", name, f"There is no run called {name!r} in this experiment.", "")
+            raise self._no_run(name)
         return run
+
+    def _no_run(self, name: str) -> ContractViolation:
+        """The sentence for a run name discovery did not find: a link out, or no such folder."""
+        from sandbox.zoo.confine import inside
+
+        trained = self.root / "trained"
+        if trained.is_dir() and name in os.listdir(trained) and not inside(trained / name, self.root.parent.resolve()):
+            return ContractViolation(
+                "files", f"trained/{name}",
+                f"trained/{name} is a link to a folder outside the models directory; it is not listed.", "",
+            )  # fmt: skip
+        if (self.root / "trained").is_dir() or not discovery.experiment_at(self.root, self.root.parent.resolve()):
+            return ContractViolation("layout", f"trained/{name}", f"There is no run folder trained/{name}.", "")
+        return ContractViolation("layout", name, f"There is no run called {name!r} in this experiment.", "")
 
     def load(self, name: str) -> LoadedRun:
         """The run ``name``, loaded once and reloaded when its weights file changes."""

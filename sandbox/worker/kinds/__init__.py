@@ -4,7 +4,10 @@ One module per kind, named as in `sandbox.zoo.kinds` (the files side), each with
 ``load(run, device) -> LoadedRun``: the model on the device in eval mode whose
 ``model(input_ids)`` gives full-sequence logits, and a tokenizer with the contract's
 interface (`wrap` adapts other codebases to both). `sandbox.worker.host` then checks every
-kind the same way.
+kind the same way. Worker side: these modules import torch, experiment code and (the Hugging
+Face kind only) ``transformers``; they may import `sandbox.zoo` (the run's files),
+`sandbox.errors` and the worker side's `loaded` and `failures`; only `sandbox.worker.host`
+imports them.
 """
 
 from __future__ import annotations

@@ -19,7 +19,10 @@ tokenizer, and gets full-sequence logits). A kind module here defines:
   from files (the doctor's static checks), with ``HINTS`` by rule.
 
 `KINDS` lists them in the order a folder is tried: an adapter file wins over everything,
-then the codebases whose marks are the most specific.
+then the codebases whose marks are the most specific. Like all of `sandbox.zoo`, these modules
+never import torch or experiment code (a checkpoint is read by `sandbox.zoo.ckptread`, which
+runs no code); they may import the rest of `sandbox.zoo` below discovery (`jsonfile`,
+`ckptread`, `confine`) and the base modules.
 """
 
 from __future__ import annotations
