@@ -28,7 +28,7 @@ from sandbox.arena.battle import (
 from sandbox.arena.headless import MAX_JUDGED_BATTLES, judge_unjudged, run_judged_battles, unjudged
 from sandbox.arena.judge import DEFAULT_RUBRIC, MAX_RUBRIC_CHARS, Judge, judge_config, judge_status
 from sandbox.arena.live import HIDDEN_COLOR, LiveBattle, new_matchup, reveal_sentence
-from sandbox.arena.store import ArenaStore, StoreError
+from sandbox.arena.store import StoreError
 from sandbox.errors import UnknownRunError
 from sandbox.figures import export
 from sandbox.figures.colors import run_color
@@ -53,12 +53,6 @@ st.caption(
 )
 
 
-@st.cache_resource(show_spinner=False)
-def arena_store() -> ArenaStore:
-    """The one store of this server (its pending writes are shared by every session)."""
-    return ArenaStore()
-
-
 @st.cache_data(show_spinner=False)
 def openings() -> list[str]:
     return story_openings()
@@ -67,7 +61,7 @@ def openings() -> list[str]:
 @st.cache_data(show_spinner=False, max_entries=32)
 def cached_board(kind: str, counts: tuple) -> boards.Leaderboard:
     """The leaderboard of ``kind``, refitted only when the store's counts change."""
-    return boards.leaderboard(arena_store(), kind)
+    return boards.leaderboard(common.arena_store(), kind)
 
 
 def judge_secrets() -> dict:
@@ -83,7 +77,7 @@ if len(run_ids) < 2:
     st.info("The arena needs at least two trained runs in the models directory.")
     st.stop()
 try:
-    store = arena_store()
+    store = common.arena_store()
 except StoreError as exc:
     common.show_error(exc)
     st.stop()

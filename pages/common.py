@@ -22,6 +22,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
+from sandbox.app.shared import Shared
 from sandbox.settings import parse_app_args, parse_app_ray
 from sandbox.text import md_escape
 from sandbox.zoo import discovery
@@ -38,6 +39,16 @@ ENTRY_KEY = "_ran_via_entry_script"
 MAX_WORKERS = 4
 
 log = logging.getLogger("sandbox.app")
+
+# Workers, the worker cap, the wrong-token record and the arena store: state of the whole
+# process, never in st.cache_resource (any session's "clear cache" message empties that;
+# see `sandbox.app.shared`).
+SHARED = Shared()
+
+
+def release_shared() -> None:
+    """Stop every worker and forget the limits and the arena store (tests only: no page calls it)."""
+    SHARED.close_all()
 
 
 def _log_to_server() -> None:
@@ -84,13 +95,13 @@ def ray_backend() -> tuple[str | None, str | None]:
     return address, None
 
 
-@st.cache_resource(show_spinner=False)
 def device_name() -> str:
-    """The device the workers use (`SANDBOX_DEVICE`, else probed once in a subprocess: the
-    app's own process never imports torch; on a Ray cluster "auto": each node picks)."""
+    """The device the workers use (`SANDBOX_DEVICE`, else probed once per process in a
+    subprocess: the app's own process never imports torch; on a Ray cluster "auto": each
+    node picks)."""
     from sandbox.worker.backends import workers_device
 
-    return workers_device(ray_backend()[0])
+    return SHARED.get("device_name", lambda: workers_device(ray_backend()[0]))
 
 
 def make_pool():
@@ -155,15 +166,17 @@ def runs_overview() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["experiment", "run", "has log"])
 
 
-@st.cache_resource(show_spinner=False)
 def worker_limiter():
     """The one cap on live worker processes, shared by `worker_pool` and every `lane_pool`."""
     from sandbox.worker.client import WorkerLimiter
 
-    return WorkerLimiter(MAX_WORKERS)
+    return SHARED.get("worker_limiter", lambda: WorkerLimiter(MAX_WORKERS))
 
 
-@st.cache_resource(show_spinner=False, on_release=lambda pool: pool.close_all())
+def _close_pool(pool) -> None:
+    pool.close_all()
+
+
 def worker_pool():
     """The process-wide pool of experiment workers (shared by every browser session).
 
@@ -172,7 +185,7 @@ def worker_pool():
     requests time out after ``$SANDBOX_REQUEST_TIMEOUT`` seconds (default 120). Workers are
     local processes, or Ray actors when the app was started with a Ray cluster (`ray_backend`).
     """
-    return make_pool()
+    return SHARED.get("worker_pool", make_pool, close=_close_pool)
 
 
 def session_id() -> str:
@@ -245,12 +258,11 @@ def require_access() -> None:
         st.stop()
 
 
-@st.cache_resource(show_spinner=False)
 def token_throttle():
     """The process-wide record of wrong tokens per client (`sandbox.app.auth.Throttle`)."""
     from sandbox.app.auth import Throttle
 
-    return Throttle()
+    return SHARED.get("token_throttle", Throttle)
 
 
 def _client_keys() -> tuple[str, ...]:
@@ -374,7 +386,6 @@ def flagged_runs() -> set[str]:
     return sanity.flagged_run_ids([run for exp in experiments() for run in exp.runs])
 
 
-@st.cache_resource(show_spinner=False, on_release=lambda pool: pool.close_all())
 def lane_pool(lane: int):
     """Extra workers for the Playground: lane 1, 2, 3 each hold one more worker per experiment.
 
@@ -382,7 +393,16 @@ def lane_pool(lane: int):
     side only with a worker each (lane 0 is `worker_pool`; see `sandbox.playground.columns.assign_lanes`).
     Their workers count against the same cap as the main pool's (`worker_limiter`).
     """
-    return make_pool()
+    return SHARED.get(f"lane_pool:{int(lane)}", make_pool, close=_close_pool)
+
+
+def arena_store():
+    """The arena's one store of this process (`sandbox.arena.store.ArenaStore`): its writes
+    waiting for a retry are every session's. Raises `StoreError` when the database cannot
+    be opened (tried again on the next call)."""
+    from sandbox.arena.store import ArenaStore
+
+    return SHARED.get("arena_store", ArenaStore)
 
 
 def client_in_lane(run_id: str, lane: int, session: str | None = None):

@@ -43,7 +43,7 @@ def test_app_is_open_without_a_token(app_at, toy_models, monkeypatch):
 def test_a_page_run_on_its_own_still_asks_for_the_token(toy_models, monkeypatch):
     """Right after a server start Streamlit may run a pages/ file without the entry script."""
     import streamlit as st
-    from conftest import ROOT
+    from conftest import ROOT, release_app
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("SANDBOX_TOKEN", "s3cret")
@@ -54,7 +54,7 @@ def test_a_page_run_on_its_own_still_asks_for_the_token(toy_models, monkeypatch)
         assert not at.exception, page
         assert [t.label for t in at.text_input] == ["Access token"], page
         assert not at.dataframe and not at.multiselect, f"{page} showed content before the token"
-    st.cache_resource.clear()
+    release_app()
 
 
 # -- wrong tokens are rate-limited per client ------------------------------------------------------

@@ -1,0 +1,101 @@
+"""Hostile browser sessions: what a websocket client can send before (and after) the token.
+
+Streamlit acts on a "clear cache" message from any connected session, and its upload
+endpoint stores files for any session that asks. Nothing one visitor sends may touch
+another visitor's work or the server's limits (README: "Reliability"). These tests start
+the real app and speak its websocket protocol directly (`rawclient`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from rawclient import RawSession
+
+from sandbox.arena.store import StoreError
+from sandbox.zoo import discovery
+
+TOKEN = "tok-hostile-clients"
+WRONG = "That token does not match"
+
+
+@pytest.fixture(scope="module")
+def token_server(toy_models: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """The app on the toy models with ``SANDBOX_TOKEN`` set, on a free localhost port."""
+    from browser.appdriver import start_server
+
+    cache = tmp_path_factory.mktemp("hostile_cache")
+    server = start_server(
+        app_args=["--models-dir", str(toy_models)],
+        env={"SANDBOX_MODELS_DIR": None, "SANDBOX_TOKEN": TOKEN, "SANDBOX_CACHE_DIR": str(cache),
+             "SANDBOX_ARENA_DB": None, "SANDBOX_JUDGE_BASE_URL": None},
+        log_name="hostile-token-server",
+    )  # fmt: skip
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# -- 1. "clear cache" from a session that never gave the token --------------------------------------
+
+
+def test_clear_cache_from_a_stranger_keeps_the_wrong_token_limit(token_server) -> None:
+    """A guesser runs into the limit; a second connection's "clear cache" must not lift it."""
+    with RawSession(token_server.base) as guesser, RawSession(token_server.base) as stranger:
+        guesser.rerun()
+        stranger.rerun()
+        for tries in range(1, 100):  # wrong tokens until the page asks the guesser to wait
+            alerts = guesser.rerun({"Access token": f"wrong-{tries}"}).alerts()
+            assert alerts and (WRONG in alerts[0] or "Too many" in alerts[0]), alerts
+            if "wait" in alerts[0]:
+                break
+        else:
+            pytest.fail("99 wrong tokens and never a wait")
+        stranger.clear_cache()
+        stranger.rerun()
+        alerts = guesser.rerun({"Access token": "wrong-after-clear"}).alerts()
+        assert alerts and "wait" in alerts[0], f"after {tries} wrong tries and a clear cache: {alerts}"
+
+
+def test_clear_cache_keeps_workers_limits_and_pending_votes(toy_models: Path, tmp_path: Path, monkeypatch) -> None:
+    """Streamlit's own handler of the message, run in-process: the process-wide state stays."""
+    from conftest import release_app
+    from streamlit.runtime.app_session import AppSession
+    from streamlit.runtime.state import SessionState
+
+    from pages import common
+    from sandbox.arena.store import BattleRecord
+
+    monkeypatch.setenv("SANDBOX_ARENA_DB", str(tmp_path / "arena.sqlite3"))
+    release_app()
+    try:
+        throttle, limiter, pool, store = common.token_throttle(), common.worker_limiter(), common.worker_pool(), common.arena_store()
+        throttle.clock = lambda: 1000.0  # frozen: the wait never runs out during the test
+        for _ in range(throttle.free_tries):
+            throttle.failed(["session:guesser"])
+        assert throttle.wait_left(["session:guesser"]) > 0
+        client = pool.client(discovery.find_experiment(toy_models, "toy_a"))
+        client.request("ping")
+        store.busy_timeout = 0.2
+        lock = sqlite3.connect(store.path, isolation_level=None)
+        lock.execute("BEGIN EXCLUSIVE")
+        battle = BattleRecord(id="b1", prompt="p", settings={}, seed=1, draw_seed=1, shown_order="ab", run_a="toy_a/run1",
+                              fingerprint_a="fa", text_a="x", run_b="toy_b/cached", fingerprint_b="fb", text_b="y")  # fmt: skip
+        with pytest.raises(StoreError):
+            store.add_battle(battle)
+        lock.execute("ROLLBACK")
+        lock.close()
+
+        AppSession._handle_clear_cache_request(SimpleNamespace(_session_state=SessionState()))
+
+        assert common.token_throttle() is throttle and throttle.wait_left(["session:guesser"]) > 0
+        assert common.worker_limiter() is limiter and common.worker_pool() is pool
+        assert client.alive and client.request("ping")
+        assert common.arena_store() is store and [p.record for p in store.pending()] == [battle]
+    finally:
+        release_app()
