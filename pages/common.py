@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -240,7 +241,76 @@ def access_ok() -> bool:
     """True when the app is open, or this browser session has already given the access token."""
     from sandbox.app.auth import expected_token
 
+    guard_uploads()
     return expected_token() is None or bool(st.session_state.get("access_ok"))
+
+
+# Files one browser session may hold on the server at once (Streamlit keeps every upload of
+# a session until it ends): the Evaluation page reads only the newest.
+MAX_UPLOADS_PER_SESSION = 2
+
+
+def granted_sessions():
+    """The browser sessions that gave the access token (`sandbox.app.uploads.SessionSet`)."""
+    from sandbox.app.uploads import SessionSet
+
+    return SHARED.get("granted_sessions", SessionSet)
+
+
+def may_upload(session: str) -> bool:
+    """Whether the server keeps files uploaded by browser session ``session``."""
+    from sandbox.app.auth import expected_token
+
+    return expected_token() is None or session in granted_sessions()
+
+
+def upload_bounds():
+    """What one session may hold in uploads (`sandbox.app.uploads.UploadBounds`)."""
+    from sandbox.app.uploads import UploadBounds
+
+    per_file = int(st.get_option("server.maxUploadSize")) * 1024 * 1024
+    return UploadBounds(max_files=MAX_UPLOADS_PER_SESSION, max_bytes=MAX_UPLOADS_PER_SESSION * per_file)
+
+
+def guard_uploads() -> None:
+    """Put the app's rule in front of Streamlit's upload store, once per server process.
+
+    Streamlit stores a file for any connected session that asks (no uploader widget
+    needed). With the guard, a session that has not given the token gets HTTP 403 and keeps
+    nothing; any other keeps its newest files within `upload_bounds` (older ones are
+    dropped). Files stored before the guard (before the process's first page run) by
+    sessions without the token are dropped when it is put in place.
+    """
+    from streamlit import runtime
+
+    if not runtime.exists():
+        return  # AppTest: no server, no upload endpoint
+    manager = runtime.get_instance().uploaded_file_mgr
+    with _GUARD_LOCK:
+        if getattr(manager, "sandbox_guarded", False):
+            return
+        from starlette.exceptions import HTTPException
+
+        store_file = manager.add_file
+
+        def add_file(session_id: str, file) -> None:
+            if not may_upload(session_id):
+                log.warning("upload refused: browser session %s has not given the access token", session_id)
+                raise HTTPException(status_code=403, detail="Give the access token first.")
+            with _GUARD_LOCK:
+                store_file(session_id, file)
+                held = [(rec.file_id, len(rec.data)) for rec in list(manager.file_storage.get(session_id, {}).values())]
+                for file_id in upload_bounds().to_drop(held):
+                    manager.remove_file(session_id, file_id)
+
+        manager.add_file = add_file
+        manager.sandbox_guarded = True
+        for session in list(manager.file_storage):
+            if not may_upload(session):
+                manager.remove_session_files(session)
+
+
+_GUARD_LOCK = threading.RLock()
 
 
 def require_access() -> None:
@@ -295,6 +365,7 @@ def _check_token() -> None:
     expected = expected_token()
     if expected is not None and token_matches(given, expected):
         throttle.succeeded(keys)
+        granted_sessions().add(session_id())
         ss["access_ok"] = True
         ss.pop("access_message", None)
         return

@@ -8,7 +8,7 @@ ForwardMsgs back, so tests can reproduce what such a client does.
 
 from __future__ import annotations
 
-import json
+import time
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
@@ -94,7 +94,8 @@ class RawSession:
 
     def upload(self, data: bytes, name: str = "stories.txt") -> int:
         """Put a file in this session's upload store, as the file uploader widget would
-        (one file_urls_request, then an HTTP PUT); returns the PUT's status code."""
+        (one file_urls_request, then an HTTP PUT with the XSRF cookie a browser would hold);
+        returns the PUT's status code."""
         msg = BackMsg()
         msg.file_urls_request.request_id = uuid.uuid4().hex
         msg.file_urls_request.file_names.append(name)
@@ -106,12 +107,15 @@ class RawSession:
             if fwd.WhichOneof("type") == "file_urls_response":
                 url = fwd.file_urls_response.file_urls[0].upload_url
                 break
+        with urllib.request.urlopen(self.base_url + "/_stcore/health", timeout=30) as reply:  # sets the XSRF cookie
+            cookie = reply.headers.get("Set-Cookie", "").split(";", 1)[0]
         boundary = uuid.uuid4().hex
         body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
                 f"Content-Type: text/plain\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()  # fmt: skip
         request = urllib.request.Request(
             self.base_url + url if url.startswith("/") else url, data=body, method="PUT",
-            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}", "Cookie": cookie,
+                     "X-Xsrftoken": cookie.split("=", 1)[-1]},
         )  # fmt: skip
         try:
             with urllib.request.urlopen(request, timeout=60) as reply:
@@ -120,12 +124,19 @@ class RawSession:
             return exc.code
 
 
-def server_metrics(base_url: str) -> dict:
-    """Streamlit's own ``/_stcore/metrics`` as a dict of family name -> text lines."""
+def uploaded_bytes(base_url: str) -> int:
+    """Bytes of uploaded files the server holds, all sessions together (Streamlit's own
+    ``/_stcore/metrics``; no line at all when it holds none). Streamlit computes this
+    figure at most every few seconds: see `uploaded_bytes_become`."""
     with urllib.request.urlopen(base_url + "/_stcore/metrics", timeout=30) as reply:
         text = reply.read().decode()
-    families: dict[str, list[str]] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            families.setdefault(line.split("{")[0].split(" ")[0], []).append(line)
-    return json.loads(json.dumps(families))
+    return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines() if "UploadedFileManager" in line)
+
+
+def uploaded_bytes_become(base_url: str, expected: int, patience: float = 60.0) -> int:
+    """`uploaded_bytes` once it equals ``expected`` (its figure is refreshed every few seconds), or
+    the last figure seen when ``patience`` seconds pass first."""
+    deadline = time.monotonic() + patience
+    while (seen := uploaded_bytes(base_url)) != expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return seen

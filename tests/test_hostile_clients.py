@@ -99,3 +99,67 @@ def test_clear_cache_keeps_workers_limits_and_pending_votes(toy_models: Path, tm
         assert common.arena_store() is store and [p.record for p in store.pending()] == [battle]
     finally:
         release_app()
+
+
+# -- 3. uploads before the token ---------------------------------------------------------------------
+
+
+def test_a_session_without_the_token_keeps_no_upload(token_server) -> None:
+    """The upload endpoint takes files for any session; before the token it must keep none
+    (the same uploads with the token get 204: the next test)."""
+    with RawSession(token_server.base) as stranger:
+        assert stranger.rerun().of_kind("text_input"), "the sign-in page"
+        statuses = [stranger.upload(b"the cat sat.\n" * 10_000, f"s{i}.txt") for i in range(3)]
+        assert statuses == [403] * 3, statuses
+        assert not stranger.rerun().of_kind("file_uploader")
+    assert token_server.log_tail(100_000).count("has not given the access token") == 3
+
+
+def test_a_session_with_the_token_holds_its_newest_uploads_only(token_server) -> None:
+    from rawclient import uploaded_bytes_become
+
+    from pages import common
+
+    bounds_files = common.MAX_UPLOADS_PER_SESSION
+    body = b"the dog ran far away.\n" * 20_000
+    with RawSession(token_server.base) as visitor:
+        visitor.rerun()
+        signed_in = visitor.rerun({"Access token": TOKEN})
+        assert not signed_in.of_kind("text_input") and signed_in.of_kind("metric"), signed_in.alerts()
+        statuses = [visitor.upload(body, f"v{i}.txt") for i in range(bounds_files + 3)]
+        assert statuses == [204] * len(statuses)
+        assert uploaded_bytes_become(token_server.base, bounds_files * len(body)) == bounds_files * len(body)
+    # The session has ended: Streamlit drops its files.
+
+
+def test_uploads_made_before_the_first_page_run_are_dropped_by_it(toy_models: Path, tmp_path: Path) -> None:
+    """A fresh server has run no page yet; a stranger's files are dropped at the first run."""
+    from browser.appdriver import start_server
+    from rawclient import uploaded_bytes_become
+
+    server = start_server(app_args=["--models-dir", str(toy_models)],
+                          env={"SANDBOX_MODELS_DIR": None, "SANDBOX_TOKEN": TOKEN, "SANDBOX_CACHE_DIR": str(tmp_path)},
+                          log_name="hostile-fresh-server")  # fmt: skip
+    try:
+        with RawSession(server.base) as stranger:
+            body = b"early bytes\n" * 1000
+            assert stranger.upload(body) == 204  # nothing of the app has run yet
+            assert uploaded_bytes_become(server.base, len(body)) == len(body)
+            stranger.rerun()
+            assert uploaded_bytes_become(server.base, 0) == 0
+    finally:
+        server.stop()
+
+
+def test_upload_bounds_drop_the_oldest_and_keep_the_newest() -> None:
+    from sandbox.app.uploads import SessionSet, UploadBounds
+
+    bounds = UploadBounds(max_files=2, max_bytes=10)
+    assert bounds.to_drop([("a", 3), ("b", 3)]) == []
+    assert bounds.to_drop([("a", 3), ("b", 3), ("c", 3)]) == ["a"]
+    assert bounds.to_drop([("a", 6), ("b", 6)]) == ["a"]
+    assert bounds.to_drop([("a", 3), ("huge", 50)]) == ["a"], "the newest stays, whatever its size"
+    granted = SessionSet(max_sessions=2)
+    for session in ("s1", "s2", "s3"):
+        granted.add(session)
+    assert "s1" not in granted and "s3" in granted and len(granted) == 2
