@@ -15,6 +15,7 @@ from html import escape
 import streamlit as st
 
 from pages import common
+from sandbox.app.admission import Refused
 from sandbox.arena import board as boards
 from sandbox.arena.battle import (
     CHOICE_LABELS,
@@ -343,7 +344,7 @@ def judge_section() -> None:
         bar.progress(done / max(total, 1), text=md_escape(f"{done} of {total}: {sentence}"))
 
     try:
-        with Judge(config) as judge:
+        with common.judge_runs().enter(common.session_id()), Judge(config) as judge:
             if go_new:
                 summary = run_judged_battles(
                     common.worker_pool(), common.models_dir(), pool, [prompts] if isinstance(prompts, str) else prompts,
@@ -352,6 +353,10 @@ def judge_section() -> None:
                 )  # fmt: skip
             else:
                 summary = judge_unjudged(store, judge, rubric=rubric, progress=progress)
+    except Refused as exc:
+        bar.empty()
+        st.warning(md_escape(str(exc)), icon=":material/hourglass_top:")
+        return
     except ValueError as exc:
         st.error(md_escape(str(exc)))
         return

@@ -467,6 +467,17 @@ def lane_pool(lane: int):
     return SHARED.get(f"lane_pool:{int(lane)}", make_pool, close=_close_pool)
 
 
+# Judge runs spend the owner's API key: one at a time in the whole app (README: "Reliability").
+JUDGE_RUNS_AT_ONCE = 1
+
+
+def judge_runs():
+    """The admission rule for judge runs (`sandbox.app.admission.Admission`)."""
+    from sandbox.app.admission import Admission
+
+    return SHARED.get("judge_runs", lambda: Admission("judge run", at_once=JUDGE_RUNS_AT_ONCE, per_session=1))
+
+
 def arena_store():
     """The arena's one store of this process (`sandbox.arena.store.ArenaStore`): its writes
     waiting for a retry are every session's. Raises `StoreError` when the database cannot

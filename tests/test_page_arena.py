@@ -178,3 +178,40 @@ def test_an_empty_leaderboard_says_so(app_at, toy_models, db):
     at = open_arena(app_at, toy_models, {"view": "leaderboard"})
     assert "No votes yet" in shown_text(at.main)
     assert [m.value for m in at.metric] == ["0", "0", "0"]
+
+
+def test_a_judge_run_waits_while_another_session_has_one_going(app_at, toy_models, db, monkeypatch):
+    """Reliability II, 4: judge runs spend the owner's key; one at a time in the whole app."""
+    from pages import common
+
+    with fake_servers() as start:
+        server = start(lambda body, n: (200, chat("Verdict: A"), 0.0, {}))
+        monkeypatch.setenv(ENV_BASE_URL, server.base_url)
+        monkeypatch.setenv(ENV_MODEL, "tiny-judge")
+        at = open_arena(app_at, toy_models, {"view": "judge"})
+        runs = common.judge_runs()
+        with runs.enter("another-browser-session"):
+            at.number_input(key="ar_judge_n").set_value(2)
+            at.button(key="ar_judge_go").click().run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert server.requests == [] and ArenaStore(db).counts()["battles"] == 0
+        assert f"The server already has {runs.at_once} judge run going, the most at once" in shown_text(at.main)
+        assert runs.running() == 0
+
+
+def test_admission_counts_per_session_and_in_all() -> None:
+    from sandbox.app.admission import Admission, Refused
+
+    rule = Admission("judge run", at_once=2, per_session=1)
+    with rule.enter("s1"):
+        with pytest.raises(Refused, match=r"^This browser session already has 1 judge run going; wait"):
+            with rule.enter("s1"):
+                pass
+        with rule.enter("s2"):
+            assert rule.running() == 2 and rule.running("s2") == 1
+            with pytest.raises(Refused, match=r"^The server already has 2 judge runs going, the most at once"):
+                with rule.enter("s3"):
+                    pass
+    assert rule.running() == 0
+    with pytest.raises(ValueError):
+        Admission("x", at_once=0)
