@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sandbox.text import encodable
+
 FORMATS = (".txt", ".jsonl", ".parquet")
 
 
@@ -82,9 +84,10 @@ class Budget:
                 "of text, the most a data source may hold.")
 
     def take(self, docs: Iterable[str]) -> list[str]:
-        """The non-empty documents of ``docs``, counted against the limits as they come."""
+        """The non-empty documents of ``docs``, counted against the limits as they come, each
+        made `encodable` (a JSON escape can hold half a surrogate pair, which no encoder takes)."""
         kept = []
-        for doc in docs:
+        for doc in map(encodable, docs):
             self.chars += len(doc)
             if self.chars > self.limits.max_chars:
                 raise DataSourceError(
