@@ -142,15 +142,24 @@ def _request() -> None:
 
 
 def _vote(choice: str) -> None:
-    """A vote button's callback: store the vote (kept for retry if the store fails), reveal."""
-    battle = ss.get("ar_battle")
-    if battle is None or battle.voted:
+    """A vote button's callback: store the vote (kept for retry if the store fails), reveal.
+
+    A visitor votes once on a battle's content and a bounded number of times in all
+    (`common.vote_ledger`); a refused vote is not stored and reveals nothing.
+    """
+    battle, live = ss.get("ar_battle"), ss.get("ar_live")
+    if battle is None or battle.voted or live is None:
         return  # a second click, or a vote for a battle that is gone
+    ledger, keys = common.vote_ledger(), common.client_keys()
+    ss["ar_vote_refused"] = ledger.refusal(keys, live.matchup.content)
+    if ss["ar_vote_refused"]:
+        return
     try:
         battle.vote(store, choice, ss["ar_rater"])
         ss["ar_store_error"] = None
     except StoreError as exc:
         ss["ar_store_error"] = str(exc)
+    ledger.record(keys, live.matchup.content)
 
 
 def _header(position: str, revealed: str | None) -> str:
@@ -206,6 +215,24 @@ def play_live(live: LiveBattle, slots: dict[str, dict], status) -> None:
         streams.join(timeout=2.0)
 
 
+DRAW_TRIES = 20  # draws of a matchup this visitor has not voted on, before saying so
+ALL_SEEN = (
+    "You have voted on every battle that these runs, prompts and seed make (without a new seed "
+    "each battle, a pair writes the same two stories again): turn on a new seed for each battle "
+    "in the sidebar, or change the prompt."
+)
+
+
+def unseen_matchup():
+    """A new matchup whose content this visitor has not voted on, or None after `DRAW_TRIES`."""
+    ledger, keys = common.vote_ledger(), common.client_keys()
+    for _ in range(DRAW_TRIES):
+        matchup = new_matchup(pool, prompts, settings, fresh_seed=fresh_seed, source=prompt_source)
+        if not ledger.seen(keys, matchup.content):
+            return matchup
+    return None
+
+
 def battle_section() -> None:
     if problem:
         st.info(problem)
@@ -216,9 +243,14 @@ def battle_section() -> None:
     status = st.empty()
     if ss.get(REQUEST) and not problem:
         ss.pop(REQUEST, None)
-        ss["ar_battle"], ss["ar_error"], ss["ar_store_error"] = None, None, None
+        ss["ar_battle"], ss["ar_error"], ss["ar_store_error"], ss["ar_vote_refused"] = None, None, None, None
         try:
-            live = LiveBattle.start(common.models_dir(), new_matchup(pool, prompts, settings, fresh_seed=fresh_seed, source=prompt_source))
+            matchup = unseen_matchup()
+            if matchup is None:
+                ss["ar_live"] = None
+                st.warning(ALL_SEEN, icon=":material/visibility:")
+                return
+            live = LiveBattle.start(common.models_dir(), matchup)
         except (ValueError, UnknownRunError) as exc:
             st.error(md_escape(str(exc)))
             return
@@ -257,6 +289,9 @@ def vote_box(battle) -> None:
     if battle is None:
         return
     if not battle.voted:
+        if ss.get("ar_vote_refused"):
+            st.warning(md_escape(ss["ar_vote_refused"]), icon=":material/block:")
+            return
         st.markdown("**Which story is better?**")
         with st.container(horizontal=True):
             for choice in CHOICES:

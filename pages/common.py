@@ -335,9 +335,9 @@ def token_throttle():
     return SHARED.get("token_throttle", Throttle)
 
 
-def _client_keys() -> tuple[str, ...]:
-    """This visitor as the throttle knows it: its browser session and, when the server sees
-    one, its address (shared by every session a client opens)."""
+def client_keys() -> tuple[str, ...]:
+    """This visitor as the token throttle and the vote ledger know it: its browser session
+    and, when the server sees one, its address (shared by every session a client opens)."""
     from streamlit.runtime.scriptrunner import get_script_run_ctx
 
     ctx = get_script_run_ctx()
@@ -358,7 +358,7 @@ def _check_token() -> None:
     ss["access_token"] = ""  # never keep the secret (or a wrong guess) in session state
     if not given:
         return
-    keys, throttle = _client_keys(), token_throttle()
+    keys, throttle = client_keys(), token_throttle()
     if throttle.wait_left(keys) > 0:
         ss["access_message"] = "wait"  # too soon: not even compared
         return
@@ -378,7 +378,7 @@ def token_form() -> None:
     st.title("micro-GPT sandbox")
     st.text_input("Access token", type="password", key="access_token", on_change=_check_token)
     message = st.session_state.get("access_message")
-    wait = token_throttle().wait_left(_client_keys())
+    wait = token_throttle().wait_left(client_keys())
     wrong = "That token does not match the one this sandbox was started with"
     if message == "wrong" and wait > 0:
         st.error(f"{wrong}; after so many wrong tries, wait {math.ceil(wait)} s before the next one.")
@@ -476,6 +476,14 @@ def judge_runs():
     from sandbox.app.admission import Admission
 
     return SHARED.get("judge_runs", lambda: Admission("judge run", at_once=JUDGE_RUNS_AT_ONCE, per_session=1))
+
+
+def vote_ledger():
+    """What each visitor has voted on (`sandbox.app.votes.VoteLedger`): a battle's content
+    once, and a bounded number of votes in all."""
+    from sandbox.app.votes import VoteLedger
+
+    return SHARED.get("vote_ledger", VoteLedger)
 
 
 def arena_store():

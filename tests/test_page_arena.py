@@ -215,3 +215,37 @@ def test_admission_counts_per_session_and_in_all() -> None:
     assert rule.running() == 0
     with pytest.raises(ValueError):
         Admission("x", at_once=0)
+
+
+def test_without_a_new_seed_a_voter_never_meets_a_revealed_battle_again(app_at, toy_models, db):
+    """Reliability II, 6: a fixed seed writes the same two stories for a pair and prompt; after
+    one reveal a voter would know the sides of every later battle of that pair."""
+    at = open_arena(app_at, toy_models)
+    at.radio(key="ar_source").set_value("own").run()
+    at.text_area(key="ar_prompt").set_value("the fox and the cat")
+    at.checkbox(key="ar_fresh_seed").set_value(False).run()
+    new_battle(at)
+    at.button(key="ar_vote_A").click().run()
+    revealed = set(column_texts(at))
+    assert len(revealed) == 2 and "You chose A" in shown_text(at.main)
+
+    at.button(key="ar_new").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not revealed & set(column_texts(at)), "the revealed stories came back, sides known"
+    assert all(not b.key.startswith("ar_vote_") for b in at.button)
+    assert "You have voted on every battle that these runs, prompts and seed make" in shown_text(at.main)
+    assert ArenaStore(db).counts()["person_votes"] == 1
+
+
+def test_the_vote_ledger_takes_a_content_once_and_a_bounded_number_of_votes() -> None:
+    from sandbox.app.votes import VoteLedger
+
+    ledger = VoteLedger(max_votes=2)
+    me, same_address = ("session:1", "ip:10.0.0.5"), ("session:2", "ip:10.0.0.5")
+    assert ledger.refusal(me, "c1") is None
+    ledger.record(me, "c1")
+    assert ledger.refusal(me, "c1").startswith("You have voted on this battle already")
+    assert ledger.seen(same_address, "c1"), "a new session from the same address gains nothing"
+    ledger.record(me, "c2")
+    assert ledger.refusal(("session:3",), "c3") is None
+    assert ledger.refusal(me, "c3") == "This browser or address has given 2 votes, the most one visitor may give."
