@@ -399,4 +399,7 @@ def judge_section() -> None:
         st.caption(md_escape(line))
 
 
-{"battle": battle_section, "leaderboard": leaderboard_section, "judge": judge_section}[view]()
+try:
+    {"battle": battle_section, "leaderboard": leaderboard_section, "judge": judge_section}[view]()
+except StoreError as exc:  # the database file unreadable (replaced, say): one sentence, not a traceback
+    common.show_error(exc)

@@ -249,3 +249,22 @@ def test_the_vote_ledger_takes_a_content_once_and_a_bounded_number_of_votes() ->
     ledger.record(me, "c2")
     assert ledger.refusal(("session:3",), "c3") is None
     assert ledger.refusal(me, "c3") == "This browser or address has given 2 votes, the most one visitor may give."
+
+
+@pytest.mark.parametrize("view", ["leaderboard", "judge", "battle"])
+def test_a_database_replaced_by_junk_is_one_sentence_on_every_section(app_at, toy_models, db, monkeypatch, view):
+    """Reliability II, 7: the file replaced while the app runs; never an exception box."""
+    with fake_servers() as start:
+        server = start(lambda body, n: (200, chat("Verdict: A"), 0.0, {}))
+        monkeypatch.setenv(ENV_BASE_URL, server.base_url)
+        monkeypatch.setenv(ENV_MODEL, "tiny-judge")
+        at = open_arena(app_at, toy_models)
+        junk = db.with_name("junk")
+        junk.write_bytes(b"not sqlite " * 1000)
+        junk.replace(db)
+        at.radio(key="ar_view").set_value(view).run()
+        if view == "battle":
+            new_battle(at)
+            at.button(key="ar_vote_B").click().run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert any("not a readable arena database" in e.value for e in at.error)

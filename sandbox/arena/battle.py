@@ -359,7 +359,7 @@ class Battle:
                 store.add_battle(self.record)
             except StoreError as exc:
                 battle_error = exc  # kept for retry; the vote must queue up behind it
-            store.add_vote(vote)  # raises StoreError too while the battle is still pending
+            store.add_vote(vote, self.record)  # raises StoreError too while the battle is still pending
             if battle_error is not None:
                 raise battle_error
         return vote

@@ -161,7 +161,7 @@ def _judge_one(judge: Judge, store: ArenaStore, record, rubric: str, summary: Ju
     summary.judged += 1
     summary.verdicts[vote.verdict] += 1
     try:
-        store.add_vote(vote)
+        store.add_vote(vote, record)
     except StoreError as exc:
         return f"{label}: judged {vote.verdict}; {exc}"
     return f"{label}: judged {vote.verdict}"

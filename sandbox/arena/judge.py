@@ -393,5 +393,5 @@ class Judge:
             raw=verdict.raw_json(self.config.model),
         )  # fmt: skip
         if store is not None:
-            store.add_vote(vote)
+            store.add_vote(vote, battle)
         return vote
