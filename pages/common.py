@@ -335,6 +335,24 @@ def token_throttle():
     return SHARED.get("token_throttle", Throttle)
 
 
+# Wrong tokens from anywhere, together: a new browser session (one per websocket connection)
+# or a forged X-Forwarded-For address starts a client's count afresh; the server's never does.
+SERVER_FREE_TRIES = 50
+SERVER_KEYS = ("server",)
+
+
+def server_throttle():
+    """The process-wide record of wrong tokens from every client together."""
+    from sandbox.app.auth import Throttle
+
+    return SHARED.get("server_throttle", lambda: Throttle(free_tries=SERVER_FREE_TRIES))
+
+
+def token_wait(keys: tuple[str, ...]) -> float:
+    """Seconds before the client of ``keys`` may try a token: its own wait or the server's."""
+    return max(token_throttle().wait_left(keys), server_throttle().wait_left(SERVER_KEYS))
+
+
 def client_keys() -> tuple[str, ...]:
     """This visitor as the token throttle and the vote ledger know it: its browser session
     and, when the server sees one, its address (shared by every session a client opens)."""
@@ -359,7 +377,7 @@ def _check_token() -> None:
     if not given:
         return
     keys, throttle = client_keys(), token_throttle()
-    if throttle.wait_left(keys) > 0:
+    if token_wait(keys) > 0:
         ss["access_message"] = "wait"  # too soon: not even compared
         return
     expected = expected_token()
@@ -370,6 +388,7 @@ def _check_token() -> None:
         ss.pop("access_message", None)
         return
     throttle.failed(keys)
+    server_throttle().failed(SERVER_KEYS)
     ss["access_message"] = "wrong"
 
 
@@ -378,12 +397,12 @@ def token_form() -> None:
     st.title("micro-GPT sandbox")
     st.text_input("Access token", type="password", key="access_token", on_change=_check_token)
     message = st.session_state.get("access_message")
-    wait = token_throttle().wait_left(client_keys())
+    wait = token_wait(client_keys())
     wrong = "That token does not match the one this sandbox was started with"
     if message == "wrong" and wait > 0:
         st.error(f"{wrong}; after so many wrong tries, wait {math.ceil(wait)} s before the next one.")
     elif wait > 0:
-        st.error(f"Too many wrong tokens from this browser or address: wait {math.ceil(wait)} s, then try again.")
+        st.error(f"Too many wrong tokens from this browser, its address or all visitors together: wait {math.ceil(wait)} s, then try again.")
     elif message == "wrong":
         st.error(f"{wrong}.")
     st.caption("Ask whoever started the sandbox for the token.")

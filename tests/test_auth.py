@@ -136,3 +136,16 @@ def test_wrong_tokens_in_the_app_are_rate_limited(app_at, toy_models, monkeypatc
     clock.now += 60
     at.text_input(key="access_token").input("s3cret").run()
     assert not at.exception and {m.label for m in at.metric} >= {"Experiments", "Trained runs"}
+
+
+def test_a_quiet_key_starts_afresh():
+    from sandbox.app.auth import Throttle
+
+    clock = FakeClock()
+    throttle = Throttle(free_tries=2, first_wait=2.0, max_wait=8.0, forget_after=100.0, clock=clock)
+    for _ in range(3):
+        throttle.failed(("server",))
+    assert throttle.wait_left(("server",)) > 0
+    clock.now += throttle.max_wait + throttle.forget_after + 1
+    throttle.failed(("server",))  # the first wrong try after a quiet spell: free again
+    assert throttle.wait_left(("server",)) == 0

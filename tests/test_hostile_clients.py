@@ -163,3 +163,28 @@ def test_upload_bounds_drop_the_oldest_and_keep_the_newest() -> None:
     for session in ("s1", "s2", "s3"):
         granted.add(session)
     assert "s1" not in granted and "s3" in granted and len(granted) == 2
+
+
+# -- 8. token guessing from new sessions (127.0.0.1: Streamlit reports no address) -------------------
+
+
+def test_a_guesser_gains_nothing_by_opening_a_new_session_for_every_try(toy_models: Path, tmp_path: Path) -> None:
+    from browser.appdriver import start_server
+
+    from pages import common
+
+    server = start_server(app_args=["--models-dir", str(toy_models)],
+                          env={"SANDBOX_MODELS_DIR": None, "SANDBOX_TOKEN": TOKEN, "SANDBOX_CACHE_DIR": str(tmp_path)},
+                          log_name="hostile-guess-server")  # fmt: skip
+    try:
+        for tries in range(1, 2 * common.SERVER_FREE_TRIES):
+            with RawSession(server.base) as guesser:  # a fresh session: its own count starts at 0
+                guesser.rerun()
+                alerts = guesser.rerun({"Access token": f"guess-{tries}"}).alerts()
+            if "wait" in alerts[0]:
+                break
+        else:
+            pytest.fail(f"{tries} sessions, one wrong token each, and never a wait")
+        assert tries <= common.SERVER_FREE_TRIES
+    finally:
+        server.stop()
