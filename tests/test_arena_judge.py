@@ -261,3 +261,16 @@ def test_a_lone_surrogate_in_an_answer_is_stored_replaced(serve, tmp_path):
     judged = [json.loads(v.raw) for v in store.votes() if v.rater_kind == "judge"]
     assert len(judged) == len(records)
     assert all(j["ab"]["answer"] == "odd \ufffd text\nVerdict: A" for j in judged)
+
+
+@pytest.mark.parametrize("echo", [KEY.upper(), KEY[:12] + "…", "…" + KEY[-10:], f"{KEY[:9]} {KEY[9:]}"])
+def test_the_key_is_masked_however_it_is_echoed(serve, echo):
+    """Reliability II, 8: a server that echoes part of the key, or changes its case, still gets ***."""
+    refusal = {"error": {"message": f"Incorrect API key provided: {echo}. You can find your key..."}}
+    server = serve(lambda body, n: (401, refusal, 0.0, {}))
+    with Judge(config(server)) as judge, pytest.raises(JudgeError, match="refused the request") as err:
+        judge.judge("p", "one", "two")
+    shown = str(err.value)
+    assert "***" in shown
+    for part in (KEY[:8], KEY[-8:], KEY[6:14]):
+        assert part.lower() not in shown.lower()

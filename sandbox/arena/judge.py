@@ -59,6 +59,7 @@ MAX_ERROR_CHARS = 200  # of a server's error message, in a sentence
 MAX_RESPONSE_BYTES = 1_000_000  # read of one answer; a 512-token answer is a few kB
 MAX_STORED_ANSWER_CHARS = 4000  # of one order's answer in the database: its start and its end
 MASK = "***"
+KEY_RUN = 8  # characters of the key in a row that count as showing it
 
 DEFAULT_RUBRIC = (
     "You compare two continuations of the same story opening, written by two small language "
@@ -139,9 +140,23 @@ class JudgeConfig:
         return self.base_url.rstrip("/") + "/chat/completions"
 
     def mask(self, text: str) -> str:
-        """``text`` with the API key replaced by ``***``."""
-        if self.api_key and text:
-            return text.replace(self.api_key, MASK)
+        """``text`` with the API key replaced by ``***``: the key whole, and any run of
+        `KEY_RUN` or more of its characters in a row (any case), so a server that echoes a
+        part of it, or changes its case, does not get it shown or stored."""
+        if not self.api_key or not text:
+            return text
+        run = min(KEY_RUN, len(self.api_key))
+        key, low = self.api_key.lower(), text.lower()
+        parts = {key[i : i + run] for i in range(len(key) - run + 1)}
+        spans: list[list[int]] = []
+        for i in range(len(low) - run + 1):
+            if low[i : i + run] in parts:
+                if spans and i <= spans[-1][1]:
+                    spans[-1][1] = i + run
+                else:
+                    spans.append([i, i + run])
+        for start, end in reversed(spans):
+            text = text[:start] + MASK + text[end:]
         return text
 
 
