@@ -41,9 +41,9 @@ MAX_WORKERS = 4
 
 log = logging.getLogger("sandbox.app")
 
-# Workers, the worker cap, the wrong-token record and the arena store: state of the whole
-# process, never in st.cache_resource (any session's "clear cache" message empties that;
-# see `sandbox.app.shared`).
+# Workers, the worker cap, the wrong-token counts, the sessions that gave the token, the
+# vote ledger, the judge-run rule and the arena store: state of the whole process, never in
+# st.cache_resource (any session's "clear cache" message empties that; `sandbox.app.shared`).
 SHARED = Shared()
 
 
