@@ -42,6 +42,7 @@ class RawSession:
                                    max_size=None, open_timeout=60)  # fmt: skip
         self.ws = self._connection.__enter__()
         self.session_id = ""
+        self.last_file_id = ""
         self.widgets: dict[str, object] = {}  # label -> the widget's protobuf, from the last run
 
     def close(self) -> None:
@@ -62,15 +63,22 @@ class RawSession:
         msg.clear_cache = True
         self.send(msg)
 
-    def rerun(self, strings: dict[str, str] | None = None, page: str = "") -> RunResult:
-        """Run the script with ``strings`` (widget label -> text value) and wait for the end."""
+    def rerun(self, strings: dict[str, str] | None = None, page: str = "", *, query: str = "",
+              files: dict[str, list[tuple[str, str, int]]] | None = None) -> RunResult:  # fmt: skip
+        """Run the script (on ``page``, a page's URL path, with the URL's ``query``) with
+        widget values by label: ``strings`` (a text box's text, a radio's option), ``files``
+        (an uploader's (file id, name, size) per file, as uploaded with `upload`); wait for
+        the run to end."""
         msg = BackMsg()
-        msg.rerun_script.query_string = ""
+        msg.rerun_script.query_string = query
         msg.rerun_script.page_name = page
+        widgets = msg.rerun_script.widget_states.widgets
         for label, value in (strings or {}).items():
-            state = msg.rerun_script.widget_states.widgets.add()
-            state.id = self.widgets[label].id
-            state.string_value = value
+            widgets.add(id=self.widgets[label].id, string_value=value)
+        for label, uploaded in (files or {}).items():
+            state = widgets.add(id=self.widgets[label].id)
+            for file_id, name, size in uploaded:
+                state.file_uploader_state_value.uploaded_file_info.add(file_id=file_id, name=name, size=size)
         self.send(msg)
         return self.read_run()
 
@@ -95,7 +103,7 @@ class RawSession:
     def upload(self, data: bytes, name: str = "stories.txt") -> int:
         """Put a file in this session's upload store, as the file uploader widget would
         (one file_urls_request, then an HTTP PUT with the XSRF cookie a browser would hold);
-        returns the PUT's status code."""
+        returns the PUT's status code. The file's id is `last_file_id` after."""
         msg = BackMsg()
         msg.file_urls_request.request_id = uuid.uuid4().hex
         msg.file_urls_request.file_names.append(name)
@@ -106,6 +114,7 @@ class RawSession:
             fwd.ParseFromString(self.ws.recv(timeout=RUN_TIMEOUT))
             if fwd.WhichOneof("type") == "file_urls_response":
                 url = fwd.file_urls_response.file_urls[0].upload_url
+                self.last_file_id = fwd.file_urls_response.file_urls[0].file_id
                 break
         with urllib.request.urlopen(self.base_url + "/_stcore/health", timeout=30) as reply:  # sets the XSRF cookie
             cookie = reply.headers.get("Set-Cookie", "").split(";", 1)[0]

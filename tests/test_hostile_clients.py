@@ -132,6 +132,23 @@ def test_a_session_with_the_token_holds_its_newest_uploads_only(token_server) ->
     # The session has ended: Streamlit drops its files.
 
 
+def test_an_upload_with_the_token_reaches_the_evaluation_page(token_server) -> None:
+    """The guard keeps a signed-in visitor's upload: the file uploader reads it as before."""
+    stories = b"the cat sat on the mat.\n\nthe dog ran far away.\n\nthe fox hid.\n"
+    with RawSession(token_server.base) as visitor:
+        visitor.rerun()
+        visitor.rerun({"Access token": TOKEN})
+        visitor.rerun(page="evaluation")
+        run = visitor.rerun(page="evaluation", strings={"Data": "Upload a file"}, query="data=upload")
+        (uploader,) = run.of_kind("file_uploader")
+        assert visitor.upload(stories, "three.txt") == 204
+        run = visitor.rerun(page="evaluation", strings={"Data": "Upload a file"}, query="data=upload",
+                            files={uploader.label: [(visitor.last_file_id, "three.txt", len(stories))]})  # fmt: skip
+        assert not run.of_kind("exception"), run.of_kind("exception")
+        shown = " ".join(run.alerts() + [m.body for m in run.of_kind("markdown")])
+        assert f"{stories.count(b'.')} documents in the source" in shown, shown
+
+
 def test_uploads_made_before_the_first_page_run_are_dropped_by_it(toy_models: Path, tmp_path: Path) -> None:
     """A fresh server has run no page yet; a stranger's files are dropped at the first run."""
     from browser.appdriver import start_server
