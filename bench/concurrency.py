@@ -224,9 +224,9 @@ def bench_threads(sessions: list[int], repeats: int, models_dir: Path, runs: lis
 
     common = app_common()
 
-    # The app's own pool factories (not their Streamlit cache): same limits as the app.
-    pools = {0: common.worker_pool.__wrapped__()}
-    pools.update({lane: common.lane_pool.__wrapped__(lane) for lane in range(1, MAX_RUNS)})
+    # The app's own pools (process-wide, `pages.common.SHARED`): same limits as the app.
+    pools = {0: common.worker_pool()}
+    pools.update({lane: common.lane_pool(lane) for lane in range(1, MAX_RUNS)})
     corpus = data.load_documents("bundled")
     monitor = PoolMonitor(pools)
     monitor.start()

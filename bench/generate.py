@@ -148,7 +148,7 @@ def app_pools():
     common = importlib.util.module_from_spec(spec)
     sys.modules["pages.common"] = common
     spec.loader.exec_module(common)
-    return {0: common.worker_pool.__wrapped__(), **{lane: common.lane_pool.__wrapped__(lane) for lane in (1, 2, 3)}}
+    return {0: common.worker_pool(), **{lane: common.lane_pool(lane) for lane in (1, 2, 3)}}
 
 
 def columns_at_once(pools: dict, runs: list, settings: SamplingSettings) -> dict[str, float]:

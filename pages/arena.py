@@ -15,6 +15,7 @@ from html import escape
 import streamlit as st
 
 from pages import common
+from sandbox.app.admission import Refused
 from sandbox.arena import board as boards
 from sandbox.arena.battle import (
     CHOICE_LABELS,
@@ -28,7 +29,7 @@ from sandbox.arena.battle import (
 from sandbox.arena.headless import MAX_JUDGED_BATTLES, judge_unjudged, run_judged_battles, unjudged
 from sandbox.arena.judge import DEFAULT_RUBRIC, MAX_RUBRIC_CHARS, Judge, judge_config, judge_status
 from sandbox.arena.live import HIDDEN_COLOR, LiveBattle, new_matchup, reveal_sentence
-from sandbox.arena.store import ArenaStore, StoreError
+from sandbox.arena.store import StoreError
 from sandbox.errors import UnknownRunError
 from sandbox.figures import export
 from sandbox.figures.colors import run_color
@@ -53,12 +54,6 @@ st.caption(
 )
 
 
-@st.cache_resource(show_spinner=False)
-def arena_store() -> ArenaStore:
-    """The one store of this server (its pending writes are shared by every session)."""
-    return ArenaStore()
-
-
 @st.cache_data(show_spinner=False)
 def openings() -> list[str]:
     return story_openings()
@@ -67,7 +62,7 @@ def openings() -> list[str]:
 @st.cache_data(show_spinner=False, max_entries=32)
 def cached_board(kind: str, counts: tuple) -> boards.Leaderboard:
     """The leaderboard of ``kind``, refitted only when the store's counts change."""
-    return boards.leaderboard(arena_store(), kind)
+    return boards.leaderboard(common.arena_store(), kind)
 
 
 def judge_secrets() -> dict:
@@ -83,7 +78,7 @@ if len(run_ids) < 2:
     st.info("The arena needs at least two trained runs in the models directory.")
     st.stop()
 try:
-    store = arena_store()
+    store = common.arena_store()
 except StoreError as exc:
     common.show_error(exc)
     st.stop()
@@ -147,15 +142,24 @@ def _request() -> None:
 
 
 def _vote(choice: str) -> None:
-    """A vote button's callback: store the vote (kept for retry if the store fails), reveal."""
-    battle = ss.get("ar_battle")
-    if battle is None or battle.voted:
+    """A vote button's callback: store the vote (kept for retry if the store fails), reveal.
+
+    A visitor votes once on a battle's content and a bounded number of times in all
+    (`common.vote_ledger`); a refused vote is not stored and reveals nothing.
+    """
+    battle, live = ss.get("ar_battle"), ss.get("ar_live")
+    if battle is None or battle.voted or live is None:
         return  # a second click, or a vote for a battle that is gone
+    ledger, keys = common.vote_ledger(), common.client_keys()
+    ss["ar_vote_refused"] = ledger.refusal(keys, live.matchup.content)
+    if ss["ar_vote_refused"]:
+        return
     try:
         battle.vote(store, choice, ss["ar_rater"])
         ss["ar_store_error"] = None
     except StoreError as exc:
         ss["ar_store_error"] = str(exc)
+    ledger.record(keys, live.matchup.content)
 
 
 def _header(position: str, revealed: str | None) -> str:
@@ -211,6 +215,24 @@ def play_live(live: LiveBattle, slots: dict[str, dict], status) -> None:
         streams.join(timeout=2.0)
 
 
+DRAW_TRIES = 20  # draws of a matchup this visitor has not voted on, before saying so
+ALL_SEEN = (
+    "You have voted on every battle that these runs, prompts and seed make (without a new seed "
+    "each battle, a pair writes the same two stories again): turn on a new seed for each battle "
+    "in the sidebar, or change the prompt."
+)
+
+
+def unseen_matchup():
+    """A new matchup whose content this visitor has not voted on, or None after `DRAW_TRIES`."""
+    ledger, keys = common.vote_ledger(), common.client_keys()
+    for _ in range(DRAW_TRIES):
+        matchup = new_matchup(pool, prompts, settings, fresh_seed=fresh_seed, source=prompt_source)
+        if not ledger.seen(keys, matchup.content):
+            return matchup
+    return None
+
+
 def battle_section() -> None:
     if problem:
         st.info(problem)
@@ -221,9 +243,14 @@ def battle_section() -> None:
     status = st.empty()
     if ss.get(REQUEST) and not problem:
         ss.pop(REQUEST, None)
-        ss["ar_battle"], ss["ar_error"], ss["ar_store_error"] = None, None, None
+        ss["ar_battle"], ss["ar_error"], ss["ar_store_error"], ss["ar_vote_refused"] = None, None, None, None
         try:
-            live = LiveBattle.start(common.models_dir(), new_matchup(pool, prompts, settings, fresh_seed=fresh_seed, source=prompt_source))
+            matchup = unseen_matchup()
+            if matchup is None:
+                ss["ar_live"] = None
+                st.warning(ALL_SEEN, icon=":material/visibility:")
+                return
+            live = LiveBattle.start(common.models_dir(), matchup)
         except (ValueError, UnknownRunError) as exc:
             st.error(md_escape(str(exc)))
             return
@@ -262,6 +289,9 @@ def vote_box(battle) -> None:
     if battle is None:
         return
     if not battle.voted:
+        if ss.get("ar_vote_refused"):
+            st.warning(md_escape(ss["ar_vote_refused"]), icon=":material/block:")
+            return
         st.markdown("**Which story is better?**")
         with st.container(horizontal=True):
             for choice in CHOICES:
@@ -349,7 +379,7 @@ def judge_section() -> None:
         bar.progress(done / max(total, 1), text=md_escape(f"{done} of {total}: {sentence}"))
 
     try:
-        with Judge(config) as judge:
+        with common.judge_runs().enter(common.session_id()), Judge(config) as judge:
             if go_new:
                 summary = run_judged_battles(
                     common.worker_pool(), common.models_dir(), pool, [prompts] if isinstance(prompts, str) else prompts,
@@ -358,6 +388,10 @@ def judge_section() -> None:
                 )  # fmt: skip
             else:
                 summary = judge_unjudged(store, judge, rubric=rubric, progress=progress)
+    except Refused as exc:
+        bar.empty()
+        st.warning(md_escape(str(exc)), icon=":material/hourglass_top:")
+        return
     except ValueError as exc:
         st.error(md_escape(str(exc)))
         return
@@ -365,4 +399,7 @@ def judge_section() -> None:
         st.caption(md_escape(line))
 
 
-{"battle": battle_section, "leaderboard": leaderboard_section, "judge": judge_section}[view]()
+try:
+    {"battle": battle_section, "leaderboard": leaderboard_section, "judge": judge_section}[view]()
+except StoreError as exc:  # the database file unreadable (replaced, say): one sentence, not a traceback
+    common.show_error(exc)

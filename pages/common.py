@@ -16,12 +16,14 @@ from __future__ import annotations
 import logging
 import math
 import sys
+import threading
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
+from sandbox.app.shared import Shared
 from sandbox.settings import parse_app_args, parse_app_ray
 from sandbox.text import md_escape
 from sandbox.zoo import discovery
@@ -38,6 +40,16 @@ ENTRY_KEY = "_ran_via_entry_script"
 MAX_WORKERS = 4
 
 log = logging.getLogger("sandbox.app")
+
+# Workers, the worker cap, the wrong-token counts, the sessions that gave the token, the
+# vote ledger, the judge-run rule and the arena store: state of the whole process, never in
+# st.cache_resource (any session's "clear cache" message empties that; `sandbox.app.shared`).
+SHARED = Shared()
+
+
+def release_shared() -> None:
+    """Stop every worker and forget the limits and the arena store (tests only: no page calls it)."""
+    SHARED.close_all()
 
 
 def _log_to_server() -> None:
@@ -84,13 +96,13 @@ def ray_backend() -> tuple[str | None, str | None]:
     return address, None
 
 
-@st.cache_resource(show_spinner=False)
 def device_name() -> str:
-    """The device the workers use (`SANDBOX_DEVICE`, else probed once in a subprocess: the
-    app's own process never imports torch; on a Ray cluster "auto": each node picks)."""
+    """The device the workers use (`SANDBOX_DEVICE`, else probed once per process in a
+    subprocess: the app's own process never imports torch; on a Ray cluster "auto": each
+    node picks)."""
     from sandbox.worker.backends import workers_device
 
-    return workers_device(ray_backend()[0])
+    return SHARED.get("device_name", lambda: workers_device(ray_backend()[0]))
 
 
 def make_pool():
@@ -155,15 +167,17 @@ def runs_overview() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["experiment", "run", "has log"])
 
 
-@st.cache_resource(show_spinner=False)
 def worker_limiter():
     """The one cap on live worker processes, shared by `worker_pool` and every `lane_pool`."""
     from sandbox.worker.client import WorkerLimiter
 
-    return WorkerLimiter(MAX_WORKERS)
+    return SHARED.get("worker_limiter", lambda: WorkerLimiter(MAX_WORKERS))
 
 
-@st.cache_resource(show_spinner=False, on_release=lambda pool: pool.close_all())
+def _close_pool(pool) -> None:
+    pool.close_all()
+
+
 def worker_pool():
     """The process-wide pool of experiment workers (shared by every browser session).
 
@@ -172,7 +186,7 @@ def worker_pool():
     requests time out after ``$SANDBOX_REQUEST_TIMEOUT`` seconds (default 120). Workers are
     local processes, or Ray actors when the app was started with a Ray cluster (`ray_backend`).
     """
-    return make_pool()
+    return SHARED.get("worker_pool", make_pool, close=_close_pool)
 
 
 def session_id() -> str:
@@ -227,7 +241,76 @@ def access_ok() -> bool:
     """True when the app is open, or this browser session has already given the access token."""
     from sandbox.app.auth import expected_token
 
+    guard_uploads()
     return expected_token() is None or bool(st.session_state.get("access_ok"))
+
+
+# Files one browser session may hold on the server at once (Streamlit keeps every upload of
+# a session until it ends): the Evaluation page reads only the newest.
+MAX_UPLOADS_PER_SESSION = 2
+
+
+def granted_sessions():
+    """The browser sessions that gave the access token (`sandbox.app.uploads.SessionSet`)."""
+    from sandbox.app.uploads import SessionSet
+
+    return SHARED.get("granted_sessions", SessionSet)
+
+
+def may_upload(session: str) -> bool:
+    """Whether the server keeps files uploaded by browser session ``session``."""
+    from sandbox.app.auth import expected_token
+
+    return expected_token() is None or session in granted_sessions()
+
+
+def upload_bounds():
+    """What one session may hold in uploads (`sandbox.app.uploads.UploadBounds`)."""
+    from sandbox.app.uploads import UploadBounds
+
+    per_file = int(st.get_option("server.maxUploadSize")) * 1024 * 1024
+    return UploadBounds(max_files=MAX_UPLOADS_PER_SESSION, max_bytes=MAX_UPLOADS_PER_SESSION * per_file)
+
+
+def guard_uploads() -> None:
+    """Put the app's rule in front of Streamlit's upload store, once per server process.
+
+    Streamlit stores a file for any connected session that asks (no uploader widget
+    needed). With the guard, a session that has not given the token gets HTTP 403 and keeps
+    nothing; any other keeps its newest files within `upload_bounds` (older ones are
+    dropped). Files stored before the guard (before the process's first page run) by
+    sessions without the token are dropped when it is put in place.
+    """
+    from streamlit import runtime
+
+    if not runtime.exists():
+        return  # AppTest: no server, no upload endpoint
+    manager = runtime.get_instance().uploaded_file_mgr
+    with _GUARD_LOCK:
+        if getattr(manager, "sandbox_guarded", False):
+            return
+        from starlette.exceptions import HTTPException
+
+        store_file = manager.add_file
+
+        def add_file(session_id: str, file) -> None:
+            if not may_upload(session_id):
+                log.warning("upload refused: browser session %s has not given the access token", session_id)
+                raise HTTPException(status_code=403, detail="Give the access token first.")
+            with _GUARD_LOCK:
+                store_file(session_id, file)
+                held = [(rec.file_id, len(rec.data)) for rec in list(manager.file_storage.get(session_id, {}).values())]
+                for file_id in upload_bounds().to_drop(held):
+                    manager.remove_file(session_id, file_id)
+
+        manager.add_file = add_file
+        manager.sandbox_guarded = True
+        for session in list(manager.file_storage):
+            if not may_upload(session):
+                manager.remove_session_files(session)
+
+
+_GUARD_LOCK = threading.RLock()
 
 
 def require_access() -> None:
@@ -245,17 +328,34 @@ def require_access() -> None:
         st.stop()
 
 
-@st.cache_resource(show_spinner=False)
 def token_throttle():
     """The process-wide record of wrong tokens per client (`sandbox.app.auth.Throttle`)."""
     from sandbox.app.auth import Throttle
 
-    return Throttle()
+    return SHARED.get("token_throttle", Throttle)
 
 
-def _client_keys() -> tuple[str, ...]:
-    """This visitor as the throttle knows it: its browser session and, when the server sees
-    one, its address (shared by every session a client opens)."""
+# Wrong tokens from anywhere, together: a new browser session (one per websocket connection)
+# or a forged X-Forwarded-For address starts a client's count afresh; the server's never does.
+SERVER_FREE_TRIES = 50
+SERVER_KEYS = ("server",)
+
+
+def server_throttle():
+    """The process-wide record of wrong tokens from every client together."""
+    from sandbox.app.auth import Throttle
+
+    return SHARED.get("server_throttle", lambda: Throttle(free_tries=SERVER_FREE_TRIES))
+
+
+def token_wait(keys: tuple[str, ...]) -> float:
+    """Seconds before the client of ``keys`` may try a token: its own wait or the server's."""
+    return max(token_throttle().wait_left(keys), server_throttle().wait_left(SERVER_KEYS))
+
+
+def client_keys() -> tuple[str, ...]:
+    """This visitor as the token throttle and the vote ledger know it: its browser session
+    and, when the server sees one, its address (shared by every session a client opens)."""
     from streamlit.runtime.scriptrunner import get_script_run_ctx
 
     ctx = get_script_run_ctx()
@@ -276,17 +376,19 @@ def _check_token() -> None:
     ss["access_token"] = ""  # never keep the secret (or a wrong guess) in session state
     if not given:
         return
-    keys, throttle = _client_keys(), token_throttle()
-    if throttle.wait_left(keys) > 0:
+    keys, throttle = client_keys(), token_throttle()
+    if token_wait(keys) > 0:
         ss["access_message"] = "wait"  # too soon: not even compared
         return
     expected = expected_token()
     if expected is not None and token_matches(given, expected):
         throttle.succeeded(keys)
+        granted_sessions().add(session_id())
         ss["access_ok"] = True
         ss.pop("access_message", None)
         return
     throttle.failed(keys)
+    server_throttle().failed(SERVER_KEYS)
     ss["access_message"] = "wrong"
 
 
@@ -295,12 +397,12 @@ def token_form() -> None:
     st.title("micro-GPT sandbox")
     st.text_input("Access token", type="password", key="access_token", on_change=_check_token)
     message = st.session_state.get("access_message")
-    wait = token_throttle().wait_left(_client_keys())
+    wait = token_wait(client_keys())
     wrong = "That token does not match the one this sandbox was started with"
     if message == "wrong" and wait > 0:
         st.error(f"{wrong}; after so many wrong tries, wait {math.ceil(wait)} s before the next one.")
     elif wait > 0:
-        st.error(f"Too many wrong tokens from this browser or address: wait {math.ceil(wait)} s, then try again.")
+        st.error(f"Too many wrong tokens from this browser, its address or all visitors together: wait {math.ceil(wait)} s, then try again.")
     elif message == "wrong":
         st.error(f"{wrong}.")
     st.caption("Ask whoever started the sandbox for the token.")
@@ -374,7 +476,6 @@ def flagged_runs() -> set[str]:
     return sanity.flagged_run_ids([run for exp in experiments() for run in exp.runs])
 
 
-@st.cache_resource(show_spinner=False, on_release=lambda pool: pool.close_all())
 def lane_pool(lane: int):
     """Extra workers for the Playground: lane 1, 2, 3 each hold one more worker per experiment.
 
@@ -382,7 +483,35 @@ def lane_pool(lane: int):
     side only with a worker each (lane 0 is `worker_pool`; see `sandbox.playground.columns.assign_lanes`).
     Their workers count against the same cap as the main pool's (`worker_limiter`).
     """
-    return make_pool()
+    return SHARED.get(f"lane_pool:{int(lane)}", make_pool, close=_close_pool)
+
+
+# Judge runs spend the owner's API key: one at a time in the whole app (README: "Reliability").
+JUDGE_RUNS_AT_ONCE = 1
+
+
+def judge_runs():
+    """The admission rule for judge runs (`sandbox.app.admission.Admission`)."""
+    from sandbox.app.admission import Admission
+
+    return SHARED.get("judge_runs", lambda: Admission("judge run", at_once=JUDGE_RUNS_AT_ONCE, per_session=1))
+
+
+def vote_ledger():
+    """What each visitor has voted on (`sandbox.app.votes.VoteLedger`): a battle's content
+    once, and a bounded number of votes in all."""
+    from sandbox.app.votes import VoteLedger
+
+    return SHARED.get("vote_ledger", VoteLedger)
+
+
+def arena_store():
+    """The arena's one store of this process (`sandbox.arena.store.ArenaStore`): its writes
+    waiting for a retry are every session's. Raises `StoreError` when the database cannot
+    be opened (tried again on the next call)."""
+    from sandbox.arena.store import ArenaStore
+
+    return SHARED.get("arena_store", ArenaStore)
 
 
 def client_in_lane(run_id: str, lane: int, session: str | None = None):

@@ -10,6 +10,22 @@ from __future__ import annotations
 
 import re
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_TERMINAL_CONTROL = re.compile("\x1b(?:\\[[0-?]*[ -/]*[@-~]|\\][^\x07\x1b]*(?:\x07|\x1b\\\\)?|.)?|[\x00-\x08\x0b-\x1f\x7f\x9b]")
+
+
+def encodable(text: str) -> str:
+    """``text`` with every lone surrogate ("\\ud800", which JSON escapes and Python's
+    ``surrogateescape`` can produce) replaced by U+FFFD, so it encodes to UTF-8 anywhere:
+    a page, a terminal, SQLite. Applied once, where text from outside enters."""
+    return _LONE_SURROGATE.sub("\ufffd", text) if text else text
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` made `encodable`, without terminal escapes (ANSI colour, cursor and title
+    sequences) or control characters other than tab and newline: for the CLI's output."""
+    return _TERMINAL_CONTROL.sub("", encodable(text))
+
 
 def visible_piece(piece: str, label: str | None = None) -> str:
     """How a token's text is shown: specials by name, empty and whitespace-only made visible."""

@@ -8,12 +8,21 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 KEY = "sk-test-SECRET-4f9a2c"
 
-# A reply: (status, body dict or text, seconds to wait first, extra headers).
+# A reply: (status, body dict or text or Trickle, seconds to wait first, extra headers).
 Reply = tuple[int, object, float, dict]
+
+
+@dataclass(frozen=True)
+class Trickle:
+    """A body sent one byte at a time, ``every`` seconds apart: no single read ever waits long."""
+
+    data: bytes
+    every: float
 
 
 class FakeServer:
@@ -33,7 +42,11 @@ class FakeServer:
                     server.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
                 status, payload, wait, headers = server.answer(body, n)
                 time.sleep(wait)
-                data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+                trickle = payload if isinstance(payload, Trickle) else None
+                if trickle is not None:
+                    data = trickle.data
+                else:
+                    data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
                 try:
                     self.send_response(status)
                     for k, v in headers.items():
@@ -41,7 +54,12 @@ class FakeServer:
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
-                    self.wfile.write(data)
+                    if trickle is None:
+                        self.wfile.write(data)
+                    for i in range(len(data) if trickle else 0):
+                        self.wfile.write(data[i : i + 1])
+                        self.wfile.flush()
+                        time.sleep(trickle.every)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up waiting (the timeout test): nothing to answer
 

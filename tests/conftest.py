@@ -34,18 +34,27 @@ def pool():
 def app_at(monkeypatch):
     """Factory for an AppTest of the app pointed at a models folder; caches cleared around it.
 
-    Clearing `st.cache_resource` releases the worker pool (its on_release closes the workers),
-    so no worker outlives the test.
+    `release_app` stops the app's workers and forgets its process-wide state (token
+    throttle, arena store), so no worker outlives the test.
     """
-    import streamlit as st
     from streamlit.testing.v1 import AppTest
 
     def make(models: Path, timeout: float = 300) -> AppTest:
         monkeypatch.setenv("SANDBOX_MODELS_DIR", str(models))
-        st.cache_resource.clear()
-        st.cache_data.clear()
+        release_app()
         return AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=timeout)
 
     yield make
+    release_app()
+
+
+def release_app() -> None:
+    """Empty the app's caches and stop its process-wide workers, limits and arena store
+    (`pages.common.release_shared`: a "clear cache" from a browser no longer does that)."""
+    import streamlit as st
+
+    from pages import common
+
     st.cache_resource.clear()
     st.cache_data.clear()
+    common.release_shared()

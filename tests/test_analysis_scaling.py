@@ -222,3 +222,25 @@ def test_the_multiplier_interval_pairs_independent_resamples_of_the_two_groups()
     m = multiplier.compute_multiplier(base, twin, float(np.median(y)))
     assert m.value == pytest.approx(1.0)
     assert m.lo < 0.9 and m.hi > 1.1
+
+
+def test_a_group_is_not_its_own_variant():
+    """Reliability II, 8: ``--base X --variant X`` said "X saves compute" (a multiplier of 1)."""
+    fit = scaling.fit_power_law(*law_points(1.5, 5.0, 0.3, 1, 1e4, 6), group="gqa", n_boot=20)
+    m = multiplier.compute_multiplier(fit, fit, 2.0)
+    assert m.value is None and "saves compute" not in m.sentence
+    assert m.sentence == "No multiplier: the base and the variant are the same group (gqa)."
+
+
+def test_the_fit_command_names_a_missing_interval_instead_of_printing_nan():
+    import pandas as pd
+
+    from sandbox.analysis.sources import ScalingResult
+    from sandbox.cli.analysis_cmds import fit_text
+
+    x, y = law_points(1.5, 5.0, 0.3, 1, 1e4, 6)
+    points = pd.DataFrame({"x": [*x, 1e3, 1e4], "loss": [*y, 3.0, 2.5], "group": ["law"] * len(x) + ["two"] * 2})
+    result = ScalingResult(points, scaling.fit_groups(points, x="x", y="loss", group="group", n_boot=20))
+    text = "\n".join(fit_text(result))
+    assert "two: 2 points, no fit" in text and "law: 6 points" in text
+    assert "nan" not in text.lower()

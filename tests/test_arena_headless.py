@@ -210,3 +210,31 @@ def test_the_arena_library_imports_neither_torch_nor_streamlit():
                          cwd=PROJECT_ROOT)
     assert out.stdout.strip() == "[]"
 
+
+
+def test_listing_the_battles_to_judge_reads_no_stored_answer(tmp_path):
+    """Reliability II, 4: the Judge section lists unjudged battles on every view; it read every
+    vote whole, stored answers included (a 50 MB answer cost +544 MB per view)."""
+    import tracemalloc
+
+    from sandbox.arena.headless import unjudged
+
+    store = ArenaStore(tmp_path / "arena.sqlite3")
+    judged, open_one = (BattleRecord(id=new_id(), prompt="p", settings={}, seed=1, draw_seed=1, shown_order="ab",
+                                     run_a="x/one", fingerprint_a="f", text_a="a", run_b="y/two", fingerprint_b="g",
+                                     text_b="b") for _ in range(2))  # fmt: skip
+    size = 20_000_000
+    answer = "x" * size  # written before answers were cut when stored
+    for battle in (judged, open_one):
+        store.add_battle(battle)
+        store.add_vote(VoteRecord(id=new_id(), battle_id=battle.id, rater_kind="person", rater_id="p", verdict="a", shown_order="ab"))
+    store.add_vote(VoteRecord(id=new_id(), battle_id=judged.id, rater_kind="judge", rater_id="m", verdict="a",
+                              shown_order="both", raw=answer))  # fmt: skip
+    del answer
+    tracemalloc.start()
+    try:
+        assert unjudged(store, "m") == [open_one.id]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < size // 10, f"{peak:,} bytes held to list two battles"

@@ -6,13 +6,14 @@ import json
 import logging
 
 import pytest
-from arena_server import KEY, FakeServer, Reply, chat, fake_servers, shown
+from arena_server import KEY, FakeServer, Reply, Trickle, chat, fake_servers, shown
 
 from sandbox.arena.judge import (
     DEFAULT_RUBRIC,
     Judge,
     JudgeConfig,
     JudgeError,
+    build_messages,
     combine,
     judge_config,
     judge_status,
@@ -194,3 +195,82 @@ def test_an_empty_rubric_is_refused(serve):
         with pytest.raises(ValueError, match="rubric is empty"):
             judge.judge("p", "a", "b", rubric="  ")
     assert server.requests == []
+
+
+# -- Reliability II, 4: a hostile judge endpoint ------------------------------------------------------
+
+
+def test_a_trickling_answer_times_out_on_the_whole_answer(serve):
+    """One byte at a time, each well within the timeout: the answer as a whole is not."""
+    timeout = 0.5
+    body = json.dumps(chat("Verdict: A")).encode()
+    every = timeout / 5
+    assert len(body) * every > 10 * timeout, "sent in full, the answer would take ten timeouts"
+    server = serve(lambda b, n: (200, Trickle(body, every), 0.0, {}))
+    with Judge(config(server, timeout=timeout, max_retries=0)) as judge:
+        with pytest.raises(JudgeError, match=f"did not answer within {timeout:g} s, 1 tries"):
+            judge.ask(build_messages("p", "one", "two", DEFAULT_RUBRIC))
+
+
+def test_an_oversized_answer_is_refused_without_being_read_whole(serve):
+    from sandbox.arena.judge import MAX_RESPONSE_BYTES
+
+    server = serve(lambda b, n: (200, chat("x" * MAX_RESPONSE_BYTES + "\nVerdict: A"), 0.0, {}))
+    with Judge(config(server, max_retries=2)) as judge:
+        with pytest.raises(JudgeError, match=f"answered more than {MAX_RESPONSE_BYTES:,} bytes; the answer was not read"):
+            judge.ask(build_messages("p", "one", "two", DEFAULT_RUBRIC))
+    assert len(server.requests) == 1, "not retried"
+
+
+def test_a_long_answer_is_stored_cut_keeping_its_verdict(serve, tmp_path):
+    from sandbox.arena.judge import MAX_STORED_ANSWER_CHARS
+
+    def long_fair(body: dict, n: int) -> Reply:
+        status, answer, wait, headers = prefers_good(body, n)
+        text = answer["choices"][0]["message"]["content"]
+        return status, chat("I weigh every sentence. " * MAX_STORED_ANSWER_CHARS + text), wait, headers
+
+    store = ArenaStore(tmp_path / "arena.sqlite3")
+    record = battle()
+    store.add_battle(record)
+    with Judge(config(serve(long_fair))) as judge:
+        vote = judge.judge_battle(record, store)
+    assert vote.verdict == "a"
+    (stored,) = store.votes()
+    raw = json.loads(stored.raw)
+    for order, pick in (("ab", "A"), ("ba", "B")):
+        answer = raw[order]["answer"]
+        assert answer.endswith(f"Verdict: {pick}") and "characters cut" in answer
+        assert len(answer) < 2 * MAX_STORED_ANSWER_CHARS
+
+
+def test_a_lone_surrogate_in_an_answer_is_stored_replaced(serve, tmp_path):
+    """JSON may escape half a surrogate pair; SQLite cannot store it, and the run went on no further."""
+    from sandbox.arena.headless import judge_unjudged
+    from sandbox.arena.store import VoteRecord
+
+    odd = '{"choices": [{"message": {"content": "odd \\ud800 text\\nVerdict: A"}}]}'
+    store = ArenaStore(tmp_path / "arena.sqlite3")
+    records = [battle(), battle()]
+    for record in records:
+        store.add_battle(record)
+        store.add_vote(VoteRecord(id=new_id(), battle_id=record.id, rater_kind="person", rater_id="p1", verdict="a", shown_order="ab"))
+    with Judge(config(serve(lambda b, n: (200, odd, 0.0, {})))) as judge:
+        summary = judge_unjudged(store, judge)
+    assert summary.judged == len(records) and not summary.failures
+    judged = [json.loads(v.raw) for v in store.votes() if v.rater_kind == "judge"]
+    assert len(judged) == len(records)
+    assert all(j["ab"]["answer"] == "odd \ufffd text\nVerdict: A" for j in judged)
+
+
+@pytest.mark.parametrize("echo", [KEY.upper(), KEY[:12] + "…", "…" + KEY[-10:], f"{KEY[:9]} {KEY[9:]}"])
+def test_the_key_is_masked_however_it_is_echoed(serve, echo):
+    """Reliability II, 8: a server that echoes part of the key, or changes its case, still gets ***."""
+    refusal = {"error": {"message": f"Incorrect API key provided: {echo}. You can find your key..."}}
+    server = serve(lambda body, n: (401, refusal, 0.0, {}))
+    with Judge(config(server)) as judge, pytest.raises(JudgeError, match="refused the request") as err:
+        judge.judge("p", "one", "two")
+    shown = str(err.value)
+    assert "***" in shown
+    for part in (KEY[:8], KEY[-8:], KEY[6:14]):
+        assert part.lower() not in shown.lower()

@@ -209,3 +209,63 @@ def test_records_refuse_bad_values():
         make_battle(run_a="x/one", run_b="x/one")
     with pytest.raises(ValueError, match="shown_order"):
         make_battle(order="left")
+
+
+# -- Reliability II, 7: the database file deleted or replaced while the app runs ---------------------
+
+
+def test_a_deleted_database_is_created_again_and_the_pending_votes_are_kept(tmp_path):
+    path = tmp_path / "arena.sqlite3"
+    store = ArenaStore(path, busy_timeout=0.2)
+    first = make_battle()
+    store.add_battle(first)
+    lock = sqlite3.connect(path, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    waiting = make_vote(first)
+    with pytest.raises(StoreError):
+        store.add_vote(waiting, first)  # kept in memory, with its battle
+    lock.execute("ROLLBACK")
+    lock.close()
+    for name in (path.name, path.name + "-wal", path.name + "-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+
+    second = make_battle(text="again")
+    store.add_battle(second)  # first the waiting vote, with its battle (lost with the file)
+    store.add_vote(make_vote(second), second)
+    assert store.pending() == []
+    assert {b.id for b in store.battles()} == {first.id, second.id}
+    assert waiting in store.votes(), "the vote that waited for a retry is stored"
+    assert ArenaStore(path).counts()["votes"] == 2, "the new file has the schema and every write"
+
+
+def test_a_database_replaced_by_another_file_is_read_from_the_new_file(tmp_path):
+    path = tmp_path / "arena.sqlite3"
+    store = ArenaStore(path)
+    store.add_battle(make_battle())
+    other = tmp_path / "other.sqlite3"
+    sqlite3.connect(other).close()  # an empty SQLite file, no tables
+    other.replace(path)
+    for name in (path.name + "-wal", path.name + "-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    assert store.counts()["battles"] == 0
+    store.add_battle(make_battle(text="new"))
+    assert len(store.battles()) == 1
+
+
+def test_a_database_replaced_by_junk_gives_one_sentence_and_keeps_the_write(tmp_path):
+    path = tmp_path / "arena.sqlite3"
+    store = ArenaStore(path)
+    (tmp_path / "junk").write_bytes(b"not sqlite " * 1000)
+    (tmp_path / "junk").replace(path)
+    for name in (path.name + "-wal", path.name + "-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    battle = make_battle()
+    with pytest.raises(StoreError, match="not a readable arena database") as err:
+        store.add_battle(battle)
+    assert str(tmp_path) not in str(err.value)
+    assert [p.record for p in store.pending()] == [battle]
+    with pytest.raises(StoreError, match="not a readable arena database"):
+        store.counts()
+    path.unlink()  # the owner moves the junk away: the next write recreates the file
+    store.add_vote(make_vote(battle), battle)
+    assert store.pending() == [] and store.counts()["votes"] == 1

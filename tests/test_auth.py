@@ -43,7 +43,7 @@ def test_app_is_open_without_a_token(app_at, toy_models, monkeypatch):
 def test_a_page_run_on_its_own_still_asks_for_the_token(toy_models, monkeypatch):
     """Right after a server start Streamlit may run a pages/ file without the entry script."""
     import streamlit as st
-    from conftest import ROOT
+    from conftest import ROOT, release_app
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("SANDBOX_TOKEN", "s3cret")
@@ -54,7 +54,7 @@ def test_a_page_run_on_its_own_still_asks_for_the_token(toy_models, monkeypatch)
         assert not at.exception, page
         assert [t.label for t in at.text_input] == ["Access token"], page
         assert not at.dataframe and not at.multiselect, f"{page} showed content before the token"
-    st.cache_resource.clear()
+    release_app()
 
 
 # -- wrong tokens are rate-limited per client ------------------------------------------------------
@@ -136,3 +136,16 @@ def test_wrong_tokens_in_the_app_are_rate_limited(app_at, toy_models, monkeypatc
     clock.now += 60
     at.text_input(key="access_token").input("s3cret").run()
     assert not at.exception and {m.label for m in at.metric} >= {"Experiments", "Trained runs"}
+
+
+def test_a_quiet_key_starts_afresh():
+    from sandbox.app.auth import Throttle
+
+    clock = FakeClock()
+    throttle = Throttle(free_tries=2, first_wait=2.0, max_wait=8.0, forget_after=100.0, clock=clock)
+    for _ in range(3):
+        throttle.failed(("server",))
+    assert throttle.wait_left(("server",)) > 0
+    clock.now += throttle.max_wait + throttle.forget_after + 1
+    throttle.failed(("server",))  # the first wrong try after a quiet spell: free again
+    assert throttle.wait_left(("server",)) == 0

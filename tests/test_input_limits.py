@@ -73,6 +73,27 @@ def test_a_bomb_under_the_row_limit_is_stopped_while_streaming(tmp_path, arrow_p
     assert arrow_pool.max_memory() < 20_000_000, "the whole column was read before the check"
 
 
+def test_a_dictionary_bomb_is_refused_before_its_rows_are_unpacked(tmp_path, arrow_pool) -> None:
+    """Reliability II, 2: one long string in the dictionary and a few rows pointing at it.
+
+    The metadata counts the string once, so the file passes the checks made before reading;
+    unpacked row by row it is ``rows`` times the string (the issue's 768-byte file grew the
+    app by 6.4 GB in one batch). Each batch's size is counted from the dictionary's lengths
+    before it is unpacked: refused with one sentence, having held little more than the
+    dictionary itself.
+    """
+    limits = formats.LIMITS
+    chars = limits.max_unpacked_bytes // 8  # the dictionary passes every check made up front
+    rows = 2 * limits.max_unpacked_bytes // chars  # unpacked: twice the limit, in one batch
+    path = tmp_path / "dict.parquet"
+    size = write_bomb(path, rows, chars)
+    assert size < limits.max_bytes and rows < limits.max_documents
+    with pytest.raises(DataSourceError) as info:
+        data.load_documents(str(path))
+    assert str(info.value) == f"dict.parquet unpacks to more than {formats.format_size(limits.max_unpacked_bytes)} of text, the most a data source may hold."
+    assert arrow_pool.max_memory() < 4 * chars, "rows were unpacked before they were counted"
+
+
 def test_unpacked_size_from_parquet_metadata(tmp_path) -> None:
     path = tmp_path / "wide.parquet"
     pq.write_table(pa.table({"text": ["y" * 5000] * 200}), path, compression="zstd", use_dictionary=False)

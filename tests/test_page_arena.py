@@ -178,3 +178,93 @@ def test_an_empty_leaderboard_says_so(app_at, toy_models, db):
     at = open_arena(app_at, toy_models, {"view": "leaderboard"})
     assert "No votes yet" in shown_text(at.main)
     assert [m.value for m in at.metric] == ["0", "0", "0"]
+
+
+def test_a_judge_run_waits_while_another_session_has_one_going(app_at, toy_models, db, monkeypatch):
+    """Reliability II, 4: judge runs spend the owner's key; one at a time in the whole app."""
+    from pages import common
+
+    with fake_servers() as start:
+        server = start(lambda body, n: (200, chat("Verdict: A"), 0.0, {}))
+        monkeypatch.setenv(ENV_BASE_URL, server.base_url)
+        monkeypatch.setenv(ENV_MODEL, "tiny-judge")
+        at = open_arena(app_at, toy_models, {"view": "judge"})
+        runs = common.judge_runs()
+        with runs.enter("another-browser-session"):
+            at.number_input(key="ar_judge_n").set_value(2)
+            at.button(key="ar_judge_go").click().run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert server.requests == [] and ArenaStore(db).counts()["battles"] == 0
+        assert f"The server already has {runs.at_once} judge run going, the most at once" in shown_text(at.main)
+        assert runs.running() == 0
+
+
+def test_admission_counts_per_session_and_in_all() -> None:
+    from sandbox.app.admission import Admission, Refused
+
+    rule = Admission("judge run", at_once=2, per_session=1)
+    with rule.enter("s1"):
+        with pytest.raises(Refused, match=r"^This browser session already has 1 judge run going; wait"):
+            with rule.enter("s1"):
+                pass
+        with rule.enter("s2"):
+            assert rule.running() == 2 and rule.running("s2") == 1
+            with pytest.raises(Refused, match=r"^The server already has 2 judge runs going, the most at once"):
+                with rule.enter("s3"):
+                    pass
+    assert rule.running() == 0
+    with pytest.raises(ValueError):
+        Admission("x", at_once=0)
+
+
+def test_without_a_new_seed_a_voter_never_meets_a_revealed_battle_again(app_at, toy_models, db):
+    """Reliability II, 6: a fixed seed writes the same two stories for a pair and prompt; after
+    one reveal a voter would know the sides of every later battle of that pair."""
+    at = open_arena(app_at, toy_models)
+    at.radio(key="ar_source").set_value("own").run()
+    at.text_area(key="ar_prompt").set_value("the fox and the cat")
+    at.checkbox(key="ar_fresh_seed").set_value(False).run()
+    new_battle(at)
+    at.button(key="ar_vote_A").click().run()
+    revealed = set(column_texts(at))
+    assert len(revealed) == 2 and "You chose A" in shown_text(at.main)
+
+    at.button(key="ar_new").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not revealed & set(column_texts(at)), "the revealed stories came back, sides known"
+    assert all(not b.key.startswith("ar_vote_") for b in at.button)
+    assert "You have voted on every battle that these runs, prompts and seed make" in shown_text(at.main)
+    assert ArenaStore(db).counts()["person_votes"] == 1
+
+
+def test_the_vote_ledger_takes_a_content_once_and_a_bounded_number_of_votes() -> None:
+    from sandbox.app.votes import VoteLedger
+
+    ledger = VoteLedger(max_votes=2)
+    me, same_address = ("session:1", "ip:10.0.0.5"), ("session:2", "ip:10.0.0.5")
+    assert ledger.refusal(me, "c1") is None
+    ledger.record(me, "c1")
+    assert ledger.refusal(me, "c1").startswith("You have voted on this battle already")
+    assert ledger.seen(same_address, "c1"), "a new session from the same address gains nothing"
+    ledger.record(me, "c2")
+    assert ledger.refusal(("session:3",), "c3") is None
+    assert ledger.refusal(me, "c3") == "This browser or address has given 2 votes, the most one visitor may give."
+
+
+@pytest.mark.parametrize("view", ["leaderboard", "judge", "battle"])
+def test_a_database_replaced_by_junk_is_one_sentence_on_every_section(app_at, toy_models, db, monkeypatch, view):
+    """Reliability II, 7: the file replaced while the app runs; never an exception box."""
+    with fake_servers() as start:
+        server = start(lambda body, n: (200, chat("Verdict: A"), 0.0, {}))
+        monkeypatch.setenv(ENV_BASE_URL, server.base_url)
+        monkeypatch.setenv(ENV_MODEL, "tiny-judge")
+        at = open_arena(app_at, toy_models)
+        junk = db.with_name("junk")
+        junk.write_bytes(b"not sqlite " * 1000)
+        junk.replace(db)
+        at.radio(key="ar_view").set_value(view).run()
+        if view == "battle":
+            new_battle(at)
+            at.button(key="ar_vote_B").click().run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert any("not a readable arena database" in e.value for e in at.error)

@@ -269,7 +269,7 @@ def test_worker_sentences_name_no_absolute_server_path(tmp_path: Path, pool: Wor
 
 def test_the_readme_cap_holds_across_the_playground_lanes(zoo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Four runs from four experiments, then four from others (two lanes each): never over the cap."""
-    import streamlit as st
+    from conftest import release_app
 
     from pages import common
 
@@ -280,7 +280,7 @@ def test_the_readme_cap_holds_across_the_playground_lanes(zoo: Path, monkeypatch
     for name in ("toy_c", "toy_d", "toy_e", "toy_f"):
         toyzoo.make_toy_a(zoo, name=name, runs=("run1", "run2"))
     monkeypatch.setenv("SANDBOX_MODELS_DIR", str(zoo))
-    st.cache_resource.clear()
+    release_app()
     try:
         with ChildCounter() as counter:
             from sandbox.playground.columns import assign_lanes
@@ -301,7 +301,7 @@ def test_the_readme_cap_holds_across_the_playground_lanes(zoo: Path, monkeypatch
                 assert len(worker_children()) <= stated
         assert 0 < counter.most <= stated, f"{counter.most} workers alive at once"
     finally:
-        st.cache_resource.clear()
+        release_app()
     assert worker_children() == []
 
 

@@ -54,6 +54,9 @@ def compute_multiplier(
     target = default_target_loss(base, variant) if loss is None else float(loss)
     names = (base.group or "base", variant.group or "variant")
     out = Multiplier(names[0], names[1], target, None, None, None, "", confidence=conf)
+    if base is variant or (base.group and base.group == variant.group):
+        out.sentence = f"No multiplier: the base and the variant are the same group ({names[0]})."
+        return out
     missing = [n for n, f in zip(names, (base, variant), strict=True) if f.law is None]
     if missing:
         out.sentence = f"No multiplier: {' and '.join(missing)} has no fitted law (see its notes)."

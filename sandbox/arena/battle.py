@@ -14,6 +14,8 @@ the bundled corpus's validation split (the first sentence of each document).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import re
 import secrets
@@ -126,6 +128,14 @@ class Matchup:
 
     def __repr__(self) -> str:  # a matchup on its way to the screen must not name its runs
         return f"Matchup(hidden, prompt={self.prompt[:40]!r}, draw_seed={self.draw_seed})"
+
+    @property
+    def content(self) -> str:
+        """What this battle will show, as one key: two matchups with the same key write the
+        same two texts (the same prompt, settings and seed through the same pair of runs),
+        whatever the positions. A voter who saw one revealed knows the sides of the other."""
+        shown = json.dumps([self.prompt, self.settings.as_dict(), sorted((self.run_a, self.run_b))], sort_keys=True)
+        return hashlib.sha256(shown.encode("utf-8", "surrogatepass")).hexdigest()
 
     def run_at(self, position: str) -> str:
         """The run shown at ``position`` ("A" or "B"): for generation, not for display."""
@@ -349,7 +359,7 @@ class Battle:
                 store.add_battle(self.record)
             except StoreError as exc:
                 battle_error = exc  # kept for retry; the vote must queue up behind it
-            store.add_vote(vote)  # raises StoreError too while the battle is still pending
+            store.add_vote(vote, self.record)  # raises StoreError too while the battle is still pending
             if battle_error is not None:
                 raise battle_error
         return vote

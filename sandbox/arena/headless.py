@@ -161,7 +161,7 @@ def _judge_one(judge: Judge, store: ArenaStore, record, rubric: str, summary: Ju
     summary.judged += 1
     summary.verdicts[vote.verdict] += 1
     try:
-        store.add_vote(vote)
+        store.add_vote(vote, record)
     except StoreError as exc:
         return f"{label}: judged {vote.verdict}; {exc}"
     return f"{label}: judged {vote.verdict}"
@@ -173,8 +173,12 @@ def _report(progress: Progress | None, done: int, total: int, sentence: str) -> 
 
 
 def unjudged(store: ArenaStore, model: str, *, people_only: bool = True) -> list[str]:
-    """Ids of the stored battles judge ``model`` has not rated (by default: those people voted on)."""
-    votes = store.votes()
+    """Ids of the stored battles judge ``model`` has not rated (by default: those people voted on).
+
+    Reads who voted on what (`ArenaStore.comparisons`), never the votes' stored answers: the
+    Judge section asks on every view.
+    """
+    votes = store.comparisons()
     done = {v.battle_id for v in votes if v.rater_kind == "judge" and v.rater_id == model}
     wanted = {v.battle_id for v in votes if v.rater_kind == "person"} if people_only else None
     return [b.id for b in store.battles() if b.id not in done and (wanted is None or b.id in wanted)]

@@ -12,8 +12,14 @@ answers agree → that verdict; they disagree → a tie; either one unparseable 
 (kept with both raw answers, left out of the ratings). The rubric is editable and stored with
 every verdict; the answer format the parser needs is appended to it by the code.
 
-Requests go through httpx with a timeout, and are retried with exponential backoff on
-timeouts, connection errors, HTTP 429 and 5xx (a numeric Retry-After is honoured, capped).
+Requests go through httpx with a timeout for the whole answer (a server that trickles a
+byte at a time is cut off once the timeout has passed since the request was sent, not after
+a silence of that length), and are retried with exponential backoff on timeouts,
+connection errors, HTTP 429 and 5xx (a numeric Retry-After is honoured, capped). An answer
+is read up to `MAX_RESPONSE_BYTES` (a longer one is refused) and stored cut to
+`MAX_STORED_ANSWER_CHARS` (its start and its end, where the verdict line is); lone
+surrogates in it are replaced (`sandbox.text.encodable`), so one odd answer never stops a
+run.
 The API key is sent only in the Authorization header: it is masked in this module's reprs,
 log lines and error sentences, and in the raw answers before they are stored (a server that
 echoes it back does not get it into the database).
@@ -34,6 +40,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from sandbox.arena.store import ArenaStore, BattleRecord, VoteRecord, new_id
+from sandbox.text import encodable
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +56,10 @@ DEFAULT_BACKOFF = 1.0  # seconds before the first retry, doubled each time
 MAX_RETRY_AFTER = 30.0  # a server's Retry-After is honoured up to this
 MAX_RUBRIC_CHARS = 8000
 MAX_ERROR_CHARS = 200  # of a server's error message, in a sentence
+MAX_RESPONSE_BYTES = 1_000_000  # read of one answer; a 512-token answer is a few kB
+MAX_STORED_ANSWER_CHARS = 4000  # of one order's answer in the database: its start and its end
 MASK = "***"
+KEY_RUN = 8  # characters of the key in a row that count as showing it
 
 DEFAULT_RUBRIC = (
     "You compare two continuations of the same story opening, written by two small language "
@@ -70,6 +80,23 @@ _BARE = re.compile(r"^[\s*_`\"'\[(]*(a|b|tie|both[\s_-]*bad)[\s*_`\"'\]).!]*$", 
 
 class JudgeError(RuntimeError):
     """The judge could not give a verdict (no answer, refused, misconfigured); one sentence."""
+
+
+class _TooLate(Exception):
+    """The answer was still arriving when the request's time was up."""
+
+
+class _Unread(Exception):
+    """An answer not read to its end: too long, or compressed; the message says which."""
+
+
+def cut_answer(text: str, limit: int = MAX_STORED_ANSWER_CHARS) -> str:
+    """``text`` as stored: whole when short, else its start and its end (the verdict line)
+    around a note of how much was cut."""
+    if len(text) <= limit:
+        return text
+    head, tail = limit // 2, limit - limit // 2
+    return f"{text[:head]}\n[… {len(text) - head - tail:,} characters cut …]\n{text[-tail:]}"
 
 
 @dataclass(frozen=True)
@@ -113,9 +140,23 @@ class JudgeConfig:
         return self.base_url.rstrip("/") + "/chat/completions"
 
     def mask(self, text: str) -> str:
-        """``text`` with the API key replaced by ``***``."""
-        if self.api_key and text:
-            return text.replace(self.api_key, MASK)
+        """``text`` with the API key replaced by ``***``: the key whole, and any run of
+        `KEY_RUN` or more of its characters in a row (any case), so a server that echoes a
+        part of it, or changes its case, does not get it shown or stored."""
+        if not self.api_key or not text:
+            return text
+        run = min(KEY_RUN, len(self.api_key))
+        key, low = self.api_key.lower(), text.lower()
+        parts = {key[i : i + run] for i in range(len(key) - run + 1)}
+        spans: list[list[int]] = []
+        for i in range(len(low) - run + 1):
+            if low[i : i + run] in parts:
+                if spans and i <= spans[-1][1]:
+                    spans[-1][1] = i + run
+                else:
+                    spans.append([i, i + run])
+        for start, end in reversed(spans):
+            text = text[:start] + MASK + text[end:]
         return text
 
 
@@ -285,9 +326,13 @@ class Judge:
         for attempt in range(tries):
             delay = cfg.backoff * (2**attempt)
             try:
-                response = self._client.post(cfg.url, json=payload)
-            except httpx.TimeoutException:
+                response = self._post(payload)
+            except (httpx.TimeoutException, _TooLate):
                 why = f"did not answer within {cfg.timeout:g} s"
+            except _Unread as exc:
+                sentence = f"The judge {cfg.model} at {cfg.endpoint} {exc}; the answer was not read."
+                log.warning("%s", sentence)
+                raise JudgeError(sentence) from None
             except httpx.TransportError as exc:
                 why = f"could not be reached ({type(exc).__name__})"
             else:
@@ -310,21 +355,42 @@ class Judge:
                 self._sleep(delay)
         raise JudgeError(f"The judge {cfg.model} at {cfg.endpoint} {cfg.mask(why)}, {tries} tries.")
 
+    def _post(self, payload: dict) -> httpx.Response:
+        """POST ``payload``, reading the answer within one deadline and `MAX_RESPONSE_BYTES`.
+
+        httpx's timeout bounds each read, not the whole answer; the deadline is checked
+        after every chunk. Compressed answers are not asked for, and not accepted (a small
+        compressed body can unpack to any size).
+        """
+        deadline = time.monotonic() + self.config.timeout
+        with self._client.stream("POST", self.config.url, json=payload, headers={"Accept-Encoding": "identity"}) as response:
+            encoding = response.headers.get("content-encoding", "identity").lower()
+            if encoding != "identity":
+                raise _Unread(f"answered in a compressed encoding ({encoding[:20]}), which is not asked for")
+            body = bytearray()
+            for chunk in response.iter_raw():
+                body += chunk
+                if len(body) > MAX_RESPONSE_BYTES:
+                    raise _Unread(f"answered more than {MAX_RESPONSE_BYTES:,} bytes")
+                if time.monotonic() > deadline:
+                    raise _TooLate
+        return httpx.Response(response.status_code, headers=response.headers, content=bytes(body))
+
     def _content(self, response: httpx.Response) -> str:
         """The message content of a 200 answer; the body itself when it has another shape."""
         try:
             content = response.json()["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError):
             content = None
-        return self.config.mask(content if isinstance(content, str) else response.text)
+        return self.config.mask(encodable(content if isinstance(content, str) else response.text))
 
     def judge(self, prompt: str, text_a: str, text_b: str, rubric: str = DEFAULT_RUBRIC) -> JudgeVerdict:
         """Judge run_a's ``text_a`` against run_b's ``text_b`` in both orders."""
         rubric = check_rubric(rubric)
         first = self.ask(build_messages(prompt, text_a, text_b, rubric))
         second = self.ask(build_messages(prompt, text_b, text_a, rubric))
-        ab = OrderAnswer(parse_verdict(first), first)
-        ba = OrderAnswer(parse_verdict(second), second)
+        ab = OrderAnswer(parse_verdict(first), cut_answer(first))
+        ba = OrderAnswer(parse_verdict(second), cut_answer(second))
         return JudgeVerdict(combine(ab.verdict, ba.verdict), ab, ba)
 
     def judge_battle(self, battle: BattleRecord, store: ArenaStore | None = None,
@@ -342,5 +408,5 @@ class Judge:
             raw=verdict.raw_json(self.config.model),
         )  # fmt: skip
         if store is not None:
-            store.add_vote(vote)
+            store.add_vote(vote, battle)
         return vote

@@ -12,6 +12,13 @@ caller gets a `StoreError` with one sentence (never the server path, which goes 
 Every row has a random id and is inserted with ``ON CONFLICT DO NOTHING``, so retrying a
 write that did reach the disk stores it once.
 
+The file may be deleted or replaced while the app runs (someone clears ``.cache/``): every
+connection first checks that the file is the one the store opened, and otherwise makes the
+schema again in whatever is there now (a new file where there is none). Writes waiting for a
+retry are kept, and a vote carries its battle, written with it when the battle is missing,
+so a vote whose battle was lost with the old file is still stored. A file that is no arena
+database is one sentence, on reads and writes alike, until it is moved away.
+
 Verdicts are stored in terms of the battle's own ``run_a`` / ``run_b`` ("a": run_a is better),
 whatever positions the rater saw; ``shown_order`` records those positions ("ab": run_a was
 shown as A, on the left; "ba": run_b was; "both": a judge that saw both orders).
@@ -24,21 +31,26 @@ import logging
 import os
 import sqlite3
 import threading
-import time
-import uuid
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
+
+from sandbox.arena.records import (  # noqa: F401 — re-exported: callers import the records from here
+    ORDERS,
+    RATER_KINDS,
+    VERDICTS,
+    BattleRecord,
+    Comparison,
+    PendingWrite,
+    VoteRecord,
+    new_id,
+)
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 DB_ENV = "SANDBOX_ARENA_DB"
 DEFAULT_BUSY_TIMEOUT = 5.0  # seconds a write waits for another writer before it fails
-
-RATER_KINDS = ("person", "judge")
-VERDICTS = ("a", "b", "tie", "both_bad", "unparsed")
-ORDERS = ("ab", "ba", "both")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS battles (
@@ -77,85 +89,17 @@ class StoreError(RuntimeError):
     """A write or read of the arena database failed; the message is one sentence for a visitor."""
 
 
-def new_id() -> str:
-    """A random row id (hex), unique without asking the database."""
-    return uuid.uuid4().hex
+class _NewerSchema(sqlite3.DatabaseError):
+    """The file's schema is newer than this sandbox reads."""
 
 
-@dataclass(frozen=True)
-class BattleRecord:
-    """One battle: the same prompt, settings and seed through two runs."""
-
-    id: str
-    prompt: str
-    settings: dict  # the sampling settings (SamplingSettings.as_dict()), seed included
-    seed: int  # the sampling seed both runs used
-    draw_seed: int  # the seed that drew the pair and the positions
-    shown_order: str  # "ab": run_a shown as A (left); "ba": run_b shown as A
-    run_a: str
-    fingerprint_a: str
-    text_a: str
-    run_b: str
-    fingerprint_b: str
-    text_b: str
-    source: str = ""  # where the prompt came from ("story openings", "user", a file name)
-    created: float = field(default_factory=time.time)
-
-    def __post_init__(self) -> None:
-        if self.shown_order not in ("ab", "ba"):
-            raise ValueError(f"shown_order must be 'ab' or 'ba', not {self.shown_order!r}")
-        if self.run_a == self.run_b:
-            raise ValueError("a battle needs two different runs")
-
-
-@dataclass(frozen=True)
-class VoteRecord:
-    """One verdict on a battle, by a person or a judge (see the module docstring for terms)."""
-
-    id: str
-    battle_id: str
-    rater_kind: str  # "person" or "judge"
-    rater_id: str  # an anonymous session id, or the judge's model name
-    verdict: str  # "a", "b", "tie", "both_bad" or "unparsed" (judge answers only)
-    shown_order: str  # "ab", "ba" or "both"
-    rubric: str | None = None  # judge votes: the rubric the judge was given
-    raw: str | None = None  # judge votes: JSON with both orders' raw answers
-    created: float = field(default_factory=time.time)
-
-    def __post_init__(self) -> None:
-        if self.rater_kind not in RATER_KINDS:
-            raise ValueError(f"rater_kind must be one of {', '.join(RATER_KINDS)}, not {self.rater_kind!r}")
-        if self.verdict not in VERDICTS:
-            raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, not {self.verdict!r}")
-        if self.shown_order not in ORDERS:
-            raise ValueError(f"shown_order must be one of {', '.join(ORDERS)}, not {self.shown_order!r}")
-        if not self.rater_id:
-            raise ValueError("a vote needs a rater id")
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """A vote joined with its battle's runs: what the ratings need."""
-
-    vote_id: str
-    battle_id: str
-    rater_kind: str
-    rater_id: str
-    run_a: str
-    run_b: str
-    verdict: str
-    fingerprint_a: str
-    fingerprint_b: str
-    created: float
-
-
-@dataclass(frozen=True)
-class PendingWrite:
-    """A write that failed and waits in memory for `ArenaStore.retry`."""
-
-    kind: str  # "battle" or "vote"
-    record: BattleRecord | VoteRecord
-    error: str  # the sentence of the last failure
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``; None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def default_path() -> Path:
@@ -175,6 +119,7 @@ _REASONS = (
     (("readonly", "read-only", "read only"), "the database file is read-only"),
     (("not a database", "malformed"), "the file is not a readable arena database"),
     (("unable to open",), "the database file cannot be opened"),
+    (("newer sandbox",), "the database was written by a newer sandbox"),
 )
 
 
@@ -206,7 +151,22 @@ class ArenaStore:
     # -- connections --------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        """A fresh connection with the busy timeout and foreign keys on (one per call)."""
+        """A fresh connection with the busy timeout and foreign keys on (one per call), to
+        the file the store opened: when it was deleted or replaced since, the schema is made
+        again first (raises `sqlite3.Error` when the file there now is no arena database)."""
+        if _identity(self.path) != self._identity:
+            self._reopen()
+        return self._open()
+
+    def _reopen(self) -> None:
+        log.warning("arena database %s was deleted or replaced while open: opening it again", self.path)
+        if not self.path.exists():
+            for suffix in ("-wal", "-shm"):  # the lost file's journal must not be replayed into a new one
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+        self._create_schema()
+        self._identity = _identity(self.path)
+
+    def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
         conn.execute("PRAGMA foreign_keys = ON")
@@ -222,31 +182,38 @@ class ArenaStore:
             log.warning("arena database folder %s cannot be made: %s", self.path.parent, exc)
             raise StoreError("The arena could not open its database: its folder cannot be created.") from None
         try:
-            conn = self._connect()
-            try:
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                if version > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"The arena database was written by a newer sandbox (schema {version}; "
-                        f"this one reads up to {SCHEMA_VERSION})."
-                    )
-                if version < SCHEMA_VERSION:
-                    conn.execute("BEGIN IMMEDIATE")
-                    # Another process may have created it while we waited for the lock.
-                    if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-                        for statement in _SCHEMA.split(";"):
-                            if statement.strip():
-                                conn.execute(statement)
-                        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                    conn.execute("COMMIT")
-                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if str(mode).lower() != "wal":
-                    log.warning("arena database %s is in journal mode %s, not WAL", self.path, mode)
-            finally:
-                conn.close()
+            self._create_schema()
+        except _NewerSchema as exc:
+            raise StoreError(str(exc)) from None
         except sqlite3.Error as exc:
             log.warning("arena database %s cannot be opened: %s", self.path, exc)
             raise StoreError(_sentence(exc, "open its database")) from None
+        self._identity = _identity(self.path)
+
+    def _create_schema(self) -> None:
+        """Create the tables unless they are there (raises `sqlite3.Error`)."""
+        conn = self._open()
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise _NewerSchema(
+                    f"The arena database was written by a newer sandbox (schema {version}; "
+                    f"this one reads up to {SCHEMA_VERSION})."
+                )
+            if version < SCHEMA_VERSION:
+                conn.execute("BEGIN IMMEDIATE")
+                # Another process may have created it while we waited for the lock.
+                if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                log.warning("arena database %s is in journal mode %s, not WAL", self.path, mode)
+        finally:
+            conn.close()
 
     def _pragma(self, name: str) -> object:
         conn = self._connect()
@@ -268,19 +235,26 @@ class ArenaStore:
     # -- writes -------------------------------------------------------------------------
 
     def _insert(self, write: PendingWrite) -> None:
-        row = asdict(write.record)
-        if write.kind == "battle":
-            row["settings"] = json.dumps(row["settings"], sort_keys=True)
-        table = "battles" if write.kind == "battle" else "votes"
-        columns = list(row)
+        """Insert ``write`` (a vote together with its battle, when it carries one) in one transaction."""
+        rows = [("battles", write.battle)] if write.battle is not None else []
+        rows.append(("battles" if write.kind == "battle" else "votes", write.record))
         conn = self._connect()
         try:
-            conn.execute(
-                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
-                "ON CONFLICT(id) DO NOTHING",
-                [row[c] for c in columns],
-            )
+            conn.execute("BEGIN IMMEDIATE")
+            for table, record in rows:
+                row = asdict(record)
+                if table == "battles":
+                    row["settings"] = json.dumps(row["settings"], sort_keys=True)
+                columns = list(row)
+                conn.execute(
+                    f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+                    "ON CONFLICT(id) DO NOTHING",
+                    [row[c] for c in columns],
+                )
+            conn.execute("COMMIT")
         finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             conn.close()
 
     def _write(self, write: PendingWrite) -> None:
@@ -305,7 +279,7 @@ class ArenaStore:
             sentence = _sentence(exc, f"save a {write.kind}")
             log.warning("arena database %s: %s failed: %s", self.path, write.kind, exc)
             with self._pending_lock:
-                self._pending.append(PendingWrite(write.kind, write.record, sentence))
+                self._pending.append(PendingWrite(write.kind, write.record, sentence, write.battle))
                 self.last_error = sentence
             raise StoreError(f"{sentence} It is kept in memory and will be saved on retry.") from None
 
@@ -313,9 +287,15 @@ class ArenaStore:
         """Store a battle (raises `StoreError` after keeping it for `retry` when the write fails)."""
         self._write(PendingWrite("battle", battle, ""))
 
-    def add_vote(self, vote: VoteRecord) -> None:
-        """Store a vote (raises `StoreError` after keeping it for `retry` when the write fails)."""
-        self._write(PendingWrite("vote", vote, ""))
+    def add_vote(self, vote: VoteRecord, battle: BattleRecord | None = None) -> None:
+        """Store a vote (raises `StoreError` after keeping it for `retry` when the write fails).
+
+        With ``battle`` (the vote's own), the battle is written with it when it is missing:
+        the database file may have been lost since the battle was stored.
+        """
+        if battle is not None and battle.id != vote.battle_id:
+            raise ValueError("the vote is not on this battle")
+        self._write(PendingWrite("vote", vote, "", battle))
 
     def pending(self) -> list[PendingWrite]:
         """The writes kept in memory after a failure, oldest first."""
@@ -337,7 +317,7 @@ class ArenaStore:
                 except sqlite3.Error as exc:
                     sentence = _sentence(exc, f"save a {head.kind}")
                     log.warning("arena database %s: retrying a %s failed: %s", self.path, head.kind, exc)
-                    self._pending[0] = PendingWrite(head.kind, head.record, sentence)
+                    self._pending[0] = PendingWrite(head.kind, head.record, sentence, head.battle)
                     self.last_error = sentence
                     return stored
                 self._pending.pop(0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 import numpy as np
@@ -101,20 +102,25 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
+    print("\n".join(fit_text(result)))
+    return 0
+
+
+def fit_text(result) -> list[str]:
+    """`fit`'s text output: each group's law with its intervals (a missing one said, never
+    "[nan, nan]"), the multiplier's sentence, the notes."""
+    lines = []
     for fit in result.fits.values():
         law = fit.law.formula() if fit.law else "no fit"
-        print(f"{fit.group}: {fit.n_points} points, {law}")
-        for name, (lo, hi) in fit.intervals.items():
-            print(f"  {name}: [{lo:.4g}, {hi:.4g}] ({fit.confidence:.0%})")
-        for note in fit.notes:
-            print(f"  note: {note}")
+        lines.append(f"{fit.group}: {fit.n_points} points, {law}")
+        for name, (lo, hi) in fit.intervals.items() if fit.law else ():
+            shown = f"[{lo:.4g}, {hi:.4g}] ({fit.confidence:.0%})" if math.isfinite(lo) and math.isfinite(hi) else "no interval"
+            lines.append(f"  {name}: {shown}")
+        lines += [f"  note: {note}" for note in fit.notes]
     if result.multiplier is not None:
-        print(result.multiplier.sentence)
-        for note in result.multiplier.notes:
-            print(f"note: {note}")
-    for note in result.notes:
-        print(f"note: {note}")
-    return 0
+        lines.append(result.multiplier.sentence)
+        lines += [f"note: {note}" for note in result.multiplier.notes]
+    return lines + [f"note: {note}" for note in result.notes]
 
 
 def setup_compare(p: argparse.ArgumentParser) -> None:

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sandbox.text import encodable
+
 FORMATS = (".txt", ".jsonl", ".parquet")
 
 
@@ -22,7 +24,7 @@ MB = 1_000_000
 
 
 _BLANK_LINES = re.compile(r"\n[ \t]*\n\s*")  # one or more blank lines end a document
-PARQUET_BATCH_ROWS = 512  # rows unpacked at a time: the most text held before a check
+PARQUET_BATCH_ROWS = 512  # rows read at a time, counted before any of them is unpacked
 
 
 class DataSourceError(ValueError):
@@ -82,9 +84,10 @@ class Budget:
                 "of text, the most a data source may hold.")
 
     def take(self, docs: Iterable[str]) -> list[str]:
-        """The non-empty documents of ``docs``, counted against the limits as they come."""
+        """The non-empty documents of ``docs``, counted against the limits as they come, each
+        made `encodable` (a JSON escape can hold half a surrogate pair, which no encoder takes)."""
         kept = []
-        for doc in docs:
+        for doc in map(encodable, docs):
             self.chars += len(doc)
             if self.chars > self.limits.max_chars:
                 raise DataSourceError(
@@ -147,7 +150,10 @@ def _parse_parquet(source: Path | bytes, budget: Budget) -> list[str]:
     """The ``text`` column, streamed: metadata checked first, then small batches counted.
 
     Only the text column is ever unpacked; the row count and the column's uncompressed size
-    are read from the file's metadata before any page is decompressed.
+    are read from the file's metadata before any page is decompressed. The column is read
+    as a dictionary where the file stores one, so a batch holds the dictionary and its
+    indices, and its unpacked size (each row's string length) is counted before a single
+    row is unpacked: a string stored once and referenced by every row counts once per row.
     """
     import pyarrow as pa  # heavy: imported only when a Parquet file is read
     import pyarrow.compute as pc
@@ -175,13 +181,18 @@ def _parse_parquet(source: Path | bytes, budget: Budget) -> list[str]:
     ))
     docs: list[str] = []
     try:
+        file = pq.ParquetFile(pa.BufferReader(source) if isinstance(source, bytes) else source, read_dictionary=["text"])
         for batch in file.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=["text"]):
             column = batch.column(0)
+            # Metadata understates a dictionary's expansion: count the rows' own lengths first.
+            if pa.types.is_dictionary(column.type):
+                lengths = pc.take(pc.binary_length(column.dictionary), column.indices)
+            else:
+                lengths = pc.binary_length(column)
+            budget.unpacked += pc.sum(lengths).as_py() or 0
+            budget.check_unpacked(budget.unpacked)
             if pa.types.is_dictionary(column.type):
                 column = column.dictionary_decode()
-            # Metadata can understate a dictionary's expansion: count the real text, per batch.
-            budget.unpacked += pc.sum(pc.binary_length(column)).as_py() or 0
-            budget.check_unpacked(budget.unpacked)
             docs += budget.take(v for v in column.to_pylist() if v is not None)
     except DataSourceError:
         raise

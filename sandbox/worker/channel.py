@@ -15,6 +15,8 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
+from sandbox.text import terminal_safe
+
 DEAD = object()  # put in every waiting request's queue when its worker's pipe closes
 
 
@@ -71,7 +73,7 @@ class Process:
             self.stderr.seek(0, os.SEEK_END)
             size = self.stderr.tell()
             self.stderr.seek(max(0, size - 8192))
-            text = self.stderr.read().decode("utf-8", errors="replace")
+            text = terminal_safe(self.stderr.read().decode("utf-8", errors="replace"))
         except (OSError, ValueError):
             return ""
         return "\n".join(text.strip().splitlines()[-lines:])

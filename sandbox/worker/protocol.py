@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 
 from sandbox.errors import RequestFailed
+from sandbox.text import terminal_safe
 
 # An absolute POSIX path: a "/" that does not continue a word, a relative path or a URL.
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/-])/(?:[^\s'\"()\[\]<>,;:]+/)*[^\s'\"()\[\]<>,;:]*")
@@ -40,13 +41,18 @@ def strip_paths(text: str, root: Path | str | None = None) -> str:
 
 
 def error_from_reply(error: dict) -> RequestFailed:
-    """Rebuild the exception a worker described in a failed reply."""
+    """Rebuild the exception a worker described in a failed reply.
+
+    Its text is the experiment's (an exception message can hold anything): made
+    `terminal_safe` here, where it enters the app or the CLI, so it prints and renders
+    anywhere (no half surrogate pairs, no terminal escapes).
+    """
     return RequestFailed(
-        error.get("sentence") or error.get("message") or "the request failed",
-        rule=error.get("rule", ""),
-        file=error.get("file", ""),
-        hint=error.get("hint", ""),
-        detail=error.get("traceback", ""),
+        terminal_safe(str(error.get("sentence") or error.get("message") or "the request failed")),
+        rule=terminal_safe(str(error.get("rule", ""))),
+        file=terminal_safe(str(error.get("file", ""))),
+        hint=terminal_safe(str(error.get("hint", ""))),
+        detail=terminal_safe(str(error.get("traceback", ""))),
     )
 
 
