@@ -19,6 +19,8 @@ from sandbox.worker.client import WorkerClient  # noqa: E402
 from sandbox.zoo.discovery import discover  # noqa: E402
 
 GOAL_COLD_S = 3.0
+# Kinds whose library is imported on start take longer: transformers alone takes seconds.
+GOAL_BY_KIND = {"huggingface": 5.0}
 
 
 def main() -> int:
@@ -32,7 +34,7 @@ def main() -> int:
         print("no runs found")
         return 1
     print(f"{'run':32} {'cold s (median)':>16} {'warm ms (median)':>17} {'cold/goal':>10}")
-    worst = 0.0
+    worst = 0.0  # the largest cold/goal ratio
     for exp, run in runs:
         colds, warms = [], []
         for _ in range(args.repeats):
@@ -48,9 +50,10 @@ def main() -> int:
                 warms.append(time.perf_counter() - t0)
             client.close()
         cold, warm = statistics.median(colds), statistics.median(warms)
-        worst = max(worst, cold)
-        print(f"{run.id:32} {cold:16.2f} {warm * 1000:17.1f} {cold / GOAL_COLD_S:10.2f}")
-    print(f"worst cold start {worst:.2f} s; ratio to the {GOAL_COLD_S:.0f} s goal: {worst / GOAL_COLD_S:.2f}")
+        goal = GOAL_BY_KIND.get(run.kind, GOAL_COLD_S)
+        worst = max(worst, cold / goal)
+        print(f"{run.id:32} {cold:16.2f} {warm * 1000:17.1f} {cold / goal:10.2f}")
+    print(f"worst cold start against its goal ({GOAL_COLD_S:.0f} s; {GOAL_BY_KIND}): ratio {worst:.2f}")
     return 0
 
 

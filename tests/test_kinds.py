@@ -225,3 +225,22 @@ def test_adapter_without_logits_is_named_by_the_doctor(tmp_path) -> None:
     (root / "sandbox_adapter.py").write_text((root / "sandbox_adapter.py").read_text().replace("def logits(", "def _logits("))
     findings = doctor.static_findings(discovery.find_experiment(tmp_path, "own_code"))
     assert [f.sentence for f in findings if f.severity == "error"] == ["sandbox_adapter.py defines no function logits()."]
+
+
+def test_a_vocabulary_linked_outside_the_models_directory_is_not_read(mpool, tmp_path) -> None:
+    models = tmp_path / "models"
+    root = kindzoo.make_nanogpt(models, steps=2)
+    meta = root / "data" / "tiny_char" / "meta.pkl"
+    outside = tmp_path / "elsewhere.pkl"
+    meta.rename(outside)
+    meta.symlink_to(outside)
+    with pytest.raises(Exception) as caught:
+        mpool.client(discovery.find_experiment(models, "nanogpt")).request("info", run="out-char")
+    assert "data/tiny_char/meta.pkl is a link to a file outside the models directory" in str(caught.value)
+    assert str(tmp_path) not in str(caught.value)
+
+
+def test_a_config_json_of_another_codebase_is_not_taken_for_hugging_face(tmp_path) -> None:
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text('{"lr": 0.1}')
+    assert discovery.discover(tmp_path) == []

@@ -31,6 +31,8 @@ from sandbox.worker.failures import (
 )
 from sandbox.worker.kinds.wrap import FullLogits, TextTokenizer, embedding_rows
 from sandbox.worker.loaded import LoadedRun
+from sandbox.zoo.confine import OutsideError, confine
+from sandbox.zoo.kinds.nanogpt import meta_file
 
 PREFIX = "_orig_mod."  # what torch.compile puts before every key of a compiled model's state
 # The two files of GPT-2's BPE that tiktoken fetches and keeps in its cache folder.
@@ -73,7 +75,7 @@ def load(run: Any, device: str) -> LoadedRun:
         )
     model.to(device).eval()
     config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
-    tokenizer, tokenizer_name, start = _tokenizer(run.experiment_root, config)
+    tokenizer, tokenizer_name, start = _tokenizer(run, config)
     cfg = model.config if hasattr(model, "config") else gpt_config(**ckpt["model_args"])
     return LoadedRun(
         name=run.name,
@@ -115,12 +117,17 @@ def _full_logits_fn(model: torch.nn.Module):
     return via_targets
 
 
-def _tokenizer(root: Path, config: dict) -> tuple[TextTokenizer, str, str]:
+def _tokenizer(run: Any, config: dict) -> tuple[TextTokenizer, str, str]:
     """The run's tokenizer, its name, and what a document's ids start with."""
-    dataset = config.get("dataset")
-    meta = Path("data", str(dataset), "meta.pkl") if isinstance(dataset, str) and dataset else None
-    if meta is not None and (root / meta).is_file():
-        return _char_tokenizer(root, meta)
+    root = run.experiment_root
+    meta = meta_file(root, config.get("dataset"))
+    if meta is not None and meta.is_file():
+        rel = meta.relative_to(root)
+        try:
+            confine(meta, run.models_root, rel.as_posix())
+        except OutsideError as exc:
+            raise ContractViolation("files", rel.as_posix(), str(exc), "") from None
+        return _char_tokenizer(root, rel)
     return _gpt2_tokenizer()
 
 

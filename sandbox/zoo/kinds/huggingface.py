@@ -31,16 +31,20 @@ _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 def is_model_folder(path: Path) -> bool:
     """``config.json`` naming a ``model_type`` beside weights of a known name."""
-    if not (path / "config.json").is_file() or not any((path / w).is_file() for w in WEIGHTS):
-        return False
+    return any((path / w).is_file() for w in WEIGHTS) and _names_a_model_type(path / "config.json")
+
+
+def _names_a_model_type(config: Path) -> bool:
     try:
-        return b'"model_type"' in (path / "config.json").read_bytes()[:1_000_000]
+        return b'"model_type"' in config.read_bytes()[:1_000_000]
     except OSError:
         return False
 
 
 def recognise(root: Path) -> bool:
-    if (root / "config.json").is_file() or (root / "trainer_state.json").is_file():
+    """A ``config.json`` naming a ``model_type`` (what ``save_pretrained`` writes; another
+    codebase's config.json does not), a ``trainer_state.json``, or model folders inside."""
+    if _names_a_model_type(root / "config.json") or (root / "trainer_state.json").is_file():
         return True
     return any(is_model_folder(d) for d in _subfolders(root))
 

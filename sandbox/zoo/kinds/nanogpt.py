@@ -116,6 +116,15 @@ def tokenizer_label(run: Any, cfg: dict) -> str | None:
         dataset = (train_config(run) or {}).get("dataset")
     except ValueError:
         return None
-    if isinstance(dataset, str) and (run.experiment_root / "data" / dataset / "meta.pkl").is_file():
+    meta = meta_file(run.experiment_root, dataset)
+    if meta is not None and meta.is_file():
         return f"chars ({dataset})"
     return "GPT-2 BPE"
+
+
+def meta_file(root: Path, dataset: Any) -> Path | None:
+    """``data/<dataset>/meta.pkl`` of the checkout, or None when the dataset's name would lead
+    out of it (an absolute path, ``..``) or is not a name at all."""
+    if not isinstance(dataset, str) or not dataset or Path(dataset).is_absolute() or ".." in Path(dataset).parts:
+        return None
+    return root / "data" / dataset / "meta.pkl"
