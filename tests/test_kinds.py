@@ -244,3 +244,22 @@ def test_a_config_json_of_another_codebase_is_not_taken_for_hugging_face(tmp_pat
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "config.json").write_text('{"lr": 0.1}')
     assert discovery.discover(tmp_path) == []
+
+
+def test_an_experiment_pinned_to_another_torch_is_said_to_be(tmp_path) -> None:
+    from sandbox.zoo.pins import installed_torch
+
+    root = kindzoo.make_adapter(tmp_path)
+    (root / "requirements.txt").write_text("numpy\ntorch==1.13.1  # the lab's cluster\n")
+    findings = doctor.static_findings(discovery.find_experiment(tmp_path, "own_code"))
+    pinned = [f for f in findings if f.rule == "dependencies"]
+    assert len(pinned) == 1 and pinned[0].severity == "warning" and pinned[0].file == "requirements.txt"
+    assert "torch==1.13.1" in pinned[0].sentence and installed_torch() in pinned[0].sentence
+    # A range the installed torch is in, and a bare name, say nothing.
+    (root / "requirements.txt").write_text("torch>=2.0\n")
+    (root / "pyproject.toml").write_text('[project]\nname = "x"\ndependencies = ["torch"]\n')
+    assert not [f for f in doctor.static_findings(discovery.find_experiment(tmp_path, "own_code")) if f.rule == "dependencies"]
+    (root / "requirements.txt").unlink()
+    (root / "pyproject.toml").write_text('[project]\nname = "x"\ndependencies = ["torch<2.0"]\n')
+    found = [f for f in doctor.static_findings(discovery.find_experiment(tmp_path, "own_code")) if f.rule == "dependencies"]
+    assert [f.file for f in found] == ["pyproject.toml"]

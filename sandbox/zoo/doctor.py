@@ -22,6 +22,7 @@ from sandbox.zoo import kinds, records
 from sandbox.zoo.codediff import linked_code_files
 from sandbox.zoo.confine import OutsideError, confine
 from sandbox.zoo.discovery import Experiment, Run, refused_run_folders
+from sandbox.zoo.pins import torch_pin
 
 # Hints for findings whose rule is known but whose sentence came from elsewhere.
 HINTS = {
@@ -38,6 +39,8 @@ HINTS = {
     "sanity": "Check that model.pth was saved after training, by this version of the code (a fresh "
     "Model(cfg) scores about ln vocab or worse), then evaluate it on the bundled corpus.",
     "files": "Copy the file or folder into the models directory instead of linking to it: nothing outside it is read.",
+    "dependencies": "Compare with the experiment's own environment before trusting a small difference, or run the "
+    "sandbox in a virtualenv with the torch it asks for (pip install torch==VERSION after make run's install).",
 }
 
 
@@ -124,12 +127,14 @@ def model_config_fields(config_py: Path) -> set[str] | None:
 def static_findings(exp: Experiment) -> list[Finding]:
     """Checks that read files only: the contract's for the template, each other kind's own
     (`sandbox.zoo.kinds`)."""
+    pinned = torch_pin(exp.root)
+    pin = [Finding(exp.name, None, "dependencies", pinned[0], pinned[1], HINTS["dependencies"], "warning")] if pinned else []
     if exp.kind != "template":
-        return [
+        return pin + [
             Finding(exp.name, run, rule, file, sentence, kinds.get(exp.kind).HINTS.get(rule, ""), severity)
             for run, rule, file, sentence, severity in kinds.get(exp.kind).findings(exp)
         ]
-    out: list[Finding] = []
+    out: list[Finding] = list(pin)
 
     def add(run: str | None, rule: str, file: str, sentence: str, severity: str = "error") -> None:
         out.append(Finding(exp.name, run, rule, file, sentence, HINTS.get(rule, ""), severity))
