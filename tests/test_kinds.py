@@ -8,7 +8,11 @@ codebase's own conventions (`kindzoo.direct_*`).
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import kindzoo
@@ -18,6 +22,7 @@ import toyzoo
 
 from sandbox.evaluation import metrics, results
 from sandbox.evaluation import run as evaluation_run
+from sandbox.settings import PROJECT_ROOT
 from sandbox.worker.pool import WorkerPool
 from sandbox.zoo import ckptread, discovery, doctor
 from sandbox.zoo.logs import TRAIN_LOSS, VAL_LOSS
@@ -263,3 +268,31 @@ def test_an_experiment_pinned_to_another_torch_is_said_to_be(tmp_path) -> None:
     (root / "pyproject.toml").write_text('[project]\nname = "x"\ndependencies = ["torch<2.0"]\n')
     found = [f for f in doctor.static_findings(discovery.find_experiment(tmp_path, "own_code")) if f.rule == "dependencies"]
     assert [f.file for f in found] == ["pyproject.toml"]
+
+
+def _cli(*args: str, models: Path, cache: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SANDBOX_CACHE_DIR": str(cache)}
+    return subprocess.run([sys.executable, "-m", "sandbox", *args, "--models-dir", str(models)],
+                          capture_output=True, text=True, timeout=600, cwd=PROJECT_ROOT, env=env)
+
+
+def test_the_commands_work_on_every_kind(mixed, tmp_path) -> None:
+    runs = ["nanogpt/out-char", "own_code/bigram", "tgpt_old/r1"] + (["hf_gpt2/final"] if HAS_TRANSFORMERS else [])
+    listed = _cli("list", models=mixed, cache=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    for kind in ("nanoGPT", "your own adapter", "templateGPT") + (("Hugging Face",) if HAS_TRANSFORMERS else ()):
+        assert kind in listed.stdout
+    doctor_out = _cli("doctor", models=mixed, cache=tmp_path)
+    assert doctor_out.returncode == 0, doctor_out.stderr
+    assert "Traceback" not in doctor_out.stdout + doctor_out.stderr
+    evaluated = _cli("eval", "--runs", *runs, "--docs", "3", "--json", models=mixed, cache=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    summary = {row["run"]: row for row in json.loads(evaluated.stdout)["summary"]}
+    assert set(summary) == set(runs) and all(np.isfinite(row["bits_per_byte"]) for row in summary.values())
+    compared = _cli("compare", "--runs", runs[0], runs[-1], "--docs", "3", models=mixed, cache=tmp_path)
+    assert compared.returncode == 0, compared.stderr
+    assert f"{runs[-1]} − {runs[0]}, bits per byte" in compared.stdout
+    for run in runs:
+        generated = _cli("generate", "--run", run, "--prompt", "the fox", "--max-new-tokens", "8", "--temperature", "0",
+                         models=mixed, cache=tmp_path)
+        assert generated.returncode == 0 and f"{run}: " in generated.stderr, generated.stderr
