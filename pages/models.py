@@ -29,7 +29,10 @@ def load_every_run(experiments) -> None:
     the table below and later visits show it without loading anything again.
     """
     pool = common.worker_pool()
-    runs = [(exp, run) for exp in experiments for run in exp.runs]
+    runs = [(exp, run) for exp in experiments for run in exp.runs if run.has_model]  # logs only: nothing to load
+    if not runs:
+        st.info("No run here has a model to load (only training logs).")
+        return
     bar = st.progress(0.0, text=f"Loading {len(runs):,} runs…")
     problems: list[str] = []
     loaded = 0
@@ -418,7 +421,7 @@ with tab_doctor:
         errors = [f for f in findings if f["severity"] == "error"]
         label = f"{md_escape(exp.name)}: " + ("ok" if not errors else f"{len(errors)} problem(s)")
         loads = loads_by_exp.get(exp.name, {})
-        unloaded = [run.name for run in exp.runs if run.name not in loads]
+        unloaded = [run.name for run in exp.runs if run.name not in loads and run.has_model]
         with st.expander(label, expanded=bool(errors)):
             if not errors:
                 st.success(
