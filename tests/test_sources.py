@@ -179,3 +179,36 @@ def test_logs_only_runs_have_no_model_in_one_sentence(pool, zoo) -> None:
                                      use_cache=False)
     assert not report.results[0].ok
     assert "has only training logs (no model to load)" in report.results[0].error["message"]
+
+
+def test_logs_only_runs_are_in_the_runs_table_with_final_losses(zoo) -> None:
+    from sandbox.curves import runtable
+
+    runs = [discovery.find_run(zoo, rid) for rid in ("tb_lab/runA", "tb_lab/runB", "pl_lab/version_0")]
+    table = runtable.runs_table(runs).set_index("run")
+    for run in runs:
+        log = run.log()
+        assert table.loc[run.id, "final val loss"] == pytest.approx(log.last_finite(VAL_LOSS))
+        assert table.loc[run.id, "status"] == "ok"
+    assert table.loc["tb_lab/runA", "final val loss"] == pytest.approx(sourcezoo.tensorboard_loss("runA", 19) + 0.1)
+
+
+def test_a_trainer_folder_without_trainer_state_reads_its_tensorboard_runs(tmp_path) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    folder = tmp_path / "hf_run"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "gpt2"}')
+    (folder / "model.safetensors").write_bytes(b"")
+    writer = SummaryWriter(log_dir=str(folder / "runs" / "Dec08_03-41-00_host"))
+    for step in range(2, 12, 2):
+        writer.add_scalar("train/loss", 4.0 - step / 10, step)
+        writer.add_scalar("train/grad_norm", 1.0, step)
+    writer.add_scalar("eval/loss", 3.5, 10)
+    writer.close()
+    run = discovery.find_run(tmp_path, "hf_run/final")
+    log = run.log()
+    assert run.log_path.parent.name == "Dec08_03-41-00_host"
+    assert log.columns["step"].tolist() == [2, 4, 6, 8, 10]
+    assert log.last_finite(TRAIN_LOSS) == pytest.approx(3.0) and log.last_finite(VAL_LOSS) == 3.5
+    assert "grad norm" in log.columns

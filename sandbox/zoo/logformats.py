@@ -43,7 +43,7 @@ _FIELD = re.compile(r"^\s*([^:|]+?):\s*([-+]?[0-9][0-9,]*\.?[0-9]*(?:[eE][-+]?[0
 _PIPED_NAMES = {
     "loss": "train loss", "dt": "iteration time (ms)", "tok/sec": "tokens/s", "mfu": "mfu (%)",
     "bf16_mfu": "mfu (%)", "lrm": "lr multiplier", "total time": "total time (min)",
-    "validation bpb": "validation bpb", "validation loss": "validation loss",
+    "validation bpb": "validation bpb", "validation loss": "validation loss", "eta": "eta (min)",
 }
 _LIMIT_ENTRIES = 5_000_000  # log_history entries read at most (a trainer logs far fewer)
 
