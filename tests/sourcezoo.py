@@ -328,7 +328,7 @@ def make_nanochat(models: Path, name: str = "nanochat") -> Path:
                 model_config.pop("window_pattern")
             meta = {"step": step, "val_bpb": 2.0, "model_config": model_config,
                     "user_config": {"depth": config.n_layer, "max_seq_len": 64, "device_batch_size": 8, "run": "dummy"},
-                    "device_batch_size": 8, "max_seq_len": 64, "total_batch_size": 512}
+                    "device_batch_size": 8, "max_seq_len": 64, "total_batch_size": 1024}
             (folder / f"meta_{step:06d}.json").write_text(json.dumps(meta, indent=2))
         (folder / "train.log").write_text("Vocab size: 2,048\n" + "\n".join(lines) + "\n")
     return root

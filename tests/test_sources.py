@@ -18,7 +18,7 @@ import toyzoo
 from sandbox.evaluation import metrics, results
 from sandbox.evaluation import run as evaluation_run
 from sandbox.worker.pool import WorkerPool
-from sandbox.zoo import discovery, doctor, logformats, logparse
+from sandbox.zoo import accounting, discovery, doctor, logformats, logparse
 from sandbox.zoo.logs import TRAIN_LOSS, VAL_LOSS
 
 TEXT = (
@@ -60,7 +60,11 @@ def test_nanochat_run_is_its_latest_step_with_configs_read_without_torch(zoo) ->
     assert run.weights.name == "model_000040.pt" and run.model_config_path.name == "meta_000040.json"
     cfg = run.model_config()
     assert cfg["n_layer"] == 2 and cfg["sequence_len"] == 64 and cfg["window_pattern"] == "SL"
-    assert run.train_config()["step"] == 40 and run.train_config()["batch_size"] == 8
+    train = run.train_config()
+    assert train["step"] == 40 and train["batch_size"] == 8
+    # tokens per step are its total_batch_size: batch × accumulation × context, as the sandbox counts
+    last_logged_step = run.log().columns["step"][-1]
+    assert accounting.tokens_seen(run)[0] == last_logged_step * train["total_batch_size"]
     old = discovery.find_run(zoo, "nanochat/d1")
     assert old.model_config()["window_pattern"] == "L"  # patched as its checkpoint manager does
     assert not [f for f in doctor.static_findings(discovery.find_experiment(zoo, "nanochat")) if f.severity == "error"]

@@ -159,6 +159,12 @@ def train_config(run: Any) -> dict | None:
         out["batch_size"] = out["device_batch_size"]
     if "max_seq_len" in out and "block_size" not in out:
         out["block_size"] = out["max_seq_len"]
+    # Tokens per step are its total_batch_size (devices and accumulation together): said as
+    # batch × accumulation × context, the way the sandbox counts tokens seen.
+    per_pass = out.get("device_batch_size", 0) * out.get("max_seq_len", 0)
+    total = out.get("total_batch_size")
+    if isinstance(per_pass, int) and per_pass > 0 and isinstance(total, int) and total % per_pass == 0:
+        out.setdefault("gradient_accumulation_steps", total // per_pass)
     return out
 
 
