@@ -64,3 +64,13 @@ def test_pages_that_need_a_model_leave_logs_only_runs_out_in_one_sentence(page, 
     assert len(said) == 1 and said[0].startswith(f"{len(LOGS_ONLY)} runs with training logs only")
     offered = {o for m in at.multiselect for o in m.options}
     assert offered and not offered & set(LOGS_ONLY)
+
+
+@pytest.mark.parametrize("path", ["pages/arena.py", "pages/compare.py"])
+def test_arena_and_compare_say_so_too(page, path) -> None:
+    at = page(path)
+    assert not at.exception
+    said = [c.value for c in at.caption if "training logs only" in c.value]
+    assert len(said) == 1
+    # one run with a model is left: fewer than the two these pages need
+    assert any("at least two" in i.value for i in at.info)

@@ -216,3 +216,45 @@ def test_a_trainer_folder_without_trainer_state_reads_its_tensorboard_runs(tmp_p
     assert log.columns["step"].tolist() == [2, 4, 6, 8, 10]
     assert log.last_finite(TRAIN_LOSS) == pytest.approx(3.0) and log.last_finite(VAL_LOSS) == 3.5
     assert "grad norm" in log.columns
+
+
+def test_scalars_written_as_tensors_are_read(tmp_path) -> None:
+    """TensorFlow 2's tf.summary.scalar writes tensors with the scalars plugin: written here by
+    tensorboard's own event writer."""
+    import time
+
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+    from tensorboard.util import tensor_util
+
+    folder = tmp_path / "keras_logs" / "train"
+    writer = EventFileWriter(str(folder))
+    meta = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="scalars"))
+    for step in range(5):
+        value = Summary.Value(tag="epoch_loss", tensor=tensor_util.make_tensor_proto(2.0 - step / 10), metadata=meta)
+        writer.add_event(Event(step=step, wall_time=time.time(), summary=Summary(value=[value])))
+    writer.close()
+    run = discovery.find_run(tmp_path, "keras_logs/train")
+    log = run.log()
+    assert log.error is None and log.columns["step"].tolist() == [0, 1, 2, 3, 4]
+    assert log.columns["epoch_loss"].tolist() == pytest.approx([2.0 - s / 10 for s in range(5)])
+
+
+def test_nanochat_phases_are_runs_named_after_their_tag(tmp_path) -> None:
+    root = tmp_path / "chat"
+    (root / "nanochat").mkdir(parents=True)
+    for name in ("gpt.py", "checkpoint_manager.py"):
+        (root / "nanochat" / name).write_text("")
+    for phase, steps in (("base", (100, 2000)), ("chatsft", (50,)), ("mid", ())):
+        folder = root / "base_dir" / f"{phase}_checkpoints" / "d20"
+        folder.mkdir(parents=True)
+        for step in steps:
+            (folder / f"model_{step:06d}.pt").write_bytes(b"")
+            (folder / f"meta_{step:06d}.json").write_text('{"model_config": {"vocab_size": 65536}}')
+    exp = discovery.find_experiment(tmp_path, "chat")
+    assert exp.kind == "nanochat"
+    assert [r.name for r in exp.runs] == ["d20", "sft-d20"]  # a tag with no saved step is no run
+    assert exp.runs[0].weights.name == "model_002000.pt"
+    errors = [f for f in doctor.static_findings(exp) if f.severity == "error"]
+    assert [f.file for f in errors] == ["base_dir/tokenizer/tokenizer.pkl"]
