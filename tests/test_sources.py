@@ -258,3 +258,18 @@ def test_nanochat_phases_are_runs_named_after_their_tag(tmp_path) -> None:
     assert exp.runs[0].weights.name == "model_002000.pt"
     errors = [f for f in doctor.static_findings(exp) if f.severity == "error"]
     assert [f.file for f in errors] == ["base_dir/tokenizer/tokenizer.pkl"]
+
+
+def test_a_package_nanochat_imports_that_is_missing_is_named(tmp_path) -> None:
+    models = tmp_path / "models"
+    root = sourcezoo.make_nanochat(models)
+    gpt = root / "nanochat" / "gpt.py"
+    gpt.write_text("import sandbox_test_absent_package\n" + gpt.read_text())
+    pool = WorkerPool(max_workers=1, device="cpu", timeout=120)
+    try:
+        with pytest.raises(Exception) as caught:
+            pool.client(discovery.find_experiment(models, "nanochat")).request("info", run="d2")
+    finally:
+        pool.close_all()
+    assert "imports sandbox_test_absent_package, which is not installed" in str(caught.value)
+    assert "pip install sandbox_test_absent_package" in caught.value.hint
