@@ -37,7 +37,7 @@ from sandbox.zoo.kinds import nanochat as files_side
 
 # Packages nanochat's loading path imports only for training; stood in for when missing.
 TRAINING_ONLY = ("rustbpe",)
-_TORCH_PIN = re.compile(r'"torch==([0-9][^"]*)"')
+_TORCH_SPEC = re.compile(r'"torch\s*((?:[=<>!~]=?|===)\s*[0-9][^";]*)"')
 
 
 def load(run: Any, device: str) -> LoadedRun:
@@ -115,13 +115,24 @@ def _stand_in_training_packages() -> list[str]:
 
 
 def _torch_note(root: Any) -> list[str]:
-    """A sentence when the checkout's pyproject.toml pins another torch than this worker's."""
+    """A sentence when the checkout's pyproject.toml asks for a torch that this worker's is not
+    (``torch==2.9.1`` today; early versions asked for ``torch>=2.8.0``, which 2.13 satisfies)."""
     try:
         text = (root / "pyproject.toml").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return []
-    pins = sorted(set(_TORCH_PIN.findall(text)))
     here = torch.__version__.split("+")[0]
-    if pins and here not in pins:
-        return [f"This nanochat pins torch=={' / '.join(pins)} (its pyproject.toml); the sandbox runs torch {here}."]
+    wanted = sorted(set(_TORCH_SPEC.findall(text)))
+    unmet = [spec for spec in wanted if not _satisfies(here, spec)]
+    if unmet:
+        return [f"This nanochat asks for torch{' / torch'.join(unmet)} (its pyproject.toml); the sandbox runs torch {here}."]
     return []
+
+
+def _satisfies(version: str, spec: str) -> bool:
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        return SpecifierSet(spec).contains(version, prereleases=True)
+    except InvalidSpecifier:
+        return True  # nothing to say about a requirement that cannot be read
