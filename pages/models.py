@@ -180,7 +180,8 @@ st.caption(
 runs_by_id = {r.id: r for e in experiments for r in e.runs}
 experiment_by_name = {e.name: e for e in experiments}
 # Runs that load ("suspect" ones too: their flag is shown beside their numbers).
-healthy = list(table.loc[table["status"].isin(["ok", "suspect"]), "run_id"])
+# Loadable runs: a run of training logs alone has no model to count or compare.
+healthy = [rid for rid in table.loc[table["status"].isin(["ok", "suspect"]), "run_id"] if runs_by_id[rid].has_model]
 suspect = set(table.loc[table["status"] == "suspect", "run_id"])
 # A keyed, rerunning st.tabs: the open tab is a widget value, so the link can carry it
 # (modelsstate.TABS) and a link can open it. Every tab is still drawn on every run.

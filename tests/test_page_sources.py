@@ -74,3 +74,14 @@ def test_arena_and_compare_say_so_too(page, path) -> None:
     assert len(said) == 1
     # one run with a model is left: fewer than the two these pages need
     assert any("at least two" in i.value for i in at.info)
+
+
+def test_models_page_lists_logs_only_runs_and_counts_or_compares_only_loadable_ones(page) -> None:
+    at = page("pages/models.py")
+    assert not at.exception
+    table = at.dataframe[0].value
+    listed = {f"{e}/{r}" for e, r in zip(table["experiment"], table["run"], strict=True)}
+    assert set(LOGS_ONLY) <= listed
+    uncounted = [c.value for c in at.caption if c.value.startswith("Not counted yet")]
+    assert uncounted and not any(rid in text for text in uncounted for rid in LOGS_ONLY)  # nothing to count
+    assert any("Two loadable runs are needed" in i.value for i in at.info)  # toy_a/run1 is the only one
