@@ -73,7 +73,8 @@ def judge_secrets() -> dict:
         return {}
 
 
-run_ids = common.run_ids()
+run_ids = common.model_run_ids()
+common.logs_only_caption()
 if len(run_ids) < 2:
     st.info("The arena needs at least two trained runs in the models directory.")
     st.stop()

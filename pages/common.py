@@ -152,6 +152,21 @@ def run_ids() -> list[str]:
     return [run.id for exp in experiments() for run in exp.runs]
 
 
+def model_run_ids() -> list[str]:
+    """Ids of the runs that have a model to load, in a stable order: the runs that are
+    training logs alone (TensorBoard events, a ``metrics.csv``) are left out."""
+    return [run.id for exp in experiments() for run in exp.runs if run.has_model]
+
+
+def logs_only_caption() -> None:
+    """One sentence when some runs are left out of a page that needs a model."""
+    count = sum(1 for exp in experiments() for run in exp.runs if not run.has_model)
+    if count:
+        st.caption(f"{count} run{'s' if count != 1 else ''} with training logs only (no model to load) "
+                   f"{'are' if count != 1 else 'is'} not offered here; {'their' if count != 1 else 'its'} "
+                   "curves are on the Loss curves page.")
+
+
 def zoo_summary() -> dict[str, int]:
     exps = experiments()
     return {"experiments": len(exps), "runs": sum(len(e.runs) for e in exps)}

@@ -32,7 +32,8 @@ st.caption(
     "different tokenizers up on the same text; matched points and scaling fits compare training."
 )
 
-runs_by_id = {run.id: run for exp in common.experiments() for run in exp.runs}
+runs_by_id = {run.id: run for exp in common.experiments() for run in exp.runs if run.has_model}
+common.logs_only_caption()
 run_ids = list(runs_by_id)
 if len(run_ids) < url.MIN_RUNS:
     st.info("Comparing needs at least two trained runs in the models directory.")

@@ -43,7 +43,8 @@ st.caption(
     "over documents."
 )
 
-run_ids = common.run_ids()
+run_ids = common.model_run_ids()
+common.logs_only_caption()
 if not run_ids:
     st.info("No trained runs in the models directory.")
     st.stop()

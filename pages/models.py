@@ -29,7 +29,10 @@ def load_every_run(experiments) -> None:
     the table below and later visits show it without loading anything again.
     """
     pool = common.worker_pool()
-    runs = [(exp, run) for exp in experiments for run in exp.runs]
+    runs = [(exp, run) for exp in experiments for run in exp.runs if run.has_model]  # logs only: nothing to load
+    if not runs:
+        st.info("No run here has a model to load (only training logs).")
+        return
     bar = st.progress(0.0, text=f"Loading {len(runs):,} runs…")
     problems: list[str] = []
     loaded = 0
@@ -177,7 +180,8 @@ st.caption(
 runs_by_id = {r.id: r for e in experiments for r in e.runs}
 experiment_by_name = {e.name: e for e in experiments}
 # Runs that load ("suspect" ones too: their flag is shown beside their numbers).
-healthy = list(table.loc[table["status"].isin(["ok", "suspect"]), "run_id"])
+# Loadable runs: a run of training logs alone has no model to count or compare.
+healthy = [rid for rid in table.loc[table["status"].isin(["ok", "suspect"]), "run_id"] if runs_by_id[rid].has_model]
 suspect = set(table.loc[table["status"] == "suspect", "run_id"])
 # A keyed, rerunning st.tabs: the open tab is a widget value, so the link can carry it
 # (modelsstate.TABS) and a link can open it. Every tab is still drawn on every run.
@@ -418,7 +422,7 @@ with tab_doctor:
         errors = [f for f in findings if f["severity"] == "error"]
         label = f"{md_escape(exp.name)}: " + ("ok" if not errors else f"{len(errors)} problem(s)")
         loads = loads_by_exp.get(exp.name, {})
-        unloaded = [run.name for run in exp.runs if run.name not in loads]
+        unloaded = [run.name for run in exp.runs if run.name not in loads and run.has_model]
         with st.expander(label, expanded=bool(errors)):
             if not errors:
                 st.success(

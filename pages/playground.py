@@ -49,7 +49,8 @@ FIELDS = ("temperature", "top_k", "top_p", "min_p", "max_new_tokens", "seed")
 st.title("Playground")
 st.caption("One prompt, several runs, side by side. Each column streams from its own worker.")
 
-run_ids = common.run_ids()
+run_ids = common.model_run_ids()
+common.logs_only_caption()
 if not run_ids:
     st.info("No trained runs in the models directory.")
     st.stop()

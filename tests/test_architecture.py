@@ -26,7 +26,8 @@ SANDBOX = PROJECT_ROOT / "sandbox"
 WORKER_SIDE = {
     f"sandbox.worker.{name}"
     for name in ("__main__", "server", "scheduler", "host", "loaded", "failures", "scoring", "generation", "sampling", "params", "device",
-                 "kinds", "kinds.template", "kinds.nanogpt", "kinds.huggingface", "kinds.adapter", "kinds.wrap")
+                 "kinds", "kinds.template", "kinds.nanogpt", "kinds.nanochat", "kinds.huggingface", "kinds.adapter",
+                 "kinds.logs", "kinds.wrap")
 }
 MAX_LINES = 400  # "no module over ~400 lines": a little slack, never a second module's worth
 SLACK = 20

@@ -43,7 +43,8 @@ def cmd_list(args: argparse.Namespace) -> int:
                 print(f"  ! {row['run_id']}: {problem}")
         for sentence in refused_links(base):
             print(f"  ! {sentence}")
-        unknown = [r["run_id"] for r in rows if r["parameters"] is None]
+        logs_only = {run.id for exp in discover(base) for run in exp.runs if not run.has_model}
+        unknown = [r["run_id"] for r in rows if r["parameters"] is None and r["run_id"] not in logs_only]
         if unknown:
             print(
                 f"Parameters of {len(unknown)} run(s) are counted when a worker loads them: "

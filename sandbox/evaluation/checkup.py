@@ -94,6 +94,9 @@ def check_experiment(exp: Experiment, pool=None, quick: bool = False) -> tuple[l
     if quick or blocking or pool is None or not exp.runs:
         return findings, infos
     broken_runs = {f.run for f in findings if f.severity == "error" and f.run}
-    healthy = Experiment(exp.name, exp.root, tuple(r for r in exp.runs if r.name not in broken_runs))
+    # Runs that are training logs alone have nothing to load.
+    healthy = Experiment(exp.name, exp.root, tuple(r for r in exp.runs if r.name not in broken_runs and r.has_model))
+    if not healthy.runs:
+        return findings, infos
     dyn, infos = dynamic_findings(healthy, pool.client(exp))
     return findings + dyn, infos

@@ -26,7 +26,7 @@ from sandbox.zoo import discovery
 
 # Top-level module names that experiments of every kind define (and collide on).
 EXPERIMENT_MODULES = frozenset(
-    {"config", "modules", "tokenizers", "custom_tokenizers", "tools", "model", "sandbox_adapter"}
+    {"config", "modules", "tokenizers", "custom_tokenizers", "tools", "model", "sandbox_adapter", "nanochat"}
 )
 
 

@@ -38,7 +38,7 @@ FORMULA = "training FLOPs/token = 6·N + 12·n_layers·context·d_model (N = non
 CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "layers": ("n_layers", "n_layer", "num_layers", "layers"),
     "dim": ("dim", "d_model", "n_embd", "hidden_size"),
-    "context": ("max_seq_len", "context_length", "context_len", "block_size", "seq_len", "sequence_length",
+    "context": ("max_seq_len", "context_length", "context_len", "block_size", "seq_len", "sequence_length", "sequence_len",
                 "n_positions", "max_position_embeddings", "n_ctx"),
     "vocab": ("vocab_len", "vocab_size", "n_vocab"),
     "batch": ("batch_size", "micro_batch_size", "train_batch_size"),

@@ -48,6 +48,12 @@ class Run:
     def experiment_root(self) -> Path:
         return self.root if self.root is not None else self.dir.parent.parent
 
+    @property
+    def has_model(self) -> bool:
+        """False for a run that is training logs alone (TensorBoard events, ``metrics.csv``):
+        it has curves, and nothing to evaluate, sample or compare."""
+        return kinds.has_model(self.kind)
+
     def files(self) -> dict[str, Path]:
         """The run's files by role (``weights``, ``model_config``, ``train_config``, ``log``,
         ``readme``) as its kind keeps them; a file may not exist."""

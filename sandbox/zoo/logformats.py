@@ -7,6 +7,11 @@ Two formats besides the template's ``log_data.csv``:
   batch: the train loss) and ``step N: train loss X, val loss Y`` at each evaluation (losses
   averaged over ``eval_iters`` batches: the validation loss, and the train loss measured the
   same way, kept as "eval train loss"). Other lines are left alone.
+- **nanochat's printed lines** (``scripts/base_train.py``, ``chat_sft.py``): ``step 00012/00100
+  (1.2%) | loss: X | lrm: L | dt: Tms | tok/sec: N | bf16_mfu: M | epoch: E | total time: Tm``
+  (``loss`` is its debiased running mean of the train loss: the train loss) and ``Step 00100 |
+  Validation bpb: B`` (kept as "validation bpb": bits per byte, not a loss), ``CORE metric``;
+  every ``name: number`` field of such a line is a column.
 - **Hugging Face ``trainer_state.json``**: ``log_history`` entries (``loss``, ``eval_loss``,
   ``learning_rate``, ``grad_norm``, ``epoch``, ... at ``step``); entries of one step are one
   row; the closing summary (``train_runtime``, the run's mean ``train_loss``) is no point of
@@ -32,6 +37,14 @@ _ITER = re.compile(
     rf"^iter {_NUMBER}: loss {_NUMBER}(?:, time {_NUMBER} ?ms)?(?:, mfu {_NUMBER}%)?", re.M | re.I
 )
 _EVAL = re.compile(rf"^step {_NUMBER}: train loss {_NUMBER}, val loss {_NUMBER}", re.M | re.I)
+_PIPED = re.compile(r"^step (\d+)(?:/\d+)?(?: \([^)]*\))? \| (.+)$", re.M | re.I)
+_FIELD = re.compile(r"^\s*([^:|]+?):\s*([-+]?[0-9][0-9,]*\.?[0-9]*(?:[eE][-+]?[0-9]+)?|nan|inf)\s*(ms|m|s|%)?\s*$", re.I)
+# nanochat's field names as a person reads them (the unit its f-string writes, where it has one).
+_PIPED_NAMES = {
+    "loss": "train loss", "dt": "iteration time (ms)", "tok/sec": "tokens/s", "mfu": "mfu (%)",
+    "bf16_mfu": "mfu (%)", "lrm": "lr multiplier", "total time": "total time (min)",
+    "validation bpb": "validation bpb", "validation loss": "validation loss", "eta": "eta (min)",
+}
 _LIMIT_ENTRIES = 5_000_000  # log_history entries read at most (a trainer logs far fewer)
 
 
@@ -41,7 +54,7 @@ def sniff(sample: bytes) -> str:
     if head == b"{":
         return TRAINER_STATE
     text = sample.decode("utf-8", errors="replace")
-    if _ITER.search(text) or _EVAL.search(text):
+    if _ITER.search(text) or _EVAL.search(text) or _PIPED.search(text):
         return PRINTED
     return CSV
 
@@ -68,8 +81,25 @@ def printed_table(text: str) -> pa.Table:
         row = rows.setdefault(float(m.group(1)), {})
         row["eval train loss"] = float(m.group(2))
         row["validation loss"] = float(m.group(3))
-    order = ["train loss", "validation loss", "eval train loss", "iteration time (ms)", "mfu (%)"]
-    return _table(rows, [c for c in order if any(c in r for r in rows.values())])
+    extra = _piped_rows(text, rows)
+    order = ["train loss", "validation loss", "eval train loss", "iteration time (ms)", "mfu (%)", *extra]
+    return _table(rows, [c for c in dict.fromkeys(order) if any(c in r for r in rows.values())])
+
+
+def _piped_rows(text: str, rows: dict[float, dict[str, float]]) -> list[str]:
+    """nanochat's ``step N | name: value | ...`` lines into ``rows``; the names met, in order."""
+    names: dict[str, None] = {}
+    for m in _PIPED.finditer(text):
+        row = rows.setdefault(float(m.group(1)), {})
+        for part in m.group(2).split("|"):
+            field = _FIELD.match(part)
+            if field is None:
+                continue
+            key = field.group(1).strip()
+            name = _PIPED_NAMES.get(key.lower(), key)
+            row[name] = float(field.group(2).replace(",", ""))
+            names[name] = None
+    return list(names)
 
 
 def trainer_state_table(data: bytes, label: str) -> pa.Table:

@@ -200,24 +200,50 @@ def _normalize(table: pa.Table, label: str, notes: list[str]) -> tuple[dict, dic
 def _order_steps(columns: dict, nonfinite: dict, label: str, notes: list[str]) -> tuple[dict, dict]:
     """Rows sorted by step, without rows lacking a step, and one row per step.
 
-    A resumed run logs some steps again: the last row written for a step wins.
+    The rows of one step are merged column by column: each column keeps the last value logged
+    for that step (Lightning's ``metrics.csv`` writes a step's train and validation losses on
+    separate rows). A column logged twice for a step with different values (a resumed run) keeps
+    the last, and that is said.
     """
     step = columns[STEP]
     good = np.flatnonzero(np.isfinite(step))
     if good.size < step.size:
         notes.append(f"{step.size - good.size} row(s) of {label} have no usable step; they were skipped.")
-    # np.unique on the reversed steps finds each step's last occurrence, sorted by step.
-    _, first_from_end = np.unique(step[good][::-1], return_index=True)
-    rows = good[good.size - 1 - first_from_end]
-    repeated = good.size - rows.size
+    rows = good[np.argsort(step[good], kind="stable")]
+    ordered = step[rows]
+    new_group = np.r_[True, ordered[1:] != ordered[:-1]] if rows.size else np.zeros(0, bool)
+    starts = np.flatnonzero(new_group)
+    ends = np.r_[starts[1:], rows.size] - 1  # each step's last row
+    index = np.arange(rows.size)
+    merged: dict[str, np.ndarray] = {STEP: ordered[starts]}
+    kept: dict[str, np.ndarray] = {}
+    relogged = np.zeros(starts.size, dtype=int)
+    for name, values in columns.items():
+        if name == STEP:
+            continue
+        vals = values[rows]
+        mask = nonfinite[name][rows] if name in nonfinite else np.zeros(rows.size, dtype=bool)
+        logged = ~np.isnan(vals) | mask
+        if starts.size:
+            last = np.maximum.reduceat(np.where(logged, index, -1), starts)
+            # Logged twice with different values (Lightning repeats "epoch" on every row alike).
+            finite = logged & np.isfinite(vals)
+            low = np.minimum.reduceat(np.where(finite, vals, np.inf), starts)
+            high = np.maximum.reduceat(np.where(finite, vals, -np.inf), starts)
+            relogged = np.maximum(relogged, (high > low).astype(int))
+        else:
+            last = np.zeros(0, dtype=int)
+        pick = np.where(last >= 0, last, ends)
+        merged[name] = vals[pick]
+        if mask[pick].any():
+            kept[name] = mask[pick]
+    repeated = int((relogged > 0).sum())
     if repeated:
         notes.append(
             f"{label} logs {repeated} step(s) more than once (the run was probably resumed); "
-            "the last row logged for each step is used."
+            "the last value logged for each step is used."
         )
-    columns = {k: v[rows] for k, v in columns.items()}
-    nonfinite = {k: m[rows] for k, m in nonfinite.items() if m[rows].any()}
-    return columns, nonfinite
+    return merged, kept
 
 
 def parse_log(data: bytes, label: str = "log_data.csv") -> RunLog:
@@ -232,13 +258,13 @@ def parse_log(data: bytes, label: str = "log_data.csv") -> RunLog:
     fmt = logformats.sniff(data[:_SNIFF_BYTES])
     if fmt == logformats.TRAINER_STATE:  # JSON: a line break means nothing
         try:
-            return _from_table(logformats.trainer_state_table(data, label), label, notes)
+            return from_table(logformats.trainer_state_table(data, label), label, notes)
         except ValueError as exc:
             return RunLog(None, label, (-1, -1), notes=(str(exc),), error=str(exc))
     data = _drop_partial_last_line(data, label, notes)
     if fmt == logformats.PRINTED:
         text = data.decode("utf-8", errors="replace")
-        return _from_table(logformats.printed_table(text), label, notes)
+        return from_table(logformats.printed_table(text), label, notes)
     try:
         if not data.isascii():  # ASCII is UTF-8; checking is much cheaper than decoding
             data.decode("utf-8")
@@ -250,10 +276,10 @@ def parse_log(data: bytes, label: str = "log_data.csv") -> RunLog:
     table = _parse_table(data, label, notes)
     if table is None:
         return RunLog(None, label, (-1, -1), notes=tuple(notes), error=notes[-1])
-    return _from_table(table, label, notes)
+    return from_table(table, label, notes)
 
 
-def _from_table(table: pa.Table, label: str, notes: list[str]) -> RunLog:
+def from_table(table: pa.Table, label: str, notes: list[str]) -> RunLog:
     """The RunLog of a table read from any format: canonical names, floats, ordered steps."""
     columns, nonfinite, headers = _normalize(table, label, notes)
     if table.num_rows == 0:

@@ -13,7 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from sandbox.zoo.logparse import parse_log
+from sandbox.zoo import tbread
+from sandbox.zoo.logparse import from_table, parse_log
 from sandbox.zoo.logs import RunLog
 
 
@@ -57,6 +58,8 @@ def read_log(path: Path | str, within: Path | None = None) -> RunLog:
             confine(path, within, label.split("/", 1)[-1])
         except OutsideError as exc:
             return RunLog(path, label, (-1, -1), notes=(str(exc),), error=str(exc))
+    if tbread.is_event_file(path):
+        return _read_events(path, label.rsplit("/", 1)[0] + "/")
     stamp = file_stamp(path)
     if stamp is None:
         return RunLog(path, label, (-1, -1), notes=(f"{label} does not exist.",))
@@ -71,6 +74,28 @@ def read_log(path: Path | str, within: Path | None = None) -> RunLog:
         sentence = f"{label} cannot be read ({exc.strerror or type(exc).__name__})."
         return RunLog(path, label, stamp, notes=(sentence,), error=sentence)
     log = replace(parse_log(data, label), path=path, stamp=stamp)
+    with _CACHE_LOCK:
+        _CACHE[key] = log
+    return log
+
+
+def _read_events(path: Path, label: str) -> RunLog:
+    """The scalars of every event file in ``path``'s folder (a TensorBoard run), read again
+    only when one of them changed."""
+    stamp = tbread.stamp(path.parent)
+    if stamp is None:
+        return RunLog(path, label, (-1, -1), notes=(f"{label} holds no TensorBoard event file.",))
+    key = os.fspath(path.parent) + "#events"
+    with _CACHE_LOCK:
+        cached = _CACHE.get(key)
+    if cached is not None and cached.stamp == stamp:
+        return cached
+    try:
+        table, found = tbread.scalars_table(path.parent)
+    except Exception as exc:  # noqa: BLE001 — a corrupt file is a sentence, never a crash
+        sentence = f"{label} cannot be read as TensorBoard events ({exc})."
+        return RunLog(path, label, stamp, notes=(sentence,), error=sentence)
+    log = replace(from_table(table, label, [f"{label} {note}." for note in found]), path=path, stamp=stamp)
     with _CACHE_LOCK:
         _CACHE[key] = log
     return log

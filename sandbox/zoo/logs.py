@@ -35,14 +35,19 @@ TOKENS_SEEN = "tokens seen"
 
 _ALIASES: dict[str, tuple[str, ...]] = {
     STEP: ("step", "steps", "iter", "iters", "iteration", "iterations", "globalstep"),
-    TRAIN_LOSS: ("trainloss", "loss", "trainingloss"),
-    VAL_LOSS: ("validationloss", "valloss", "validloss", "evalloss", "devloss", "testloss"),
+    # TensorBoard tags and Lightning's columns too: "train/loss", "Loss/train", "train_loss_step",
+    # "eval/loss" (a Trainer's), "loss/val", "val_loss_epoch".
+    TRAIN_LOSS: ("trainloss", "loss", "trainingloss", "losstrain", "losstraining", "trainlossstep"),
+    VAL_LOSS: ("validationloss", "valloss", "validloss", "evalloss", "devloss", "testloss", "lossval",
+               "lossvalid", "lossvalidation", "losseval", "lossdev", "vallossepoch", "validationlossepoch",
+               "evallossepoch"),
     PERPLEXITY: ("perplexity", "ppl", "valperplexity", "validationperplexity", "valppl"),
-    LEARNING_RATE: ("learningrate", "lr"),
-    GRAD_NORM: ("norm", "gradnorm", "gradientnorm", "gnorm", "totalnorm"),
+    LEARNING_RATE: ("learningrate", "lr", "trainlearningrate", "trainlr"),
+    GRAD_NORM: ("norm", "gradnorm", "gradientnorm", "gnorm", "totalnorm", "traingradnorm"),
     TOKENS_PER_SECOND: ("tokenspersecond", "tokenspersec", "tokpersec", "tokenss", "toks", "tps"),
     TIME_ELAPSED: ("timeelapsed", "elapsed", "elapsedtime", "time", "times", "walltime", "wallclock"),
-    TOKENS_SEEN: ("tokensseen", "tokens", "tokensprocessed", "totaltokens", "numtokens", "ntokens", "numinputtokensseen"),
+    TOKENS_SEEN: ("tokensseen", "tokens", "tokensprocessed", "totaltokens", "numtokens", "ntokens", "numinputtokensseen",
+                    "trainnuminputtokensseen"),
 }
 _CANONICAL = {alias: name for name, aliases in _ALIASES.items() for alias in aliases}
 

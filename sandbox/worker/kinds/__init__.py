@@ -7,7 +7,7 @@ interface (`wrap` adapts other codebases to both). `sandbox.worker.host` then ch
 kind the same way. Worker side: these modules import torch, experiment code and (the Hugging
 Face kind only) ``transformers``; they may import `sandbox.zoo` (the run's files),
 `sandbox.errors` and the worker side's `loaded` and `failures`; only `sandbox.worker.host`
-imports them.
+imports them. Logs-only runs (`logs`) have no model: their loader refuses in one sentence.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from types import ModuleType
 _MODULES = {
     "template": "sandbox.worker.kinds.template",
     "nanogpt": "sandbox.worker.kinds.nanogpt",
+    "nanochat": "sandbox.worker.kinds.nanochat",
     "huggingface": "sandbox.worker.kinds.huggingface",
     "adapter": "sandbox.worker.kinds.adapter",
+    "logs": "sandbox.worker.kinds.logs",
 }
 
 

@@ -15,14 +15,15 @@ tokenizer, and gets full-sequence logits). A kind module here defines:
   ``ValueError`` with one sentence naming the file;
 - ``tokenizer_label(run, model config) -> str | None``: the tokenizer, as the runs table
   names it;
+- ``HAS_MODEL`` (optional, default True): False for runs that are training logs only;
 - ``findings(exp) -> [(run or None, rule, file, sentence, severity)]``: what is wrong, read
   from files (the doctor's static checks), with ``HINTS`` by rule.
 
 `KINDS` lists them in the order a folder is tried: an adapter file wins over everything,
-then the codebases whose marks are the most specific. Like all of `sandbox.zoo`, these modules
-never import torch or experiment code (a checkpoint is read by `sandbox.zoo.ckptread`, which
-runs no code); they may import the rest of `sandbox.zoo` below discovery (`jsonfile`,
-`ckptread`, `confine`) and the base modules.
+then the codebases whose marks are the most specific, and a folder of training logs last.
+Like all of `sandbox.zoo`, these modules never import torch or experiment code (a checkpoint
+is read by `sandbox.zoo.ckptread`, which runs no code); they may import the rest of `sandbox.zoo` below discovery (`jsonfile`,
+`ckptread`, `confine`, `tbread`) and the base modules.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from sandbox.zoo.kinds import adapter, huggingface, nanogpt, template
+from sandbox.zoo.kinds import adapter, huggingface, logs, nanochat, nanogpt, template
 
-KINDS: tuple[ModuleType, ...] = (adapter, nanogpt, huggingface, template)
+KINDS: tuple[ModuleType, ...] = (adapter, nanogpt, nanochat, huggingface, template, logs)
 BY_NAME: dict[str, ModuleType] = {k.NAME: k for k in KINDS}
 
 
@@ -49,6 +50,11 @@ def get(name: str) -> ModuleType:
     return BY_NAME.get(name, template)
 
 
+def has_model(kind_name: str) -> bool:
+    """False for a kind whose runs are training logs alone (nothing to evaluate or sample)."""
+    return bool(getattr(get(kind_name), "HAS_MODEL", True))
+
+
 def labels() -> str:
     """The kinds as a person names them, for sentences: "templateGPT, nanoGPT, ..."."""
-    return ", ".join(k.LABEL for k in (template, nanogpt, huggingface, adapter))
+    return ", ".join(k.LABEL for k in (template, nanogpt, nanochat, huggingface, adapter, logs))

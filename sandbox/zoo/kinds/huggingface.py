@@ -3,7 +3,7 @@
 A model folder holds ``config.json`` (with ``model_type``), weights (``model.safetensors``,
 ``pytorch_model.bin``, or a sharded ``*.index.json``) and tokenizer files. The Trainer's
 output folder adds ``checkpoint-<step>/`` folders, each with ``trainer_state.json`` whose
-``log_history`` is the training log. An experiment folder is either one model folder (its
+``log_history`` is the training log (without one, the TensorBoard events of its ``runs/``). An experiment folder is either one model folder (its
 run is called ``final``) or a folder of model folders (one run each). Only local files are
 ever read: nothing is fetched from the hub.
 """
@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from sandbox.zoo import tbread
 from sandbox.zoo.jsonfile import read_json_object
 
 HINTS = {
@@ -93,6 +94,17 @@ def trainer_state(run_dir: Path) -> Path:
     return own
 
 
+def log_file(run_dir: Path) -> Path:
+    """``trainer_state.json`` (see `trainer_state`); without one, the newest TensorBoard event
+    file of the Trainer's ``runs/<date>_<host>/`` (its folder's event files are read together)."""
+    state = trainer_state(run_dir)
+    if state.is_file():
+        return state
+    events = sorted((p for p in run_dir.glob("runs/*/" + tbread.PREFIX + "*") if p.is_file()),
+                    key=lambda p: (p.parent.name, p.name))
+    return events[-1] if events else state
+
+
 def weights_file(run_dir: Path) -> Path:
     for name in WEIGHTS:
         if (run_dir / name).is_file():
@@ -105,7 +117,7 @@ def files(run: Any) -> dict[str, Path]:
         "weights": weights_file(run.dir),
         "model_config": run.dir / "config.json",
         "train_config": trainer_state(run.dir),
-        "log": trainer_state(run.dir),
+        "log": log_file(run.dir),
         "readme": run.dir / "README.md",
     }
 
