@@ -227,8 +227,10 @@ ALL_SEEN = (
 def unseen_matchup():
     """A new matchup whose content this visitor has not voted on, or None after `DRAW_TRIES`."""
     ledger, keys = common.vote_ledger(), common.client_keys()
-    for _ in range(DRAW_TRIES):
-        matchup = new_matchup(pool, prompts, settings, fresh_seed=fresh_seed, source=prompt_source)
+    played = boards.pair_counts(common.arena_store())  # the pairs that met least come first
+    for attempt in range(DRAW_TRIES):  # then any pair, should this visitor have seen those
+        matchup = new_matchup(pool, prompts, settings, fresh_seed=fresh_seed, source=prompt_source,
+                              played=played if attempt < DRAW_TRIES // 2 else None)
         if not ledger.seen(keys, matchup.content):
             return matchup
     return None
@@ -332,6 +334,8 @@ def leaderboard_section() -> None:
             "low": st.column_config.NumberColumn("95 % low", format="%.0f"),
             "high": st.column_config.NumberColumn("95 % high", format="%.0f"),
             "win_rate": st.column_config.NumberColumn("win rate", format="percent"),
+            "provisional": st.column_config.CheckboxColumn(
+                "provisional", help="Too few votes to rank: listed last, without a rank."),
         },
     )  # fmt: skip
     for note in board.notes:

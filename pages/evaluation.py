@@ -21,7 +21,7 @@ from sandbox.errors import UnknownRunError, WorkerError
 from sandbox.evaluation import data, formats, metrics, views
 from sandbox.evaluation.details import MAX_DETAIL_CHARS, document_details
 from sandbox.evaluation.parallel import evaluate_runs
-from sandbox.evaluation.report import Report
+from sandbox.evaluation.report import Report, multiple_note
 from sandbox.evaluation.results import EvalSettings, RunResult
 from sandbox.evaluation.tables import accuracy_by_k, by_position, summary_text
 from sandbox.figures import export
@@ -162,7 +162,7 @@ with st.expander("Method"):
         "Autocast", ["off", "bf16", "fp16"], key="ev_autocast", disabled=not on_cuda,
         help="Lower-precision forward passes; only on a CUDA device.",
     )
-    resamples = int(mcols[3].number_input("Bootstrap resamples", 100, 10000, 1000, step=100, key="ev_boot"))
+    resamples = int(mcols[3].number_input("Bootstrap resamples", 100, 10000, 2000, step=100, key="ev_boot"))
     st.caption(
         "Each document is tokenized by each run's own tokenizer after its start token (its bos; "
         "for codebases without one, what the run's kind names: a newline for nanoGPT's characters, "
@@ -291,6 +291,10 @@ st.dataframe(
             "round trip changed", format="percent", help="Share of characters decode(encode(text)) did not give back."
         ),
         "tokens_per_s": st.column_config.NumberColumn("tokens/s", format="localized"),
+        "steps": st.column_config.NumberColumn("steps trained", format="%d"),
+        "tokens_trained": st.column_config.NumberColumn("tokens trained", format="%.3e"),
+        "train_flops": st.column_config.NumberColumn(
+            "training FLOPs", format="%.3e", help="Blank until a worker has counted the run's parameters."),
         "cached": st.column_config.CheckboxColumn("cached", help="From the disk cache (tokens/s of the original run)."),
     },
 )
@@ -330,9 +334,11 @@ if len(ok) >= 2:
     paired = tables[pkey]
     st.caption(
         "Paired differences: both runs read the same documents, so one bootstrap over documents "
-        "resamples both and what they share cancels out. 95 % intervals; no clear difference when "
-        "the interval spans 0."
+        "resamples both and what they share cancels out. 95 % studentized intervals, printed to the "
+        "digits their resampling noise allows; no clear difference when the interval spans 0."
     )
+    if note := multiple_note(paired):
+        st.caption(md_escape(note))
     for row in paired:
         if row["metric"] == "bits_per_byte" and row["verdict"]:
             clear = "no clear difference" not in row["verdict"]

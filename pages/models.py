@@ -167,6 +167,9 @@ st.dataframe(
     column_config={
         "final_train_loss": st.column_config.NumberColumn("final train loss", format="%.4f"),
         "final_val_loss": st.column_config.NumberColumn("final val loss", format="%.4f"),
+        "steps": st.column_config.NumberColumn("steps trained", format="%d"),
+        "tokens_trained": st.column_config.NumberColumn("tokens trained", format="%.3e"),
+        "train_flops": st.column_config.NumberColumn("training FLOPs", format="%.3e"),
         "status": st.column_config.TextColumn("status"),
     },
 )
@@ -257,12 +260,12 @@ with tab_diff:
         for rid in chosen:
             run = runs_by_id[rid]
             try:
-                configs[rid] = run.model_config()
+                configs[rid] = catalog.run_configs(run)  # model and training config (train.*)
             except ValueError as exc:
                 st.warning(md_escape(f"{rid}: {exc}"))
         diff = catalog.config_diff(configs)
         if diff:
-            st.caption("Only the keys whose values differ are shown.")
+            st.caption("Only the keys whose values differ are shown; train.* keys come from train_config.json.")
             st.dataframe(pd.DataFrame(diff).astype(str), hide_index=True, width="stretch")
         else:
             st.success("The configs are identical.")

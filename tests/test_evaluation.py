@@ -424,7 +424,10 @@ def test_paired_differences_in_the_report_and_its_json(mpool, zoo) -> None:
     assert bpb["reference"] == "fixed/peaked" and bpb["run"] == "fixed/uniform"
     assert bpb["difference"] == pytest.approx(by_hand["fixed/uniform"] - by_hand["fixed/peaked"])
     assert bpb["lo"] <= bpb["difference"] <= bpb["hi"] and bpb["comparable"] and rows["loss"]["comparable"]
-    assert bpb["verdict"].startswith("fixed/peaked is better than fixed/uniform by")
+    # Uniform is worse on all 4 documents, but 4 documents cannot make that clear at 95 %
+    # (a sign test's p is 1/8): the studentized interval says so where the percentile one did not.
+    assert bpb["verdict"].startswith("fixed/uniform vs fixed/peaked: no clear difference in bits per byte")
+    assert bpb["lo"] < 0 < bpb["hi"]
     other = {r["metric"]: r for r in report.paired([1], "fixed/uniform", n_resamples=200)}
     assert other["bits_per_byte"]["difference"] == pytest.approx(-bpb["difference"])
     payload = json.loads(report.to_json([1], n_resamples=200))

@@ -159,13 +159,13 @@ def test_paired_interval_matches_exhaustive_enumeration_of_three_documents() -> 
     # With 3 documents, the bootstrap draws one of 27 equally likely index triples. Bits per
     # byte of pooled totals lie between the documents' own ratios (a mediant), so the lowest
     # and highest differences are those of a document drawn three times (each 1/27 > 2.5 %):
-    # the 95 % percentile interval is exactly those two values.
+    # the 95 % percentile interval (method="percentile") is exactly those two values.
     import itertools
 
     a, b = _pair(3, seed=11)
     exact = [_direct_totals(b, list(t))["bits_per_byte"] - _direct_totals(a, list(t))["bits_per_byte"]
              for t in itertools.product(range(3), repeat=3)]
-    diff, lo, hi = metrics.paired_bootstrap(a, b, [1], n_resamples=20000, seed=0)["bits_per_byte"]
+    diff, lo, hi = metrics.paired_bootstrap(a, b, [1], n_resamples=20000, seed=0, method="percentile")["bits_per_byte"]
     assert lo == pytest.approx(min(exact), rel=1e-12) and hi == pytest.approx(max(exact), rel=1e-12)
     full = _direct_totals(b, [0, 1, 2])["bits_per_byte"] - _direct_totals(a, [0, 1, 2])["bits_per_byte"]
     assert diff == pytest.approx(full, rel=1e-12)

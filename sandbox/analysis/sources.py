@@ -142,6 +142,7 @@ class ScalingResult:
     fits: dict[str, scaling.ScalingFit]
     notes: list[str] = field(default_factory=list)
     multiplier: scaling.Multiplier | None = None
+    left_out: list[str] = field(default_factory=list)  # one sentence per run left out (the notes count them)
 
     def to_dict(self) -> dict:
         """JSON-able: every group's law with intervals, the multiplier if asked for, notes."""
@@ -151,7 +152,21 @@ class ScalingResult:
             "points": [{k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in row.items()}
                        for row in self.points.to_dict(orient="records")],  # fmt: skip
             "notes": list(self.notes),
+            "left_out": list(self.left_out),
         }
+
+
+SHOWN_LEFT_OUT = 3  # runs named in the one line that counts those left out
+
+
+def collapse_left_out(notes: Sequence[str], shown: int = SHOWN_LEFT_OUT) -> list[str]:
+    """Per-run sentences of runs left out as one line with a count, naming the first
+    ``shown`` (200 lines of "left out" pushed the fits off the screen); one stays as it is."""
+    if len(notes) <= 1:
+        return list(notes)
+    named = "; ".join(n.rstrip(".") for n in notes[:shown])
+    more = f"; and {len(notes) - shown} more (the JSON export lists every one)" if len(notes) > shown else ""
+    return [f"{len(notes)} runs left out: {named}{more}."]
 
 
 def fit_scaling(
@@ -173,7 +188,7 @@ def fit_scaling(
         raise ValueError("whole curves give points on the compute axis only")
     points, notes = envelope_points(runs, group_by=group_by) if curves else scaling_points(runs, axis=axis, group_by=group_by)
     fits = scaling.fit_groups(points, x="x", y="loss", group="group", n_boot=n_boot, from_curves=curves) if not points.empty else {}
-    result = ScalingResult(points, fits, notes)
+    result = ScalingResult(points, fits, collapse_left_out(notes), left_out=list(notes))
     if base is not None and variant is not None:
         missing = [g for g in (base, variant) if g not in fits]
         if missing:

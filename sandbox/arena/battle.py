@@ -19,11 +19,12 @@ import json
 import random
 import re
 import secrets
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from sandbox.arena.standing import least_played_pair
 from sandbox.arena.store import ArenaStore, BattleRecord, StoreError, VoteRecord, new_id
 from sandbox.playground.settings import SamplingSettings
 
@@ -153,14 +154,16 @@ def draw_matchup(
     picked: tuple[str, str] | None = None,
     draw_seed: int | None = None,
     source: str | None = None,
+    played: Mapping[frozenset, int] | None = None,
 ) -> Matchup:
 
     """Two runs from ``pool`` (or the ``picked`` two), a prompt, and random positions.
 
     ``prompt`` is the prompt itself, or a list to draw one from. Everything random comes
     from ``draw_seed`` (a fresh random one when None): the same seed gives the same battle.
-    Raises `ValueError` with one sentence for a pool of fewer than two runs, or a pick of
-    one run twice.
+    With ``played`` (votes per pair, `sandbox.arena.standing.games_per_pair`), the two are
+    drawn among the pairs that met the fewest times. Raises `ValueError` with one sentence for
+    a pool of fewer than two runs, or a pick of one run twice.
     """
     seed = secrets.randbits(63) if draw_seed is None else int(draw_seed)
     rng = random.Random(f"arena-battle-{seed}")
@@ -172,7 +175,8 @@ def draw_matchup(
         runs = sorted(set(pool))
         if len(runs) < 2:
             raise ValueError("An arena needs at least two runs in its pool.")
-        run_a, run_b = rng.sample(runs, 2)
+        # ``played`` (games per pair): one of the pairs that met the fewest times (balanced battles)
+        run_a, run_b = rng.sample(runs, 2) if played is None else least_played_pair(runs, played, rng)
     shown_order = "ab" if rng.random() < 0.5 else "ba"
     if isinstance(prompt, str):
         text, origin = prompt, source or USER_SOURCE

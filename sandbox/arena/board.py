@@ -25,7 +25,8 @@ from sandbox.arena.ratings import (
     games_from,
     rate,
 )
-from sandbox.arena.store import ArenaStore, Comparison
+from sandbox.arena.standing import games_per_pair, provisional_note, standings
+from sandbox.arena.store import ArenaStore, Comparison, StoreError
 
 PEOPLE = "people"
 COMBINED = "combined"
@@ -87,9 +88,11 @@ class Leaderboard:
         return kind_label(self.kind)
 
     def table(self) -> pd.DataFrame:
-        """One row per run, best first: rank, run, rating, low, high, votes, wins, losses, ties, both_bad, win_rate."""
-        columns = ["rank", "run", "rating", "low", "high", "votes", "wins", "losses", "ties", "both_bad", "win_rate"]
-        return pd.DataFrame(self.ratings.rows(), columns=columns)
+        """One row per run, best first: rank, run, rating, low, high, votes, wins, losses, ties, both_bad,
+        win_rate, provisional (`sandbox.arena.standing`: under MIN_VOTES votes, no rank, listed last)."""
+        columns = ["rank", "run", "rating", "low", "high", "votes", "wins", "losses", "ties", "both_bad", "win_rate",
+                   "provisional"]
+        return pd.DataFrame(standings(self.ratings), columns=columns)  # provisional runs last, unranked
 
     def win_rates(self) -> pd.DataFrame:
         """The win-rate matrix, long: run, opponent, win_rate (ties half), games; pairs that met only."""
@@ -152,7 +155,18 @@ def leaderboard(
     """
     rows = comparisons_for(store, kind)
     ratings = rate(games_from(rows), n_boot=n_boot, seed=seed, prior=prior, base_run=base_run)
-    return Leaderboard(kind, ratings, [*ratings.notes, *version_notes(rows)])
+    provisional = [n for n in [provisional_note(standings(ratings))] if n]
+    return Leaderboard(kind, ratings, [*ratings.notes, *provisional, *version_notes(rows)])
+
+
+def pair_counts(store: ArenaStore) -> dict[frozenset, int]:
+    """Votes per pair of runs (every rater), for drawing the pair that met the fewest times.
+    A store that cannot be read counts nothing: battles are then drawn at random, and the
+    sections that read the store say in their own sentence what went wrong."""
+    try:
+        return games_per_pair(games_from(store.comparisons()))
+    except StoreError:
+        return {}
 
 
 def agreements(store: ArenaStore) -> dict[str, Agreement]:
@@ -198,7 +212,8 @@ def format_board(board: dict) -> str:
         interval = "" if row["low"] is None else f"[{row['low']:.0f}, {row['high']:.0f}]"
         wr = "" if row["win_rate"] is None else f"{100 * row['win_rate']:.0f} %"
         record = f"{row['wins']}-{row['losses']}-{row['ties']}-{row['both_bad']}"
-        rows.append((str(row["rank"]), row["run"], f"{row['rating']:.0f}", interval, str(row["votes"]), record, wr))
+        rank = "provisional" if row.get("provisional") else str(row["rank"])
+        rows.append((rank, row["run"], f"{row['rating']:.0f}", interval, str(row["votes"]), record, wr))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     lines = ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     return "\n".join([head, *lines, *(f"  note: {n}" for n in board["notes"])])

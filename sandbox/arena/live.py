@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -48,13 +48,15 @@ def battle_settings(settings: SamplingSettings, draw_seed: int, fresh_seed: bool
 
 
 def new_matchup(pool: Sequence[str], prompt: str | Sequence[str], settings: SamplingSettings, *,
-                fresh_seed: bool = True, source: str | None = None) -> Matchup:
+                fresh_seed: bool = True, source: str | None = None,
+                played: Mapping[frozenset, int] | None = None) -> Matchup:
     """A fresh battle's matchup for the page: two runs of ``pool`` (the two, when it holds
     two), a prompt (``prompt`` itself, or drawn from a list), random positions, and the
-    settings of `battle_settings`; everything drawn from one new ``draw_seed``."""
+    settings of `battle_settings`; everything drawn from one new ``draw_seed``. ``played``:
+    votes per pair, so that the pair is one that met the fewest times."""
     draw_seed = secrets.randbits(63)
     shared = battle_settings(settings, draw_seed, fresh_seed)
-    return draw_matchup(pool, prompt, shared, draw_seed=draw_seed, source=source)
+    return draw_matchup(pool, prompt, shared, draw_seed=draw_seed, source=source, played=played)
 
 
 def hide_names(text: str, matchup: Matchup) -> str:

@@ -88,6 +88,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate runs on the same documents: top-k accuracy, loss, perplexity and bits per byte,
     each with a 95 % bootstrap interval over documents (the numbers of the Evaluation page)."""
+    from sandbox.evaluation import report as evaluation_report
     from sandbox.evaluation import results, tables
     from sandbox.evaluation.data import BUNDLED_LABEL, load_documents, sample_documents
     from sandbox.evaluation.formats import DataSourceError
@@ -134,7 +135,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for row in paired:
             if row["verdict"] and (row["metric"] == "bits_per_byte" or row["metric"] == "loss"):
                 print(f"  {row['verdict']}")
-        for note in report.notes():
+        for note in [n for n in [evaluation_report.multiple_note(paired)] if n] + report.notes():
             print(f"note: {note}")
         for result in report.results:
             for flag in result.flags:

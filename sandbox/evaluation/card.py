@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sandbox.evaluation import metrics
+from sandbox.evaluation import intervals, metrics
 from sandbox.evaluation.cache import text_name
 from sandbox.evaluation.report import verdict
 from sandbox.zoo import accounting, sanity
@@ -40,11 +40,12 @@ def evaluation_part(run_a: Run, run_b: Run, shared, texts: dict[str, list[str]] 
                 "flags": [], "notes": []}
     res = {r.run_id: r for r in shared.results}
     bpb = {rid: metrics.metrics(res[rid].sums, [1])["bits_per_byte"] for rid in (run_a.id, run_b.id)}
-    pair = metrics.paired_bootstrap(res[run_a.id].sums, res[run_b.id].sums, [1])["bits_per_byte"]
+    iv = metrics.paired_intervals(res[run_a.id].sums, res[run_b.id].sums, [1])["bits_per_byte"]
+    pair, digits = (iv.difference, iv.lo, iv.hi), intervals.decimals_for(iv.noise)
     text = text_name(shared.data["documents"], shared.data["source"], shared.data["fingerprint"])
     return {
         "same": True, "text": text, "texts": {run_a.id: text, run_b.id: text}, "bpb": bpb,
-        "paired": pair, "verdict": verdict(run_b.id, run_a.id, "bits_per_byte", *pair),
+        "paired": pair, "digits": digits, "verdict": verdict(run_b.id, run_a.id, "bits_per_byte", *pair, digits=digits),
         "flags": [f for rid in (run_a.id, run_b.id) for f in res[rid].flags],
         "notes": [n for n in [shared.small_sample_note()] if n],
     }
@@ -78,7 +79,8 @@ def summary_card(
     bpb = ev["bpb"]
     if ev["same"]:
         diff, lo, hi = ev["paired"]
-        bpb_delta = f"{diff:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+        d = ev["digits"]
+        bpb_delta = f"{diff:+.{d}f} [{lo:+.{d}f}, {hi:+.{d}f}]"
     else:
         bpb_delta = "–"
     rows = [

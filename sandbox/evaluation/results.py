@@ -59,6 +59,7 @@ class RunResult:
     error: dict | None = None  # {"message", "hint"}; tracebacks go to the server log only
     warnings: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)  # sanity sentences (`sandbox.zoo.sanity`), made afresh
+    budget: dict = field(default_factory=dict)  # steps, tokens, FLOPs trained (`accounting.training_budget`), made afresh
     byte_losses: str | None = None  # every document's per-byte losses, packed (`sandbox.evaluation.bytelosses`)
 
     @property

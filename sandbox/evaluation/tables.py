@@ -32,11 +32,15 @@ def summary_table(results: list[RunResult], ks: list[int], *, n_resamples: int =
                 tokenizer=r.info.get("tokenizer"),
                 vocab=r.info.get("vocab_size"),
                 cached=r.cached,
+                steps=r.budget.get("steps"),  # the training budget, beside every comparison
+                tokens_trained=r.budget.get("tokens_trained"),
+                train_flops=r.budget.get("train_flops"),
             )
         row["error"] = r.error["message"] if r.error else ""
         rows.append(row)
     columns = ["run", "check", *[c for n in metrics.metric_names(list(ks)) for c in (n, f"{n}_lo", f"{n}_hi")]]
-    columns += ["documents", "tokens", "roundtrip_changed", "tokens_per_s", "parameters", "tokenizer", "vocab", "cached", "error"]
+    columns += ["documents", "tokens", "roundtrip_changed", "tokens_per_s", "parameters", "tokenizer", "vocab", "cached",
+                "steps", "tokens_trained", "train_flops", "error"]
     return pd.DataFrame(rows).reindex(columns=columns)
 
 

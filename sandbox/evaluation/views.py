@@ -7,6 +7,7 @@ HTML string. Token pieces and document text are untrusted and always go through
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection
 from html import escape
 
@@ -177,7 +178,8 @@ BEST = "background-color: #c7e9c0; font-weight: 700"  # the best value of a colu
 
 def results_display(summary: pd.DataFrame, names: list[str], huge: Collection[str] = ()) -> pd.DataFrame:
     """The results table as shown: run, check, then each metric (bits per byte first) beside
-    its 95 % interval as text, then round trip, speed, tokens, cached, error.
+    its 95 % interval as text, then round trip, speed, tokens, the training budget (steps,
+    tokens and FLOPs trained), cached, error.
 
     Columns named in ``huge`` (values beyond what the table can format, `numfmt.has_huge`)
     are text in scientific notation."""
@@ -188,7 +190,7 @@ def results_display(summary: pd.DataFrame, names: list[str], huge: Collection[st
             "" if pd.isna(lo) else f"[{format_number(lo)}, {format_number(hi)}]"
             for lo, hi in zip(summary[f"{name}_lo"], summary[f"{name}_hi"], strict=True)
         ]
-    for column in ("roundtrip_changed", "tokens_per_s", "tokens", "cached", "error"):
+    for column in ("roundtrip_changed", "tokens_per_s", "tokens", "steps", "tokens_trained", "train_flops", "cached", "error"):
         display[column] = summary[column]
     return display
 
@@ -231,11 +233,13 @@ def paired_table(paired: list[dict]) -> pd.DataFrame:
     rows = []
     for row in paired:
         d, lo, hi = row["difference"], row["lo"], row["hi"]
+        n = row.get("decimals", 4)  # as many decimals as the Monte Carlo noise allows
         rows.append({
             "run − reference": f"{row['run']} − {row['reference']}",
             "metric": row["metric"].replace("_", " "),
-            "difference": "" if pd.isna(d) else f"{d:+,.4f}",
-            "95% interval": "" if pd.isna(lo) else f"[{lo:+,.4f}, {hi:+,.4f}]",
+            "difference": "" if pd.isna(d) else f"{d:+,.{n}f}",
+            "95% interval": "" if pd.isna(lo) else f"[{lo:+,.{n}f}, {hi:+,.{n}f}]",
+            "p (Holm)": "" if pd.isna(row.get("p_holm", math.nan)) else f"{row['p_holm']:.3f}",
             "verdict": row["verdict"] or ("" if row["comparable"] else "not comparable across tokenizers"),
         })
-    return pd.DataFrame(rows, columns=["run − reference", "metric", "difference", "95% interval", "verdict"])
+    return pd.DataFrame(rows, columns=["run − reference", "metric", "difference", "95% interval", "p (Holm)", "verdict"])

@@ -258,3 +258,52 @@ def flops_per_token(run: Run) -> tuple[float | None, str]:
     if per_token is None:
         return None, "its config names no n_layers / dim / max_seq_len"
     return per_token, f"({FORMULA})"
+
+
+# -- the training budget beside a comparison -------------------------------------------------
+
+BUDGET_TOLERANCE = 0.10  # budgets further apart than this (relative) are said beside a verdict
+
+
+def training_budget(run: Run) -> dict:
+    """What a run trained for: ``steps`` (the log's last step), ``tokens_trained`` (`tokens_seen`)
+    and ``train_flops`` (`training_compute`, known once a worker has counted the parameters);
+    None where unknown."""
+    out: dict[str, float | None] = {"steps": None, "tokens_trained": None, "train_flops": None}
+    if not run.log_path.is_file():
+        return out
+    log = run.log()
+    if log.rows:
+        out["steps"] = float(log.columns[logs.STEP][-1])
+    out["tokens_trained"] = tokens_seen(run)[0]
+    breakdown = cached_breakdown(run)
+    if breakdown is not None and out["tokens_trained"] is not None:
+        try:
+            cfg = run.model_config()
+        except ValueError:
+            cfg = {}
+        out["train_flops"] = training_compute(int(breakdown["non_embedding"]), cfg, out["tokens_trained"])
+    return out
+
+
+def budget_gap(a: Mapping, b: Mapping, tolerance: float = BUDGET_TOLERANCE) -> str | None:
+    """A sentence when two training budgets (`training_budget`) differ by more than
+    ``tolerance`` in training FLOPs, else tokens, else steps (the first both runs know)."""
+    for key, what in (("train_flops", "training FLOPs"), ("tokens_trained", "tokens"), ("steps", "steps")):
+        x, y = a.get(key), b.get(key)
+        if x and y:
+            if abs(x - y) / min(x, y) > tolerance:
+                return f"their training budgets differ: {what} {_short(x)} vs {_short(y)} ({max(x, y) / min(x, y):.2g}×)"
+            return None
+    return None
+
+
+def _short(value: float) -> str:
+    """1200 -> '1,200'; 4.9e6 -> '4.9M'; 3.1e15 -> '3.1e+15'."""
+    if value < 1e5:
+        return f"{value:,.0f}"
+    if value < 1e12:
+        for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+            if value >= size:
+                return f"{value / size:.3g}{unit}"
+    return f"{value:.2g}"

@@ -14,13 +14,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from sandbox.zoo import kinds
-from sandbox.zoo.accounting import config_number, count_parameters
+from sandbox.zoo.accounting import config_number, count_parameters, training_budget
 from sandbox.zoo.confine import OutsideError
 from sandbox.zoo.discovery import Run, discover
 
 COLUMNS = [
     "run_id", "experiment", "run", "kind", "parameters", "tokenizer", "vocab", "context",
-    "final_train_loss", "final_val_loss", "status", "checked", "problems",
+    "final_train_loss", "final_val_loss", "steps", "tokens_trained", "train_flops", "status", "checked", "problems",
 ]
 
 # What "checked" says of a run: how far the sandbox got with it as it is now.
@@ -101,6 +101,8 @@ def run_row(run: Run, findings: list[dict] | None = None, load: dict | None = No
         log = run.log() if run.log_path.is_file() else None  # cached: parsed once per change
         if log is not None and log.error:  # a binary or unreadable log: nothing of it is used
             problem(log.error.replace(log.label, run.shown(run.log_path), 1))
+        else:
+            row.update(training_budget(run))  # steps, tokens and FLOPs trained
     row["problems"] = problems
     row["flags"] = suspect
     row["status"] = run_status(row)
@@ -156,6 +158,15 @@ def known_by_experiment(experiments) -> dict[str, tuple[list[dict], dict[str, di
         findings, loads = known_findings(exp)
         out[exp.name] = ([f.as_dict() for f in findings], loads)
     return out
+
+
+def run_configs(run: Run) -> dict:
+    """The run's model config and its training config (keys prefixed ``train.``), as one dict
+    for `config_diff`: two runs that differ only in steps or learning rate differ here too."""
+    cfg = dict(run.model_config())
+    train = run.train_config() or {}
+    cfg.update({f"train.{key}": value for key, value in train.items()})
+    return cfg
 
 
 def config_diff(configs: dict[str, dict]) -> list[dict]:
