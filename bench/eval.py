@@ -68,17 +68,25 @@ def bare_model(root: Path, run: str, kind: str, device: str):
         model, tok = module.load(str(folders[0]), device)
         model.to(device).eval()
         return (lambda d: [tok.bos_id] + list(tok.encode(d))), (lambda x: module.logits(model, x)), None
-    config = importlib.import_module("config")
-    cfg = config.ModelConfig(**json.loads((root / "trained" / run / "model_config.json").read_text()))
-    if hasattr(cfg, "device"):
-        cfg.device = device
-    tokenizer = importlib.import_module(f"tokenizers.{cfg.tokenizer}.tokenizer").get_tokenizer(size=cfg.vocab_len)
-    model = importlib.import_module("modules.model").Model(cfg)
-    model.load_state_dict(torch.load(root / "trained" / run / "model.pth", map_location="cpu", weights_only=True))
+    from sandbox.worker.kinds.template import defines_load_model, import_tools
+
+    if defines_load_model(root / "tools.py"):  # the template's own loader, as its comparison code uses it
+        model, tokenizer, cfg = import_tools()[0].load_model(run, device=device)
+    else:
+        config = importlib.import_module("config")
+        cfg = config.ModelConfig(**json.loads((root / "trained" / run / "model_config.json").read_text()))
+        if hasattr(cfg, "device"):
+            cfg.device = device
+        tokenizer = importlib.import_module(f"tokenizers.{cfg.tokenizer}.tokenizer").get_tokenizer(size=cfg.vocab_len)
+        model = importlib.import_module("modules.model").Model(cfg)
+        model.load_state_dict(torch.load(root / "trained" / run / "model.pth", map_location="cpu", weights_only=True))
     model.to(device).eval()
+    import inspect
+
+    extra = {"cache_len": 0} if "cache_len" in inspect.signature(model.forward).parameters else {}
 
     def template_logits(x):
-        out = model(x)
+        out = model(x, **extra)
         return out[0] if isinstance(out, (tuple, list)) else out
 
     return (lambda d: tokenizer.encode(d, bos=True, eos=False)), template_logits, getattr(cfg, "max_batch_size", None)
