@@ -18,9 +18,11 @@ from sandbox.zoo.accounting import config_number, count_parameters, training_bud
 from sandbox.zoo.confine import OutsideError
 from sandbox.zoo.discovery import Run, discover
 
+# Status right after the run: with the budget columns the table is wider than a screen, and
+# whether a run is broken is what a person looks for first.
 COLUMNS = [
-    "run_id", "experiment", "run", "kind", "parameters", "tokenizer", "vocab", "context",
-    "final_train_loss", "final_val_loss", "steps", "tokens_trained", "train_flops", "status", "checked", "problems",
+    "run_id", "experiment", "run", "status", "kind", "parameters", "tokenizer", "vocab", "context",
+    "final_train_loss", "final_val_loss", "steps", "tokens_trained", "train_flops", "checked", "problems",
 ]
 
 # What "checked" says of a run: how far the sandbox got with it as it is now.
