@@ -227,6 +227,13 @@ def ratio_metric(name: str) -> intervals.RatioMetric:
     }[name]
 
 
+def _check_paired(a: DocSums, b: DocSums, ks: list[int]) -> None:
+    """Raise ValueError unless both runs were scored on the same documents, for every k."""
+    _check_ks(ks, min(a.kmax, b.kmax))
+    if len(a.tokens) != len(b.tokens) or not np.array_equal(a.bytes, b.bytes):
+        raise ValueError("a paired difference needs both runs scored on the same documents")
+
+
 def paired_intervals(
     a: DocSums,
     b: DocSums,
@@ -244,9 +251,7 @@ def paired_intervals(
     and applies them to both runs' per-document sums, so what the two runs share (a hard
     document is hard for both) cancels out. Every metric uses the same resamples (same seed).
     """
-    _check_ks(ks, min(a.kmax, b.kmax))
-    if len(a.tokens) != len(b.tokens) or not np.array_equal(a.bytes, b.bytes):
-        raise ValueError("a paired difference needs both runs scored on the same documents")
+    _check_paired(a, b, ks)
     n = len(a.tokens)
     if n == 0:
         return {name: intervals.PairedInterval(*[math.nan] * 5) for name in metric_names(ks)}
@@ -281,9 +286,7 @@ def paired_bootstrap(
         return {name: (iv.difference, iv.lo, iv.hi) for name, iv in got.items()}
     if method != "percentile":
         raise ValueError(f"method must be 'studentized' or 'percentile', not {method!r}")
-    _check_ks(ks, min(a.kmax, b.kmax))
-    if len(a.tokens) != len(b.tokens) or not np.array_equal(a.bytes, b.bytes):
-        raise ValueError("a paired difference needs both runs scored on the same documents")
+    _check_paired(a, b, ks)
     point_a, point_b = metrics(a, ks), metrics(b, ks)
     n = len(a.tokens)
     if n == 0:
