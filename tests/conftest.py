@@ -22,6 +22,14 @@ def toy_models(tmp_path_factory) -> Path:
     return models
 
 
+@pytest.fixture(scope="module")
+def module_pool():
+    """One CPU pool for a whole test module: each experiment's worker starts once."""
+    p = WorkerPool(max_workers=4, device="cpu", timeout=120)
+    yield p
+    p.close_all()
+
+
 @pytest.fixture
 def pool():
     """A CPU worker pool, closed after the test (no orphan processes)."""

@@ -47,13 +47,6 @@ def mixed(tmp_path_factory) -> Path:
     return models
 
 
-@pytest.fixture(scope="module")
-def mpool():
-    p = WorkerPool(max_workers=4, device="cpu", timeout=120)
-    yield p
-    p.close_all()
-
-
 def test_each_folder_is_found_as_its_kind_with_its_runs(mixed) -> None:
     found = {e.name: e for e in discovery.discover(mixed)}
     assert found["toy_a"].kind == "template"
@@ -115,8 +108,8 @@ def _evaluate(pool, models, run_id):
 
 
 @pytest.mark.parametrize("run", ["out-char", "out-compiled"])
-def test_nanogpt_scores_equal_its_own_model_scored_directly(mpool, mixed, run) -> None:
-    result, figures = _evaluate(mpool, mixed, f"nanogpt/{run}")
+def test_nanogpt_scores_equal_its_own_model_scored_directly(module_pool, mixed, run) -> None:
+    result, figures = _evaluate(module_pool, mixed, f"nanogpt/{run}")
     direct = kindzoo.direct_nanogpt(mixed / "nanogpt", run, TEXT)
     assert result.tokens == direct["tokens"] == len(TEXT)
     assert figures["bits_per_byte"] == pytest.approx(direct["bits_per_byte"], abs=1e-4)
@@ -127,32 +120,32 @@ def test_nanogpt_scores_equal_its_own_model_scored_directly(mpool, mixed, run) -
     assert figures["loss"] < np.log(result.info["vocab_size"]) - 0.3
 
 
-def test_adapter_scores_equal_its_own_functions_called_directly(mpool, mixed) -> None:
+def test_adapter_scores_equal_its_own_functions_called_directly(module_pool, mixed) -> None:
     for run in ("bigram", "bigram_smooth"):
-        _, figures = _evaluate(mpool, mixed, f"own_code/{run}")
+        _, figures = _evaluate(module_pool, mixed, f"own_code/{run}")
         direct = kindzoo.direct_adapter(mixed / "own_code", run, TEXT)
         assert figures["bits_per_byte"] == pytest.approx(direct["bits_per_byte"], abs=1e-4)
         assert figures["top5"] == pytest.approx(direct["top5"], abs=1e-9)
 
 
-def test_early_template_version_loads_by_its_own_tools_load_model(mpool, mixed) -> None:
-    client = mpool.client(discovery.find_experiment(mixed, "tgpt_old"))
+def test_early_template_version_loads_by_its_own_tools_load_model(module_pool, mixed) -> None:
+    client = module_pool.client(discovery.find_experiment(mixed, "tgpt_old"))
     info = client.request("info", run="r1")
     assert info["loaded_by"] == "tools.load_model"
     assert any("sandbox_test_missing_training_package" in note for note in info["notes"])
     # Its forward needs cache_len=0 (None crashes it), as its own comparison code passes.
-    result, figures = _evaluate(mpool, mixed, "tgpt_old/r1")
+    result, figures = _evaluate(module_pool, mixed, "tgpt_old/r1")
     assert result.tokens == len(TEXT) and np.isfinite(figures["bits_per_byte"])
 
 
-def test_without_its_own_loader_the_early_version_is_one_sentence(mpool, tmp_path) -> None:
+def test_without_its_own_loader_the_early_version_is_one_sentence(module_pool, tmp_path) -> None:
     """The contract alone cannot load it (no tokenizer in its config): the sentence says so
     and that tools.load_model failed too."""
     root = kindzoo.make_old_template(tmp_path)
     (root / "tools.py").write_text((root / "tools.py").read_text().replace("def load_model", "def _load_model_off"))
     (root / "tools.py").write_text((root / "tools.py").read_text().replace("_load_model_off", "load_model").replace(
         "tokenizer = get_tokenizer(cfg.vocab_len - 3)", "raise RuntimeError('broken on purpose')"))
-    client = mpool.client(discovery.find_experiment(tmp_path, "tgpt_old"))
+    client = module_pool.client(discovery.find_experiment(tmp_path, "tgpt_old"))
     with pytest.raises(Exception) as caught:
         client.request("info", run="r1")
     assert "tokenizer" in str(caught.value)
@@ -160,8 +153,8 @@ def test_without_its_own_loader_the_early_version_is_one_sentence(mpool, tmp_pat
 
 
 @pytest.mark.skipif(not HAS_TRANSFORMERS, reason="transformers is not installed")
-def test_huggingface_scores_equal_transformers_directly(mpool, mixed) -> None:
-    result, figures = _evaluate(mpool, mixed, "hf_gpt2/final")
+def test_huggingface_scores_equal_transformers_directly(module_pool, mixed) -> None:
+    result, figures = _evaluate(module_pool, mixed, "hf_gpt2/final")
     direct = kindzoo.direct_huggingface(mixed / "hf_gpt2", TEXT)
     assert result.tokens == direct["tokens"]
     assert figures["bits_per_byte"] == pytest.approx(direct["bits_per_byte"], abs=1e-4)
@@ -170,18 +163,18 @@ def test_huggingface_scores_equal_transformers_directly(mpool, mixed) -> None:
     assert result.changed_chars == 0  # byte-level BPE gives the text back
 
 
-def test_one_parameter_count_for_every_kind(mpool, mixed) -> None:
+def test_one_parameter_count_for_every_kind(module_pool, mixed) -> None:
     """Unique tensors, buffers out, a tied head once: nanoGPT's own count plus its position
     embedding (which its get_num_params leaves out)."""
     import torch
 
-    info = mpool.client(discovery.find_experiment(mixed, "nanogpt")).request("info", run="out-char")
+    info = module_pool.client(discovery.find_experiment(mixed, "nanogpt")).request("info", run="out-char")
     ckpt = torch.load(mixed / "nanogpt" / "out-char" / "ckpt.pt", weights_only=True)
     unique = {k: v for k, v in ckpt["model"].items() if k != "lm_head.weight"}  # tied to wte
     assert info["n_params"] == sum(v.numel() for v in unique.values())
 
 
-def test_a_broken_checkpoint_is_one_sentence_and_the_others_still_load(mpool, tmp_path) -> None:
+def test_a_broken_checkpoint_is_one_sentence_and_the_others_still_load(module_pool, tmp_path) -> None:
     models = tmp_path / "models"
     kindzoo.make_nanogpt(models, steps=2)
     toyzoo.make_toy_a(models)
@@ -192,24 +185,24 @@ def test_a_broken_checkpoint_is_one_sentence_and_the_others_still_load(mpool, tm
     assert len(broken) == 1 and broken[0].file == "out-char/ckpt.pt"
     assert broken[0].sentence.startswith("out-char/ckpt.pt is not a complete torch.save file")
     assert str(models) not in broken[0].sentence
-    report = evaluation_run.evaluate(mpool, ["nanogpt/out-char", "nanogpt/out-compiled", "toy_a/run1"], [TEXT],
+    report = evaluation_run.evaluate(module_pool, ["nanogpt/out-char", "nanogpt/out-compiled", "toy_a/run1"], [TEXT],
                                      results.EvalSettings(), models_dir=models, use_cache=False)
     ok = {r.run_id: r.ok for r in report.results}
     assert ok == {"nanogpt/out-char": False, "nanogpt/out-compiled": True, "toy_a/run1": True}
     assert "out-char/ckpt.pt" in report.results[0].error["message"]
 
 
-def test_a_missing_package_is_named_with_how_to_install_it(mpool, tmp_path) -> None:
+def test_a_missing_package_is_named_with_how_to_install_it(module_pool, tmp_path) -> None:
     models = tmp_path / "models"
     root = kindzoo.make_nanogpt(models, steps=2)
     (root / "model.py").write_text("import sandbox_test_absent_package\n" + (root / "model.py").read_text())
     with pytest.raises(Exception) as caught:
-        mpool.client(discovery.find_experiment(models, "nanogpt")).request("info", run="out-char")
+        module_pool.client(discovery.find_experiment(models, "nanogpt")).request("info", run="out-char")
     assert "sandbox_test_absent_package" in str(caught.value) and "model.py" in str(caught.value)
     assert "pip install sandbox_test_absent_package" in caught.value.hint
 
 
-def test_gpt2_bpe_without_its_files_is_one_sentence_and_nothing_is_downloaded(mpool, tmp_path, monkeypatch) -> None:
+def test_gpt2_bpe_without_its_files_is_one_sentence_and_nothing_is_downloaded(module_pool, tmp_path, monkeypatch) -> None:
     models = tmp_path / "models"
     root = kindzoo.make_nanogpt(models, steps=2)
     shutil.rmtree(root / "data")
@@ -232,7 +225,7 @@ def test_adapter_without_logits_is_named_by_the_doctor(tmp_path) -> None:
     assert [f.sentence for f in findings if f.severity == "error"] == ["sandbox_adapter.py defines no function logits()."]
 
 
-def test_a_vocabulary_linked_outside_the_models_directory_is_not_read(mpool, tmp_path) -> None:
+def test_a_vocabulary_linked_outside_the_models_directory_is_not_read(module_pool, tmp_path) -> None:
     models = tmp_path / "models"
     root = kindzoo.make_nanogpt(models, steps=2)
     meta = root / "data" / "tiny_char" / "meta.pkl"
@@ -240,7 +233,7 @@ def test_a_vocabulary_linked_outside_the_models_directory_is_not_read(mpool, tmp
     meta.rename(outside)
     meta.symlink_to(outside)
     with pytest.raises(Exception) as caught:
-        mpool.client(discovery.find_experiment(models, "nanogpt")).request("info", run="out-char")
+        module_pool.client(discovery.find_experiment(models, "nanogpt")).request("info", run="out-char")
     assert "data/tiny_char/meta.pkl is a link to a file outside the models directory" in str(caught.value)
     assert str(tmp_path) not in str(caught.value)
 

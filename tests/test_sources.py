@@ -37,13 +37,6 @@ def zoo(tmp_path_factory):
     return models
 
 
-@pytest.fixture(scope="module")
-def pool():
-    p = WorkerPool(max_workers=2, device="cpu", timeout=120)
-    yield p
-    p.close_all()
-
-
 def test_each_source_is_found_as_its_kind(zoo) -> None:
     found = {e.name: e for e in discovery.discover(zoo)}
     assert found["nanochat"].kind == "nanochat"
@@ -95,13 +88,13 @@ def _evaluate(pool, models, run_id, text=TEXT):
 
 
 @pytest.mark.parametrize("tag", ["d2", "d1"])
-def test_nanochat_bits_per_byte_equal_its_own_convention(pool, zoo, tag) -> None:
+def test_nanochat_bits_per_byte_equal_its_own_convention(module_pool, zoo, tag) -> None:
     text = TEXT
     direct = sourcezoo.direct_nanochat(zoo / "nanochat", tag, text)
     while direct["window_remainder"] == 1:  # nanochat's loss path refuses a one-token window
         text = text[:-2] + "\n"
         direct = sourcezoo.direct_nanochat(zoo / "nanochat", tag, text)
-    result, figures = _evaluate(pool, zoo, f"nanochat/{tag}", text)
+    result, figures = _evaluate(module_pool, zoo, f"nanochat/{tag}", text)
     assert direct["bytes"] == len(text.encode("utf-8"))
     assert result.tokens == direct["tokens"]
     assert figures["bits_per_byte"] == pytest.approx(direct["bits_per_byte"], abs=1e-4)
@@ -111,8 +104,8 @@ def test_nanochat_bits_per_byte_equal_its_own_convention(pool, zoo, tag) -> None
         assert figures["loss"] < np.log(result.info["vocab_size"]) - 0.3
 
 
-def test_nanochat_notes_name_its_torch_pin_and_a_missing_training_package(pool, zoo) -> None:
-    info = pool.client(discovery.find_experiment(zoo, "nanochat")).request("info", run="d2")
+def test_nanochat_notes_name_its_torch_pin_and_a_missing_training_package(module_pool, zoo) -> None:
+    info = module_pool.client(discovery.find_experiment(zoo, "nanochat")).request("info", run="d2")
     notes = " ".join(info["notes"])
     assert "torch==2.9.1" in notes
     if importlib.util.find_spec("rustbpe") is None:
@@ -178,8 +171,8 @@ def test_a_column_logged_twice_for_a_step_keeps_the_last_and_says_so() -> None:
     assert any("1 step(s) more than once" in n for n in log.notes)
 
 
-def test_logs_only_runs_have_no_model_in_one_sentence(pool, zoo) -> None:
-    report = evaluation_run.evaluate(pool, ["tb_lab/runA"], [TEXT], results.EvalSettings(), models_dir=zoo,
+def test_logs_only_runs_have_no_model_in_one_sentence(module_pool, zoo) -> None:
+    report = evaluation_run.evaluate(module_pool, ["tb_lab/runA"], [TEXT], results.EvalSettings(), models_dir=zoo,
                                      use_cache=False)
     assert not report.results[0].ok
     assert "has only training logs (no model to load)" in report.results[0].error["message"]
